@@ -1,0 +1,1 @@
+//! Per-command parsers (one submodule per command family).

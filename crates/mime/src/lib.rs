@@ -1,0 +1,94 @@
+//! Parse a message once at ingest into a [`Summary`] that is stored next to the
+//! message; FETCH answers ENVELOPE / BODYSTRUCTURE / BODY[section] / BINARY from
+//! the summary plus slices of the raw bytes, never by re-parsing.
+//!
+//! Reference behaviour: Dovecot 2.3 (see the project's fidelity tests).
+
+use std::borrow::Cow;
+
+use pillarbox_proto::types::Section;
+use serde::{Deserialize, Serialize};
+
+/// Why BINARY[...] of a part cannot be served (RFC 3516).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BinaryError {
+    /// `NO [UNKNOWN-CTE]`: the part's Content-Transfer-Encoding is not one we decode.
+    #[error("unknown content-transfer-encoding")]
+    UnknownCte,
+    /// `NO [PARSE]`: the encoded data is invalid.
+    #[error("invalid data in MIME part")]
+    Parse,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    // private fields chosen by the implementation
+}
+
+impl Summary {
+    /// Parse `raw` (the exact stored bytes). Never panics, whatever the input.
+    pub fn parse(raw: &[u8]) -> Summary {
+        unimplemented!()
+    }
+    /// Compact serialisation for storage.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        unimplemented!()
+    }
+    pub fn from_bytes(bytes: &[u8]) -> Option<Summary> {
+        unimplemented!()
+    }
+    /// The ENVELOPE value, e.g. `("date" "subject" ((...)) ...)`, as wire bytes
+    /// (strings quoted or as literals exactly as they must be sent).
+    pub fn envelope(&self) -> &[u8] {
+        unimplemented!()
+    }
+    /// The BODYSTRUCTURE value (with extension data) as wire bytes.
+    pub fn bodystructure(&self) -> &[u8] {
+        unimplemented!()
+    }
+    /// The BODY value (no extension data) as wire bytes.
+    pub fn body(&self) -> &[u8] {
+        unimplemented!()
+    }
+    /// The bytes of `BODY[section]` (before any `<partial>` is applied).
+    /// Non-existent parts give an empty slice (Dovecot behaviour).
+    pub fn section<'a>(&self, raw: &'a [u8], section: &Section) -> Cow<'a, [u8]> {
+        unimplemented!()
+    }
+    /// `BINARY[part]`: the decoded content of a part (`part` empty = whole message body).
+    pub fn binary<'a>(&self, raw: &'a [u8], part: &[u32]) -> Result<Cow<'a, [u8]>, BinaryError> {
+        unimplemented!()
+    }
+    /// `BINARY.SIZE[part]` == `binary(part)?.len()`.
+    pub fn binary_size(&self, raw: &[u8], part: &[u32]) -> Result<u64, BinaryError> {
+        unimplemented!()
+    }
+    /// The Date: header as seconds since the epoch, with its zone applied (for SENT* keys
+    /// and SORT DATE). None if missing or unparsable.
+    pub fn sent_date(&self) -> Option<i64> {
+        unimplemented!()
+    }
+}
+
+/// Search helpers: the text a SEARCH key is matched against (substring, case-insensitive
+/// matching is done by the caller on the returned UTF-8 text).
+pub mod search {
+    /// All values of header `name` (case-insensitive), unfolded, RFC 2047 decoded to UTF-8.
+    /// For From/To/Cc/Bcc the address text as written (display names decoded).
+    pub fn header_values(raw: &[u8], name: &str) -> Vec<String> {
+        unimplemented!()
+    }
+    /// Whether the message has a header field `name` at all.
+    pub fn has_header(raw: &[u8], name: &str) -> bool {
+        unimplemented!()
+    }
+    /// The whole header block, unfolded and RFC 2047 decoded (for TEXT).
+    pub fn headers_text(raw: &[u8]) -> String {
+        unimplemented!()
+    }
+    /// The decoded text of the body: every text/* part (and message/rfc822 parts
+    /// recursively) with transfer encoding removed and charset converted to UTF-8.
+    pub fn body_text(raw: &[u8]) -> String {
+        unimplemented!()
+    }
+}

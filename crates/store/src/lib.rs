@@ -1,0 +1,224 @@
+//! Storage for Pillarbox: the [`MetaStore`] (accounts, mailboxes, messages,
+//! flags, modseq change log), the [`BlobStore`] (raw message bytes,
+//! content-addressed with BLAKE3, zstd-compressed) and the [`ChangeBus`]
+//! (post-commit hints "mailbox X changed at modseq N").
+//!
+//! The embedded backend is SQLite in WAL mode (`sqlite` module) plus blob files
+//! in the data directory (`blob` module). The API is synchronous: each call is one
+//! transaction; the server runs calls on tokio's blocking pool. Nothing here
+//! assumes that only one process writes the store: the change bus is only a hint,
+//! and sessions re-read `changes_since`.
+//!
+//! Mailbox names are UTF-8 with `/` as hierarchy separator; `INBOX` is always
+//! stored as exactly `INBOX` (the server normalises case).
+
+pub mod blob;
+pub mod bus;
+pub mod sqlite;
+
+pub use blob::{BlobId, BlobStore, FsBlobStore};
+pub use bus::{ChangeBus, ChangeEvent};
+pub use sqlite::SqliteStore;
+
+pub type AccountId = i64;
+pub type MailboxId = i64;
+pub type Uid = u32;
+pub type ModSeq = u64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("mailbox does not exist")]
+    NoSuchMailbox,
+    #[error("mailbox already exists")]
+    MailboxExists,
+    #[error("account does not exist")]
+    NoSuchAccount,
+    #[error("account already exists")]
+    AccountExists,
+    #[error("invalid name: {0}")]
+    InvalidName(String),
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: String,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxInfo {
+    pub id: MailboxId,
+    pub account: AccountId,
+    pub name: String,
+    pub uidvalidity: u32,
+    /// Next UID to assign; never decreases, never reused.
+    pub uidnext: Uid,
+    /// Highest modseq of any change in this mailbox (starts at 1).
+    pub highest_modseq: ModSeq,
+    /// RFC 6154 attribute, e.g. `\Sent`.
+    pub special_use: Option<String>,
+}
+
+/// Per-message metadata as a session needs it for its view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub uid: Uid,
+    pub modseq: ModSeq,
+    /// Flags and keywords exactly as they should be shown: system flags in canonical
+    /// case (`\Seen`, `\Answered`, `\Flagged`, `\Deleted`, `\Draft`), keywords as first set.
+    /// Sorted, no duplicates (case-insensitive).
+    pub flags: Vec<String>,
+    /// INTERNALDATE: seconds since the epoch (UTC) and the zone offset in minutes to show it in.
+    pub internal_date: i64,
+    pub date_offset_minutes: i32,
+    /// RFC822.SIZE (bytes of the stored message).
+    pub size: u64,
+    pub blob: BlobId,
+}
+
+/// A message to add (APPEND, COPY from another account, LMTP, import).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub blob: BlobId,
+    pub size: u64,
+    pub internal_date: i64,
+    pub date_offset_minutes: i32,
+    pub flags: Vec<String>,
+    /// Serialised MIME summary (opaque to the store).
+    pub summary: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendResult {
+    pub uidvalidity: u32,
+    pub uids: Vec<Uid>,
+    pub modseq: ModSeq,
+}
+
+/// What changed in a mailbox after some modseq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxChanges {
+    pub uidvalidity: u32,
+    pub uidnext: Uid,
+    pub highest_modseq: ModSeq,
+    /// Messages that still exist and were added or had flags changed with modseq > since,
+    /// ordered by UID.
+    pub changed: Vec<MessageMeta>,
+    /// UIDs expunged with modseq > since (tombstones), ascending.
+    pub expunged: Vec<Uid>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Replace,
+    Add,
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreFlagsResult {
+    /// Messages whose flags actually changed: (uid, new flags, new modseq).
+    pub updated: Vec<(Uid, Vec<String>, ModSeq)>,
+    /// UIDs that failed the UNCHANGEDSINCE test (CONDSTORE `[MODIFIED ...]`).
+    pub modified: Vec<Uid>,
+    pub highest_modseq: ModSeq,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyResult {
+    pub uidvalidity: u32,
+    /// Source UIDs actually copied (ascending) and the UIDs they got in the target, pairwise.
+    pub src_uids: Vec<Uid>,
+    pub dst_uids: Vec<Uid>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxStatus {
+    pub messages: u32,
+    pub unseen: u32,
+    pub deleted: u32,
+    /// Sum of RFC822.SIZE.
+    pub size: u64,
+    pub uidnext: Uid,
+    pub uidvalidity: u32,
+    pub highest_modseq: ModSeq,
+}
+
+/// The metadata store. Every mutation bumps the mailbox's modseq and records the
+/// change (flags, appends, and expunges as tombstones) in one transaction, and
+/// is durable when the call returns.
+pub trait MetaStore: Send + Sync {
+    // ---- accounts
+    /// Creates the account with INBOX, Drafts, Sent, Trash, Junk and Archive
+    /// (special-use \Drafts \Sent \Trash \Junk \Archive), all subscribed.
+    fn create_account(&self, name: &str, password_hash: &str) -> Result<Account>;
+    fn account(&self, name: &str) -> Result<Option<Account>>;
+    fn set_password(&self, name: &str, password_hash: &str) -> Result<()>;
+    /// Deletes the account, its mailboxes and messages; returns the blobs no longer
+    /// referenced by anything (for the caller to delete).
+    fn delete_account(&self, name: &str) -> Result<Vec<BlobId>>;
+    fn list_accounts(&self) -> Result<Vec<String>>;
+
+    // ---- mailboxes
+    fn list_mailboxes(&self, account: AccountId) -> Result<Vec<MailboxInfo>>;
+    fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxInfo>>;
+    /// Creates the mailbox and any missing parents (RFC 9051 6.3.4). A new
+    /// mailbox gets a fresh UIDVALIDITY never used before for that name.
+    fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<&str>,
+    ) -> Result<MailboxInfo>;
+    /// Deletes the mailbox and its messages (not its children); returns blobs no
+    /// longer referenced.
+    fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<Vec<BlobId>>;
+    /// Renames the mailbox and all its children (`from/...`). Renaming INBOX
+    /// moves all its messages into a new mailbox `to` and leaves INBOX empty.
+    /// Creates missing parents of `to`. UIDVALIDITY is kept (except for INBOX).
+    fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
+    fn subscriptions(&self, account: AccountId) -> Result<Vec<String>>;
+    fn subscribe(&self, account: AccountId, name: &str) -> Result<()>;
+    fn unsubscribe(&self, account: AccountId, name: &str) -> Result<()>;
+
+    // ---- messages
+    /// Appends all messages atomically (MULTIAPPEND): all or none.
+    fn append(&self, mailbox: MailboxId, messages: &[NewMessage]) -> Result<AppendResult>;
+    /// A consistent snapshot of the mailbox: its info and all messages by UID.
+    fn snapshot(&self, mailbox: MailboxId) -> Result<(MailboxInfo, Vec<MessageMeta>)>;
+    fn changes_since(&self, mailbox: MailboxId, modseq: ModSeq) -> Result<MailboxChanges>;
+    /// Changes flags of the given UIDs (those that no longer exist are ignored).
+    /// With `unchanged_since`, messages whose modseq is greater are not touched and
+    /// reported in `modified`.
+    fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<StoreFlagsResult>;
+    /// Expunges the given UIDs (those that exist); returns them ascending and the new modseq.
+    fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<(Vec<Uid>, ModSeq)>;
+    /// Copies (or moves, when `remove_source`) messages, keeping flags and internal
+    /// date, in one transaction. Works across accounts.
+    fn copy(
+        &self,
+        src: MailboxId,
+        dst: MailboxId,
+        uids: &[Uid],
+        remove_source: bool,
+    ) -> Result<CopyResult>;
+    /// The stored MIME summary of a message.
+    fn summary(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<Vec<u8>>>;
+    fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus>;
+}
