@@ -1,9 +1,41 @@
 //! Content-addressed blob storage.
-use std::path::PathBuf;
+//!
+//! A blob is named by the BLAKE3 hash of its uncompressed bytes and stored
+//! zstd-compressed (level 3) as `<root>/ab/<hex>` where `ab` are the first two
+//! hex digits. Writes go to a temporary file in the same directory, which is
+//! fsynced, renamed into place, and then the directory is fsynced, so a blob
+//! that `put` returned survives a power loss. Identical content is stored once.
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::StoreError;
 
 /// BLAKE3 hash of the uncompressed message bytes, hex-encoded (64 chars).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BlobId(pub String);
+
+impl BlobId {
+    /// The id of these bytes (what `put` would return), without storing anything.
+    pub fn of(data: &[u8]) -> BlobId {
+        BlobId(blake3::hash(data).to_hex().to_string())
+    }
+
+    /// True if this looks like an id we produce: 64 lowercase hex digits.
+    pub fn is_valid(&self) -> bool {
+        self.0.len() == 64
+            && self
+                .0
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+}
+
+impl std::fmt::Display for BlobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 pub trait BlobStore: Send + Sync {
     /// Stores the bytes (zstd-compressed, written to a temp file, fsynced, renamed,
@@ -21,9 +53,241 @@ pub struct FsBlobStore {
     root: PathBuf,
 }
 
+const ZSTD_LEVEL: i32 = 3;
+const BUF_SIZE: usize = 64 * 1024;
+
 impl FsBlobStore {
     /// Opens (creating if needed) the blob directory.
     pub fn open(root: PathBuf) -> crate::Result<Self> {
-        unimplemented!()
+        fs::create_dir_all(&root)?;
+        Ok(FsBlobStore { root })
+    }
+
+    /// Where the blob with this id lives (whether or not it exists).
+    pub fn path_of(&self, id: &BlobId) -> crate::Result<PathBuf> {
+        if !id.is_valid() {
+            return Err(StoreError::Other(format!("invalid blob id {:?}", id.0)));
+        }
+        Ok(self.root.join(&id.0[..2]).join(&id.0))
+    }
+
+    /// True if the blob is stored.
+    pub fn contains(&self, id: &BlobId) -> crate::Result<bool> {
+        Ok(self.path_of(id)?.is_file())
+    }
+
+    /// Creates the fan-out directory (durably) and returns it.
+    fn ensure_dir(&self, id: &BlobId) -> crate::Result<PathBuf> {
+        let dir = self.root.join(&id.0[..2]);
+        if !dir.is_dir() {
+            match fs::create_dir(&dir) {
+                Ok(()) => sync_dir(&self.root)?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(dir)
+    }
+
+    /// Compresses everything `src` yields into a temp file next to the final
+    /// path, fsyncs it, and renames it into place. Returns the BLAKE3 of what was
+    /// read so the caller can check it against the expected id.
+    fn write_blob(&self, id: &BlobId, src: &mut dyn Read) -> crate::Result<blake3::Hash> {
+        let dir = self.ensure_dir(id)?;
+        let tmp = dir.join(format!(".tmp.{}.{:016x}", id.0, rand::random::<u64>()));
+        let result = (|| -> crate::Result<blake3::Hash> {
+            let file = File::create(&tmp)?;
+            let mut enc = zstd::stream::Encoder::new(file, ZSTD_LEVEL)?;
+            let mut hasher = blake3::Hasher::new();
+            let mut buf = vec![0u8; BUF_SIZE];
+            loop {
+                let n = match src.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                hasher.update(&buf[..n]);
+                enc.write_all(&buf[..n])?;
+            }
+            let file = enc.finish()?;
+            file.sync_all()?;
+            Ok(hasher.finalize())
+        })();
+        let hash = match result {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if hash.to_hex().as_str() != id.0 {
+            let _ = fs::remove_file(&tmp);
+            return Err(StoreError::Other(format!(
+                "blob content changed while storing (expected {}, got {})",
+                id.0,
+                hash.to_hex()
+            )));
+        }
+        let dst = dir.join(&id.0);
+        if let Err(e) = fs::rename(&tmp, &dst) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        sync_dir(&dir)?;
+        Ok(hash)
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl BlobStore for FsBlobStore {
+    fn put(&self, data: &[u8]) -> crate::Result<BlobId> {
+        let id = BlobId::of(data);
+        if self.path_of(&id)?.is_file() {
+            return Ok(id);
+        }
+        let mut src = data;
+        self.write_blob(&id, &mut src)?;
+        Ok(id)
+    }
+
+    fn put_file(&self, path: &Path) -> crate::Result<BlobId> {
+        // Pass 1: hash (cheap, streaming) so an existing blob costs no write.
+        let mut hasher = blake3::Hasher::new();
+        let mut reader = BufReader::with_capacity(BUF_SIZE, File::open(path)?);
+        let mut buf = vec![0u8; BUF_SIZE];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            hasher.update(&buf[..n]);
+        }
+        let id = BlobId(hasher.finalize().to_hex().to_string());
+        if self.path_of(&id)?.is_file() {
+            return Ok(id);
+        }
+        // Pass 2: compress while hashing again; write_blob verifies the hash.
+        let mut reader = BufReader::with_capacity(BUF_SIZE, File::open(path)?);
+        self.write_blob(&id, &mut reader)?;
+        Ok(id)
+    }
+
+    fn get(&self, id: &BlobId) -> crate::Result<Vec<u8>> {
+        let path = self.path_of(id)?;
+        let file = File::open(&path)?;
+        let data = zstd::stream::decode_all(BufReader::new(file))?;
+        if blake3::hash(&data).to_hex().as_str() != id.0 {
+            return Err(StoreError::Other(format!("blob {} is corrupt", id.0)));
+        }
+        Ok(data)
+    }
+
+    fn delete(&self, id: &BlobId) -> crate::Result<()> {
+        match fs::remove_file(self.path_of(id)?) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, FsBlobStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = FsBlobStore::open(dir.path().join("blobs")).expect("open");
+        (dir, s)
+    }
+
+    #[test]
+    fn round_trip_and_layout() {
+        let (dir, s) = store();
+        let data = b"Subject: hi\r\n\r\nhello hello hello hello\r\n".repeat(50);
+        let id = s.put(&data).unwrap();
+        assert!(id.is_valid());
+        assert_eq!(id, BlobId::of(&data));
+        let path = dir.path().join("blobs").join(&id.0[..2]).join(&id.0);
+        assert!(path.is_file());
+        // stored compressed
+        let on_disk = fs::read(&path).unwrap();
+        assert!(on_disk.len() < data.len());
+        assert_eq!(zstd::decode_all(&on_disk[..]).unwrap(), data);
+        assert_eq!(s.get(&id).unwrap(), data);
+        assert!(s.contains(&id).unwrap());
+        // no temp files left behind
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn empty_blob() {
+        let (_d, s) = store();
+        let id = s.put(b"").unwrap();
+        assert_eq!(s.get(&id).unwrap(), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn dedup_does_not_rewrite() {
+        let (_d, s) = store();
+        let id = s.put(b"same bytes").unwrap();
+        let path = s.path_of(&id).unwrap();
+        // A second put of the same content must not rewrite the file.
+        let before = fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let id2 = s.put(b"same bytes").unwrap();
+        assert_eq!(id, id2);
+        assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), before);
+        let other = s.put(b"other bytes").unwrap();
+        assert_ne!(id, other);
+    }
+
+    #[test]
+    fn put_file_streams_and_dedups() {
+        let (dir, s) = store();
+        let spool = dir.path().join("spool");
+        // ~3 MiB, larger than the buffer, partly incompressible
+        let mut data = Vec::new();
+        let mut x: u32 = 12345;
+        for i in 0..(3 * 1024 * 1024) {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            data.push(if i % 3 == 0 { (x >> 16) as u8 } else { b'a' });
+        }
+        fs::write(&spool, &data).unwrap();
+        let id = s.put_file(&spool).unwrap();
+        assert_eq!(id, BlobId::of(&data));
+        assert_eq!(s.get(&id).unwrap(), data);
+        assert_eq!(s.put(&data).unwrap(), id);
+        assert_eq!(s.put_file(&spool).unwrap(), id);
+    }
+
+    #[test]
+    fn delete_and_missing() {
+        let (_d, s) = store();
+        let id = s.put(b"bye").unwrap();
+        s.delete(&id).unwrap();
+        assert!(!s.contains(&id).unwrap());
+        s.delete(&id).unwrap(); // missing is fine
+        assert!(s.get(&id).is_err());
+        assert!(s.get(&BlobId("../../etc/passwd".into())).is_err());
+    }
+
+    #[test]
+    fn corrupt_blob_detected() {
+        let (_d, s) = store();
+        let id = s.put(b"precious").unwrap();
+        let path = s.path_of(&id).unwrap();
+        fs::write(&path, zstd::encode_all(&b"tampered"[..], 3).unwrap()).unwrap();
+        assert!(s.get(&id).is_err());
     }
 }

@@ -1,11 +1,909 @@
 //! The embedded metadata store: SQLite in WAL mode.
-use std::path::Path;
+//!
+//! One writer connection behind a mutex and a small pool of reader connections,
+//! so reads never wait for the writer (WAL readers see the last commit). Every
+//! trait method is exactly one transaction; writes use `BEGIN IMMEDIATE` so the
+//! write lock is taken up front and several *processes* may write the same file
+//! (they queue on SQLite's lock through `busy_timeout`). Nothing is cached in
+//! memory: UIDs, modseqs and UIDVALIDITY are allocated inside the write
+//! transaction from the database rows.
+//!
+//! Durability: WAL with `synchronous=FULL` fsyncs the WAL at every commit, so a
+//! call that returned `Ok` survives a power loss.
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
-pub struct SqliteStore {}
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior,
+};
+
+use crate::{
+    Account, AccountId, AppendResult, BlobId, CopyResult, FlagOp, MailboxChanges, MailboxId,
+    MailboxInfo, MailboxStatus, MessageMeta, MetaStore, ModSeq, NewMessage, Result, StoreError,
+    StoreFlagsResult, Uid,
+};
+
+mod flags;
+mod names;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+/// How long a writer waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle reader connections kept for reuse (more are opened on demand).
+const MAX_IDLE_READERS: usize = 8;
+/// Up to this many UIDs are looked up one by one; more use one range scan.
+const POINT_LOOKUP_MAX: usize = 64;
+
+/// The mailboxes created with every account: name and special-use attribute.
+pub const DEFAULT_MAILBOXES: [(&str, Option<&str>); 6] = [
+    ("INBOX", None),
+    ("Drafts", Some("\\Drafts")),
+    ("Sent", Some("\\Sent")),
+    ("Trash", Some("\\Trash")),
+    ("Junk", Some("\\Junk")),
+    ("Archive", Some("\\Archive")),
+];
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
 
 impl SqliteStore {
     /// Opens (creating and migrating if needed) the database file.
     pub fn open(path: &Path) -> crate::Result<Self> {
-        unimplemented!()
+        let mut writer = open_connection(path)?;
+        // Switching to WAL is persistent in the file; every opener asks anyway.
+        let mode: String = writer.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Other(format!(
+                "could not switch the database to WAL mode (got {mode})"
+            )));
+        }
+        {
+            let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            schema::migrate(&tx)?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`), committing on `Ok`.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` in one read transaction on a pooled reader connection, so all its
+    /// queries see the same snapshot.
+    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => open_connection(&self.path)?,
+        };
+        let out = {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let out = f(&tx);
+            // A read transaction has nothing to commit; ending it releases the snapshot.
+            tx.rollback()?;
+            out
+        };
+        let mut pool = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < MAX_IDLE_READERS {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;",
+    )?;
+    Ok(conn)
+}
+
+// ---------------------------------------------------------------- conversions
+
+fn to_i64(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| StoreError::Other(format!("value {v} out of range")))
+}
+
+fn col_u32(row: &Row<'_>, idx: usize) -> rusqlite::Result<u32> {
+    let v: i64 = row.get(idx)?;
+    u32::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, v))
+}
+
+fn col_u64(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
+    let v: i64 = row.get(idx)?;
+    u64::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, v))
+}
+
+fn col_i32(row: &Row<'_>, idx: usize) -> rusqlite::Result<i32> {
+    let v: i64 = row.get(idx)?;
+    i32::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, v))
+}
+
+const MAILBOX_COLS: &str = "id, account, name, uidvalidity, uidnext, highest_modseq, special_use";
+
+fn mailbox_row(row: &Row<'_>) -> rusqlite::Result<MailboxInfo> {
+    Ok(MailboxInfo {
+        id: row.get(0)?,
+        account: row.get(1)?,
+        name: row.get(2)?,
+        uidvalidity: col_u32(row, 3)?,
+        uidnext: col_u32(row, 4)?,
+        highest_modseq: col_u64(row, 5)?,
+        special_use: row.get(6)?,
+    })
+}
+
+const MESSAGE_COLS: &str = "uid, modseq, flags, internal_date, date_offset, size, blob";
+
+fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageMeta> {
+    let flags: String = row.get(2)?;
+    Ok(MessageMeta {
+        uid: col_u32(row, 0)?,
+        modseq: col_u64(row, 1)?,
+        flags: flags::decode(&flags),
+        internal_date: row.get(3)?,
+        date_offset_minutes: col_i32(row, 4)?,
+        size: col_u64(row, 5)?,
+        blob: BlobId(row.get(6)?),
+    })
+}
+
+// ---------------------------------------------------------------- helpers (inside a transaction)
+
+fn mailbox_by_id(tx: &Transaction<'_>, id: MailboxId) -> Result<MailboxInfo> {
+    tx.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = ?1"
+    ))?
+    .query_row([id], mailbox_row)
+    .optional()?
+    .ok_or(StoreError::NoSuchMailbox)
+}
+
+fn mailbox_by_name(
+    tx: &Transaction<'_>,
+    account: AccountId,
+    name: &str,
+) -> Result<Option<MailboxInfo>> {
+    Ok(tx
+        .prepare_cached(&format!(
+            "SELECT {MAILBOX_COLS} FROM mailboxes WHERE account = ?1 AND name = ?2"
+        ))?
+        .query_row(params![account, name], mailbox_row)
+        .optional()?)
+}
+
+fn account_exists(tx: &Transaction<'_>, account: AccountId) -> Result<()> {
+    let found = tx
+        .prepare_cached("SELECT 1 FROM accounts WHERE id = ?1")?
+        .query_row([account], |_| Ok(()))
+        .optional()?;
+    found.ok_or(StoreError::NoSuchAccount)
+}
+
+/// A UIDVALIDITY never handed out before by this database: max(now, last + 1).
+fn next_uidvalidity(tx: &Transaction<'_>) -> Result<u32> {
+    let last: i64 = tx.query_row(
+        "SELECT value FROM meta WHERE key = 'last_uidvalidity'",
+        [],
+        |r| r.get(0),
+    )?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    let next = now.max(last.saturating_add(1)).max(1);
+    let v =
+        u32::try_from(next).map_err(|_| StoreError::Other("UIDVALIDITY space exhausted".into()))?;
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'last_uidvalidity'",
+        [i64::from(v)],
+    )?;
+    Ok(v)
+}
+
+/// Inserts one mailbox row (the name must be free).
+fn insert_mailbox(
+    tx: &Transaction<'_>,
+    account: AccountId,
+    name: &str,
+    special_use: Option<&str>,
+) -> Result<MailboxInfo> {
+    let uidvalidity = next_uidvalidity(tx)?;
+    tx.prepare_cached(
+        "INSERT INTO mailboxes(account, name, uidvalidity, uidnext, highest_modseq, special_use)
+         VALUES (?1, ?2, ?3, 1, 1, ?4)",
+    )?
+    .execute(params![account, name, i64::from(uidvalidity), special_use])?;
+    Ok(MailboxInfo {
+        id: tx.last_insert_rowid(),
+        account,
+        name: name.to_string(),
+        uidvalidity,
+        uidnext: 1,
+        highest_modseq: 1,
+        special_use: special_use.map(str::to_string),
+    })
+}
+
+/// Creates the missing parents of `name` (not `name` itself).
+fn create_parents(tx: &Transaction<'_>, account: AccountId, name: &str) -> Result<()> {
+    for parent in names::parents(name) {
+        if mailbox_by_name(tx, account, parent)?.is_none() {
+            insert_mailbox(tx, account, parent, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates `name` (which must not exist) and its missing parents.
+fn create_mailbox_in(
+    tx: &Transaction<'_>,
+    account: AccountId,
+    name: &str,
+    special_use: Option<&str>,
+) -> Result<MailboxInfo> {
+    account_exists(tx, account)?;
+    if mailbox_by_name(tx, account, name)?.is_some() {
+        return Err(StoreError::MailboxExists);
+    }
+    create_parents(tx, account, name)?;
+    insert_mailbox(tx, account, name, special_use)
+}
+
+/// For the requested UIDs that exist (ascending, deduplicated), maps their rows.
+/// `cols` must start with `uid`.
+fn rows_for_uids<T>(
+    tx: &Transaction<'_>,
+    mailbox: MailboxId,
+    uids: &[Uid],
+    cols: &str,
+    map: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut wanted = uids.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut out = Vec::new();
+    let (Some(&lo), Some(&hi)) = (wanted.first(), wanted.last()) else {
+        return Ok(out);
+    };
+    if wanted.len() <= POINT_LOOKUP_MAX {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {cols} FROM messages WHERE mailbox = ?1 AND uid = ?2"
+        ))?;
+        for uid in wanted {
+            if let Some(v) = stmt
+                .query_row(params![mailbox, i64::from(uid)], &map)
+                .optional()?
+            {
+                out.push(v);
+            }
+        }
+    } else {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {cols} FROM messages WHERE mailbox = ?1 AND uid BETWEEN ?2 AND ?3 ORDER BY uid"
+        ))?;
+        let mut rows = stmt.query(params![mailbox, i64::from(lo), i64::from(hi)])?;
+        while let Some(row) = rows.next()? {
+            let uid = col_u32(row, 0)?;
+            if wanted.binary_search(&uid).is_ok() {
+                out.push(map(row)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Bumps the mailbox's modseq once and reserves `n` UIDs. Returns the mailbox
+/// as it was, the first reserved UID and the new modseq.
+fn bump(tx: &Transaction<'_>, mailbox: MailboxId, n: usize) -> Result<(MailboxInfo, Uid, ModSeq)> {
+    let info = mailbox_by_id(tx, mailbox)?;
+    let n = u32::try_from(n).map_err(|_| StoreError::Other("too many messages".into()))?;
+    let uidnext = info
+        .uidnext
+        .checked_add(n)
+        .ok_or_else(|| StoreError::Other("mailbox UID space exhausted".into()))?;
+    let modseq = info.highest_modseq + 1;
+    tx.prepare_cached("UPDATE mailboxes SET uidnext = ?2, highest_modseq = ?3 WHERE id = ?1")?
+        .execute(params![mailbox, i64::from(uidnext), to_i64(modseq)?])?;
+    let first = info.uidnext;
+    Ok((info, first, modseq))
+}
+
+/// Deletes the existing messages among `uids` and records tombstones, bumping
+/// the modseq once if anything was expunged.
+fn expunge_in(
+    tx: &Transaction<'_>,
+    mailbox: MailboxId,
+    uids: &[Uid],
+) -> Result<(Vec<Uid>, ModSeq)> {
+    let existing = rows_for_uids(tx, mailbox, uids, "uid", |r| col_u32(r, 0))?;
+    if existing.is_empty() {
+        let info = mailbox_by_id(tx, mailbox)?;
+        return Ok((existing, info.highest_modseq));
+    }
+    let (_, _, modseq) = bump(tx, mailbox, 0)?;
+    let m = to_i64(modseq)?;
+    let mut del = tx.prepare_cached("DELETE FROM messages WHERE mailbox = ?1 AND uid = ?2")?;
+    let mut tomb = tx.prepare_cached(
+        "INSERT OR REPLACE INTO expunged(mailbox, uid, modseq) VALUES (?1, ?2, ?3)",
+    )?;
+    for &uid in &existing {
+        del.execute(params![mailbox, i64::from(uid)])?;
+        tomb.execute(params![mailbox, i64::from(uid), m])?;
+    }
+    Ok((existing, modseq))
+}
+
+fn copy_in(
+    tx: &Transaction<'_>,
+    src: MailboxId,
+    dst: MailboxId,
+    uids: &[Uid],
+    remove_source: bool,
+) -> Result<CopyResult> {
+    mailbox_by_id(tx, src)?;
+    let dst_info = mailbox_by_id(tx, dst)?;
+    let src_uids = rows_for_uids(tx, src, uids, "uid", |r| col_u32(r, 0))?;
+    if src_uids.is_empty() {
+        return Ok(CopyResult {
+            uidvalidity: dst_info.uidvalidity,
+            src_uids,
+            dst_uids: Vec::new(),
+        });
+    }
+    let (dst_info, first, modseq) = bump(tx, dst, src_uids.len())?;
+    let m = to_i64(modseq)?;
+    let mut dst_uids = Vec::with_capacity(src_uids.len());
+    {
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO messages(mailbox, uid, modseq, flags, seen, deleted, internal_date,
+                                  date_offset, size, blob, summary)
+             SELECT ?1, ?2, ?3, flags, seen, deleted, internal_date, date_offset, size, blob, summary
+             FROM messages WHERE mailbox = ?4 AND uid = ?5",
+        )?;
+        for (i, &uid) in src_uids.iter().enumerate() {
+            // `bump` checked that first + len fits in a u32.
+            let new_uid = first + i as u32;
+            ins.execute(params![dst, i64::from(new_uid), m, src, i64::from(uid)])?;
+            dst_uids.push(new_uid);
+        }
+    }
+    if remove_source {
+        expunge_in(tx, src, &src_uids)?;
+    }
+    Ok(CopyResult {
+        uidvalidity: dst_info.uidvalidity,
+        src_uids,
+        dst_uids,
+    })
+}
+
+/// Of these blobs, the ones no message row references any more.
+fn unreferenced(tx: &Transaction<'_>, blobs: Vec<String>) -> Result<Vec<BlobId>> {
+    let mut stmt = tx.prepare_cached("SELECT 1 FROM messages WHERE blob = ?1 LIMIT 1")?;
+    let mut out = Vec::new();
+    for b in blobs {
+        if stmt.query_row([&b], |_| Ok(())).optional()?.is_none() {
+            out.push(BlobId(b));
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn delete_mailbox_rows(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<()> {
+    tx.prepare_cached("DELETE FROM messages WHERE mailbox = ?1")?
+        .execute([mailbox])?;
+    tx.prepare_cached("DELETE FROM expunged WHERE mailbox = ?1")?
+        .execute([mailbox])?;
+    tx.prepare_cached("DELETE FROM mailboxes WHERE id = ?1")?
+        .execute([mailbox])?;
+    Ok(())
+}
+
+fn account_row(row: &Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        password_hash: row.get(2)?,
+    })
+}
+
+fn rename_in(tx: &Transaction<'_>, account: AccountId, from: &str, to: &str) -> Result<()> {
+    account_exists(tx, account)?;
+    names::validate(from)?;
+    names::validate(to)?;
+    let src = mailbox_by_name(tx, account, from)?.ok_or(StoreError::NoSuchMailbox)?;
+    if mailbox_by_name(tx, account, to)?.is_some() {
+        return Err(StoreError::MailboxExists);
+    }
+    if from == "INBOX" {
+        // RFC 9051 6.3.6: move all messages into a new mailbox; INBOX stays
+        // (empty) and its inferiors are unaffected.
+        let dst = create_mailbox_in(tx, account, to, None)?;
+        let uids: Vec<Uid> = {
+            let mut stmt =
+                tx.prepare_cached("SELECT uid FROM messages WHERE mailbox = ?1 ORDER BY uid")?;
+            let rows = stmt.query_map([src.id], |r| col_u32(r, 0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        copy_in(tx, src.id, dst.id, &uids, true)?;
+        return Ok(());
+    }
+    if names::is_inferior_or_same(to, from) {
+        return Err(StoreError::InvalidName(format!(
+            "cannot rename {from:?} into its own hierarchy ({to:?})"
+        )));
+    }
+    // The mailbox and its inferiors, with their new names.
+    let all: Vec<(MailboxId, String)> = {
+        let mut stmt = tx.prepare_cached("SELECT id, name FROM mailboxes WHERE account = ?1")?;
+        let rows = stmt.query_map([account], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let moving: Vec<(MailboxId, String)> = all
+        .iter()
+        .filter(|(_, n)| names::is_inferior_or_same(n, from))
+        .map(|(id, n)| (*id, format!("{to}{}", &n[from.len()..])))
+        .collect();
+    for (_, new) in &moving {
+        let taken_by_other = all
+            .iter()
+            .any(|(oid, n)| n == new && !moving.iter().any(|(mid, _)| mid == oid));
+        if taken_by_other {
+            return Err(StoreError::MailboxExists);
+        }
+    }
+    create_parents(tx, account, to)?;
+    // Two phases so that a new name equal to another moving mailbox's old name
+    // never collides with the UNIQUE(account, name) constraint.
+    let mut upd = tx.prepare_cached("UPDATE mailboxes SET name = ?2 WHERE id = ?1")?;
+    for (id, _) in &moving {
+        upd.execute(params![id, format!("\u{1}rename\u{1}{id}")])?;
+    }
+    for (id, new) in &moving {
+        upd.execute(params![id, new])?;
+    }
+    // Subscriptions follow the mailboxes (as Dovecot does).
+    let subs: Vec<String> = {
+        let mut stmt = tx.prepare_cached("SELECT name FROM subscriptions WHERE account = ?1")?;
+        let rows = stmt.query_map([account], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<Vec<String>>>()?
+            .into_iter()
+            .filter(|n| names::is_inferior_or_same(n, from))
+            .collect()
+    };
+    let mut del =
+        tx.prepare_cached("DELETE FROM subscriptions WHERE account = ?1 AND name = ?2")?;
+    for s in &subs {
+        del.execute(params![account, s])?;
+    }
+    let mut ins =
+        tx.prepare_cached("INSERT OR IGNORE INTO subscriptions(account, name) VALUES (?1, ?2)")?;
+    for s in &subs {
+        ins.execute(params![account, format!("{to}{}", &s[from.len()..])])?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- the trait
+
+impl MetaStore for SqliteStore {
+    fn create_account(&self, name: &str, password_hash: &str) -> Result<Account> {
+        names::validate_account(name)?;
+        self.write(|tx| {
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM accounts WHERE name = ?1")?
+                .query_row([name], |_| Ok(()))
+                .optional()?;
+            if exists.is_some() {
+                return Err(StoreError::AccountExists);
+            }
+            tx.prepare_cached("INSERT INTO accounts(name, password_hash) VALUES (?1, ?2)")?
+                .execute(params![name, password_hash])?;
+            let id = tx.last_insert_rowid();
+            let mut sub = tx.prepare_cached(
+                "INSERT OR IGNORE INTO subscriptions(account, name) VALUES (?1, ?2)",
+            )?;
+            for (mbox, special) in DEFAULT_MAILBOXES {
+                insert_mailbox(tx, id, mbox, special)?;
+                sub.execute(params![id, mbox])?;
+            }
+            Ok(Account {
+                id,
+                name: name.to_string(),
+                password_hash: password_hash.to_string(),
+            })
+        })
+    }
+
+    fn account(&self, name: &str) -> Result<Option<Account>> {
+        self.read(|tx| {
+            Ok(tx
+                .prepare_cached("SELECT id, name, password_hash FROM accounts WHERE name = ?1")?
+                .query_row([name], account_row)
+                .optional()?)
+        })
+    }
+
+    fn set_password(&self, name: &str, password_hash: &str) -> Result<()> {
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached("UPDATE accounts SET password_hash = ?2 WHERE name = ?1")?
+                .execute(params![name, password_hash])?;
+            if n == 0 {
+                return Err(StoreError::NoSuchAccount);
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_account(&self, name: &str) -> Result<Vec<BlobId>> {
+        self.write(|tx| {
+            let id: AccountId = tx
+                .prepare_cached("SELECT id FROM accounts WHERE name = ?1")?
+                .query_row([name], |r| r.get(0))
+                .optional()?
+                .ok_or(StoreError::NoSuchAccount)?;
+            let blobs: Vec<String> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT DISTINCT blob FROM messages
+                     WHERE mailbox IN (SELECT id FROM mailboxes WHERE account = ?1)",
+                )?;
+                let rows = stmt.query_map([id], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let mailboxes: Vec<MailboxId> = {
+                let mut stmt = tx.prepare_cached("SELECT id FROM mailboxes WHERE account = ?1")?;
+                let rows = stmt.query_map([id], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for m in mailboxes {
+                delete_mailbox_rows(tx, m)?;
+            }
+            tx.prepare_cached("DELETE FROM subscriptions WHERE account = ?1")?
+                .execute([id])?;
+            tx.prepare_cached("DELETE FROM accounts WHERE id = ?1")?
+                .execute([id])?;
+            unreferenced(tx, blobs)
+        })
+    }
+
+    fn list_accounts(&self) -> Result<Vec<String>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached("SELECT name FROM accounts ORDER BY name")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn list_mailboxes(&self, account: AccountId) -> Result<Vec<MailboxInfo>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {MAILBOX_COLS} FROM mailboxes WHERE account = ?1 ORDER BY name"
+            ))?;
+            let rows = stmt.query_map([account], mailbox_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxInfo>> {
+        self.read(|tx| mailbox_by_name(tx, account, name))
+    }
+
+    fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<&str>,
+    ) -> Result<MailboxInfo> {
+        // RFC 9051 6.3.4: a trailing separator only declares the intent to
+        // create inferiors; the mailbox is created without it.
+        let name = name.strip_suffix('/').unwrap_or(name);
+        names::validate(name)?;
+        self.write(|tx| create_mailbox_in(tx, account, name, special_use))
+    }
+
+    fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<Vec<BlobId>> {
+        if name == "INBOX" {
+            return Err(StoreError::InvalidName("INBOX cannot be deleted".into()));
+        }
+        self.write(|tx| {
+            let info = mailbox_by_name(tx, account, name)?.ok_or(StoreError::NoSuchMailbox)?;
+            let blobs: Vec<String> = {
+                let mut stmt =
+                    tx.prepare_cached("SELECT DISTINCT blob FROM messages WHERE mailbox = ?1")?;
+                let rows = stmt.query_map([info.id], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            delete_mailbox_rows(tx, info.id)?;
+            unreferenced(tx, blobs)
+        })
+    }
+
+    fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        self.write(|tx| rename_in(tx, account, from, to))
+    }
+
+    fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT name FROM subscriptions WHERE account = ?1 ORDER BY name",
+            )?;
+            let rows = stmt.query_map([account], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn subscribe(&self, account: AccountId, name: &str) -> Result<()> {
+        names::validate(name)?;
+        self.write(|tx| {
+            account_exists(tx, account)?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO subscriptions(account, name) VALUES (?1, ?2)",
+            )?
+            .execute(params![account, name])?;
+            Ok(())
+        })
+    }
+
+    fn unsubscribe(&self, account: AccountId, name: &str) -> Result<()> {
+        self.write(|tx| {
+            account_exists(tx, account)?;
+            tx.prepare_cached("DELETE FROM subscriptions WHERE account = ?1 AND name = ?2")?
+                .execute(params![account, name])?;
+            Ok(())
+        })
+    }
+
+    fn append(&self, mailbox: MailboxId, messages: &[NewMessage]) -> Result<AppendResult> {
+        // Validate (and canonicalise) everything before taking the write lock.
+        let prepared: Vec<(String, bool, bool, i64)> = messages
+            .iter()
+            .map(|m| {
+                if !m.blob.is_valid() {
+                    return Err(StoreError::Other(format!("invalid blob id {:?}", m.blob.0)));
+                }
+                let f = flags::normalize(&m.flags)?;
+                Ok((
+                    flags::encode(&f),
+                    flags::has(&f, flags::SEEN),
+                    flags::has(&f, flags::DELETED),
+                    to_i64(m.size)?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        self.write(|tx| {
+            if messages.is_empty() {
+                let info = mailbox_by_id(tx, mailbox)?;
+                return Ok(AppendResult {
+                    uidvalidity: info.uidvalidity,
+                    uids: Vec::new(),
+                    modseq: info.highest_modseq,
+                });
+            }
+            let (info, first, modseq) = bump(tx, mailbox, messages.len())?;
+            let m = to_i64(modseq)?;
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO messages(mailbox, uid, modseq, flags, seen, deleted, internal_date,
+                                      date_offset, size, blob, summary)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            let mut uids = Vec::with_capacity(messages.len());
+            for (i, (msg, (fl, seen, deleted, size))) in messages.iter().zip(&prepared).enumerate()
+            {
+                // `bump` checked that first + len fits in a u32.
+                let uid = first + i as u32;
+                ins.execute(params![
+                    mailbox,
+                    i64::from(uid),
+                    m,
+                    fl,
+                    seen,
+                    deleted,
+                    msg.internal_date,
+                    i64::from(msg.date_offset_minutes),
+                    size,
+                    msg.blob.0,
+                    msg.summary,
+                ])?;
+                uids.push(uid);
+            }
+            Ok(AppendResult {
+                uidvalidity: info.uidvalidity,
+                uids,
+                modseq,
+            })
+        })
+    }
+
+    fn snapshot(&self, mailbox: MailboxId) -> Result<(MailboxInfo, Vec<MessageMeta>)> {
+        self.read(|tx| {
+            let info = mailbox_by_id(tx, mailbox)?;
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox = ?1 ORDER BY uid"
+            ))?;
+            let rows = stmt.query_map([mailbox], message_row)?;
+            let msgs = rows.collect::<rusqlite::Result<_>>()?;
+            Ok((info, msgs))
+        })
+    }
+
+    fn changes_since(&self, mailbox: MailboxId, modseq: ModSeq) -> Result<MailboxChanges> {
+        // A modseq beyond i64 cannot exist in the database: nothing changed after it.
+        let since = i64::try_from(modseq).unwrap_or(i64::MAX);
+        self.read(|tx| {
+            let info = mailbox_by_id(tx, mailbox)?;
+            let changed = {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLS} FROM messages INDEXED BY messages_modseq
+                     WHERE mailbox = ?1 AND modseq > ?2 ORDER BY uid"
+                ))?;
+                let rows = stmt.query_map(params![mailbox, since], message_row)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            let expunged = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT uid FROM expunged INDEXED BY expunged_modseq
+                     WHERE mailbox = ?1 AND modseq > ?2 ORDER BY uid",
+                )?;
+                let rows = stmt.query_map(params![mailbox, since], |r| col_u32(r, 0))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            Ok(MailboxChanges {
+                uidvalidity: info.uidvalidity,
+                uidnext: info.uidnext,
+                highest_modseq: info.highest_modseq,
+                changed,
+                expunged,
+            })
+        })
+    }
+
+    fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flag_list: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<StoreFlagsResult> {
+        // Validate the flags before taking the write lock.
+        flags::apply(&[], op, flag_list)?;
+        self.write(|tx| {
+            let info = mailbox_by_id(tx, mailbox)?;
+            let rows = rows_for_uids(tx, mailbox, uids, "uid, modseq, flags", |r| {
+                let f: String = r.get(2)?;
+                Ok((col_u32(r, 0)?, col_u64(r, 1)?, flags::decode(&f)))
+            })?;
+            let mut modified = Vec::new();
+            let mut changes = Vec::new();
+            for (uid, modseq, current) in rows {
+                if let Some(limit) = unchanged_since {
+                    if modseq > limit {
+                        modified.push(uid);
+                        continue;
+                    }
+                }
+                let new = flags::apply(&current, op, flag_list)?;
+                if new != current {
+                    changes.push((uid, new));
+                }
+            }
+            if changes.is_empty() {
+                return Ok(StoreFlagsResult {
+                    updated: Vec::new(),
+                    modified,
+                    highest_modseq: info.highest_modseq,
+                });
+            }
+            let (_, _, modseq) = bump(tx, mailbox, 0)?;
+            let m = to_i64(modseq)?;
+            let mut upd = tx.prepare_cached(
+                "UPDATE messages SET flags = ?3, seen = ?4, deleted = ?5, modseq = ?6
+                 WHERE mailbox = ?1 AND uid = ?2",
+            )?;
+            let mut updated = Vec::with_capacity(changes.len());
+            for (uid, new) in changes {
+                upd.execute(params![
+                    mailbox,
+                    i64::from(uid),
+                    flags::encode(&new),
+                    flags::has(&new, flags::SEEN),
+                    flags::has(&new, flags::DELETED),
+                    m
+                ])?;
+                updated.push((uid, new, modseq));
+            }
+            Ok(StoreFlagsResult {
+                updated,
+                modified,
+                highest_modseq: modseq,
+            })
+        })
+    }
+
+    fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<(Vec<Uid>, ModSeq)> {
+        self.write(|tx| expunge_in(tx, mailbox, uids))
+    }
+
+    fn copy(
+        &self,
+        src: MailboxId,
+        dst: MailboxId,
+        uids: &[Uid],
+        remove_source: bool,
+    ) -> Result<CopyResult> {
+        self.write(|tx| copy_in(tx, src, dst, uids, remove_source))
+    }
+
+    fn summary(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<Vec<u8>>> {
+        self.read(|tx| {
+            Ok(tx
+                .prepare_cached("SELECT summary FROM messages WHERE mailbox = ?1 AND uid = ?2")?
+                .query_row(params![mailbox, i64::from(uid)], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus> {
+        self.read(|tx| {
+            let info = mailbox_by_id(tx, mailbox)?;
+            let (messages, unseen, deleted, size) = tx
+                .prepare_cached(
+                    "SELECT count(*), coalesce(sum(seen = 0), 0), coalesce(sum(deleted), 0),
+                            coalesce(sum(size), 0)
+                     FROM messages INDEXED BY messages_status WHERE mailbox = ?1",
+                )?
+                .query_row([mailbox], |r| {
+                    Ok((
+                        col_u32(r, 0)?,
+                        col_u32(r, 1)?,
+                        col_u32(r, 2)?,
+                        col_u64(r, 3)?,
+                    ))
+                })?;
+            Ok(MailboxStatus {
+                messages,
+                unseen,
+                deleted,
+                size,
+                uidnext: info.uidnext,
+                uidvalidity: info.uidvalidity,
+                highest_modseq: info.highest_modseq,
+            })
+        })
     }
 }

@@ -1,0 +1,823 @@
+//! Tests of the SQLite MetaStore.
+use std::sync::Arc;
+
+use super::*;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    store: SqliteStore,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("meta.sqlite");
+    let store = SqliteStore::open(&path).expect("open");
+    Fixture {
+        _dir: dir,
+        path,
+        store,
+    }
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+fn msg(n: u32, flags: &[&str]) -> NewMessage {
+    let body = format!("Subject: {n}\r\n\r\nbody {n}\r\n");
+    NewMessage {
+        blob: BlobId::of(body.as_bytes()),
+        size: body.len() as u64,
+        internal_date: 1_700_000_000 + i64::from(n),
+        date_offset_minutes: 60,
+        flags: s(flags),
+        summary: format!("summary {n}").into_bytes(),
+    }
+}
+
+fn inbox(st: &SqliteStore, account: AccountId) -> MailboxInfo {
+    st.mailbox(account, "INBOX").unwrap().expect("INBOX")
+}
+
+fn uids(st: &SqliteStore, mbox: MailboxId) -> Vec<Uid> {
+    st.snapshot(mbox).unwrap().1.iter().map(|m| m.uid).collect()
+}
+
+#[test]
+fn account_lifecycle() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "hash1").unwrap();
+    assert!(matches!(
+        st.create_account("alice", "x"),
+        Err(StoreError::AccountExists)
+    ));
+    assert_eq!(st.account("alice").unwrap(), Some(a.clone()));
+    assert_eq!(st.account("bob").unwrap(), None);
+    st.set_password("alice", "hash2").unwrap();
+    assert_eq!(st.account("alice").unwrap().unwrap().password_hash, "hash2");
+    assert!(matches!(
+        st.set_password("bob", "x"),
+        Err(StoreError::NoSuchAccount)
+    ));
+    st.create_account("bob", "h").unwrap();
+    assert_eq!(st.list_accounts().unwrap(), s(&["alice", "bob"]));
+
+    let boxes = st.list_mailboxes(a.id).unwrap();
+    let names: Vec<_> = boxes.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"]
+    );
+    let special = |n: &str| {
+        boxes
+            .iter()
+            .find(|m| m.name == n)
+            .unwrap()
+            .special_use
+            .clone()
+    };
+    assert_eq!(special("INBOX"), None);
+    assert_eq!(special("Sent").as_deref(), Some("\\Sent"));
+    assert_eq!(special("Archive").as_deref(), Some("\\Archive"));
+    // distinct UIDVALIDITY for every mailbox
+    let mut v: Vec<_> = boxes.iter().map(|m| m.uidvalidity).collect();
+    v.sort();
+    v.dedup();
+    assert_eq!(v.len(), 6);
+    assert!(boxes
+        .iter()
+        .all(|m| m.uidnext == 1 && m.highest_modseq == 1));
+    assert_eq!(
+        st.subscriptions(a.id).unwrap(),
+        s(&["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"])
+    );
+
+    assert!(st.delete_account("alice").unwrap().is_empty());
+    assert_eq!(st.account("alice").unwrap(), None);
+    assert!(st.list_mailboxes(a.id).unwrap().is_empty());
+    assert!(st.subscriptions(a.id).unwrap().is_empty());
+    assert!(matches!(
+        st.delete_account("alice"),
+        Err(StoreError::NoSuchAccount)
+    ));
+    assert_eq!(st.list_accounts().unwrap(), s(&["bob"]));
+}
+
+#[test]
+fn delete_account_returns_unreferenced_blobs() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let b = st.create_account("bob", "h").unwrap();
+    let ai = inbox(st, a.id);
+    let bi = inbox(st, b.id);
+    let shared = msg(1, &[]);
+    let only_alice = msg(2, &[]);
+    st.append(
+        ai.id,
+        &[shared.clone(), only_alice.clone(), only_alice.clone()],
+    )
+    .unwrap();
+    st.append(bi.id, std::slice::from_ref(&shared)).unwrap();
+    let blobs = st.delete_account("alice").unwrap();
+    assert_eq!(blobs, vec![only_alice.blob.clone()]);
+    let blobs = st.delete_account("bob").unwrap();
+    assert_eq!(blobs, vec![shared.blob]);
+}
+
+#[test]
+fn mailbox_create_delete_and_uidvalidity() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let m = st.create_mailbox(a.id, "Projects/2024/Q1", None).unwrap();
+    assert_eq!(m.name, "Projects/2024/Q1");
+    assert!(st.mailbox(a.id, "Projects").unwrap().is_some());
+    assert!(st.mailbox(a.id, "Projects/2024").unwrap().is_some());
+    assert!(matches!(
+        st.create_mailbox(a.id, "Projects/2024/Q1", None),
+        Err(StoreError::MailboxExists)
+    ));
+    assert!(matches!(
+        st.create_mailbox(a.id, "a//b", None),
+        Err(StoreError::InvalidName(_))
+    ));
+    assert!(matches!(
+        st.create_mailbox(999, "x", None),
+        Err(StoreError::NoSuchAccount)
+    ));
+    // trailing separator is dropped
+    assert_eq!(st.create_mailbox(a.id, "Foo/", None).unwrap().name, "Foo");
+    let su = st
+        .create_mailbox(a.id, "Important", Some("\\Flagged"))
+        .unwrap();
+    assert_eq!(su.special_use.as_deref(), Some("\\Flagged"));
+
+    // UIDs are never reused and delete+recreate gives a new UIDVALIDITY
+    let r = st.append(m.id, &[msg(1, &[]), msg(2, &[])]).unwrap();
+    assert_eq!(r.uids, vec![1, 2]);
+    st.expunge(m.id, &[2]).unwrap();
+    assert_eq!(st.append(m.id, &[msg(3, &[])]).unwrap().uids, vec![3]);
+    let blobs = st.delete_mailbox(a.id, "Projects/2024/Q1").unwrap();
+    assert_eq!(blobs.len(), 2);
+    assert!(st.mailbox(a.id, "Projects/2024/Q1").unwrap().is_none());
+    assert!(st.mailbox(a.id, "Projects/2024").unwrap().is_some());
+    let m2 = st.create_mailbox(a.id, "Projects/2024/Q1", None).unwrap();
+    assert_ne!(m2.uidvalidity, m.uidvalidity);
+    assert!(m2.uidvalidity > m.uidvalidity);
+    assert_ne!(m2.id, m.id);
+    assert!(matches!(st.snapshot(m.id), Err(StoreError::NoSuchMailbox)));
+
+    assert!(matches!(
+        st.delete_mailbox(a.id, "INBOX"),
+        Err(StoreError::InvalidName(_))
+    ));
+    assert!(matches!(
+        st.delete_mailbox(a.id, "Nope"),
+        Err(StoreError::NoSuchMailbox)
+    ));
+}
+
+#[test]
+fn uidvalidity_differs_after_account_recreate() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let old = inbox(st, a.id).uidvalidity;
+    st.delete_account("alice").unwrap();
+    let a = st.create_account("alice", "h").unwrap();
+    assert!(inbox(st, a.id).uidvalidity > old);
+}
+
+#[test]
+fn delete_mailbox_keeps_blobs_still_referenced() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    let x = st.create_mailbox(a.id, "X", None).unwrap();
+    st.append(i.id, &[msg(1, &[])]).unwrap();
+    st.copy(i.id, x.id, &[1], false).unwrap();
+    st.append(x.id, &[msg(2, &[])]).unwrap();
+    assert_eq!(
+        st.delete_mailbox(a.id, "X").unwrap(),
+        vec![msg(2, &[]).blob]
+    );
+}
+
+#[test]
+fn append_snapshot_summary_status() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    let r = st
+        .append(
+            i.id,
+            &[
+                msg(1, &["\\seen", "Work", "\\Recent"]),
+                msg(2, &["\\Deleted", "work", "Work"]),
+                msg(3, &[]),
+            ],
+        )
+        .unwrap();
+    assert_eq!(r.uids, vec![1, 2, 3]);
+    assert_eq!(r.uidvalidity, i.uidvalidity);
+    assert_eq!(r.modseq, 2);
+    let (info, msgs) = st.snapshot(i.id).unwrap();
+    assert_eq!(info.uidnext, 4);
+    assert_eq!(info.highest_modseq, 2);
+    assert_eq!(msgs.len(), 3);
+    assert_eq!(msgs[0].flags, s(&["Work", "\\Seen"]));
+    assert_eq!(msgs[1].flags, s(&["\\Deleted", "work"]));
+    assert!(msgs[2].flags.is_empty());
+    assert_eq!(msgs[0].internal_date, 1_700_000_001);
+    assert_eq!(msgs[0].date_offset_minutes, 60);
+    assert_eq!(msgs[0].blob, msg(1, &[]).blob);
+    assert!(msgs.iter().all(|m| m.modseq == 2));
+    assert_eq!(st.summary(i.id, 2).unwrap(), Some(b"summary 2".to_vec()));
+    assert_eq!(st.summary(i.id, 9).unwrap(), None);
+
+    let total: u64 = msgs.iter().map(|m| m.size).sum();
+    assert_eq!(
+        st.status(i.id).unwrap(),
+        MailboxStatus {
+            messages: 3,
+            unseen: 2,
+            deleted: 1,
+            size: total,
+            uidnext: 4,
+            uidvalidity: i.uidvalidity,
+            highest_modseq: 2,
+        }
+    );
+    let empty = st
+        .status(st.mailbox(a.id, "Sent").unwrap().unwrap().id)
+        .unwrap();
+    assert_eq!(empty.messages, 0);
+    assert_eq!(empty.size, 0);
+    assert!(matches!(st.status(12345), Err(StoreError::NoSuchMailbox)));
+    assert!(matches!(
+        st.append(12345, &[msg(1, &[])]),
+        Err(StoreError::NoSuchMailbox)
+    ));
+    // empty append changes nothing
+    let r = st.append(i.id, &[]).unwrap();
+    assert!(r.uids.is_empty());
+    assert_eq!(r.modseq, 2);
+}
+
+#[test]
+fn multiappend_is_atomic() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    // An invalid flag in the third message: nothing is appended.
+    let bad = NewMessage {
+        flags: s(&["bad flag"]),
+        ..msg(3, &[])
+    };
+    assert!(st.append(i.id, &[msg(1, &[]), msg(2, &[]), bad]).is_err());
+    // An invalid blob id in the last message.
+    let bad = NewMessage {
+        blob: BlobId("nope".into()),
+        ..msg(3, &[])
+    };
+    assert!(st.append(i.id, &[msg(1, &[]), bad]).is_err());
+    // A size that cannot be stored.
+    let bad = NewMessage {
+        size: u64::MAX,
+        ..msg(3, &[])
+    };
+    assert!(st.append(i.id, &[msg(1, &[]), bad]).is_err());
+    let info = inbox(st, a.id);
+    assert_eq!(info.uidnext, 1);
+    assert_eq!(info.highest_modseq, 1);
+    assert!(uids(st, i.id).is_empty());
+}
+
+#[test]
+fn multiappend_rolls_back_on_db_failure() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    // Make the third insert fail inside the transaction with a trigger.
+    {
+        let conn = Connection::open(&f.path).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER fail_third BEFORE INSERT ON messages WHEN NEW.uid = 3
+             BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+        )
+        .unwrap();
+    }
+    assert!(st
+        .append(i.id, &[msg(1, &[]), msg(2, &[]), msg(3, &[])])
+        .is_err());
+    let info = inbox(st, a.id);
+    assert_eq!(info.uidnext, 1);
+    assert_eq!(info.highest_modseq, 1);
+    assert!(uids(st, i.id).is_empty());
+}
+
+#[test]
+fn uids_never_reused_after_expunge() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    st.append(i.id, &[msg(1, &[]), msg(2, &[]), msg(3, &[])])
+        .unwrap();
+    let (gone, m) = st.expunge(i.id, &[3, 2, 7, 2]).unwrap();
+    assert_eq!(gone, vec![2, 3]);
+    assert_eq!(m, 3);
+    // expunging nothing does not bump
+    let (gone, m2) = st.expunge(i.id, &[2, 3]).unwrap();
+    assert!(gone.is_empty());
+    assert_eq!(m2, 3);
+    assert_eq!(st.append(i.id, &[msg(4, &[])]).unwrap().uids, vec![4]);
+    assert_eq!(uids(st, i.id), vec![1, 4]);
+}
+
+#[test]
+fn modseq_strictly_increases_and_changes_since() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    let mut last = inbox(st, a.id).highest_modseq;
+    let mut check = |st: &SqliteStore| {
+        let now = st.status(i.id).unwrap().highest_modseq;
+        assert!(now > last, "{now} > {last}");
+        last = now;
+        now
+    };
+    st.append(i.id, &[msg(1, &[]), msg(2, &[]), msg(3, &[])])
+        .unwrap();
+    let m_append = check(st);
+    let r = st
+        .store_flags(i.id, &[1, 2], FlagOp::Add, &s(&["\\Seen"]), None)
+        .unwrap();
+    let m_flags = check(st);
+    assert_eq!(r.highest_modseq, m_flags);
+    assert_eq!(
+        r.updated,
+        vec![(1, s(&["\\Seen"]), m_flags), (2, s(&["\\Seen"]), m_flags)]
+    );
+    st.expunge(i.id, &[3]).unwrap();
+    let m_exp = check(st);
+    st.append(i.id, &[msg(4, &[])]).unwrap();
+    check(st);
+
+    let c = st.changes_since(i.id, m_append).unwrap();
+    assert_eq!(
+        c.changed.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![1, 2, 4]
+    );
+    assert_eq!(c.expunged, vec![3]);
+    assert_eq!(c.uidnext, 5);
+    assert_eq!(c.highest_modseq, last);
+    assert_eq!(c.uidvalidity, i.uidvalidity);
+    let c = st.changes_since(i.id, m_flags).unwrap();
+    assert_eq!(c.changed.iter().map(|m| m.uid).collect::<Vec<_>>(), vec![4]);
+    assert_eq!(c.expunged, vec![3]);
+    let c = st.changes_since(i.id, m_exp).unwrap();
+    assert_eq!(c.changed.len(), 1);
+    assert!(c.expunged.is_empty());
+    let c = st.changes_since(i.id, last).unwrap();
+    assert!(c.changed.is_empty() && c.expunged.is_empty());
+    let c = st.changes_since(i.id, 0).unwrap();
+    assert_eq!(c.changed.len(), 3);
+    assert_eq!(c.expunged, vec![3]);
+    let c = st.changes_since(i.id, u64::MAX).unwrap();
+    assert!(c.changed.is_empty());
+}
+
+#[test]
+fn store_flags_ops_and_unchanged_since() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    st.append(i.id, &[msg(1, &["Foo"]), msg(2, &[]), msg(3, &[])])
+        .unwrap(); // modseq 2
+    let r = st
+        .store_flags(i.id, &[1], FlagOp::Add, &s(&["foo", "\\FLAGGED"]), None)
+        .unwrap();
+    assert_eq!(r.updated, vec![(1, s(&["Foo", "\\Flagged"]), 3)]);
+    // no-op store: no modseq bump, nothing updated
+    let r = st
+        .store_flags(i.id, &[1], FlagOp::Add, &s(&["\\Flagged"]), None)
+        .unwrap();
+    assert!(r.updated.is_empty());
+    assert_eq!(r.highest_modseq, 3);
+    let r = st
+        .store_flags(i.id, &[1, 2], FlagOp::Remove, &s(&["FOO"]), None)
+        .unwrap();
+    assert_eq!(r.updated, vec![(1, s(&["\\Flagged"]), 4)]);
+    let r = st
+        .store_flags(
+            i.id,
+            &[1, 2, 99],
+            FlagOp::Replace,
+            &s(&["\\draft", "x"]),
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        r.updated,
+        vec![(1, s(&["\\Draft", "x"]), 5), (2, s(&["\\Draft", "x"]), 5)]
+    );
+    // UNCHANGEDSINCE 4: uid 1 and 2 are at 5 → modified; uid 3 at 2 → updated
+    let r = st
+        .store_flags(i.id, &[1, 2, 3], FlagOp::Add, &s(&["\\Seen"]), Some(4))
+        .unwrap();
+    assert_eq!(r.modified, vec![1, 2]);
+    assert_eq!(r.updated, vec![(3, s(&["\\Seen"]), 6)]);
+    assert_eq!(r.highest_modseq, 6);
+    let (_, msgs) = st.snapshot(i.id).unwrap();
+    assert_eq!(msgs[0].flags, s(&["\\Draft", "x"]));
+    assert_eq!(st.status(i.id).unwrap().unseen, 2);
+    // UNCHANGEDSINCE 0 fails for everything
+    let r = st
+        .store_flags(i.id, &[1, 2, 3], FlagOp::Add, &s(&["y"]), Some(0))
+        .unwrap();
+    assert_eq!(r.modified, vec![1, 2, 3]);
+    assert!(r.updated.is_empty());
+    assert!(st
+        .store_flags(i.id, &[1], FlagOp::Add, &s(&["a b"]), None)
+        .is_err());
+}
+
+#[test]
+fn store_flags_many_uids_uses_range_scan() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    let msgs: Vec<_> = (1..=300).map(|n| msg(n, &[])).collect();
+    st.append(i.id, &msgs).unwrap();
+    st.expunge(i.id, &(100..=150).collect::<Vec<_>>()).unwrap();
+    // even UIDs 2..=400 (some expunged, some beyond uidnext)
+    let want: Vec<Uid> = (1..=200).map(|n| n * 2).collect();
+    let r = st
+        .store_flags(i.id, &want, FlagOp::Add, &s(&["\\Seen"]), None)
+        .unwrap();
+    let got: Vec<Uid> = r.updated.iter().map(|u| u.0).collect();
+    let expect: Vec<Uid> = want
+        .iter()
+        .copied()
+        .filter(|u| *u <= 300 && !(100..=150).contains(u))
+        .collect();
+    assert_eq!(got, expect);
+    assert_eq!(st.status(i.id).unwrap().unseen, 249 - expect.len() as u32);
+}
+
+#[test]
+fn copy_and_move() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    let arch = st.mailbox(a.id, "Archive").unwrap().unwrap();
+    st.append(
+        i.id,
+        &[
+            msg(1, &["\\Seen"]),
+            msg(2, &["\\Flagged", "k"]),
+            msg(3, &[]),
+        ],
+    )
+    .unwrap();
+    st.append(arch.id, &[msg(10, &[])]).unwrap();
+    let before_arch = st.status(arch.id).unwrap().highest_modseq;
+
+    let r = st.copy(i.id, arch.id, &[3, 1, 42], false).unwrap();
+    assert_eq!(r.src_uids, vec![1, 3]);
+    assert_eq!(r.dst_uids, vec![2, 3]);
+    assert_eq!(r.uidvalidity, arch.uidvalidity);
+    let (ainfo, amsgs) = st.snapshot(arch.id).unwrap();
+    assert!(ainfo.highest_modseq > before_arch);
+    assert_eq!(amsgs[1].flags, s(&["\\Seen"]));
+    assert_eq!(amsgs[1].internal_date, 1_700_000_001);
+    assert_eq!(amsgs[1].modseq, ainfo.highest_modseq);
+    assert_eq!(st.summary(arch.id, 3).unwrap(), Some(b"summary 3".to_vec()));
+    assert_eq!(uids(st, i.id), vec![1, 2, 3]);
+
+    // move
+    let src_before = st.status(i.id).unwrap().highest_modseq;
+    let r = st.copy(i.id, arch.id, &[2, 3], true).unwrap();
+    assert_eq!(r.src_uids, vec![2, 3]);
+    assert_eq!(r.dst_uids, vec![4, 5]);
+    assert_eq!(uids(st, i.id), vec![1]);
+    let c = st.changes_since(i.id, src_before).unwrap();
+    assert_eq!(c.expunged, vec![2, 3]);
+    assert!(c.highest_modseq > src_before);
+    let (_, amsgs) = st.snapshot(arch.id).unwrap();
+    assert_eq!(amsgs[3].flags, s(&["\\Flagged", "k"]));
+
+    // nothing to copy
+    let r = st.copy(i.id, arch.id, &[2, 3], false).unwrap();
+    assert!(r.src_uids.is_empty() && r.dst_uids.is_empty());
+    assert!(matches!(
+        st.copy(i.id, 999, &[1], false),
+        Err(StoreError::NoSuchMailbox)
+    ));
+
+    // across accounts
+    let b = st.create_account("bob", "h").unwrap();
+    let bi = inbox(st, b.id);
+    let r = st.copy(i.id, bi.id, &[1], true).unwrap();
+    assert_eq!(r.dst_uids, vec![1]);
+    assert!(uids(st, i.id).is_empty());
+    assert_eq!(st.snapshot(bi.id).unwrap().1[0].flags, s(&["\\Seen"]));
+
+    // move within the same mailbox
+    let r = st.copy(bi.id, bi.id, &[1], true).unwrap();
+    assert_eq!(r.dst_uids, vec![2]);
+    assert_eq!(uids(st, bi.id), vec![2]);
+}
+
+#[test]
+fn rename_with_children_and_subscriptions() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let p = st.create_mailbox(a.id, "Work", None).unwrap();
+    let c = st.create_mailbox(a.id, "Work/Old", None).unwrap();
+    st.create_mailbox(a.id, "Workshop", None).unwrap();
+    st.subscribe(a.id, "Work/Old").unwrap();
+    st.append(c.id, &[msg(1, &[])]).unwrap();
+
+    st.rename_mailbox(a.id, "Work", "Jobs/Current").unwrap();
+    assert!(st.mailbox(a.id, "Work").unwrap().is_none());
+    assert!(st.mailbox(a.id, "Work/Old").unwrap().is_none());
+    assert!(st.mailbox(a.id, "Workshop").unwrap().is_some());
+    assert!(st.mailbox(a.id, "Jobs").unwrap().is_some());
+    let np = st.mailbox(a.id, "Jobs/Current").unwrap().unwrap();
+    let nc = st.mailbox(a.id, "Jobs/Current/Old").unwrap().unwrap();
+    assert_eq!((np.id, np.uidvalidity), (p.id, p.uidvalidity));
+    assert_eq!((nc.id, nc.uidvalidity), (c.id, c.uidvalidity));
+    assert_eq!(uids(st, nc.id), vec![1]);
+    assert!(st
+        .subscriptions(a.id)
+        .unwrap()
+        .contains(&"Jobs/Current/Old".to_string()));
+    assert!(!st
+        .subscriptions(a.id)
+        .unwrap()
+        .contains(&"Work/Old".to_string()));
+
+    assert!(matches!(
+        st.rename_mailbox(a.id, "Nope", "X"),
+        Err(StoreError::NoSuchMailbox)
+    ));
+    assert!(matches!(
+        st.rename_mailbox(a.id, "Jobs/Current", "Workshop"),
+        Err(StoreError::MailboxExists)
+    ));
+    assert!(matches!(
+        st.rename_mailbox(a.id, "Jobs", "Jobs/Sub"),
+        Err(StoreError::InvalidName(_))
+    ));
+    // a child's new name collides with an existing mailbox
+    st.create_mailbox(a.id, "Other/Old", None).unwrap();
+    st.delete_mailbox(a.id, "Other").unwrap();
+    assert!(matches!(
+        st.rename_mailbox(a.id, "Jobs/Current", "Other"),
+        Err(StoreError::MailboxExists)
+    ));
+    // moving up over its own old names: a/x, a/x/x → a, a/x
+    st.create_mailbox(a.id, "A/X/X", None).unwrap();
+    st.delete_mailbox(a.id, "A").unwrap();
+    st.rename_mailbox(a.id, "A/X", "A").unwrap();
+    assert!(st.mailbox(a.id, "A").unwrap().is_some());
+    assert!(st.mailbox(a.id, "A/X").unwrap().is_some());
+    assert!(st.mailbox(a.id, "A/X/X").unwrap().is_none());
+}
+
+#[test]
+fn rename_inbox_moves_messages() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    let child = st.create_mailbox(a.id, "INBOX/Child", None).unwrap();
+    st.append(i.id, &[msg(1, &["\\Seen"]), msg(2, &[]), msg(3, &[])])
+        .unwrap();
+    st.expunge(i.id, &[1]).unwrap();
+    let before = inbox(st, a.id);
+
+    st.rename_mailbox(a.id, "INBOX", "Old/Mail").unwrap();
+    let after = inbox(st, a.id);
+    assert_eq!(after.id, i.id);
+    assert_eq!(after.uidvalidity, i.uidvalidity);
+    assert_eq!(after.uidnext, before.uidnext);
+    assert!(after.highest_modseq > before.highest_modseq);
+    assert!(uids(st, i.id).is_empty());
+    let c = st.changes_since(i.id, before.highest_modseq).unwrap();
+    assert_eq!(c.expunged, vec![2, 3]);
+    let moved = st.mailbox(a.id, "Old/Mail").unwrap().unwrap();
+    assert_ne!(moved.uidvalidity, i.uidvalidity);
+    assert_eq!(uids(st, moved.id), vec![1, 2]);
+    assert!(st.mailbox(a.id, "Old").unwrap().is_some());
+    // inferiors of INBOX are unaffected
+    assert_eq!(
+        st.mailbox(a.id, "INBOX/Child").unwrap().unwrap().id,
+        child.id
+    );
+    // INBOX stays subscribed
+    assert!(st
+        .subscriptions(a.id)
+        .unwrap()
+        .contains(&"INBOX".to_string()));
+    // renaming INBOX to an existing name fails
+    assert!(matches!(
+        st.rename_mailbox(a.id, "INBOX", "Sent"),
+        Err(StoreError::MailboxExists)
+    ));
+    // to INBOX's own inferior works (INBOX stays)
+    st.append(i.id, &[msg(5, &[])]).unwrap();
+    st.rename_mailbox(a.id, "INBOX", "INBOX/Saved").unwrap();
+    let saved = st.mailbox(a.id, "INBOX/Saved").unwrap().unwrap();
+    assert_eq!(uids(st, saved.id), vec![1]);
+}
+
+#[test]
+fn subscriptions() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    st.subscribe(a.id, "Lists/rust").unwrap();
+    st.subscribe(a.id, "Lists/rust").unwrap();
+    st.unsubscribe(a.id, "Junk").unwrap();
+    st.unsubscribe(a.id, "never-subscribed").unwrap();
+    assert_eq!(
+        st.subscriptions(a.id).unwrap(),
+        s(&["Archive", "Drafts", "INBOX", "Lists/rust", "Sent", "Trash"])
+    );
+    assert!(matches!(
+        st.subscribe(999, "x"),
+        Err(StoreError::NoSuchAccount)
+    ));
+    // deleting a mailbox leaves its subscription (RFC 9051 6.3.9)
+    st.delete_mailbox(a.id, "Sent").unwrap();
+    assert!(st
+        .subscriptions(a.id)
+        .unwrap()
+        .contains(&"Sent".to_string()));
+}
+
+#[test]
+fn reopen_keeps_data() {
+    let f = fixture();
+    let a = f.store.create_account("alice", "h").unwrap();
+    let i = inbox(&f.store, a.id);
+    f.store.append(i.id, &[msg(1, &[])]).unwrap();
+    let again = SqliteStore::open(&f.path).unwrap();
+    assert_eq!(uids(&again, i.id), vec![1]);
+    let mode: String = again
+        .writer
+        .lock()
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let sync: i64 = again
+        .writer
+        .lock()
+        .unwrap()
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sync, 2); // FULL
+}
+
+#[test]
+fn refuses_newer_schema() {
+    let f = fixture();
+    {
+        let conn = Connection::open(&f.path).unwrap();
+        conn.execute("INSERT INTO schema_version(version) VALUES (99)", [])
+            .unwrap();
+    }
+    assert!(SqliteStore::open(&f.path).is_err());
+}
+
+#[test]
+fn concurrent_appends_threads_and_two_instances() {
+    let f = fixture();
+    let a = f.store.create_account("alice", "h").unwrap();
+    let i = inbox(&f.store, a.id);
+    let s1 = Arc::new(f.store);
+    let s2 = Arc::new(SqliteStore::open(&f.path).unwrap());
+    let mut handles = Vec::new();
+    for t in 0..6u32 {
+        let st = if t % 2 == 0 { s1.clone() } else { s2.clone() };
+        handles.push(std::thread::spawn(move || {
+            let mut got = Vec::new();
+            for n in 0..25u32 {
+                let r = st
+                    .append(
+                        i.id,
+                        &[msg(t * 1000 + n, &[]), msg(t * 1000 + n + 500, &[])],
+                    )
+                    .unwrap();
+                got.extend(r.uids);
+                // readers run concurrently with the writers
+                st.status(i.id).unwrap();
+                if n % 5 == 0 {
+                    st.store_flags(i.id, &[1], FlagOp::Add, &[format!("t{t}n{n}")], None)
+                        .unwrap();
+                }
+            }
+            got
+        }));
+    }
+    let mut all: Vec<Uid> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort();
+    let n = all.len();
+    all.dedup();
+    assert_eq!(all.len(), n, "UIDs must be unique");
+    assert_eq!(all, (1..=300).collect::<Vec<_>>());
+    let st = s1.status(i.id).unwrap();
+    assert_eq!(st.messages, 300);
+    assert_eq!(st.uidnext, 301);
+    // 150 appends + 30 flag stores, one modseq each
+    assert_eq!(st.highest_modseq, 1 + 150 + 30);
+    assert_eq!(s2.snapshot(i.id).unwrap().1[0].flags.len(), 30);
+}
+
+#[test]
+fn concurrent_account_and_mailbox_creation_two_instances() {
+    let f = fixture();
+    let s1 = Arc::new(f.store);
+    let s2 = Arc::new(SqliteStore::open(&f.path).unwrap());
+    let mut handles = Vec::new();
+    for t in 0..4 {
+        let st = if t % 2 == 0 { s1.clone() } else { s2.clone() };
+        handles.push(std::thread::spawn(move || {
+            let a = st.create_account(&format!("user{t}"), "h").unwrap();
+            for n in 0..5 {
+                st.create_mailbox(a.id, &format!("F{n}"), None).unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    let mut vals = Vec::new();
+    for name in s1.list_accounts().unwrap() {
+        let a = s1.account(&name).unwrap().unwrap();
+        vals.extend(
+            s2.list_mailboxes(a.id)
+                .unwrap()
+                .iter()
+                .map(|m| m.uidvalidity),
+        );
+    }
+    assert_eq!(vals.len(), 4 * 11);
+    vals.sort();
+    vals.dedup();
+    assert_eq!(vals.len(), 4 * 11, "UIDVALIDITY values are unique");
+}
+
+#[test]
+fn changes_since_uses_modseq_index() {
+    let f = fixture();
+    let conn = f.store.writer.lock().unwrap();
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT uid FROM messages INDEXED BY messages_modseq
+             WHERE mailbox = 1 AND modseq > 5 ORDER BY uid",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert!(
+        plan.iter().any(|p| p.contains("messages_modseq")),
+        "{plan:?}"
+    );
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT count(*), sum(seen = 0), sum(deleted), sum(size)
+             FROM messages INDEXED BY messages_status WHERE mailbox = 1",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|p| p.contains("COVERING INDEX messages_status")),
+        "{plan:?}"
+    );
+}
