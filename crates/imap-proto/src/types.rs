@@ -17,7 +17,10 @@ pub type Tag = String;
 pub enum LiteralData {
     Memory(Vec<u8>),
     /// A spool file holding exactly `len` bytes. The owner deletes it when done.
-    Spooled { path: PathBuf, len: u64 },
+    Spooled {
+        path: PathBuf,
+        len: u64,
+    },
 }
 
 impl LiteralData {
@@ -116,9 +119,13 @@ pub enum FetchAttr {
         partial: Option<(u32, u32)>,
         peek: bool,
     },
-    BinarySize { part: Vec<u32> },
+    BinarySize {
+        part: Vec<u32>,
+    },
     /// RFC 8970 PREVIEW (optionally LAZY).
-    Preview { lazy: bool },
+    Preview {
+        lazy: bool,
+    },
     /// RFC 8474 OBJECTID items.
     EmailId,
     ThreadId,
@@ -298,6 +305,7 @@ pub enum Command {
     },
     Enable(Vec<String>),
     /// `ID NIL` → None; `ID ("k" "v" ...)` → pairs (value None for NIL).
+    #[allow(clippy::type_complexity)]
     Id(Option<Vec<(Vec<u8>, Option<Vec<u8>>)>>),
     Namespace,
     Select {
