@@ -56,7 +56,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating and migrating if needed) the database file.
     pub fn open(path: &Path) -> crate::Result<Self> {
-        let mut writer = open_connection(path)?;
+        let mut writer = open_connection(path, false)?;
         // Switching to WAL is persistent in the file; every opener asks anyway.
         let mode: String = writer.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -95,7 +95,7 @@ impl SqliteStore {
             .pop();
         let mut conn = match pooled {
             Some(c) => c,
-            None => open_connection(&self.path)?,
+            None => open_connection(&self.path, true)?,
         };
         let out = {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
@@ -112,7 +112,9 @@ impl SqliteStore {
     }
 }
 
-fn open_connection(path: &Path) -> Result<Connection> {
+/// Opens a connection with the pragmas every connection needs. Readers are
+/// additionally `query_only`, so a bug cannot write outside the writer's lock.
+fn open_connection(path: &Path, reader: bool) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -123,8 +125,12 @@ fn open_connection(path: &Path) -> Result<Connection> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;",
+         PRAGMA foreign_keys = ON;
+         PRAGMA journal_size_limit = 67108864;",
     )?;
+    if reader {
+        conn.execute_batch("PRAGMA query_only = ON;")?;
+    }
     Ok(conn)
 }
 

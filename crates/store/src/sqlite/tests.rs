@@ -821,3 +821,134 @@ fn changes_since_uses_modseq_index() {
         "{plan:?}"
     );
 }
+
+const CHILD_DB_ENV: &str = "PILLARBOX_STORE_TEST_CHILD_DB";
+const CHILD_MBOX_ENV: &str = "PILLARBOX_STORE_TEST_CHILD_MBOX";
+const CHILD_APPENDS: u32 = 40;
+
+/// Run by `multi_process_appends` in child processes (a no-op otherwise).
+#[test]
+#[ignore = "helper: run in a child process by multi_process_appends"]
+fn child_append_worker() {
+    let (Ok(path), Ok(mbox)) = (std::env::var(CHILD_DB_ENV), std::env::var(CHILD_MBOX_ENV)) else {
+        return;
+    };
+    let mbox: MailboxId = mbox.parse().unwrap();
+    let st = SqliteStore::open(Path::new(&path)).unwrap();
+    let mut got = Vec::new();
+    for n in 0..CHILD_APPENDS {
+        got.extend(st.append(mbox, &[msg(n, &[])]).unwrap().uids);
+    }
+    let list: Vec<String> = got.iter().map(|u| u.to_string()).collect();
+    println!("UIDS {}", list.join(","));
+}
+
+#[test]
+fn multi_process_appends() {
+    let f = fixture();
+    let a = f.store.create_account("alice", "h").unwrap();
+    let i = inbox(&f.store, a.id);
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .args([
+                    "--ignored",
+                    "--exact",
+                    "sqlite::tests::child_append_worker",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_DB_ENV, &f.path)
+                .env(CHILD_MBOX_ENV, i.id.to_string())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut all = Vec::new();
+    for n in 0..CHILD_APPENDS {
+        all.extend(f.store.append(i.id, &[msg(n, &[])]).unwrap().uids);
+    }
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        // libtest may print "test name ... " on the same line before our output.
+        let line = text
+            .split("UIDS ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("child printed its UIDs");
+        all.extend(line.split(',').map(|u| u.parse::<Uid>().unwrap()));
+    }
+    all.sort();
+    assert_eq!(all, (1..=3 * CHILD_APPENDS).collect::<Vec<_>>());
+    let st = f.store.status(i.id).unwrap();
+    assert_eq!(st.messages, 3 * CHILD_APPENDS);
+    assert_eq!(st.highest_modseq, 1 + u64::from(3 * CHILD_APPENDS));
+}
+
+#[test]
+fn readers_do_not_wait_for_a_writer() {
+    let f = fixture();
+    let a = f.store.create_account("alice", "h").unwrap();
+    let i = inbox(&f.store, a.id);
+    f.store.append(i.id, &[msg(1, &[])]).unwrap();
+    // Another "process" holds the write lock with an uncommitted append.
+    let mut other = Connection::open(&f.path).unwrap();
+    let tx = other
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .unwrap();
+    tx.execute(
+        "UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = ?1",
+        [i.id],
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let st = f.store.status(i.id).unwrap();
+    assert_eq!(st.uidnext, 2); // the uncommitted change is invisible
+    assert_eq!(uids(&f.store, i.id), vec![1]);
+    assert!(f.store.changes_since(i.id, 0).is_ok());
+    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    tx.rollback().unwrap();
+}
+
+#[test]
+fn changes_since_small_delta_on_big_mailbox() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    let batch: Vec<_> = (1..=5000).map(|n| msg(n, &[])).collect();
+    st.append(i.id, &batch).unwrap();
+    let base = st.status(i.id).unwrap().highest_modseq;
+    st.store_flags(i.id, &[17, 4000], FlagOp::Add, &s(&["\\Seen"]), None)
+        .unwrap();
+    st.expunge(i.id, &[99]).unwrap();
+    let c = st.changes_since(i.id, base).unwrap();
+    assert_eq!(
+        c.changed.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![17, 4000]
+    );
+    assert_eq!(c.expunged, vec![99]);
+    // The query reads only the delta: count the rows the VM steps through.
+    let conn = st.writer.lock().unwrap();
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {MESSAGE_COLS} FROM messages INDEXED BY messages_modseq
+             WHERE mailbox = ?1 AND modseq > ?2 ORDER BY uid"
+        ))
+        .unwrap();
+    let n = stmt
+        .query_map(params![i.id, base as i64], |_| Ok(()))
+        .unwrap()
+        .count();
+    assert_eq!(n, 2);
+    assert_eq!(
+        stmt.get_status(rusqlite::StatementStatus::FullscanStep),
+        0,
+        "no full scan"
+    );
+    assert!(stmt.get_status(rusqlite::StatementStatus::VmStep) < 500);
+}
