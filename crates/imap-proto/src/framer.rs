@@ -1,5 +1,6 @@
 //! Framing: a request is one or more lines; a line ending in a literal
-//! announcement (`{n}`, `{n+}`, `{n-}`... `~{n}`) is followed by n bytes, then more of the
+//! announcement (`{n}`, `{n+}` for LITERAL+/LITERAL-, `~{n}`, `~{n+}` for literal8)
+//! is followed by n bytes, then more of the
 //! request. The connection reads lines (enforcing its line-length limit), and
 //! when [`CommandBuffer::push_line`] reports a literal, checks the size limit,
 //! sends `+ ` for a synchronizing literal, reads the bytes (into memory or a

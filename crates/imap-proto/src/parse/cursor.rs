@@ -358,7 +358,11 @@ impl Parser {
         if d.is_empty() {
             return Err(self.err(format!("Expected number for {what}")));
         }
-        parse_u64(&d).ok_or_else(|| self.err(format!("Number too large for {what}")))
+        // number64 is at most 2^63-1 (RFC 9051), which also keeps values
+        // storable as SQL integers.
+        parse_u64(&d)
+            .filter(|&n| i64::try_from(n).is_ok())
+            .ok_or_else(|| self.err(format!("Number too large for {what}")))
     }
 
     pub(crate) fn number(&mut self, what: &str) -> Result<u32, ParseError> {

@@ -41,10 +41,17 @@ fn cmd(wire: &str) -> Command {
     }
 }
 
+/// Expects a parse error; when the request starts with a readable tag `a `, the
+/// error must carry it.
 fn bad(wire: &str) -> ParseError {
     match parse(wire) {
         Ok(r) => panic!("{wire:?} parsed as {r:?}"),
-        Err(e) => e,
+        Err(e) => {
+            if wire.starts_with("a ") || wire == "a" {
+                assert_eq!(e.tag.as_deref(), Some("a"), "{wire:?}: {e:?}");
+            }
+            e
+        }
     }
 }
 
@@ -1200,6 +1207,14 @@ fn search_bad_paths() {
         "Number too large for SEARCH LARGER"
     );
     assert_eq!(bad_text("a SEARCH UID 0"), "Invalid sequence set: 0");
+    assert_eq!(
+        bad_text("a SEARCH MODSEQ 9223372036854775808"),
+        "Number too large for SEARCH MODSEQ"
+    );
+    assert_eq!(
+        search_key("a SEARCH MODSEQ 9223372036854775807"),
+        SearchKey::ModSeq(9223372036854775807)
+    );
     assert_eq!(bad_text("a SEARCH 1:0"), "Invalid sequence set: 1:0");
     assert_eq!(bad_text("a SEARCH (SEEN"), "Missing ) in search key list");
     assert_eq!(bad_text("a SEARCH ()"), "Empty search key list");
@@ -1342,4 +1357,62 @@ fn fuzz_like_no_panic() {
         binary: false,
     }]);
     no_panic(vec![Part::Text(vec![]), Part::Text(vec![])]);
+}
+
+#[test]
+fn missing_arguments() {
+    for (w, t) in [
+        ("a CREATE", "Missing mailbox name"),
+        ("a DELETE ", "Missing mailbox name"),
+        ("a RENAME", "Missing mailbox name"),
+        ("a SUBSCRIBE", "Missing mailbox name"),
+        ("a UNSUBSCRIBE", "Missing mailbox name"),
+        ("a EXAMINE", "Missing mailbox name"),
+        ("a STATUS", "Missing mailbox name"),
+        ("a LSUB", "Missing mailbox name"),
+        ("a APPEND ", "Missing mailbox name"),
+        ("a COPY 1 ", "Missing mailbox name"),
+        ("a UID COPY", "Missing sequence set"),
+        ("a UID STORE 1:2", "Missing STORE data item"),
+        ("a UID SEARCH", "Missing search criteria"),
+        ("a UID FETCH 1", "Missing FETCH attributes"),
+        ("a SELECT INBOX (", "Missing SELECT parameter"),
+        ("a SELECT INBOX x", "Expected ( to start SELECT parameters"),
+        ("a DELETE (x)", "Invalid mailbox name"),
+        ("a SELECT \"INBOX", "Unterminated quoted string"),
+        ("a LOGIN \"a\rb\" c", "Invalid character in quoted string"),
+    ] {
+        assert_eq!(bad_text(w), t, "{w:?}");
+    }
+}
+
+#[test]
+fn literal_edge_cases() {
+    // empty literal as a mailbox name, literal reference for LIST
+    assert_eq!(
+        cmd("a SELECT {0}\r\n"),
+        Command::Select {
+            mailbox: mb(""),
+            params: SelectParams {
+                condstore: false,
+                qresync: None
+            }
+        }
+    );
+    match cmd("a LIST {0}\r\n {1}\r\n*") {
+        Command::List(l) => {
+            assert_eq!(l.reference, mb(""));
+            assert_eq!(l.patterns, vec![mb("*")]);
+        }
+        c => panic!("{c:?}"),
+    }
+    // literal as a STORE flag is not allowed
+    assert_eq!(bad_text("a STORE 1 FLAGS {2}\r\nab"), "Invalid flag");
+    // literal where a sequence set is expected
+    assert_eq!(bad_text("a FETCH {1}\r\n1 FLAGS"), "Invalid sequence set");
+    // literal as a header name in HEADER.FIELDS and as a SEARCH HEADER field
+    assert_eq!(
+        search_key("a SEARCH HEADER {7}\r\nX-Spam: {3}\r\nyes"),
+        SearchKey::Header("X-Spam:".into(), b"yes".to_vec())
+    );
 }
