@@ -272,6 +272,25 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_puts_of_same_content() {
+        let (_d, s) = store();
+        let s = std::sync::Arc::new(s);
+        let data = b"x".repeat(100_000);
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (s, data) = (s.clone(), data.clone());
+                std::thread::spawn(move || s.put(&data).unwrap())
+            })
+            .collect();
+        let ids: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[0] == w[1]));
+        assert_eq!(s.get(&ids[0]).unwrap(), data);
+        let dir = s.path_of(&ids[0]).unwrap();
+        let entries = fs::read_dir(dir.parent().unwrap()).unwrap().count();
+        assert_eq!(entries, 1, "no temp files left");
+    }
+
+    #[test]
     fn delete_and_missing() {
         let (_d, s) = store();
         let id = s.put(b"bye").unwrap();
