@@ -1,1 +1,186 @@
-fn main() {}
+//! The `pillarbox` binary: `serve` runs the IMAP server; `user` manages accounts.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use pillarbox_server::{auth, open_store, Config, Server};
+
+#[derive(Parser)]
+#[command(name = "pillarbox", version, about = "Pillarbox IMAP server")]
+struct Cli {
+    /// Data directory (database, message blobs, generated TLS certificate).
+    /// Overrides `data_dir` from the config file. Default: ./data
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file (see docs/config.md). Default: <data-dir>/pillarbox.toml if it exists.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the IMAP server.
+    Serve(ServeArgs),
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// IMAP (STARTTLS) listen address, e.g. 127.0.0.1:1143; empty to disable. Default 0.0.0.0:143
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen_imap: Option<String>,
+    /// IMAPS (implicit TLS) listen address; empty to disable. Default 0.0.0.0:993
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen_imaps: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create an account (with INBOX, Drafts, Sent, Trash, Junk, Archive).
+    Add {
+        name: String,
+        /// Read the password from standard input (first line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change an account's password.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete an account and all its mail.
+    Delete { name: String },
+    /// List accounts.
+    List,
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let data_dir = cli.data_dir.clone();
+    let path = match &cli.config {
+        Some(p) => Some(p.clone()),
+        None => {
+            let p = data_dir.clone().unwrap_or_else(|| PathBuf::from("./data")).join("pillarbox.toml");
+            p.exists().then_some(p)
+        }
+    };
+    let mut config = match path {
+        Some(p) => Config::from_file(&p).map_err(|e| anyhow!(e))?,
+        None => Config::default(),
+    };
+    if let Some(d) = data_dir {
+        config.data_dir = d;
+    }
+    Ok(config)
+}
+
+fn read_password(from_stdin: bool) -> Result<String> {
+    if !from_stdin {
+        bail!("pass --password-stdin and write the password to standard input");
+    }
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s).context("reading the password from stdin")?;
+    let pw = s.lines().next().unwrap_or("").to_string();
+    if pw.is_empty() {
+        bail!("empty password on standard input");
+    }
+    Ok(pw)
+}
+
+fn user_command(config: &Config, cmd: UserCmd) -> Result<()> {
+    let (store, blobs) = open_store(&config.data_dir).map_err(|e| anyhow!(e))?;
+    match cmd {
+        UserCmd::Add { name, password_stdin } => {
+            if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                bail!("invalid user name {name:?}");
+            }
+            let hash = auth::hash_password(&read_password(password_stdin)?).map_err(|e| anyhow!(e))?;
+            store.create_account(&name, &hash).with_context(|| format!("cannot add user {name}"))?;
+            println!("user {name} added");
+        }
+        UserCmd::Passwd { name, password_stdin } => {
+            let hash = auth::hash_password(&read_password(password_stdin)?).map_err(|e| anyhow!(e))?;
+            store.set_password(&name, &hash).with_context(|| format!("cannot change the password of {name}"))?;
+            println!("password of {name} changed");
+        }
+        UserCmd::Delete { name } => {
+            let freed = store.delete_account(&name).with_context(|| format!("cannot delete user {name}"))?;
+            for id in freed {
+                blobs.delete(&id).with_context(|| format!("cannot delete blob {}", id.0))?;
+            }
+            println!("user {name} deleted with all their mail");
+        }
+        UserCmd::List => {
+            for name in store.list_accounts()? {
+                println!("{name}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn serve(mut config: Config, args: ServeArgs) -> Result<()> {
+    if let Some(a) = args.listen_imap {
+        config.listen_imap = a;
+    }
+    if let Some(a) = args.listen_imaps {
+        config.listen_imaps = a;
+    }
+    let server = Server::start(config).await.map_err(|e| anyhow!(e))?;
+    tracing::info!("Pillarbox started");
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = load_config(&cli).and_then(|config| match cli.command {
+        Cmd::User(cmd) => user_command(&config, cmd),
+        Cmd::Serve(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the runtime")
+            .and_then(|rt| rt.block_on(serve(config, args))),
+    });
+    if let Err(e) = result {
+        eprintln!("pillarbox: error: {e:#}");
+        std::process::exit(1);
+    }
+}

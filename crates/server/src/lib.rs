@@ -1,1 +1,137 @@
-//! server
+//! Pillarbox's IMAP server: listeners, TLS, sessions and command handlers.
+//!
+//! [`Server::start`] binds the configured listeners and returns a handle; the
+//! binary and the integration tests both start the server this way.
+
+pub mod auth;
+pub mod config;
+mod cmd;
+mod conn;
+mod fetch;
+mod names;
+mod search;
+mod session;
+mod tls;
+mod view;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use pillarbox_store::{BlobStore, ChangeBus, FsBlobStore, MetaStore, SqliteStore};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use config::Config;
+
+/// Everything sessions share.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub store: Arc<dyn MetaStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub bus: ChangeBus,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub shutdown: watch::Receiver<bool>,
+    pub conns: Mutex<ConnCounts>,
+}
+
+#[derive(Default)]
+pub(crate) struct ConnCounts {
+    pub total: usize,
+    pub per_ip: HashMap<IpAddr, usize>,
+    pub per_user: HashMap<String, usize>,
+}
+
+/// Opens the store of a data directory (used by the server and the CLI).
+pub fn open_store(data_dir: &std::path::Path) -> Result<(Arc<dyn MetaStore>, Arc<dyn BlobStore>), String> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    let store = SqliteStore::open(&data_dir.join("meta.sqlite3"))
+        .map_err(|e| format!("cannot open the metadata store in {}: {e}", data_dir.display()))?;
+    let blobs = FsBlobStore::open(data_dir.join("blobs"))
+        .map_err(|e| format!("cannot open the blob store in {}: {e}", data_dir.display()))?;
+    Ok((Arc::new(store), Arc::new(blobs)))
+}
+
+/// A running server.
+pub struct Server {
+    pub imap_addr: Option<SocketAddr>,
+    pub imaps_addr: Option<SocketAddr>,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Binds the listeners and starts accepting. Errors name the flag to change.
+    pub async fn start(config: Config) -> Result<Server, String> {
+        let (store, blobs) = open_store(&config.data_dir)?;
+        let imap = Config::parse_addr("--listen-imap", &config.listen_imap)?;
+        let imaps = Config::parse_addr("--listen-imaps", &config.listen_imaps)?;
+        let tls = Some(tls::acceptor(&config)?);
+        let imap_l = match imap {
+            Some(a) => Some(bind(a, "--listen-imap").await?),
+            None => None,
+        };
+        let imaps_l = match imaps {
+            Some(a) => Some(bind(a, "--listen-imaps").await?),
+            None => None,
+        };
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            config,
+            store,
+            blobs,
+            bus: ChangeBus::new(1024),
+            tls,
+            shutdown: shutdown_rx,
+            conns: Mutex::new(ConnCounts::default()),
+        });
+        let mut tasks = JoinSet::new();
+        let imap_addr = imap_l.as_ref().and_then(|l| l.local_addr().ok());
+        let imaps_addr = imaps_l.as_ref().and_then(|l| l.local_addr().ok());
+        if let Some(l) = imap_l {
+            tracing::info!(addr = ?imap_addr, "IMAP (STARTTLS) listening");
+            tasks.spawn(session::accept_loop(l, shared.clone(), false));
+        }
+        if let Some(l) = imaps_l {
+            tracing::info!(addr = ?imaps_addr, "IMAPS (implicit TLS) listening");
+            tasks.spawn(session::accept_loop(l, shared.clone(), true));
+        }
+        Ok(Server {
+            imap_addr,
+            imaps_addr,
+            shutdown_tx,
+            tasks,
+            shared,
+        })
+    }
+
+    /// Graceful shutdown: stop accepting, send BYE to every session between
+    /// commands (in-flight commands finish first), wait for them, close the store.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown_tx.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        // Wait for sessions (they hold clones of `shared`).
+        for _ in 0..200 {
+            if Arc::strong_count(&self.shared) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr, flag: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AddrInUse => "the address is already in use".to_string(),
+            std::io::ErrorKind::PermissionDenied => {
+                "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)".to_string()
+            }
+            _ => e.to_string(),
+        };
+        format!("cannot listen on {addr}: {why}; choose another address with {flag} ADDR:PORT")
+    })
+}

@@ -1,0 +1,99 @@
+//! APPEND (MULTIAPPEND, LITERAL+, literal8). The OK is sent only after the
+//! blobs are fsynced and the metadata transaction has committed.
+
+use pillarbox_mime::Summary;
+use pillarbox_proto::respond;
+use pillarbox_proto::types::{AppendMessage, LiteralData, MailboxName};
+use pillarbox_store::NewMessage;
+
+use super::message::flag_strings;
+use super::{CmdError, CmdResult, Done};
+use crate::session::Session;
+
+impl Session {
+    pub(crate) async fn cmd_append(&mut self, m: &MailboxName, messages: Vec<AppendMessage>) -> CmdResult {
+        let spools: Vec<std::path::PathBuf> = messages
+            .iter()
+            .filter_map(|m| match &m.data {
+                LiteralData::Spooled { path, .. } => Some(path.clone()),
+                LiteralData::Memory(_) => None,
+            })
+            .collect();
+        let r = self.append_inner(m, messages).await;
+        for p in spools {
+            let _ = std::fs::remove_file(p);
+        }
+        r
+    }
+
+    async fn append_inner(&mut self, m: &MailboxName, messages: Vec<AppendMessage>) -> CmdResult {
+        let name = self.decode_name(m)?;
+        let info = match self.find_mailbox(&name).await {
+            Ok(i) => i,
+            Err(_) => return Err(CmdError::no_code("TRYCREATE", "Mailbox doesn't exist")),
+        };
+        for msg in &messages {
+            if msg.data.is_empty() {
+                return Err(CmdError::no("Can't save a zero byte message"));
+            }
+            if !msg.binary {
+                if let LiteralData::Memory(v) = &msg.data {
+                    if v.contains(&0) {
+                        return Err(CmdError::no("NUL bytes are only allowed in a literal8 (~{n}) APPEND"));
+                    }
+                }
+            }
+        }
+        let blobs = self.shared.blobs.clone();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let prepared = tokio::task::spawn_blocking(move || -> Result<Vec<NewMessage>, String> {
+            let mut out = Vec::new();
+            for msg in messages {
+                let (blob, bytes) = match &msg.data {
+                    LiteralData::Memory(v) => (blobs.put(v).map_err(|e| e.to_string())?, None),
+                    LiteralData::Spooled { path, .. } => {
+                        let id = blobs.put_file(path).map_err(|e| e.to_string())?;
+                        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+                        (id, Some(bytes))
+                    }
+                };
+                let raw: &[u8] = match (&msg.data, &bytes) {
+                    (LiteralData::Memory(v), _) => v,
+                    (_, Some(b)) => b,
+                    _ => &[],
+                };
+                let summary = Summary::parse(raw).to_bytes();
+                let (date, offset) = match msg.date {
+                    Some(d) => (d.unix, d.offset_minutes),
+                    None => (now, 0),
+                };
+                out.push(NewMessage {
+                    blob,
+                    size: raw.len() as u64,
+                    internal_date: date,
+                    date_offset_minutes: offset,
+                    flags: flag_strings(&msg.flags),
+                    summary,
+                });
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))?
+        .map_err(|e| {
+            tracing::error!("storing message failed: {e}");
+            CmdError::no_code("UNAVAILABLE", "Can't store the message; try again later")
+        })?;
+        let id = info.id;
+        let res = self.db(move |s| s.append(id, &prepared)).await?;
+        self.publish(id, res.modseq);
+        let mut code = format!("APPENDUID {} ", res.uidvalidity).into_bytes();
+        let mut uids = res.uids.clone();
+        uids.sort_unstable();
+        respond::sequence_set(&mut code, &uids);
+        Ok(Done::code(String::from_utf8_lossy(&code).into_owned(), "Append completed"))
+    }
+}

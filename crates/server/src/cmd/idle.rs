@@ -1,0 +1,64 @@
+//! IDLE (RFC 2177 / RFC 9051 6.3.13): push changes as soon as they are
+//! committed (woken by the change bus, then re-reading the change log), and a
+//! keepalive at a configurable interval so NATs keep the connection.
+
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::conn::Line;
+use crate::session::Session;
+
+impl Session {
+    pub(crate) async fn cmd_idle(&mut self, tag: &str) -> bool {
+        self.out.extend_from_slice(b"+ idling\r\n");
+        if self.sync(true).await.is_err() || self.flush().await.is_err() {
+            return false;
+        }
+        let every = Duration::from_secs(self.shared.config.idle_keepalive_secs.max(1));
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut shutdown = self.shared.shutdown.clone();
+        let mut rx = match self.changes.take() {
+            Some(rx) => rx,
+            None => self.shared.bus.subscribe(),
+        };
+        let max = self.shared.config.limits.max_line_length;
+        let keep = loop {
+            tokio::select! {
+                line = self.conn.read_line(max) => match line {
+                    Ok(Line::Text(l)) if l.eq_ignore_ascii_case(b"DONE") => {
+                        self.tagged(tag, "OK", None, "Idle completed");
+                        break true;
+                    }
+                    Ok(Line::Text(_)) | Ok(Line::TooLong) => {
+                        self.tagged(tag, "BAD", None, "Expected DONE to end IDLE");
+                        break true;
+                    }
+                    _ => break false,
+                },
+                ev = rx.recv() => {
+                    let relevant = match ev {
+                        Ok(ev) => self.selected.as_ref().is_some_and(|s| s.id == ev.mailbox),
+                        Err(RecvError::Lagged(_)) => true,
+                        Err(RecvError::Closed) => false,
+                    };
+                    if relevant && (self.sync(true).await.is_err() || self.flush().await.is_err()) {
+                        break false;
+                    }
+                }
+                _ = ticker.tick() => {
+                    self.out.extend_from_slice(b"* OK Still here\r\n");
+                    if self.flush().await.is_err() {
+                        break false;
+                    }
+                }
+                _ = shutdown.changed() => {
+                    self.bye("Server shutting down").await;
+                    break false;
+                }
+            }
+        };
+        self.changes = Some(rx);
+        keep
+    }
+}

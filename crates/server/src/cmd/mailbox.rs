@@ -1,0 +1,248 @@
+//! SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, STATUS,
+//! CLOSE, UNSELECT.
+
+use pillarbox_proto::respond;
+use pillarbox_proto::types::{MailboxName, SelectParams, StatusItem};
+use pillarbox_store::{BlobId, MailboxInfo, MailboxStatus};
+
+use super::{CmdError, CmdResult, Done};
+use crate::names;
+use crate::session::{Session, State};
+use crate::view::SelectedMailbox;
+
+pub(crate) const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+
+const SPECIAL_USES: &[&str] = &["\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"];
+
+impl Session {
+    /// Decodes a mailbox name as this session's clients send them.
+    pub(crate) fn decode_name(&self, m: &MailboxName) -> Result<String, CmdError> {
+        names::decode(&m.0, self.utf8).map_err(CmdError::bad)
+    }
+
+    /// Looks a mailbox up by name; NO [NONEXISTENT] if missing.
+    pub(crate) async fn find_mailbox(&self, name: &str) -> Result<MailboxInfo, CmdError> {
+        let acc = self.account_id()?;
+        let n = name.to_string();
+        self.db(move |s| s.mailbox(acc, &n))
+            .await?
+            .ok_or_else(|| CmdError::no_code("NONEXISTENT", "Mailbox doesn't exist"))
+    }
+
+    pub(crate) async fn cmd_select(&mut self, m: &MailboxName, params: &SelectParams, read_only: bool) -> CmdResult {
+        let name = self.decode_name(m)?;
+        if self.selected.take().is_some() {
+            self.state = State::Authenticated;
+            self.out.extend_from_slice(b"* OK [CLOSED] Previous mailbox closed\r\n");
+        }
+        if params.condstore {
+            self.condstore = true;
+        }
+        if params.qresync.is_some() {
+            return Err(CmdError::bad("QRESYNC is not enabled"));
+        }
+        let info = self.find_mailbox(&name).await?;
+        let id = info.id;
+        let (info, messages) = self.db(move |s| s.snapshot(id)).await?;
+        let mut keywords: Vec<&str> = messages
+            .iter()
+            .flat_map(|m| m.flags.iter())
+            .filter(|f| !f.starts_with('\\'))
+            .map(|s| s.as_str())
+            .collect();
+        keywords.sort_unstable();
+        keywords.dedup();
+        let kw = keywords.iter().map(|k| format!(" {k}")).collect::<String>();
+        let mut o = format!("* FLAGS ({SYSTEM_FLAGS}{kw})\r\n");
+        if read_only {
+            o.push_str("* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+        } else {
+            o.push_str(&format!("* OK [PERMANENTFLAGS ({SYSTEM_FLAGS}{kw} \\*)] Flags permitted\r\n"));
+        }
+        o.push_str(&format!("* {} EXISTS\r\n", messages.len()));
+        if !self.rev2 {
+            o.push_str("* 0 RECENT\r\n");
+            if let Some(pos) = messages.iter().position(|m| !m.flags.iter().any(|f| f == "\\Seen")) {
+                o.push_str(&format!("* OK [UNSEEN {}] First unseen\r\n", pos + 1));
+            }
+        }
+        o.push_str(&format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", info.uidvalidity));
+        o.push_str(&format!("* OK [UIDNEXT {}] Predicted next UID\r\n", info.uidnext));
+        o.push_str(&format!("* OK [HIGHESTMODSEQ {}] Highest\r\n", info.highest_modseq));
+        self.out.extend_from_slice(o.as_bytes());
+        self.selected = Some(SelectedMailbox {
+            id: info.id,
+            name: info.name.clone(),
+            read_only,
+            uidvalidity: info.uidvalidity,
+            uidnext: info.uidnext,
+            known_modseq: info.highest_modseq,
+            messages,
+            pending_expunge: Vec::new(),
+        });
+        self.state = State::Selected;
+        let (code, verb) = if read_only { ("READ-ONLY", "Examine") } else { ("READ-WRITE", "Select") };
+        Ok(Done::code(code, format!("{verb} completed")))
+    }
+
+    pub(crate) async fn cmd_create(&mut self, m: &MailboxName, special_use: &[String]) -> CmdResult {
+        let mut name = self.decode_name(m)?;
+        // A trailing separator only declares the intent to create children.
+        while name.len() > 1 && name.ends_with(names::SEP) {
+            name.pop();
+        }
+        names::validate(&name).map_err(|t| CmdError::no_code("CANNOT", t))?;
+        if name == "INBOX" {
+            return Err(CmdError::no_code("ALREADYEXISTS", "Mailbox already exists"));
+        }
+        let use_attr = match special_use {
+            [] => None,
+            [one] => {
+                let canon = SPECIAL_USES
+                    .iter()
+                    .find(|s| s.eq_ignore_ascii_case(one))
+                    .ok_or_else(|| CmdError::no_code("USEATTR", format!("Unsupported special-use attribute {one}")))?;
+                Some(canon.to_string())
+            }
+            _ => return Err(CmdError::no_code("USEATTR", "Only one special-use attribute per mailbox")),
+        };
+        let acc = self.account_id()?;
+        self.db(move |s| s.create_mailbox(acc, &name, use_attr.as_deref())).await?;
+        Ok(Done::ok("Create completed"))
+    }
+
+    pub(crate) async fn cmd_delete(&mut self, m: &MailboxName) -> CmdResult {
+        let name = self.decode_name(m)?;
+        if name == "INBOX" {
+            return Err(CmdError::no_code("CANNOT", "INBOX can't be deleted"));
+        }
+        let info = self.find_mailbox(&name).await?;
+        let acc = self.account_id()?;
+        let all = self.db(move |s| s.list_mailboxes(acc)).await?;
+        let prefix = format!("{name}{}", names::SEP);
+        if all.iter().any(|mb| mb.name.starts_with(&prefix)) {
+            return Err(CmdError::no_code("INUSE", "Mailbox has children, delete them first"));
+        }
+        if self.selected.as_ref().is_some_and(|s| s.id == info.id) {
+            self.selected = None;
+            self.state = State::Authenticated;
+        }
+        let n = name.clone();
+        let freed = self.db(move |s| s.delete_mailbox(acc, &n)).await?;
+        self.free_blobs(freed).await;
+        self.publish(info.id, info.highest_modseq + 1);
+        Ok(Done::ok("Delete completed"))
+    }
+
+    /// Removes blob files that no message references any more.
+    pub(crate) async fn free_blobs(&self, ids: Vec<BlobId>) {
+        if ids.is_empty() {
+            return;
+        }
+        let blobs = self.shared.blobs.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for id in ids {
+                if let Err(e) = blobs.delete(&id) {
+                    tracing::warn!("cannot delete blob {}: {e}", id.0);
+                }
+            }
+        })
+        .await;
+    }
+
+    pub(crate) async fn cmd_rename(&mut self, from: &MailboxName, to: &MailboxName) -> CmdResult {
+        let from = self.decode_name(from)?;
+        let mut to = self.decode_name(to)?;
+        while to.len() > 1 && to.ends_with(names::SEP) {
+            to.pop();
+        }
+        names::validate(&to).map_err(|t| CmdError::no_code("CANNOT", t))?;
+        if to == "INBOX" {
+            return Err(CmdError::no_code("ALREADYEXISTS", "Target mailbox already exists"));
+        }
+        if to.starts_with(&format!("{from}{}", names::SEP)) {
+            return Err(CmdError::no_code("CANNOT", "Can't rename a mailbox into itself"));
+        }
+        self.find_mailbox(&from).await?;
+        let acc = self.account_id()?;
+        let t = to.clone();
+        if self.db(move |s| s.mailbox(acc, &t)).await?.is_some() {
+            return Err(CmdError::no_code("ALREADYEXISTS", "Target mailbox already exists"));
+        }
+        self.db(move |s| s.rename_mailbox(acc, &from, &to)).await?;
+        Ok(Done::ok("Rename completed"))
+    }
+
+    pub(crate) async fn cmd_subscribe(&mut self, m: &MailboxName, on: bool) -> CmdResult {
+        let name = self.decode_name(m)?;
+        let acc = self.account_id()?;
+        if on {
+            // Dovecot and RFC 9051 6.3.7: subscribing to a non-existent name is allowed
+            // but we refuse obvious garbage.
+            names::validate(&name).map_err(|t| CmdError::no_code("CANNOT", t))?;
+            self.db(move |s| s.subscribe(acc, &name)).await?;
+            Ok(Done::ok("Subscribe completed"))
+        } else {
+            self.db(move |s| s.unsubscribe(acc, &name)).await?;
+            Ok(Done::ok("Unsubscribe completed"))
+        }
+    }
+
+    pub(crate) async fn cmd_status(&mut self, m: &MailboxName, items: &[StatusItem]) -> CmdResult {
+        let name = self.decode_name(m)?;
+        let info = self.find_mailbox(&name).await?;
+        let line = self.status_line(&info, items).await?;
+        self.out.extend_from_slice(&line);
+        Ok(Done::ok("Status completed"))
+    }
+
+    /// `* STATUS name (...)\r\n` for a mailbox.
+    pub(crate) async fn status_line(&self, info: &MailboxInfo, items: &[StatusItem]) -> Result<Vec<u8>, CmdError> {
+        let id = info.id;
+        let st: MailboxStatus = self.db(move |s| s.status(id)).await?;
+        let mut line = b"* STATUS ".to_vec();
+        respond::mailbox(&mut line, &info.name, self.utf8);
+        line.extend_from_slice(b" (");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                line.push(b' ');
+            }
+            let (k, v) = match item {
+                StatusItem::Messages => ("MESSAGES", st.messages as u64),
+                StatusItem::Recent => ("RECENT", 0),
+                StatusItem::UidNext => ("UIDNEXT", st.uidnext as u64),
+                StatusItem::UidValidity => ("UIDVALIDITY", st.uidvalidity as u64),
+                StatusItem::Unseen => ("UNSEEN", st.unseen as u64),
+                StatusItem::Deleted => ("DELETED", st.deleted as u64),
+                StatusItem::Size => ("SIZE", st.size),
+                StatusItem::HighestModSeq => ("HIGHESTMODSEQ", st.highest_modseq),
+                StatusItem::AppendLimit => ("APPENDLIMIT", self.shared.config.limits.max_literal_size),
+            };
+            line.extend_from_slice(format!("{k} {v}").as_bytes());
+        }
+        line.extend_from_slice(b")\r\n");
+        Ok(line)
+    }
+
+    /// CLOSE (expunge = true) and UNSELECT.
+    pub(crate) async fn cmd_close(&mut self, expunge: bool) -> CmdResult {
+        let Some(sel) = self.selected.take() else {
+            return Err(CmdError::bad("No mailbox selected"));
+        };
+        self.state = State::Authenticated;
+        if expunge && !sel.read_only {
+            let id = sel.id;
+            let (_, msgs) = self.db(move |s| s.snapshot(id)).await?;
+            let uids: Vec<u32> = msgs
+                .iter()
+                .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
+                .map(|m| m.uid)
+                .collect();
+            if !uids.is_empty() {
+                let (_, modseq) = self.db(move |s| s.expunge(id, &uids)).await?;
+                self.publish(id, modseq);
+            }
+        }
+        Ok(Done::ok(if expunge { "Close completed" } else { "Unselect completed" }))
+    }
+}

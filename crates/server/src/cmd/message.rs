@@ -1,0 +1,197 @@
+//! EXPUNGE, UID EXPUNGE, STORE, COPY, MOVE (with UIDPLUS response codes).
+
+use pillarbox_proto::respond;
+use pillarbox_proto::types::{Flag, MailboxName, SequenceSet, StoreMode};
+use pillarbox_store::FlagOp;
+
+use super::{CmdError, CmdResult, Done};
+use crate::session::Session;
+
+/// Flags as the store keeps them. `\Recent` cannot be set and is dropped.
+pub(crate) fn flag_strings(flags: &[Flag]) -> Vec<String> {
+    flags
+        .iter()
+        .filter_map(|f| match f {
+            Flag::Seen => Some("\\Seen".to_string()),
+            Flag::Answered => Some("\\Answered".to_string()),
+            Flag::Flagged => Some("\\Flagged".to_string()),
+            Flag::Deleted => Some("\\Deleted".to_string()),
+            Flag::Draft => Some("\\Draft".to_string()),
+            Flag::Extension(e) if e.eq_ignore_ascii_case("\\Recent") => None,
+            Flag::Extension(e) => Some(e.clone()),
+            Flag::Keyword(k) => Some(k.clone()),
+        })
+        .collect()
+}
+
+impl Session {
+    /// Indexes into the view for a sequence or UID set.
+    pub(crate) fn resolve(&self, uid: bool, set: &SequenceSet) -> Result<Vec<usize>, CmdError> {
+        let sel = self.selected.as_ref().ok_or_else(|| CmdError::bad("No mailbox selected"))?;
+        let saved = self.saved_search.as_deref();
+        if uid {
+            Ok(sel.resolve_uids(set, saved))
+        } else {
+            sel.resolve_seqs(set, saved).map_err(CmdError::bad)
+        }
+    }
+
+    fn writable(&self) -> Result<i64, CmdError> {
+        let sel = self.selected.as_ref().ok_or_else(|| CmdError::bad("No mailbox selected"))?;
+        if sel.read_only {
+            return Err(CmdError::no_code("READ-ONLY", "Mailbox is read-only"));
+        }
+        Ok(sel.id)
+    }
+
+    pub(crate) async fn cmd_expunge(&mut self, set: Option<&SequenceSet>) -> CmdResult {
+        let id = self.writable()?;
+        self.sync(true).await?;
+        let sel = self.selected.as_ref().ok_or_else(|| CmdError::bad("No mailbox selected"))?;
+        let candidates: Vec<usize> = match set {
+            Some(s) => self.resolve(true, s)?,
+            None => (0..sel.messages.len()).collect(),
+        };
+        let uids: Vec<u32> = candidates
+            .into_iter()
+            .map(|i| &sel.messages[i])
+            .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
+            .map(|m| m.uid)
+            .collect();
+        if uids.is_empty() {
+            return Ok(Done::ok("Expunge completed"));
+        }
+        let (gone, modseq) = self.db(move |s| s.expunge(id, &uids)).await?;
+        self.announce_expunged(&gone);
+        self.publish(id, modseq);
+        Ok(Done::ok("Expunge completed"))
+    }
+
+    /// Removes UIDs from the view and writes `* n EXPUNGE` for each.
+    pub(crate) fn announce_expunged(&mut self, uids: &[u32]) {
+        let Some(sel) = self.selected.as_mut() else { return };
+        let (seqs, _) = sel.remove_uids(uids);
+        for seq in seqs {
+            self.out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+        }
+    }
+
+    pub(crate) async fn cmd_store(
+        &mut self,
+        uid: bool,
+        set: &SequenceSet,
+        mode: StoreMode,
+        silent: bool,
+        flags: &[Flag],
+        unchanged_since: Option<u64>,
+    ) -> CmdResult {
+        let id = self.writable()?;
+        let idxs = self.resolve(uid, set)?;
+        if unchanged_since.is_some() {
+            self.condstore = true;
+        }
+        let Some(sel) = self.selected.as_ref() else { return Err(CmdError::bad("No mailbox selected")) };
+        let uids: Vec<u32> = idxs.iter().map(|i| sel.messages[*i].uid).collect();
+        let flags = flag_strings(flags);
+        let op = match mode {
+            StoreMode::Replace => FlagOp::Replace,
+            StoreMode::Add => FlagOp::Add,
+            StoreMode::Remove => FlagOp::Remove,
+        };
+        let u2 = uids.clone();
+        let res = self.db(move |s| s.store_flags(id, &u2, op, &flags, unchanged_since)).await?;
+        let mut new_keywords = false;
+        if let Some(sel) = self.selected.as_mut() {
+            let known: std::collections::HashSet<String> =
+                sel.messages.iter().flat_map(|m| m.flags.iter().cloned()).collect();
+            for (u, f, ms) in &res.updated {
+                if let Some(seq) = sel.seq_of(*u) {
+                    let m = &mut sel.messages[seq as usize - 1];
+                    new_keywords |= f.iter().any(|k| !k.starts_with('\\') && !known.contains(k));
+                    m.flags = f.clone();
+                    m.modseq = *ms;
+                }
+            }
+        }
+        if new_keywords {
+            self.write_flags_list();
+        }
+        let updated: std::collections::HashSet<u32> = res.updated.iter().map(|u| u.0).collect();
+        for u in &uids {
+            if res.modified.contains(u) {
+                continue;
+            }
+            if !silent || (self.condstore && updated.contains(u)) {
+                self.write_flags_fetch(*u, uid);
+            }
+        }
+        if !res.updated.is_empty() {
+            self.publish(id, res.highest_modseq);
+        }
+        if !res.modified.is_empty() {
+            let Some(sel) = self.selected.as_ref() else { return Err(CmdError::bad("No mailbox selected")) };
+            let mut nums: Vec<u32> = if uid {
+                res.modified.clone()
+            } else {
+                res.modified.iter().filter_map(|u| sel.seq_of(*u)).collect()
+            };
+            nums.sort_unstable();
+            let mut code = b"MODIFIED ".to_vec();
+            respond::sequence_set(&mut code, &nums);
+            return Ok(Done::code(String::from_utf8_lossy(&code).into_owned(), "Conditional store failed"));
+        }
+        Ok(Done::ok("Store completed"))
+    }
+
+    /// `* FLAGS (...)` with every keyword now in use (after a new keyword appears).
+    fn write_flags_list(&mut self) {
+        let Some(sel) = self.selected.as_ref() else { return };
+        let mut kws: Vec<&str> = sel
+            .messages
+            .iter()
+            .flat_map(|m| m.flags.iter())
+            .filter(|f| !f.starts_with('\\'))
+            .map(|s| s.as_str())
+            .collect();
+        kws.sort_unstable();
+        kws.dedup();
+        let kw: String = kws.iter().map(|k| format!(" {k}")).collect();
+        let line = format!("* FLAGS ({}{kw})\r\n", super::mailbox::SYSTEM_FLAGS);
+        self.out.extend_from_slice(line.as_bytes());
+    }
+
+    pub(crate) async fn cmd_copy(&mut self, uid: bool, set: &SequenceSet, m: &MailboxName, mv: bool) -> CmdResult {
+        let verb = if mv { "Move" } else { "Copy" };
+        let src = if mv {
+            self.writable()?
+        } else {
+            self.selected.as_ref().map(|s| s.id).ok_or_else(|| CmdError::bad("No mailbox selected"))?
+        };
+        let idxs = self.resolve(uid, set)?;
+        let name = self.decode_name(m)?;
+        let dst = match self.find_mailbox(&name).await {
+            Ok(i) => i,
+            Err(_) => return Err(CmdError::no_code("TRYCREATE", "Mailbox doesn't exist")),
+        };
+        let Some(sel) = self.selected.as_ref() else { return Err(CmdError::bad("No mailbox selected")) };
+        let uids: Vec<u32> = idxs.iter().map(|i| sel.messages[*i].uid).collect();
+        if uids.is_empty() {
+            return Ok(Done::ok(format!("No messages found ({verb} completed)")));
+        }
+        let dst_id = dst.id;
+        let res = self.db(move |s| s.copy(src, dst_id, &uids, mv)).await?;
+        self.publish(dst_id, 0);
+        let mut code = format!("COPYUID {} ", res.uidvalidity).into_bytes();
+        respond::sequence_set(&mut code, &res.src_uids);
+        code.push(b' ');
+        respond::sequence_set(&mut code, &res.dst_uids);
+        let code = String::from_utf8_lossy(&code).into_owned();
+        if mv {
+            self.out.extend_from_slice(format!("* OK [{code}] Moved\r\n").as_bytes());
+            self.announce_expunged(&res.src_uids);
+            self.publish(src, 0);
+            return Ok(Done::ok("Move completed"));
+        }
+        Ok(Done::code(code, "Copy completed"))
+    }
+}

@@ -1,0 +1,277 @@
+//! Command handlers, one file per command family, as methods on `Session`.
+//! Each returns `Ok(Done)` for the tagged OK or a `CmdError` that becomes the
+//! tagged NO/BAD with its response code.
+
+mod any;
+mod append;
+mod authenticate;
+mod idle;
+mod list;
+mod mailbox;
+mod message;
+
+use pillarbox_proto::respond;
+use pillarbox_proto::types::{Command, Request};
+use pillarbox_store::StoreError;
+
+use crate::session::{Session, State};
+
+/// A failed command: tagged `NO` (or `BAD` when `bad`) with an optional response code.
+#[derive(Debug)]
+pub(crate) struct CmdError {
+    pub bad: bool,
+    pub code: Option<String>,
+    pub text: String,
+    /// Close the connection after answering.
+    pub close: bool,
+}
+
+impl CmdError {
+    pub fn no(text: impl Into<String>) -> Self {
+        CmdError { bad: false, code: None, text: text.into(), close: false }
+    }
+    pub fn no_code(code: &str, text: impl Into<String>) -> Self {
+        CmdError { bad: false, code: Some(code.into()), text: text.into(), close: false }
+    }
+    pub fn bad(text: impl Into<String>) -> Self {
+        CmdError { bad: true, code: None, text: text.into(), close: false }
+    }
+    pub fn from_store(e: StoreError) -> Self {
+        match e {
+            StoreError::NoSuchMailbox => CmdError::no_code("NONEXISTENT", "Mailbox doesn't exist"),
+            StoreError::MailboxExists => CmdError::no_code("ALREADYEXISTS", "Mailbox already exists"),
+            StoreError::InvalidName(n) => CmdError::no_code("CANNOT", format!("Invalid mailbox name: {n}")),
+            other => {
+                tracing::error!("store error: {other}");
+                CmdError::no_code("UNAVAILABLE", "Internal error; try again later")
+            }
+        }
+    }
+}
+
+/// The tagged OK.
+pub(crate) struct Done {
+    pub code: Option<String>,
+    pub text: String,
+}
+
+impl Done {
+    pub fn ok(text: impl Into<String>) -> Self {
+        Done { code: None, text: text.into() }
+    }
+    pub fn code(code: impl Into<String>, text: impl Into<String>) -> Self {
+        Done { code: Some(code.into()), text: text.into() }
+    }
+}
+
+pub(crate) type CmdResult = Result<Done, CmdError>;
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Capability => "CAPABILITY",
+        Command::Noop => "NOOP",
+        Command::Logout => "LOGOUT",
+        Command::StartTls => "STARTTLS",
+        Command::Authenticate { .. } => "AUTHENTICATE",
+        Command::Login { .. } => "LOGIN",
+        Command::Enable(_) => "ENABLE",
+        Command::Id(_) => "ID",
+        Command::Namespace => "NAMESPACE",
+        Command::Select { .. } => "SELECT",
+        Command::Examine { .. } => "EXAMINE",
+        Command::Create { .. } => "CREATE",
+        Command::Delete(_) => "DELETE",
+        Command::Rename { .. } => "RENAME",
+        Command::Subscribe(_) => "SUBSCRIBE",
+        Command::Unsubscribe(_) => "UNSUBSCRIBE",
+        Command::List(_) => "LIST",
+        Command::Lsub { .. } => "LSUB",
+        Command::Status { .. } => "STATUS",
+        Command::Append { .. } => "APPEND",
+        Command::Idle => "IDLE",
+        Command::Check => "CHECK",
+        Command::Close => "CLOSE",
+        Command::Unselect => "UNSELECT",
+        Command::Expunge => "EXPUNGE",
+        Command::UidExpunge(_) => "UID EXPUNGE",
+        Command::Search { .. } => "SEARCH",
+        Command::Fetch { .. } => "FETCH",
+        Command::Store { .. } => "STORE",
+        Command::Copy { .. } => "COPY",
+        Command::Move { .. } => "MOVE",
+    }
+}
+
+enum Needs {
+    Any,
+    NotAuth,
+    Auth,
+    Selected,
+}
+
+fn needs(c: &Command) -> Needs {
+    match c {
+        Command::Capability | Command::Noop | Command::Logout | Command::Id(_) => Needs::Any,
+        Command::StartTls | Command::Authenticate { .. } | Command::Login { .. } => Needs::NotAuth,
+        Command::Check
+        | Command::Close
+        | Command::Unselect
+        | Command::Expunge
+        | Command::UidExpunge(_)
+        | Command::Search { .. }
+        | Command::Fetch { .. }
+        | Command::Store { .. }
+        | Command::Copy { .. }
+        | Command::Move { .. } => Needs::Selected,
+        _ => Needs::Auth,
+    }
+}
+
+impl Session {
+    /// Executes one request and writes its responses; false when the
+    /// connection must be closed.
+    pub(crate) async fn execute(&mut self, req: Request) -> bool {
+        let Request { tag, command } = req;
+        let name = command_name(&command);
+        let allowed = match needs(&command) {
+            Needs::Any => Ok(()),
+            Needs::NotAuth if self.state == State::NotAuthenticated => Ok(()),
+            Needs::NotAuth => Err("Already authenticated"),
+            Needs::Auth if self.state == State::NotAuthenticated => Err("Not authenticated"),
+            Needs::Auth => Ok(()),
+            Needs::Selected if self.state == State::Selected => Ok(()),
+            Needs::Selected if self.state == State::NotAuthenticated => Err("Not authenticated"),
+            Needs::Selected => Err("No mailbox selected"),
+        };
+        if let Err(text) = allowed {
+            self.tagged(&tag, "BAD", None, &format!("{name}: {text}"));
+            return true;
+        }
+        // EXPUNGE responses are not allowed while answering FETCH, STORE or
+        // SEARCH by sequence number (RFC 9051 7.5.1); UID variants may carry them.
+        let allow_expunge = !matches!(
+            command,
+            Command::Fetch { uid: false, .. } | Command::Store { uid: false, .. } | Command::Search { uid: false, .. }
+        );
+        let result = match command {
+            Command::Capability => self.cmd_capability(),
+            Command::Noop | Command::Check => Ok(Done::ok(format!("{name} completed"))),
+            Command::Logout => {
+                self.out.extend_from_slice(b"* BYE Logging out\r\n");
+                self.tagged(&tag, "OK", None, "Logout completed");
+                self.state = State::Logout;
+                return false;
+            }
+            Command::StartTls => return self.cmd_starttls(&tag).await,
+            Command::Login { username, password } => self.cmd_login(&username, &password).await,
+            Command::Authenticate { mechanism, initial_response } => {
+                self.cmd_authenticate(&tag, &mechanism, initial_response).await
+            }
+            Command::Enable(caps) => self.cmd_enable(&caps),
+            Command::Id(_) => self.cmd_id(),
+            Command::Namespace => self.cmd_namespace(),
+            Command::Select { mailbox, params } => self.cmd_select(&mailbox, &params, false).await,
+            Command::Examine { mailbox, params } => self.cmd_select(&mailbox, &params, true).await,
+            Command::Create { mailbox, special_use } => self.cmd_create(&mailbox, &special_use).await,
+            Command::Delete(m) => self.cmd_delete(&m).await,
+            Command::Rename { from, to } => self.cmd_rename(&from, &to).await,
+            Command::Subscribe(m) => self.cmd_subscribe(&m, true).await,
+            Command::Unsubscribe(m) => self.cmd_subscribe(&m, false).await,
+            Command::List(l) => self.cmd_list(&l).await,
+            Command::Lsub { reference, pattern } => self.cmd_lsub(&reference, &pattern).await,
+            Command::Status { mailbox, items } => self.cmd_status(&mailbox, &items).await,
+            Command::Append { mailbox, messages } => self.cmd_append(&mailbox, messages).await,
+            Command::Idle => return self.cmd_idle(&tag).await,
+            Command::Close => self.cmd_close(true).await,
+            Command::Unselect => self.cmd_close(false).await,
+            Command::Expunge => self.cmd_expunge(None).await,
+            Command::UidExpunge(set) => self.cmd_expunge(Some(&set)).await,
+            Command::Search { uid, search } => self.cmd_search(&tag, uid, &search).await,
+            Command::Fetch { uid, set, attrs, modifiers } => self.cmd_fetch(uid, &set, &attrs, &modifiers).await,
+            Command::Store { uid, set, mode, silent, flags, unchanged_since } => {
+                self.cmd_store(uid, &set, mode, silent, &flags, unchanged_since).await
+            }
+            Command::Copy { uid, set, mailbox } => self.cmd_copy(uid, &set, &mailbox, false).await,
+            Command::Move { uid, set, mailbox } => self.cmd_copy(uid, &set, &mailbox, true).await,
+        };
+        let close = match &result {
+            Err(e) => e.close,
+            Ok(_) => false,
+        };
+        let sync_ok = match &result {
+            Ok(_) => true,
+            Err(e) => !e.bad,
+        };
+        if sync_ok && self.state == State::Selected {
+            if let Err(e) = self.sync(allow_expunge).await {
+                tracing::warn!("sync failed: {}", e.text);
+            }
+        }
+        match result {
+            Ok(done) => {
+                let text = format!("{} completed", name);
+                let text = if done.text.is_empty() { &text } else { &done.text };
+                let text = text.to_string();
+                self.tagged(&tag, "OK", done.code.as_deref(), &text);
+            }
+            Err(e) => {
+                let word = if e.bad { "BAD" } else { "NO" };
+                self.tagged(&tag, word, e.code.as_deref(), &e.text);
+            }
+        }
+        !close
+    }
+
+    pub(crate) fn tagged(&mut self, tag: &str, word: &str, code: Option<&str>, text: &str) {
+        self.out.extend_from_slice(tag.as_bytes());
+        self.out.push(b' ');
+        self.out.extend_from_slice(word.as_bytes());
+        self.out.push(b' ');
+        if let Some(c) = code {
+            self.out.push(b'[');
+            self.out.extend_from_slice(c.as_bytes());
+            self.out.extend_from_slice(b"] ");
+        }
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Brings the selected mailbox view up to date with the store and writes
+    /// the untagged EXPUNGE / EXISTS / FETCH responses.
+    pub(crate) async fn sync(&mut self, allow_expunge: bool) -> Result<(), CmdError> {
+        let Some(sel) = &self.selected else { return Ok(()) };
+        let (id, since) = (sel.id, sel.known_modseq);
+        let ch = self.db(move |s| s.changes_since(id, since)).await?;
+        let condstore = self.condstore;
+        let Some(sel) = self.selected.as_mut() else { return Ok(()) };
+        let out = sel.apply(ch, allow_expunge, condstore);
+        for seq in &out.expunged_seqs {
+            self.out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+        }
+        if let Some(n) = out.exists {
+            self.out.extend_from_slice(format!("* {n} EXISTS\r\n").as_bytes());
+        }
+        for uid in out.flag_changes {
+            self.write_flags_fetch(uid, true);
+        }
+        Ok(())
+    }
+
+    /// `* seq FETCH (UID u FLAGS (...) [MODSEQ (m)])` for a message of the view.
+    pub(crate) fn write_flags_fetch(&mut self, uid: u32, with_uid: bool) {
+        let Some(sel) = &self.selected else { return };
+        let Some(seq) = sel.seq_of(uid) else { return };
+        let m = &sel.messages[seq as usize - 1];
+        let mut line = format!("* {seq} FETCH (").into_bytes();
+        if with_uid {
+            line.extend_from_slice(format!("UID {uid} ").as_bytes());
+        }
+        line.extend_from_slice(b"FLAGS ");
+        respond::flag_list(&mut line, &m.flags);
+        if self.condstore {
+            line.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
+        }
+        line.extend_from_slice(b")\r\n");
+        self.out.extend_from_slice(&line);
+    }
+}

@@ -1,0 +1,177 @@
+//! Server configuration: a TOML file whose every key has a documented default.
+//! The reference with all keys is `docs/config.md` (kept in sync with this file).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Data directory (database, blobs, generated certificate, spool).
+    pub data_dir: PathBuf,
+    /// IMAP with STARTTLS. Empty string disables the listener.
+    pub listen_imap: String,
+    /// IMAP over implicit TLS. Empty string disables the listener.
+    pub listen_imaps: String,
+    pub tls: TlsConfig,
+    pub auth: AuthConfig,
+    pub limits: Limits,
+    /// Seconds between untagged keepalives during IDLE.
+    pub idle_keepalive_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain. When unset, a self-signed certificate is generated
+    /// into `<data_dir>/tls/` on first start.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// Host names put in a generated certificate.
+    pub self_signed_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Allow LOGIN / AUTHENTICATE PLAIN on connections without TLS from
+    /// non-loopback addresses. Loopback is always allowed (as in Dovecot).
+    pub allow_plaintext: bool,
+    /// Failed authentication attempts after which the connection is closed.
+    pub max_failures: u32,
+    /// Delay before answering a failed authentication, in milliseconds
+    /// (doubles with each failure on the same connection, capped at 15 s).
+    pub failure_delay_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Longest command line accepted (bytes, excluding literals).
+    pub max_line_length: usize,
+    /// Largest literal accepted for APPEND (bytes). Checked before reading it.
+    pub max_literal_size: u64,
+    /// Largest literal accepted outside APPEND (bytes).
+    pub max_other_literal_size: u64,
+    /// APPEND literals larger than this are spooled to disk instead of memory.
+    pub spool_threshold: u64,
+    /// Deepest parenthesis nesting accepted in a command.
+    pub max_nesting: usize,
+    /// Simultaneous connections in total.
+    pub max_connections: usize,
+    /// Simultaneous connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Simultaneous logged-in sessions of one user.
+    pub max_sessions_per_user: usize,
+    /// Seconds a connection may stay idle before logging in.
+    pub preauth_timeout_secs: u64,
+    /// Seconds a logged-in connection may stay idle (RFC 9051: at least 30 minutes).
+    pub auth_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            listen_imap: "0.0.0.0:143".into(),
+            listen_imaps: "0.0.0.0:993".into(),
+            tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
+            limits: Limits::default(),
+            idle_keepalive_secs: 120,
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: None,
+            key: None,
+            self_signed_names: vec!["localhost".into()],
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            allow_plaintext: false,
+            max_failures: 3,
+            failure_delay_ms: 2000,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line_length: 64 * 1024,
+            max_literal_size: 50 * 1024 * 1024,
+            max_other_literal_size: 1024 * 1024,
+            spool_threshold: 1024 * 1024,
+            max_nesting: 32,
+            max_connections: 10_000,
+            max_connections_per_ip: 100,
+            max_sessions_per_user: 50,
+            preauth_timeout_secs: 60,
+            auth_timeout_secs: 30 * 60,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; missing keys take their defaults.
+    pub fn from_file(path: &std::path::Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
+    }
+
+    pub fn parse_addr(flag: &str, value: &str) -> Result<Option<SocketAddr>, String> {
+        if value.is_empty() {
+            return Ok(None);
+        }
+        value
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("{flag}: invalid address {value:?}: {e}"))
+    }
+
+    pub fn preauth_timeout(&self) -> Duration {
+        Duration::from_secs(self.limits.preauth_timeout_secs.max(1))
+    }
+    pub fn auth_timeout(&self) -> Duration {
+        Duration::from_secs(self.limits.auth_timeout_secs.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.listen_imap, "0.0.0.0:143");
+        assert_eq!(c.limits.max_literal_size, 50 * 1024 * 1024);
+        assert_eq!(c.idle_keepalive_secs, 120);
+        assert!(!c.auth.allow_plaintext);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        assert!(toml::from_str::<Config>("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn partial_sections_keep_other_defaults() {
+        let c: Config = toml::from_str("[limits]\nmax_line_length = 100\n").unwrap();
+        assert_eq!(c.limits.max_line_length, 100);
+        assert_eq!(c.limits.max_nesting, 32);
+    }
+}

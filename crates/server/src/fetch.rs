@@ -1,0 +1,352 @@
+//! FETCH and UID FETCH. ENVELOPE, BODY and BODYSTRUCTURE come from the summary
+//! stored at ingest; sections and BINARY are slices of (or decoded from) the
+//! stored bytes. Non-PEEK body fetches set \Seen first (one store call), and
+//! the new FLAGS go out with the data.
+
+use std::borrow::Cow;
+
+use pillarbox_mime::{BinaryError, Summary};
+use pillarbox_proto::respond;
+use pillarbox_proto::types::{FetchAttr, FetchModifier, Section, SectionText, SequenceSet};
+use pillarbox_store::{FlagOp, MessageMeta};
+
+use crate::cmd::{CmdError, CmdResult, Done};
+use crate::session::Session;
+
+fn needs_raw(a: &FetchAttr) -> bool {
+    matches!(
+        a,
+        FetchAttr::Rfc822
+            | FetchAttr::Rfc822Header
+            | FetchAttr::Rfc822Text
+            | FetchAttr::BodySection { .. }
+            | FetchAttr::Binary { .. }
+            | FetchAttr::BinarySize { .. }
+    )
+}
+
+fn needs_summary(a: &FetchAttr) -> bool {
+    needs_raw(a) || matches!(a, FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure)
+}
+
+fn sets_seen(a: &FetchAttr) -> bool {
+    match a {
+        FetchAttr::Rfc822 | FetchAttr::Rfc822Text => true,
+        FetchAttr::BodySection { peek, .. } | FetchAttr::Binary { peek, .. } => !peek,
+        _ => false,
+    }
+}
+
+/// `1.2.HEADER.FIELDS (FROM TO)` as echoed in the response item name.
+fn section_name(s: &Section) -> String {
+    let mut out: String = s.part.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(".");
+    let text = match &s.text {
+        None => return out,
+        Some(SectionText::Header) => "HEADER".to_string(),
+        Some(SectionText::Text) => "TEXT".to_string(),
+        Some(SectionText::Mime) => "MIME".to_string(),
+        Some(SectionText::HeaderFields(f)) => format!("HEADER.FIELDS ({})", upper_list(f)),
+        Some(SectionText::HeaderFieldsNot(f)) => format!("HEADER.FIELDS.NOT ({})", upper_list(f)),
+    };
+    if !out.is_empty() {
+        out.push('.');
+    }
+    out.push_str(&text);
+    out
+}
+
+fn upper_list(f: &[String]) -> String {
+    f.iter().map(|s| s.to_ascii_uppercase()).collect::<Vec<_>>().join(" ")
+}
+
+fn part_name(p: &[u32]) -> String {
+    p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(".")
+}
+
+fn apply_partial(data: &[u8], partial: Option<(u32, u32)>) -> &[u8] {
+    match partial {
+        None => data,
+        Some((off, len)) => {
+            let start = (off as usize).min(data.len());
+            let end = start.saturating_add(len as usize).min(data.len());
+            &data[start..end]
+        }
+    }
+}
+
+/// A literal, or a literal8 when the data holds NUL (RFC 3516 4.2).
+fn data_literal(out: &mut Vec<u8>, data: &[u8]) {
+    if data.contains(&0) {
+        out.extend_from_slice(format!("~{{{}}}\r\n", data.len()).as_bytes());
+        out.extend_from_slice(data);
+    } else {
+        respond::literal(out, data);
+    }
+}
+
+struct Loaded {
+    raw: Option<Vec<u8>>,
+    summary: Option<Summary>,
+}
+
+impl Session {
+    pub(crate) async fn cmd_fetch(
+        &mut self,
+        uid: bool,
+        set: &SequenceSet,
+        attrs: &[FetchAttr],
+        modifiers: &[FetchModifier],
+    ) -> CmdResult {
+        let mut attrs: Vec<FetchAttr> = attrs.to_vec();
+        let mut changed_since = None;
+        for m in modifiers {
+            match m {
+                FetchModifier::ChangedSince(n) => changed_since = Some(*n),
+                FetchModifier::Vanished => return Err(CmdError::bad("VANISHED requires QRESYNC to be enabled")),
+            }
+        }
+        if changed_since.is_some() || attrs.contains(&FetchAttr::ModSeq) {
+            self.condstore = true;
+            if !attrs.contains(&FetchAttr::ModSeq) {
+                attrs.push(FetchAttr::ModSeq);
+            }
+        }
+        for a in &attrs {
+            if matches!(a, FetchAttr::Preview { .. } | FetchAttr::EmailId | FetchAttr::ThreadId) {
+                return Err(CmdError::bad("FETCH item not supported"));
+            }
+        }
+        let mut idxs = self.resolve(uid, set)?;
+        let sel = self.selected.as_ref().ok_or_else(|| CmdError::bad("No mailbox selected"))?;
+        if let Some(cs) = changed_since {
+            idxs.retain(|i| sel.messages[*i].modseq > cs);
+        }
+        let mailbox = sel.id;
+        let read_only = sel.read_only;
+
+        // Non-PEEK body fetches set \Seen before the data goes out.
+        let mut flags_changed = std::collections::HashSet::new();
+        if !read_only && attrs.iter().any(sets_seen) {
+            let unseen: Vec<u32> = idxs
+                .iter()
+                .map(|i| &sel.messages[*i])
+                .filter(|m| !m.flags.iter().any(|f| f == "\\Seen"))
+                .map(|m| m.uid)
+                .collect();
+            if !unseen.is_empty() {
+                let seen = vec!["\\Seen".to_string()];
+                let res = self
+                    .db(move |s| s.store_flags(mailbox, &unseen, FlagOp::Add, &seen, None))
+                    .await?;
+                if let Some(sel) = self.selected.as_mut() {
+                    for (u, f, ms) in &res.updated {
+                        if let Some(seq) = sel.seq_of(*u) {
+                            let m = &mut sel.messages[seq as usize - 1];
+                            m.flags = f.clone();
+                            m.modseq = *ms;
+                            flags_changed.insert(*u);
+                        }
+                    }
+                }
+                if !res.updated.is_empty() {
+                    self.publish(mailbox, res.highest_modseq);
+                }
+            }
+        }
+
+        let want_raw = attrs.iter().any(needs_raw);
+        let want_summary = attrs.iter().any(needs_summary);
+        let mut failure: Option<BinaryError> = None;
+        for i in idxs {
+            let Some(sel) = self.selected.as_ref() else { break };
+            let Some(meta) = sel.messages.get(i).cloned() else { continue };
+            let seq = i as u32 + 1;
+            let loaded = self.load(mailbox, &meta, want_raw, want_summary).await?;
+            let mut line = format!("* {seq} FETCH (").into_bytes();
+            let mut first = true;
+            let mut sep = |line: &mut Vec<u8>| {
+                if !first {
+                    line.push(b' ');
+                }
+                first = false;
+            };
+            if uid {
+                sep(&mut line);
+                line.extend_from_slice(format!("UID {}", meta.uid).as_bytes());
+            }
+            let mut flags_sent = false;
+            for a in &attrs {
+                match a {
+                    FetchAttr::Uid => {
+                        if !uid {
+                            sep(&mut line);
+                            line.extend_from_slice(format!("UID {}", meta.uid).as_bytes());
+                        }
+                    }
+                    FetchAttr::Flags => {
+                        sep(&mut line);
+                        line.extend_from_slice(b"FLAGS ");
+                        respond::flag_list(&mut line, &meta.flags);
+                        flags_sent = true;
+                    }
+                    FetchAttr::InternalDate => {
+                        sep(&mut line);
+                        line.extend_from_slice(b"INTERNALDATE ");
+                        respond::date_time(&mut line, meta.internal_date, meta.date_offset_minutes);
+                    }
+                    FetchAttr::Rfc822Size => {
+                        sep(&mut line);
+                        line.extend_from_slice(format!("RFC822.SIZE {}", meta.size).as_bytes());
+                    }
+                    FetchAttr::ModSeq => {
+                        sep(&mut line);
+                        line.extend_from_slice(format!("MODSEQ ({})", meta.modseq).as_bytes());
+                    }
+                    FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure => {
+                        let Some(s) = &loaded.summary else { continue };
+                        sep(&mut line);
+                        let (name, v) = match a {
+                            FetchAttr::Envelope => ("ENVELOPE ", s.envelope()),
+                            FetchAttr::Body => ("BODY ", s.body()),
+                            _ => ("BODYSTRUCTURE ", s.bodystructure()),
+                        };
+                        line.extend_from_slice(name.as_bytes());
+                        line.extend_from_slice(v);
+                    }
+                    FetchAttr::Rfc822 | FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
+                        let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else { continue };
+                        let (name, text) = match a {
+                            FetchAttr::Rfc822 => ("RFC822", None),
+                            FetchAttr::Rfc822Header => ("RFC822.HEADER", Some(SectionText::Header)),
+                            _ => ("RFC822.TEXT", Some(SectionText::Text)),
+                        };
+                        let data: Cow<[u8]> = match text {
+                            None => Cow::Borrowed(raw.as_slice()),
+                            Some(t) => s.section(raw, &Section { part: vec![], text: Some(t) }),
+                        };
+                        sep(&mut line);
+                        line.extend_from_slice(name.as_bytes());
+                        line.push(b' ');
+                        data_literal(&mut line, &data);
+                    }
+                    FetchAttr::BodySection { section, partial, .. } => {
+                        let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else { continue };
+                        let data = if section.part.is_empty() && section.text.is_none() {
+                            Cow::Borrowed(raw.as_slice())
+                        } else {
+                            s.section(raw, section)
+                        };
+                        sep(&mut line);
+                        line.extend_from_slice(format!("BODY[{}]", section_name(section)).as_bytes());
+                        if let Some((off, _)) = partial {
+                            line.extend_from_slice(format!("<{off}>").as_bytes());
+                        }
+                        line.push(b' ');
+                        data_literal(&mut line, apply_partial(&data, *partial));
+                    }
+                    FetchAttr::Binary { part, partial, .. } => {
+                        let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else { continue };
+                        match s.binary(raw, part) {
+                            Ok(data) => {
+                                sep(&mut line);
+                                line.extend_from_slice(format!("BINARY[{}]", part_name(part)).as_bytes());
+                                if let Some((off, _)) = partial {
+                                    line.extend_from_slice(format!("<{off}>").as_bytes());
+                                }
+                                line.push(b' ');
+                                data_literal(&mut line, apply_partial(&data, *partial));
+                            }
+                            Err(e) => failure = Some(e),
+                        }
+                    }
+                    FetchAttr::BinarySize { part } => {
+                        let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else { continue };
+                        match s.binary_size(raw, part) {
+                            Ok(n) => {
+                                sep(&mut line);
+                                line.extend_from_slice(format!("BINARY.SIZE[{}] {n}", part_name(part)).as_bytes());
+                            }
+                            Err(e) => failure = Some(e),
+                        }
+                    }
+                    FetchAttr::Preview { .. } | FetchAttr::EmailId | FetchAttr::ThreadId => {}
+                }
+            }
+            if !flags_sent && flags_changed.contains(&meta.uid) {
+                sep(&mut line);
+                line.extend_from_slice(b"FLAGS ");
+                respond::flag_list(&mut line, &meta.flags);
+            }
+            line.extend_from_slice(b")\r\n");
+            self.out.extend_from_slice(&line);
+            if self.out.len() > 256 * 1024 {
+                self.flush().await.map_err(|_| CmdError { close: true, ..CmdError::no("Connection lost") })?;
+            }
+        }
+        match failure {
+            Some(BinaryError::UnknownCte) => Err(CmdError::no_code("UNKNOWN-CTE", "Unknown Content-Transfer-Encoding")),
+            Some(BinaryError::Parse) => Err(CmdError::no_code("PARSE", "Invalid data in MIME part")),
+            None => Ok(Done::ok("Fetch completed")),
+        }
+    }
+
+    async fn load(&self, mailbox: i64, meta: &MessageMeta, raw: bool, summary: bool) -> Result<Loaded, CmdError> {
+        if !raw && !summary {
+            return Ok(Loaded { raw: None, summary: None });
+        }
+        let blobs = self.shared.blobs.clone();
+        let store = self.shared.store.clone();
+        let blob = meta.blob.clone();
+        let uid = meta.uid;
+        let r = tokio::task::spawn_blocking(move || -> Result<Loaded, String> {
+            let raw_bytes = if raw { Some(blobs.get(&blob).map_err(|e| e.to_string())?) } else { None };
+            let summary = if summary {
+                let bytes = store.summary(mailbox, uid).map_err(|e| e.to_string())?;
+                match bytes.as_deref().and_then(Summary::from_bytes) {
+                    Some(s) => Some(s),
+                    // A summary that cannot be read (written by an older version, or
+                    // lost) is rebuilt from the message rather than failing the FETCH.
+                    None => {
+                        let raw = match &raw_bytes {
+                            Some(r) => Cow::Borrowed(r.as_slice()),
+                            None => Cow::Owned(blobs.get(&blob).map_err(|e| e.to_string())?),
+                        };
+                        Some(Summary::parse(&raw))
+                    }
+                }
+            } else {
+                None
+            };
+            Ok(Loaded { raw: raw_bytes, summary })
+        })
+        .await
+        .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))?;
+        r.map_err(|e| {
+            tracing::error!("cannot load message {uid}: {e}");
+            CmdError::no_code("UNAVAILABLE", "Can't read the message; try again later")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn section_names_echo_like_dovecot() {
+        let s = Section { part: vec![1, 2], text: Some(SectionText::Mime) };
+        assert_eq!(section_name(&s), "1.2.MIME");
+        let s = Section { part: vec![], text: Some(SectionText::HeaderFields(vec!["From".into(), "to".into()])) };
+        assert_eq!(section_name(&s), "HEADER.FIELDS (FROM TO)");
+        let s = Section { part: vec![3], text: None };
+        assert_eq!(section_name(&s), "3");
+    }
+
+    #[test]
+    fn partial_ranges() {
+        assert_eq!(apply_partial(b"hello", Some((1, 3))), b"ell");
+        assert_eq!(apply_partial(b"hello", Some((4, 10))), b"o");
+        assert_eq!(apply_partial(b"hello", Some((10, 3))), b"");
+        assert_eq!(apply_partial(b"hello", None), b"hello");
+    }
+}

@@ -1,0 +1,453 @@
+//! One task per connection: the accept loop, connection limits, the request
+//! reader (lines, literals, limits) and the command loop. Command handlers live
+//! in `cmd/` as methods on [`Session`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pillarbox_proto::framer::{parse_request, CommandBuffer};
+use pillarbox_proto::types::{LiteralData, Request};
+use pillarbox_store::{Account, ChangeEvent, MetaStore, ModSeq, Uid};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+
+use crate::cmd::CmdError;
+use crate::conn::{Connection, Line, Stream};
+use crate::view::SelectedMailbox;
+use crate::Shared;
+
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, implicit_tls: bool) {
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        tokio::select! {
+            r = listener.accept() => {
+                let (tcp, peer) = match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let admitted = admit(&shared, peer.ip());
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    match admitted {
+                        Err(why) => reject(tcp, implicit_tls, &shared, why).await,
+                        Ok(()) => {
+                            let _guard = ConnGuard { shared: shared.clone(), ip: peer.ip() };
+                            run_connection(tcp, peer, shared, implicit_tls).await;
+                        }
+                    }
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+fn admit(shared: &Shared, ip: IpAddr) -> Result<(), &'static str> {
+    let limits = &shared.config.limits;
+    let mut c = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+    if c.total >= limits.max_connections {
+        return Err("Too many connections");
+    }
+    let n = c.per_ip.get(&ip).copied().unwrap_or(0);
+    if n >= limits.max_connections_per_ip {
+        return Err("Too many connections from your address");
+    }
+    c.total += 1;
+    *c.per_ip.entry(ip).or_insert(0) += 1;
+    Ok(())
+}
+
+struct ConnGuard {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        let mut c = self.shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+async fn reject(tcp: TcpStream, implicit_tls: bool, shared: &Shared, why: &str) {
+    let stream = if implicit_tls {
+        match tls_accept(tcp, shared).await {
+            Some(s) => s,
+            None => return,
+        }
+    } else {
+        Stream::Plain(tcp)
+    };
+    let mut conn = Connection::new(stream);
+    let _ = conn.write_all(format!("* BYE [UNAVAILABLE] {why}\r\n").as_bytes()).await;
+    conn.shutdown().await;
+}
+
+async fn tls_accept(tcp: TcpStream, shared: &Shared) -> Option<Stream> {
+    let acceptor = shared.tls.as_ref()?;
+    match tokio::time::timeout(shared.config.preauth_timeout(), acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => Some(Stream::Tls(Box::new(s))),
+        Ok(Err(e)) => {
+            tracing::debug!("TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+async fn run_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, implicit_tls: bool) {
+    let stream = if implicit_tls {
+        match tls_accept(tcp, &shared).await {
+            Some(s) => s,
+            None => return,
+        }
+    } else {
+        Stream::Plain(tcp)
+    };
+    let mut session = Session::new(Connection::new(stream), peer, shared);
+    session.run().await;
+    session.release_user();
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    NotAuthenticated,
+    Authenticated,
+    Selected,
+    Logout,
+}
+
+/// What reading one request produced.
+enum ReadOutcome {
+    Request(Request),
+    /// Already answered (BAD / NO); continue with the next request.
+    Answered,
+    Close,
+}
+
+pub(crate) struct Session {
+    pub shared: Arc<Shared>,
+    pub conn: Connection,
+    pub peer: SocketAddr,
+    pub state: State,
+    pub account: Option<Account>,
+    pub selected: Option<SelectedMailbox>,
+    /// ENABLE IMAP4rev2 given.
+    pub rev2: bool,
+    /// ENABLE UTF8=ACCEPT (or IMAP4rev2): mailbox names are UTF-8.
+    pub utf8: bool,
+    pub condstore: bool,
+    pub qresync: bool,
+    pub auth_failures: u32,
+    /// SEARCHRES `$` (UIDs).
+    pub saved_search: Option<Vec<Uid>>,
+    pub out: Vec<u8>,
+    pub changes: Option<broadcast::Receiver<ChangeEvent>>,
+    counted_user: Option<String>,
+}
+
+impl Session {
+    fn new(conn: Connection, peer: SocketAddr, shared: Arc<Shared>) -> Self {
+        Session {
+            shared,
+            conn,
+            peer,
+            state: State::NotAuthenticated,
+            account: None,
+            selected: None,
+            rev2: false,
+            utf8: false,
+            condstore: false,
+            qresync: false,
+            auth_failures: 0,
+            saved_search: None,
+            out: Vec::with_capacity(256),
+            changes: None,
+            counted_user: None,
+        }
+    }
+
+    async fn run(&mut self) {
+        let greeting = format!("* OK [CAPABILITY {}] Pillarbox ready.\r\n", self.capabilities());
+        self.out.extend_from_slice(greeting.as_bytes());
+        if self.flush().await.is_err() {
+            return;
+        }
+        let mut shutdown = self.shared.shutdown.clone();
+        while self.state != State::Logout {
+            if *shutdown.borrow() {
+                self.bye("Server shutting down").await;
+                return;
+            }
+            let timeout = if self.state == State::NotAuthenticated {
+                self.shared.config.preauth_timeout()
+            } else {
+                self.shared.config.auth_timeout()
+            };
+            let outcome = tokio::select! {
+                r = tokio::time::timeout(timeout, self.read_request()) => match r {
+                    Ok(o) => o,
+                    Err(_) => {
+                        self.bye("Disconnected for inactivity").await;
+                        return;
+                    }
+                },
+                _ = shutdown.changed() => {
+                    self.bye("Server shutting down").await;
+                    return;
+                }
+            };
+            match outcome {
+                ReadOutcome::Close => return,
+                ReadOutcome::Answered => {
+                    if self.flush().await.is_err() {
+                        return;
+                    }
+                }
+                ReadOutcome::Request(req) => {
+                    let keep = self.execute(req).await;
+                    if self.flush().await.is_err() || !keep {
+                        return;
+                    }
+                }
+            }
+        }
+        self.conn.shutdown().await;
+    }
+
+    pub(crate) async fn bye(&mut self, text: &str) {
+        self.out.extend_from_slice(format!("* BYE {text}\r\n").as_bytes());
+        let _ = self.flush().await;
+        self.conn.shutdown().await;
+    }
+
+    pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = self.conn.write_all(&self.out).await;
+        self.out.clear();
+        if self.out.capacity() > 64 * 1024 {
+            self.out.shrink_to(4096);
+        }
+        r
+    }
+
+    /// Reads lines and literals until a request is complete, enforcing limits.
+    async fn read_request(&mut self) -> ReadOutcome {
+        let limits = self.shared.config.limits.clone();
+        let mut buf = CommandBuffer::new();
+        loop {
+            let line = match self.conn.read_line(limits.max_line_length).await {
+                Ok(Line::Text(l)) => l,
+                Ok(Line::TooLong) => {
+                    let tag = buf.tag().unwrap_or_else(|| "*".into());
+                    self.out.extend_from_slice(
+                        format!("{tag} BAD Command line too long (limit {} bytes)\r\n", limits.max_line_length)
+                            .as_bytes(),
+                    );
+                    return ReadOutcome::Answered;
+                }
+                Ok(Line::Eof) | Err(_) => return ReadOutcome::Close,
+            };
+            if buf.is_empty() && line.is_empty() {
+                continue; // tolerate empty lines between commands
+            }
+            let spec = match buf.push_line(&line) {
+                Ok(None) => break,
+                Ok(Some(spec)) => spec,
+                Err(e) => {
+                    self.untagged_or_tagged_bad(e.tag.as_deref(), &e.text);
+                    return ReadOutcome::Answered;
+                }
+            };
+            let tag = buf.tag().unwrap_or_else(|| "*".into());
+            let is_append = buf.command_name().as_deref() == Some("APPEND");
+            let max = if is_append { limits.max_literal_size } else { limits.max_other_literal_size };
+            if spec.len > max {
+                if spec.non_sync {
+                    // The client is already sending the bytes; we cannot resync the stream.
+                    self.out.extend_from_slice(
+                        format!("* BYE [TOOBIG] Literal of {} bytes exceeds the limit of {max}\r\n", spec.len)
+                            .as_bytes(),
+                    );
+                    let _ = self.flush().await;
+                    return ReadOutcome::Close;
+                }
+                self.out.extend_from_slice(
+                    format!("{tag} NO [TOOBIG] Literal of {} bytes exceeds the limit of {max}\r\n", spec.len)
+                        .as_bytes(),
+                );
+                return ReadOutcome::Answered;
+            }
+            if !is_append && buf.buffered_len() as u64 + spec.len > limits.max_other_literal_size + limits.max_line_length as u64 {
+                self.out.extend_from_slice(format!("{tag} BAD Command too long\r\n").as_bytes());
+                return ReadOutcome::Answered;
+            }
+            if !spec.non_sync {
+                self.out.extend_from_slice(b"+ Ready for literal data\r\n");
+                if self.flush().await.is_err() {
+                    return ReadOutcome::Close;
+                }
+            }
+            let data = if is_append && buf.buffered_len() as u64 + spec.len > limits.spool_threshold {
+                match self.spool_literal(spec.len).await {
+                    Ok(d) => d,
+                    Err(_) => return ReadOutcome::Close,
+                }
+            } else {
+                match self.conn.read_exact_vec(spec.len as usize).await {
+                    Ok(v) => LiteralData::Memory(v),
+                    Err(_) => return ReadOutcome::Close,
+                }
+            };
+            buf.push_literal(data, spec.binary);
+        }
+        let tag = buf.tag();
+        match parse_request(buf.into_parts(), limits.max_nesting) {
+            Ok(req) => ReadOutcome::Request(req),
+            Err(e) => {
+                self.untagged_or_tagged_bad(e.tag.as_deref().or(tag.as_deref()), &e.text);
+                ReadOutcome::Answered
+            }
+        }
+    }
+
+    fn untagged_or_tagged_bad(&mut self, tag: Option<&str>, text: &str) {
+        let tag = tag.unwrap_or("*");
+        self.out.extend_from_slice(format!("{tag} BAD {text}\r\n").as_bytes());
+    }
+
+    async fn spool_literal(&mut self, len: u64) -> std::io::Result<LiteralData> {
+        let dir = self.shared.config.data_dir.join("spool");
+        std::fs::create_dir_all(&dir)?;
+        let file = tempfile::NamedTempFile::new_in(&dir)?;
+        let (mut f, path) = file.keep().map_err(|e| e.error)?;
+        let r = self.conn.read_into(len, &mut f).await;
+        if let Err(e) = r {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok(LiteralData::Spooled { path, len })
+    }
+
+    /// Runs a store operation on the blocking pool.
+    pub(crate) async fn db<T, F>(&self, f: F) -> Result<T, CmdError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn MetaStore) -> pillarbox_store::Result<T> + Send + 'static,
+    {
+        let store = self.shared.store.clone();
+        match tokio::task::spawn_blocking(move || f(&*store)).await {
+            Ok(r) => r.map_err(CmdError::from_store),
+            Err(_) => Err(CmdError::no_code("SERVERBUG", "Internal error")),
+        }
+    }
+
+    pub(crate) fn account_id(&self) -> Result<i64, CmdError> {
+        self.account
+            .as_ref()
+            .map(|a| a.id)
+            .ok_or_else(|| CmdError::bad("Not authenticated"))
+    }
+
+    /// Counts this session against its user's limit; false if over it.
+    pub(crate) fn count_user(&mut self, name: &str) -> bool {
+        let max = self.shared.config.limits.max_sessions_per_user;
+        let mut c = self.shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let n = c.per_user.entry(name.to_string()).or_insert(0);
+        if *n >= max {
+            return false;
+        }
+        *n += 1;
+        self.counted_user = Some(name.to_string());
+        true
+    }
+
+    fn release_user(&mut self) {
+        if let Some(name) = self.counted_user.take() {
+            let mut c = self.shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = c.per_user.get_mut(&name) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.per_user.remove(&name);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn publish(&self, mailbox: i64, modseq: ModSeq) {
+        if let Some(a) = &self.account {
+            self.shared.bus.publish(ChangeEvent {
+                account: a.id,
+                mailbox,
+                modseq,
+            });
+        }
+    }
+
+    pub(crate) fn is_loopback(&self) -> bool {
+        match self.peer.ip() {
+            IpAddr::V4(v4) => v4.is_loopback(),
+            IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v| v.is_loopback()),
+        }
+    }
+
+    /// Whether plaintext credentials may be sent on this connection.
+    pub(crate) fn login_allowed(&self) -> bool {
+        self.conn.tls || self.is_loopback() || self.shared.config.auth.allow_plaintext
+    }
+
+    pub(crate) fn capabilities(&self) -> String {
+        let mut caps = vec!["IMAP4rev1", "IMAP4rev2", "SASL-IR", "LITERAL+", "ID", "ENABLE"];
+        let appendlimit;
+        match self.state {
+            State::NotAuthenticated => {
+                if !self.conn.tls && self.shared.tls.is_some() {
+                    caps.push("STARTTLS");
+                }
+                if self.login_allowed() {
+                    caps.push("AUTH=PLAIN");
+                } else {
+                    caps.push("LOGINDISABLED");
+                }
+            }
+            _ => {
+                caps.extend([
+                    "IDLE",
+                    "NAMESPACE",
+                    "UIDPLUS",
+                    "MOVE",
+                    "UNSELECT",
+                    "CHILDREN",
+                    "LIST-EXTENDED",
+                    "LIST-STATUS",
+                    "SPECIAL-USE",
+                    "CREATE-SPECIAL-USE",
+                    "ESEARCH",
+                    "SEARCHRES",
+                    "BINARY",
+                    "MULTIAPPEND",
+                    "CONDSTORE",
+                    "UTF8=ACCEPT",
+                    "STATUS=SIZE",
+                ]);
+                appendlimit = format!("APPENDLIMIT={}", self.shared.config.limits.max_literal_size);
+                caps.push(&appendlimit);
+            }
+        }
+        caps.join(" ")
+    }
+}
