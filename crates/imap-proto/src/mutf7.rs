@@ -191,4 +191,36 @@ mod tests {
         // a trailing extra base64 char
         assert_eq!(decode(b"&AOkA-"), None);
     }
+
+    #[test]
+    fn random_round_trips() {
+        let mut x: u64 = 42;
+        let mut next = move || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as u32
+        };
+        for _ in 0..2000 {
+            let len = next() % 12;
+            let s: String = (0..len)
+                .filter_map(|_| match next() % 4 {
+                    0 => char::from_u32(0x20 + next() % 0x5f),
+                    1 => char::from_u32(0x80 + next() % 0x780),
+                    2 => char::from_u32(0x800 + next() % 0xf000),
+                    _ => char::from_u32(0x10000 + next() % 0x100000),
+                })
+                .collect();
+            let e = encode(&s);
+            assert_eq!(decode(e.as_bytes()).as_deref(), Some(s.as_str()), "{e}");
+            // any byte string: decode never panics, and what it accepts re-encodes identically
+            const ALPHA: &[u8] = b"&-AZaz09+,/ ~\x80";
+            let raw: Vec<u8> = (0..next() % 16)
+                .map(|_| ALPHA[next() as usize % ALPHA.len()])
+                .collect();
+            if let Some(d) = decode(&raw) {
+                assert_eq!(encode(&d).as_bytes(), &raw[..]);
+            }
+        }
+    }
 }
