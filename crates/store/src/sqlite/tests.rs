@@ -952,3 +952,26 @@ fn changes_since_small_delta_on_big_mailbox() {
     );
     assert!(stmt.get_status(rusqlite::StatementStatus::VmStep) < 500);
 }
+
+#[test]
+fn concurrent_open_of_a_fresh_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fresh.sqlite");
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let p = path.clone();
+            std::thread::spawn(move || SqliteStore::open(&p).map(|_| ()))
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap().unwrap();
+    }
+    let st = SqliteStore::open(&path).unwrap();
+    let n: i64 = st
+        .writer
+        .lock()
+        .unwrap()
+        .query_row("SELECT count(*) FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1, "migration applied exactly once");
+}
