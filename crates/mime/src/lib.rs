@@ -9,6 +9,16 @@ use std::borrow::Cow;
 use pillarbox_proto::types::Section;
 use serde::{Deserialize, Serialize};
 
+mod date;
+mod decode;
+mod envelope;
+mod header;
+mod quote;
+mod rfc822;
+mod search_impl;
+mod section;
+mod structure;
+
 /// Why BINARY[...] of a part cannot be served (RFC 3516).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BinaryError {
@@ -20,53 +30,72 @@ pub enum BinaryError {
     Parse,
 }
 
+/// What FETCH needs of a message, computed once at ingest.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
-    // private fields chosen by the implementation
+    envelope: Vec<u8>,
+    bodystructure: Vec<u8>,
+    body: Vec<u8>,
+    root: structure::Part,
+    sent_date: Option<i64>,
 }
 
 impl Summary {
     /// Parse `raw` (the exact stored bytes). Never panics, whatever the input.
     pub fn parse(raw: &[u8]) -> Summary {
-        unimplemented!()
+        let root = structure::parse(raw);
+        let fields = header::fields(&raw[root.hdr..root.body]);
+        let envelope = envelope::build(&fields);
+        let mut bodystructure = Vec::new();
+        structure::write(&mut bodystructure, raw, &root, true);
+        let mut body = Vec::new();
+        structure::write(&mut body, raw, &root, false);
+        let sent_date = date::sent_date(&fields);
+        Summary {
+            envelope,
+            bodystructure,
+            body,
+            root,
+            sent_date,
+        }
     }
     /// Compact serialisation for storage.
     pub fn to_bytes(&self) -> Vec<u8> {
-        unimplemented!()
+        serde_json::to_vec(self).unwrap_or_default()
     }
     pub fn from_bytes(bytes: &[u8]) -> Option<Summary> {
-        unimplemented!()
+        serde_json::from_slice(bytes).ok()
     }
     /// The ENVELOPE value, e.g. `("date" "subject" ((...)) ...)`, as wire bytes
     /// (strings quoted or as literals exactly as they must be sent).
     pub fn envelope(&self) -> &[u8] {
-        unimplemented!()
+        &self.envelope
     }
     /// The BODYSTRUCTURE value (with extension data) as wire bytes.
     pub fn bodystructure(&self) -> &[u8] {
-        unimplemented!()
+        &self.bodystructure
     }
     /// The BODY value (no extension data) as wire bytes.
     pub fn body(&self) -> &[u8] {
-        unimplemented!()
+        &self.body
     }
     /// The bytes of `BODY[section]` (before any `<partial>` is applied).
     /// Non-existent parts give an empty slice (Dovecot behaviour).
     pub fn section<'a>(&self, raw: &'a [u8], section: &Section) -> Cow<'a, [u8]> {
-        unimplemented!()
+        section::section(&self.root, raw, section)
     }
     /// `BINARY[part]`: the decoded content of a part (`part` empty = whole message body).
     pub fn binary<'a>(&self, raw: &'a [u8], part: &[u32]) -> Result<Cow<'a, [u8]>, BinaryError> {
-        unimplemented!()
+        section::binary(&self.root, raw, part)
     }
     /// `BINARY.SIZE[part]` == `binary(part)?.len()`.
     pub fn binary_size(&self, raw: &[u8], part: &[u32]) -> Result<u64, BinaryError> {
-        unimplemented!()
+        self.binary(raw, part).map(|b| b.len() as u64)
     }
     /// The Date: header as seconds since the epoch, with its zone applied (for SENT* keys
     /// and SORT DATE). None if missing or unparsable.
     pub fn sent_date(&self) -> Option<i64> {
-        unimplemented!()
+        self.sent_date
     }
 }
 
@@ -76,19 +105,19 @@ pub mod search {
     /// All values of header `name` (case-insensitive), unfolded, RFC 2047 decoded to UTF-8.
     /// For From/To/Cc/Bcc the address text as written (display names decoded).
     pub fn header_values(raw: &[u8], name: &str) -> Vec<String> {
-        unimplemented!()
+        crate::search_impl::header_values(raw, name)
     }
     /// Whether the message has a header field `name` at all.
     pub fn has_header(raw: &[u8], name: &str) -> bool {
-        unimplemented!()
+        crate::search_impl::has_header(raw, name)
     }
     /// The whole header block, unfolded and RFC 2047 decoded (for TEXT).
     pub fn headers_text(raw: &[u8]) -> String {
-        unimplemented!()
+        crate::search_impl::headers_text(raw)
     }
     /// The decoded text of the body: every text/* part (and message/rfc822 parts
     /// recursively) with transfer encoding removed and charset converted to UTF-8.
     pub fn body_text(raw: &[u8]) -> String {
-        unimplemented!()
+        crate::search_impl::body_text(raw)
     }
 }
