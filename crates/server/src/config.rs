@@ -41,6 +41,9 @@ pub struct AuthConfig {
     /// Allow LOGIN / AUTHENTICATE PLAIN on connections without TLS from
     /// non-loopback addresses. Loopback is always allowed (as in Dovecot).
     pub allow_plaintext: bool,
+    /// Treat loopback connections as secure (plaintext login allowed), as
+    /// Dovecot does for local clients.
+    pub trust_loopback: bool,
     /// Failed authentication attempts after which the connection is closed.
     pub max_failures: u32,
     /// Delay before answering a failed authentication, in milliseconds
@@ -101,6 +104,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             allow_plaintext: false,
+            trust_loopback: true,
             max_failures: 3,
             failure_delay_ms: 2000,
         }

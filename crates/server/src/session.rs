@@ -407,7 +407,9 @@ impl Session {
 
     /// Whether plaintext credentials may be sent on this connection.
     pub(crate) fn login_allowed(&self) -> bool {
-        self.conn.tls || self.is_loopback() || self.shared.config.auth.allow_plaintext
+        self.conn.tls
+            || (self.shared.config.auth.trust_loopback && self.is_loopback())
+            || self.shared.config.auth.allow_plaintext
     }
 
     pub(crate) fn capabilities(&self) -> String {
