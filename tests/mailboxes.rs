@@ -1,0 +1,205 @@
+//! Mailbox commands: CREATE, DELETE, RENAME, SUBSCRIBE, LIST (LIST-EXTENDED,
+//! SPECIAL-USE, LIST-STATUS), LSUB, STATUS, SELECT/EXAMINE, mailbox name encodings.
+
+mod common;
+
+use common::*;
+
+fn names(r: &Response) -> Vec<String> {
+    r.lines_starting("* LIST")
+        .iter()
+        .map(|l| l.trim_end().rsplit_once(" \"/\" ").map(|x| x.1.to_string()).unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn new_account_has_special_use_mailboxes() {
+    let s = TestServer::start().await;
+    let mut c = s.login().await;
+    let r = c.ok("LIST \"\" \"*\"").await;
+    let t = r.text();
+    for (name, attr) in [("Drafts", "\\Drafts"), ("Sent", "\\Sent"), ("Trash", "\\Trash"), ("Junk", "\\Junk"), ("Archive", "\\Archive")] {
+        assert!(t.contains(&format!("{attr}) \"/\" {name}\r\n")), "{name}: {t}");
+    }
+    assert!(t.contains("* LIST (\\HasNoChildren) \"/\" INBOX\r\n"));
+    let r = c.ok("LIST (SPECIAL-USE) \"\" \"*\"").await;
+    assert_eq!(names(&r).len(), 5);
+    assert!(!names(&r).contains(&"INBOX".to_string()));
+    let r = c.ok("LIST \"\" \"\"").await;
+    assert!(r.has("* LIST (\\Noselect) \"/\" \"\""));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn create_with_parents_delete_rename() {
+    let s = TestServer::start().await;
+    let mut c = s.login().await;
+    c.ok("CREATE a/b/c").await;
+    let r = c.ok("LIST \"\" \"a*\"").await;
+    assert_eq!(names(&r), vec!["a", "a/b", "a/b/c"]);
+    assert!(r.has("(\\HasChildren) \"/\" a\r\n"));
+    assert!(r.has("(\\HasNoChildren) \"/\" a/b/c\r\n"));
+    let r = c.ok("LIST \"\" \"a/%\"").await;
+    assert_eq!(names(&r), vec!["a/b"]);
+    let r = c.ok("LIST \"a\" \"%\"").await;
+    assert_eq!(names(&r), vec!["a/b"]);
+    let r = c.no("CREATE a/b").await;
+    assert!(r.tagged.contains("[ALREADYEXISTS]"));
+    c.no("CREATE INBOX").await;
+    c.ok("CREATE trailing/").await;
+    let r = c.no("DELETE a").await;
+    assert!(r.tagged.contains("children"));
+    let r = c.no("DELETE nosuch").await;
+    assert!(r.tagged.contains("[NONEXISTENT]"));
+    c.no("DELETE INBOX").await;
+    c.ok("RENAME a x").await;
+    let r = c.ok("LIST \"\" \"*\"").await;
+    let n = names(&r);
+    assert!(n.contains(&"x/b/c".to_string()) && !n.iter().any(|m| m.starts_with("a")), "{n:?}");
+    let r = c.no("RENAME nosuch y").await;
+    assert!(r.tagged.contains("[NONEXISTENT]"));
+    let r = c.no("RENAME x trailing").await;
+    assert!(r.tagged.contains("[ALREADYEXISTS]"));
+    c.no("RENAME x x/y").await;
+    c.ok("DELETE x/b/c").await;
+    c.ok("DELETE x/b").await;
+    c.ok("DELETE x").await;
+    c.bad("CREATE").await;
+    c.no("CREATE \"bad*name\"").await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn rename_inbox_moves_messages_and_keeps_inbox() {
+    let s = TestServer::start().await;
+    let mut c = s.login().await;
+    c.append("INBOX", "", &message("one", "body")).await;
+    c.append("INBOX", "", &message("two", "body")).await;
+    c.ok("RENAME INBOX old-inbox").await;
+    let r = c.ok("STATUS INBOX (MESSAGES)").await;
+    assert!(r.has("(MESSAGES 0)"), "{}", r.text());
+    let r = c.ok("STATUS old-inbox (MESSAGES)").await;
+    assert!(r.has("(MESSAGES 2)"), "{}", r.text());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn uidvalidity_changes_when_a_mailbox_is_recreated() {
+    let s = TestServer::start().await;
+    let mut c = s.login().await;
+    c.ok("CREATE box").await;
+    let r = c.ok("STATUS box (UIDVALIDITY UIDNEXT)").await;
+    let first = r.text();
+    c.ok("DELETE box").await;
+    c.ok("CREATE box").await;
+    let r = c.ok("STATUS box (UIDVALIDITY UIDNEXT)").await;
+    assert_ne!(first, r.text());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn subscriptions_lsub_and_list_extended() {
+    let s = TestServer::start().await;
+    let mut c = s.login().await;
+    c.ok("CREATE work/projects").await;
+    c.ok("UNSUBSCRIBE Junk").await;
+    c.ok("SUBSCRIBE work/projects").await;
+    c.ok("SUBSCRIBE gone").await;
+    let r = c.ok("LSUB \"\" \"*\"").await;
+    let t = r.text();
+    assert!(t.contains("* LSUB () \"/\" work/projects\r\n"), "{t}");
+    assert!(t.contains("* LSUB (\\Noselect) \"/\" gone\r\n"), "{t}");
+    assert!(!t.contains("Junk"));
+    let r = c.ok("LIST (SUBSCRIBED) \"\" \"*\"").await;
+    let t = r.text();
+    assert!(t.contains("\\NonExistent") && t.contains(" gone\r\n"), "{t}");
+    assert!(t.contains("\\Subscribed") && !t.contains("Junk"), "{t}");
+    let r = c.ok("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"").await;
+    assert!(r.has("\"/\" work (\"CHILDINFO\" (\"SUBSCRIBED\"))"), "{}", r.text());
+    c.bad("LIST (RECURSIVEMATCH) \"\" \"%\"").await;
+    let r = c.ok("LIST \"\" \"*\" RETURN (SUBSCRIBED CHILDREN)").await;
+    assert!(r.has("(\\HasNoChildren \\Subscribed) \"/\" INBOX"), "{}", r.text());
+    let r = c.ok("LIST \"\" (INBOX Sent) RETURN (STATUS (MESSAGES UIDNEXT))").await;
+    assert_eq!(names(&r), vec!["INBOX", "Sent"]);
+    assert_eq!(r.lines_starting("* STATUS").len(), 2, "{}", r.text());
+    assert!(r.has("* STATUS INBOX (MESSAGES 0 UIDNEXT 1)"), "{}", r.text());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn status_items() {
+    let s = TestServer::start().await;
+    let mut c = s.login().await;
+    c.append("INBOX", "\\Seen", &message("a", "x")).await;
+    c.append("INBOX", "\\Deleted", &message("b", "y")).await;
+    let size: usize = message("a", "x").len() + message("b", "y").len();
+    let r = c.ok("STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE HIGHESTMODSEQ RECENT)").await;
+    let t = r.text();
+    assert!(t.contains("MESSAGES 2 "), "{t}");
+    assert!(t.contains("UIDNEXT 3 "), "{t}");
+    assert!(t.contains("UNSEEN 1 "), "{t}");
+    assert!(t.contains("DELETED 1 "), "{t}");
+    assert!(t.contains(&format!("SIZE {size} ")), "{t}");
+    assert!(t.contains("HIGHESTMODSEQ "), "{t}");
+    let r = c.no("STATUS nosuch (MESSAGES)").await;
+    assert!(r.tagged.contains("[NONEXISTENT]"));
+    c.bad("STATUS INBOX (BOGUS)").await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn select_and_examine_responses() {
+    let s = TestServer::start().await;
+    let mut c = s.login().await;
+    c.append("INBOX", "\\Seen", &message("a", "x")).await;
+    c.append("INBOX", "$Label1", &message("b", "y")).await;
+    let r = c.ok("SELECT INBOX").await;
+    let t = r.text();
+    assert!(t.contains("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)"), "{t}");
+    assert!(t.contains("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)]"), "{t}");
+    assert!(t.contains("* 2 EXISTS"));
+    assert!(t.contains("* 0 RECENT"));
+    assert!(t.contains("* OK [UNSEEN 2]"));
+    assert!(t.contains("* OK [UIDVALIDITY "));
+    assert!(t.contains("* OK [UIDNEXT 3]"));
+    assert!(t.contains("* OK [HIGHESTMODSEQ "));
+    assert!(r.tagged.starts_with("OK [READ-WRITE]"));
+    let r = c.ok("EXAMINE INBOX").await;
+    assert!(r.has("* OK [CLOSED]"));
+    assert!(r.tagged.starts_with("OK [READ-ONLY]"));
+    let r = c.no("STORE 1 +FLAGS (\\Flagged)").await;
+    assert!(r.tagged.contains("[READ-ONLY]"));
+    // Non-PEEK fetch in EXAMINE does not set \Seen.
+    c.ok("FETCH 2 BODY[]").await;
+    let r = c.ok("FETCH 2 FLAGS").await;
+    assert!(!r.has("\\Seen"));
+    let r = c.no("SELECT nosuch").await;
+    assert!(r.tagged.contains("[NONEXISTENT]"));
+    // A failed SELECT leaves no mailbox selected.
+    c.bad("FETCH 1 FLAGS").await;
+    c.ok("SELECT INBOX").await;
+    c.ok("UNSELECT").await;
+    c.bad("FETCH 1 FLAGS").await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn international_names_mutf7_and_utf8() {
+    let s = TestServer::start().await;
+    let mut c = s.login().await;
+    // "Entwürfe" in modified UTF-7 from an IMAP4rev1 client.
+    c.ok("CREATE Entw&APw-rfe").await;
+    let r = c.ok("LIST \"\" \"Entw*\"").await;
+    assert!(r.has("\"/\" Entw&APw-rfe\r\n"), "{}", r.text());
+    c.bad("CREATE \"Entw&Bad\"").await;
+    // After ENABLE IMAP4rev2 names are UTF-8 on the wire.
+    c.ok("ENABLE IMAP4rev2").await;
+    let r = c.ok("LIST \"\" \"Entw*\"").await;
+    assert!(r.has("\"/\" \"Entwürfe\"\r\n"), "{}", r.text());
+    c.ok("CREATE \"日本語\"").await;
+    c.ok("SELECT \"日本語\"").await;
+    let mut c2 = s.login().await;
+    let r = c2.ok("LIST \"\" \"*\"").await;
+    assert!(r.has("\"/\" &ZeVnLIqe-\r\n"), "{}", r.text());
+    s.stop().await;
+}
