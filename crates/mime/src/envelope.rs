@@ -142,7 +142,7 @@ impl<'a> AddrParser<'a> {
         self.p.last_comment = Some(Vec::new());
         let quoted = self.p.peek() == Some(b'"');
         let mut ret = self.parse_local_part();
-        if ret <= 0 {
+        if ret < 0 {
             self.cur.invalid_syntax = true;
         }
         let mut ret2 = -2;
@@ -329,9 +329,8 @@ pub(crate) fn build(fields: &[Field<'_>]) -> Vec<u8> {
             _ => None,
         };
         if let Some(slot) = str_slot {
-            if slot.is_none() {
-                *slot = Some(hdr_str(f.value));
-            }
+            // a repeated field replaces the earlier value (Dovecot)
+            *slot = Some(hdr_str(f.value));
             continue;
         }
         let idx = match name.as_slice() {

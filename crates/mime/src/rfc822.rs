@@ -273,34 +273,43 @@ impl<'a> Parser<'a> {
         self.parse_mime_token(out)
     }
 
-    /// One `; key=value` parameter. 0 = no more, 1 = got one, -1 = broken.
+    /// One `; key=value` parameter (`rfc822_parse_content_param`).
+    /// 0 = no more, 1 = got one, -1 = broken (the caller skips one byte).
     fn parse_content_param(&mut self) -> (i32, Vec<u8>, Vec<u8>) {
         let mut key = Vec::new();
         let mut value = Vec::new();
-        if self.peek() != Some(b';') {
+        if self.at_end() {
             return (0, key, value);
+        }
+        if self.peek() != Some(b';') {
+            return (-1, key, value);
         }
         self.pos += 1;
         if self.skip_lwsp() <= 0 {
-            return (0, key, value);
+            return (-1, key, value);
         }
         if self.parse_mime_token(&mut key) <= 0 || self.peek() != Some(b'=') {
             return (-1, key, value);
         }
         self.pos += 1;
-        let ret = self.skip_lwsp();
+        let mut ret = self.skip_lwsp();
         if ret <= 0 {
-            // key= without a value
-            return (1, key, value);
-        }
-        if self.peek() == Some(b'"') {
-            if self.parse_quoted_string(&mut value) < 0 {
-                return (-1, key, value);
+            // no value
+        } else if self.peek() == Some(b'"') {
+            ret = self.parse_quoted_string(&mut value);
+        } else if self.peek() == Some(b'=') {
+            // Dovecot's workaround for `name==?utf-8?b?...?=`
+            while let Some(b) = self.peek() {
+                if matches!(b, b';' | b' ' | b'\t' | b'\r' | b'\n') {
+                    break;
+                }
+                value.push(b);
+                self.pos += 1;
             }
-        } else if self.parse_mime_token(&mut value) < 0 {
-            return (-1, key, value);
+        } else {
+            ret = self.parse_mime_token(&mut value);
         }
-        (1, key, value)
+        (if ret < 0 { -1 } else { 1 }, key, value)
     }
 
     /// `rfc2231_parse`: all parameters; RFC 2231 continuations (`name*0`,
@@ -315,16 +324,11 @@ impl<'a> Parser<'a> {
                 break;
             }
             if ret < 0 {
-                // skip to the next ';'
-                while let Some(b) = self.peek() {
-                    if b == b';' {
-                        break;
-                    }
-                    self.pos += 1;
-                }
+                // "try to continue anyway": skip one byte
                 if self.at_end() {
                     break;
                 }
+                self.pos += 1;
                 continue;
             }
             // continuation?
@@ -334,7 +338,12 @@ impl<'a> Parser<'a> {
                     Some((&b'*', d)) => (d, true),
                     _ => (rest, false),
                 };
-                if !digits.is_empty() && digits.iter().all(|b| b.is_ascii_digit()) {
+                if digits.is_empty() {
+                    let _ = ext;
+                    cont.push((key[..star].to_vec(), 0, true, value));
+                    continue;
+                }
+                if digits.iter().all(|b| b.is_ascii_digit()) {
                     let idx: u32 = std::str::from_utf8(digits)
                         .ok()
                         .and_then(|s| s.parse().ok())
@@ -353,6 +362,8 @@ impl<'a> Parser<'a> {
                     keys.push(k.clone());
                 }
             }
+            // Dovecot sorts the continued parameters by name
+            keys.sort_by_key(|k| k.to_ascii_lowercase());
             for k in keys {
                 let mut parts: Vec<&(Vec<u8>, u32, bool, Vec<u8>)> = cont
                     .iter()

@@ -87,32 +87,26 @@ impl Info {
             let n = f.name[8..].to_ascii_lowercase();
             match n.as_slice() {
                 b"type" if info.ctype.is_none() => {
+                    let (ctype, params) = parse_content_type(f.value);
+                    info.ctype = Some(ctype);
+                    info.params = params;
+                }
+                b"transfer-encoding" => {
                     let mut p = Parser::new(f.value);
                     p.skip_lwsp();
                     let mut s = Vec::new();
-                    let ret = p.parse_content_type(&mut s);
-                    let (t, st) = match s.iter().position(|&b| b == b'/') {
-                        Some(i) => (s[..i].to_vec(), s[i + 1..].to_vec()),
-                        None => (s.clone(), Vec::new()),
+                    // junk after the token makes it invalid (default 7bit)
+                    info.cte = if p.parse_mime_token(&mut s) == 0 {
+                        Some(s)
+                    } else {
+                        None
                     };
-                    info.ctype = Some((t, st));
-                    if ret >= 0 {
-                        info.params = p.parse_params();
-                    }
                 }
-                b"transfer-encoding" if info.cte.is_none() => {
-                    let mut p = Parser::new(f.value);
-                    p.skip_lwsp();
-                    let mut s = Vec::new();
-                    if p.parse_mime_token(&mut s) >= 0 {
-                        info.cte = Some(s);
-                    }
-                }
-                b"id" if info.id.is_none() => info.id = Some(hdr_str(f.value)),
-                b"description" if info.desc.is_none() => info.desc = Some(hdr_str(f.value)),
-                b"md5" if info.md5.is_none() => info.md5 = Some(hdr_str(f.value)),
-                b"location" if info.location.is_none() => info.location = Some(hdr_str(f.value)),
-                b"disposition" if info.disp.is_none() => {
+                b"id" => info.id = Some(hdr_str(f.value)),
+                b"description" => info.desc = Some(hdr_str(f.value)),
+                b"md5" => info.md5 = Some(hdr_str(f.value)),
+                b"location" => info.location = Some(hdr_str(f.value)),
+                b"disposition" => {
                     let mut p = Parser::new(f.value);
                     p.skip_lwsp();
                     let mut s = Vec::new();
@@ -121,7 +115,7 @@ impl Info {
                         info.disp = Some((s, params));
                     }
                 }
-                b"language" if info.lang.is_none() => {
+                b"language" => {
                     let mut p = Parser::new(f.value);
                     let mut langs = Vec::new();
                     p.skip_lwsp();
@@ -163,6 +157,41 @@ impl Info {
     }
 }
 
+/// Dovecot's Content-Type rules: `type` alone gives (type, "") without
+/// parameters; anything else that is not `type/subtype` optionally followed
+/// by `;` parameters gives ("", "") without parameters (README quirk 9).
+fn parse_content_type(value: &[u8]) -> ((Vec<u8>, Vec<u8>), Vec<(Vec<u8>, Vec<u8>)>) {
+    let invalid = ((Vec::new(), Vec::new()), Vec::new());
+    let mut p = Parser::new(value);
+    if p.skip_lwsp() <= 0 {
+        return invalid;
+    }
+    let mut t = Vec::new();
+    match p.parse_mime_token(&mut t) {
+        r if r < 0 => return invalid,
+        0 => return ((t, Vec::new()), Vec::new()),
+        _ => {}
+    }
+    if p.peek() != Some(b'/') {
+        return invalid;
+    }
+    p.pos += 1;
+    if p.skip_lwsp() <= 0 {
+        return ((t, Vec::new()), Vec::new());
+    }
+    let mut st = Vec::new();
+    let r = p.parse_mime_token(&mut st);
+    if r < 0 || (r > 0 && p.peek() != Some(b';')) {
+        return invalid;
+    }
+    let params = p.parse_params();
+    ((t, st), params)
+}
+
+/// Longest boundary Dovecot keeps (longer ones are truncated, so lines only
+/// need to start with the first 70 characters).
+const BOUNDARY_MAX_LEN: usize = 70;
+
 fn cte_parses_message(cte: &Option<Vec<u8>>) -> bool {
     match cte {
         None => true,
@@ -182,24 +211,29 @@ impl Ctx<'_> {
             return None;
         }
         let rest = &raw[pos + 2..];
+        // Dovecot's boundary_find: newest to oldest, the line only has to
+        // start with the boundary, the longest matching boundary wins.
+        let mut best: Option<usize> = None;
         for idx in (0..self.bounds.len()).rev() {
             let b = &self.bounds[idx];
-            if rest.starts_with(b) {
-                let after = &rest[b.len()..];
-                let close = after.starts_with(b"--");
-                let next = match header::memchr(b'\n', after) {
-                    Some(i) => pos + 2 + b.len() + i + 1,
-                    None => raw.len(),
-                };
-                return Some(End::Boundary {
-                    line_start: pos,
-                    idx,
-                    close,
-                    next,
-                });
+            if rest.starts_with(b) && best.is_none_or(|x| self.bounds[x].len() < b.len()) {
+                best = Some(idx);
             }
         }
-        None
+        let idx = best?;
+        let b = &self.bounds[idx];
+        let after = &rest[b.len()..];
+        let close = after.starts_with(b"--");
+        let next = match header::memchr(b'\n', after) {
+            Some(i) => pos + 2 + b.len() + i + 1,
+            None => raw.len(),
+        };
+        Some(End::Boundary {
+            line_start: pos,
+            idx,
+            close,
+            next,
+        })
     }
 
     /// Find the next boundary line at or after line start `pos`.
@@ -295,7 +329,10 @@ impl Ctx<'_> {
         let body = hdr_end;
         if is_multipart && depth < MAX_DEPTH {
             let digest = info.is_sub("digest");
-            let Some(boundary) = info.boundary().map(|b| b.to_vec()) else {
+            let Some(boundary) = info
+                .boundary()
+                .map(|b| b[..b.len().min(BOUNDARY_MAX_LEN)].to_vec())
+            else {
                 let e = self.scan(body);
                 part.end = self.body_end(&e, body);
                 part.kind = Kind::Multipart(Vec::new());
@@ -313,7 +350,9 @@ impl Ctx<'_> {
                         if close {
                             self.bounds.truncate(my);
                             let e2 = self.scan(next);
-                            part.end = self.body_end(&e2, body);
+                            // the line ending of the closing boundary line
+                            // is not given to the next boundary
+                            part.end = self.body_end(&e2, next.min(self.raw.len()));
                             part.kind = Kind::Multipart(children);
                             return (part, e2);
                         }
@@ -333,15 +372,16 @@ impl Ctx<'_> {
             return (part, e);
         }
         if is_message && depth < MAX_DEPTH {
-            if cte_parses_message(&info.cte) {
-                let (child, e) = self.parse_part(body, false, depth + 1);
-                part.end = child.end.max(body);
-                part.kind = Kind::Message(Some(Box::new(child)));
-                return (part, e);
-            }
-            let e = self.scan(body);
-            part.end = self.body_end(&e, body);
-            part.kind = Kind::Message(None);
+            // The inner message decides where the part ends (a header that
+            // runs into the boundary keeps its last line ending), even when
+            // an encoded CTE keeps us from exposing it (README quirk 12).
+            let (child, e) = self.parse_part(body, false, depth + 1);
+            part.end = self.body_end(&e, body).max(child.end);
+            part.kind = if cte_parses_message(&info.cte) {
+                Kind::Message(Some(Box::new(child)))
+            } else {
+                Kind::Message(None)
+            };
             return (part, e);
         }
         let e = self.scan(body);
