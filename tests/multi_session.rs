@@ -1,0 +1,140 @@
+//! Several devices at once: changes made by one session reach the others as
+//! untagged EXISTS / FETCH / EXPUNGE at the points RFC 9051 allows, and IDLE
+//! pushes them without polling.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[tokio::test]
+async fn append_store_expunge_seen_by_another_session() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    a.append("INBOX", "", &message("one", "x")).await;
+    a.ok("SELECT INBOX").await;
+    b.ok("SELECT INBOX").await;
+    b.append("INBOX", "", &message("two", "y")).await;
+    let r = a.ok("NOOP").await;
+    assert!(r.has("* 2 EXISTS"), "{}", r.text());
+    b.ok("STORE 1 +FLAGS (\\Flagged)").await;
+    let r = a.ok("NOOP").await;
+    assert!(r.has("* 1 FETCH (UID 1 FLAGS (\\Flagged))"), "{}", r.text());
+    // Nothing new: nothing announced.
+    let r = a.ok("NOOP").await;
+    assert!(r.untagged.is_empty(), "{}", r.text());
+    b.ok("STORE 1 +FLAGS (\\Deleted)").await;
+    b.ok("EXPUNGE").await;
+    // Not during FETCH/STORE/SEARCH by sequence number...
+    let r = a.ok("FETCH 1:2 UID").await;
+    assert!(!r.has("EXPUNGE"), "{}", r.text());
+    assert!(r.has("* 1 FETCH (UID 1)") && r.has("* 2 FETCH (UID 2)"), "{}", r.text());
+    let r = a.ok("SEARCH ALL").await;
+    assert!(!r.has("EXPUNGE"), "{}", r.text());
+    let r = a.ok("STORE 2 +FLAGS (\\Seen)").await;
+    assert!(!r.has("EXPUNGE"), "{}", r.text());
+    // ...but at the next NOOP.
+    let r = a.ok("NOOP").await;
+    assert!(r.has("* 1 EXPUNGE"), "{}", r.text());
+    let r = a.ok("FETCH 1 UID").await;
+    assert!(r.has("UID 2"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn uid_fetch_may_carry_expunge() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    a.append("INBOX", "", &message("one", "x")).await;
+    a.append("INBOX", "", &message("two", "x")).await;
+    a.ok("SELECT INBOX").await;
+    b.ok("SELECT INBOX").await;
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    b.ok("EXPUNGE").await;
+    let r = a.ok("UID FETCH 1:* FLAGS").await;
+    assert!(r.has("* 1 EXPUNGE"), "{}", r.text());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn idle_pushes_changes_immediately_and_keeps_alive() {
+    let s = TestServer::start_with(|c| c.idle_keepalive_secs = 1).await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    a.ok("SELECT INBOX").await;
+    b.ok("SELECT INBOX").await;
+    a.send_raw(b"i1 IDLE\r\n").await;
+    let l = a.read_line_timeout(TIMEOUT).await.unwrap();
+    assert!(l.starts_with("+ "), "{l}");
+    b.append("INBOX", "", &message("pushed", "x")).await;
+    let l = a.read_line_timeout(Duration::from_secs(2)).await.expect("EXISTS pushed during IDLE");
+    assert_eq!(l, "* 1 EXISTS\r\n");
+    b.ok("STORE 1 +FLAGS (\\Answered)").await;
+    let l = a.read_line_timeout(Duration::from_secs(2)).await.expect("FETCH pushed during IDLE");
+    assert!(l.starts_with("* 1 FETCH (UID 1 FLAGS (\\Answered))"), "{l}");
+    b.ok("STORE 1 +FLAGS (\\Deleted)").await;
+    let _ = a.read_line_timeout(Duration::from_secs(2)).await;
+    b.ok("EXPUNGE").await;
+    let l = a.read_line_timeout(Duration::from_secs(2)).await.expect("EXPUNGE pushed during IDLE");
+    assert_eq!(l, "* 1 EXPUNGE\r\n");
+    // Keepalive.
+    let l = a.read_line_timeout(Duration::from_secs(3)).await.expect("keepalive");
+    assert!(l.starts_with("* OK"), "{l}");
+    a.send_raw(b"DONE\r\n").await;
+    let r = a.read_until_tagged("i1").await;
+    assert!(r.tagged.starts_with("OK"), "{}", r.tagged);
+    a.ok("NOOP").await;
+    // Anything but DONE ends IDLE with BAD.
+    a.send_raw(b"i2 IDLE\r\n").await;
+    a.read_line_timeout(TIMEOUT).await.unwrap();
+    a.send_raw(b"NOPE\r\n").await;
+    let r = a.read_until_tagged("i2").await;
+    assert!(r.tagged.starts_with("BAD"), "{}", r.tagged);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn idle_ignores_other_mailboxes() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    a.ok("SELECT INBOX").await;
+    a.send_raw(b"i1 IDLE\r\n").await;
+    a.read_line_timeout(TIMEOUT).await.unwrap();
+    b.append("Archive", "", &message("elsewhere", "x")).await;
+    assert_eq!(a.read_line_timeout(Duration::from_millis(500)).await, None);
+    a.send_raw(b"DONE\r\n").await;
+    let r = a.read_until_tagged("i1").await;
+    assert!(r.tagged.starts_with("OK"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn sequence_numbers_stay_consistent_under_concurrent_changes() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    for i in 0..10 {
+        a.append("INBOX", "", &message(&format!("m{i}"), "x")).await;
+    }
+    a.ok("SELECT INBOX").await;
+    b.ok("SELECT INBOX").await;
+    // b deletes every other message and adds new ones while a keeps working.
+    b.ok("STORE 2,4,6,8,10 +FLAGS.SILENT (\\Deleted)").await;
+    b.ok("EXPUNGE").await;
+    b.append("INBOX", "", &message("new", "x")).await;
+    // a's sequence numbers are unchanged until it is told otherwise.
+    let r = a.ok("FETCH 10 UID").await;
+    assert!(r.has("* 10 FETCH (UID 10)"), "{}", r.text());
+    let r = a.ok("NOOP").await;
+    let expunges = r.lines_starting("* ").iter().filter(|l| l.ends_with("EXPUNGE\r\n")).count();
+    assert_eq!(expunges, 5, "{}", r.text());
+    assert!(r.has("* 6 EXISTS"), "{}", r.text());
+    let r = a.ok("FETCH 1:* UID").await;
+    let uids: Vec<String> = r.lines_starting("* ").iter().map(|l| l.split("UID ").nth(1).unwrap().trim_end_matches(")\r\n").to_string()).collect();
+    assert_eq!(uids, vec!["1", "3", "5", "7", "9", "11"]);
+    s.stop().await;
+}
