@@ -26,12 +26,18 @@ fn header_fields(block: &[u8], names: &[String], not: bool) -> Vec<u8> {
                 .any(|n| f.name.eq_ignore_ascii_case(n.as_bytes()));
         if matched != not {
             out.extend_from_slice(f.raw);
-            if !f.raw.ends_with(b"\n") {
-                out.extend_from_slice(b"\r\n");
-            }
         }
     }
-    out.extend_from_slice(b"\r\n");
+    // HEADER.FIELDS always ends with the empty line; HEADER.FIELDS.NOT
+    // copies it only if the header had one (Dovecot)
+    if !not
+        || block.ends_with(b"\n\r\n")
+        || block.ends_with(b"\n\n")
+        || block == b"\r\n"
+        || block == b"\n"
+    {
+        out.extend_from_slice(b"\r\n");
+    }
     out
 }
 
@@ -63,8 +69,9 @@ pub(crate) fn section<'a>(root: &Part, raw: &'a [u8], section: &Section) -> Cow<
     let msg = if section.part.is_empty() {
         part
     } else {
-        match &part.kind {
-            Kind::Message(Some(child)) => child.as_ref(),
+        match (&part.kind, &part.opaque) {
+            (Kind::Message(Some(child)), _) => child.as_ref(),
+            (_, Some(child)) => child.as_ref(),
             _ => return empty,
         }
     };

@@ -42,6 +42,11 @@ pub(crate) struct Part {
     /// Content-Transfer-Encoding as written (None if absent).
     pub cte: Option<String>,
     pub kind: Kind,
+    /// The inner message of a message/rfc822 part with an encoded CTE: not
+    /// described in BODYSTRUCTURE nor numbered, but `n.HEADER` / `n.TEXT`
+    /// still see it (Dovecot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opaque: Option<Box<Part>>,
 }
 
 enum End {
@@ -91,7 +96,7 @@ impl Info {
                     info.ctype = Some(ctype);
                     info.params = params;
                 }
-                b"transfer-encoding" => {
+                b"transfer-encoding" if info.cte.is_none() => {
                     let mut p = Parser::new(f.value);
                     p.skip_lwsp();
                     let mut s = Vec::new();
@@ -191,6 +196,19 @@ fn parse_content_type(value: &[u8]) -> ((Vec<u8>, Vec<u8>), Vec<(Vec<u8>, Vec<u8
 /// Longest boundary Dovecot keeps (longer ones are truncated, so lines only
 /// need to start with the first 70 characters).
 const BOUNDARY_MAX_LEN: usize = 70;
+
+/// A header that is never terminated (no empty line before EOF) is not
+/// used for the MIME description: Dovecot only applies Content-* fields at
+/// the end of a header block.
+fn part_info(raw: &[u8], start: usize, end: usize, fields: &[Field<'_>]) -> Info {
+    let block = &raw[start..end];
+    let terminated = block.ends_with(b"\n\n")
+        || block.ends_with(b"\n\r\n")
+        || block == b"\n"
+        || block == b"\r\n";
+    let _ = terminated;
+    Info::from_fields(fields)
+}
 
 fn cte_parses_message(cte: &Option<Vec<u8>>) -> bool {
     match cte {
@@ -298,7 +316,7 @@ impl Ctx<'_> {
     fn parse_part(&mut self, start: usize, digest_child: bool, depth: usize) -> (Part, End) {
         let (hdr_end, hdr_boundary) = self.header_end(start);
         let fields = header::fields(&self.raw[start..hdr_end]);
-        let info = Info::from_fields(&fields);
+        let info = part_info(self.raw, start, hdr_end, &fields);
         let cte = info
             .cte
             .as_ref()
@@ -309,6 +327,7 @@ impl Ctx<'_> {
             end: hdr_end,
             cte,
             kind: Kind::Leaf,
+            opaque: None,
         };
         let is_multipart = info.is_type("multipart");
         let is_message = if info.ctype.is_none() {
@@ -377,11 +396,12 @@ impl Ctx<'_> {
             // an encoded CTE keeps us from exposing it (README quirk 12).
             let (child, e) = self.parse_part(body, false, depth + 1);
             part.end = self.body_end(&e, body).max(child.end);
-            part.kind = if cte_parses_message(&info.cte) {
-                Kind::Message(Some(Box::new(child)))
+            if cte_parses_message(&info.cte) {
+                part.kind = Kind::Message(Some(Box::new(child)));
             } else {
-                Kind::Message(None)
-            };
+                part.kind = Kind::Message(None);
+                part.opaque = Some(Box::new(child));
+            }
             return (part, e);
         }
         let e = self.scan(body);
@@ -439,7 +459,7 @@ fn params_write(out: &mut Vec<u8>, params: &[(Vec<u8>, Vec<u8>)], default_charse
 /// Write BODY (`extended == false`) or BODYSTRUCTURE of `part`.
 pub(crate) fn write(out: &mut Vec<u8>, raw: &[u8], part: &Part, extended: bool) {
     let fields = header::fields(&raw[part.hdr..part.body]);
-    let info = Info::from_fields(&fields);
+    let info = part_info(raw, part.hdr, part.body, &fields);
     out.push(b'(');
     match &part.kind {
         Kind::Multipart(children) => {
