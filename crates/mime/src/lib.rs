@@ -121,3 +121,6 @@ pub mod search {
         crate::search_impl::body_text(raw)
     }
 }
+
+#[cfg(test)]
+mod tests;

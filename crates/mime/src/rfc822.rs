@@ -243,34 +243,13 @@ impl<'a> Parser<'a> {
                     );
                     return self.skip_lwsp();
                 }
-                b'\\' => {
-                    if self.pos < self.data.len() {
-                        self.pos += 1;
-                    }
+                b'\\' if self.pos < self.data.len() => {
+                    self.pos += 1;
                 }
                 _ => {}
             }
         }
         -1
-    }
-
-    /// `rfc822_parse_content_type`: "type/subtype" into `out`.
-    pub fn parse_content_type(&mut self, out: &mut Vec<u8>) -> i32 {
-        if self.skip_lwsp() <= 0 {
-            return -1;
-        }
-        if self.parse_mime_token(out) <= 0 {
-            return -1;
-        }
-        if self.peek() != Some(b'/') {
-            return -1;
-        }
-        self.pos += 1;
-        if self.skip_lwsp() <= 0 {
-            return -1;
-        }
-        out.push(b'/');
-        self.parse_mime_token(out)
     }
 
     /// One `; key=value` parameter (`rfc822_parse_content_param`).
@@ -371,17 +350,15 @@ impl<'a> Parser<'a> {
                     .collect();
                 parts.sort_by_key(|c| c.1);
                 let mut value = Vec::new();
-                let mut expect = 0u32;
                 let mut extended = false;
-                for p in parts {
-                    if p.1 != expect {
+                for (expect, p) in parts.into_iter().enumerate() {
+                    if p.1 as usize != expect {
                         break;
                     }
                     if p.1 == 0 {
                         extended = p.2;
                     }
                     value.extend_from_slice(&p.3);
-                    expect += 1;
                 }
                 let mut key = k.clone();
                 if extended {

@@ -64,6 +64,9 @@ struct Ctx<'a> {
     bounds: Vec<Vec<u8>>,
 }
 
+/// Parameter list: (name, value) as written.
+pub(crate) type Params = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Parsed Content-* information of one part.
 #[derive(Default)]
 pub(crate) struct Info {
@@ -73,7 +76,7 @@ pub(crate) struct Info {
     pub desc: Option<Vec<u8>>,
     pub cte: Option<Vec<u8>>,
     pub md5: Option<Vec<u8>>,
-    pub disp: Option<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>,
+    pub disp: Option<(Vec<u8>, Params)>,
     pub lang: Option<Vec<Vec<u8>>>,
     pub location: Option<Vec<u8>>,
 }
@@ -165,7 +168,7 @@ impl Info {
 /// Dovecot's Content-Type rules: `type` alone gives (type, "") without
 /// parameters; anything else that is not `type/subtype` optionally followed
 /// by `;` parameters gives ("", "") without parameters (README quirk 9).
-fn parse_content_type(value: &[u8]) -> ((Vec<u8>, Vec<u8>), Vec<(Vec<u8>, Vec<u8>)>) {
+fn parse_content_type(value: &[u8]) -> ((Vec<u8>, Vec<u8>), Params) {
     let invalid = ((Vec::new(), Vec::new()), Vec::new());
     let mut p = Parser::new(value);
     if p.skip_lwsp() <= 0 {

@@ -1,0 +1,264 @@
+//! Unit tests on hand-made messages (no corpus needed).
+
+use std::borrow::Cow;
+
+use pillarbox_proto::types::{Section, SectionText};
+
+use crate::{search, BinaryError, Summary};
+
+fn sec(part: &[u32], text: Option<SectionText>) -> Section {
+    Section {
+        part: part.to_vec(),
+        text,
+    }
+}
+
+fn s(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const MULTI: &[u8] = b"From: A <a@b.c>\r\nTo: x@y.z\r\nSubject: hi\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\npreamble\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nsoft=\r\nbreak =C3=A9\r\n--b1\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nFrom: i@j.k\r\n\r\ninner body\r\n--b1--\r\nepilogue\r\n";
+
+#[test]
+fn multipart_structure_and_sections() {
+    let m = Summary::parse(MULTI);
+    let bs = s(m.bodystructure());
+    assert!(bs.starts_with("((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 19 1 NIL NIL NIL NIL)(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" "), "{bs}");
+    assert!(
+        bs.ends_with(" \"mixed\" (\"boundary\" \"b1\") NIL NIL NIL)"),
+        "{bs}"
+    );
+    assert!(s(m.body()).ends_with(" \"mixed\")"));
+    assert_eq!(
+        s(&m.section(MULTI, &sec(&[1], None))),
+        "soft=\r\nbreak =C3=A9"
+    );
+    assert_eq!(
+        s(&m.section(MULTI, &sec(&[1], Some(SectionText::Mime)))),
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    );
+    assert_eq!(
+        s(&m.section(MULTI, &sec(&[2], Some(SectionText::Header)))),
+        "Subject: inner\r\nFrom: i@j.k\r\n\r\n"
+    );
+    assert_eq!(
+        s(&m.section(MULTI, &sec(&[2], Some(SectionText::Text)))),
+        "inner body"
+    );
+    assert_eq!(s(&m.section(MULTI, &sec(&[2, 1], None))), "inner body");
+    // BODY[1.1] of a leaf inside a multipart is the leaf itself (Dovecot)
+    assert_eq!(
+        s(&m.section(MULTI, &sec(&[1, 1], None))),
+        "soft=\r\nbreak =C3=A9"
+    );
+    // nonexistent parts are empty
+    assert_eq!(m.section(MULTI, &sec(&[3], None)).len(), 0);
+    assert_eq!(
+        m.section(MULTI, &sec(&[1], Some(SectionText::Header)))
+            .len(),
+        0
+    );
+    let hf = SectionText::HeaderFields(vec!["subject".into(), "TO".into()]);
+    assert_eq!(
+        s(&m.section(MULTI, &sec(&[], Some(hf)))),
+        "To: x@y.z\r\nSubject: hi\r\n\r\n"
+    );
+    let hn = SectionText::HeaderFieldsNot(vec!["content-type".into(), "from".into()]);
+    assert_eq!(
+        s(&m.section(MULTI, &sec(&[], Some(hn)))),
+        "To: x@y.z\r\nSubject: hi\r\n\r\n"
+    );
+    assert_eq!(m.section(MULTI, &sec(&[], None)), Cow::Borrowed(MULTI));
+}
+
+#[test]
+fn binary_decoding() {
+    let m = Summary::parse(MULTI);
+    assert_eq!(
+        m.binary(MULTI, &[1]).unwrap().as_ref(),
+        "softbreak é".as_bytes()
+    );
+    assert_eq!(
+        m.binary_size(MULTI, &[1]).unwrap(),
+        "softbreak é".len() as u64
+    );
+    let b64 = b"Content-Transfer-Encoding: base64\r\n\r\naGVs\r\nbG8=\r\n";
+    assert_eq!(
+        Summary::parse(b64).binary(b64, &[1]).unwrap().as_ref(),
+        b"hello"
+    );
+    let bad = b"Content-Transfer-Encoding: base64\r\n\r\naGV*bG8=\r\n";
+    assert_eq!(
+        Summary::parse(bad).binary(bad, &[1]),
+        Err(BinaryError::Parse)
+    );
+    let short = b"Content-Transfer-Encoding: base64\r\n\r\naGVsb\r\n";
+    assert_eq!(
+        Summary::parse(short).binary(short, &[1]),
+        Err(BinaryError::Parse)
+    );
+    let gz = b"Content-Transfer-Encoding: x-gzip64\r\n\r\nabc\r\n";
+    assert_eq!(
+        Summary::parse(gz).binary(gz, &[1]),
+        Err(BinaryError::UnknownCte)
+    );
+    let seven = b"Content-Transfer-Encoding: 7bit\r\n\r\nplain\r\n";
+    assert_eq!(
+        Summary::parse(seven).binary(seven, &[1]).unwrap().as_ref(),
+        b"plain\r\n"
+    );
+}
+
+#[test]
+fn envelope_quirks() {
+    let raw = b"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nSubject: a\r\n\tfolded  subject\r\nFrom: bar\r\nTo: \"Q \\\"x\\\"\" <q@x.y>, grp: m@n.o;\r\nTo: second@x.y\r\nCc: <>\r\nMessage-ID: <id@x>\r\n\r\nbody\r\n";
+    let m = Summary::parse(raw);
+    let env = s(m.envelope());
+    assert!(
+        env.starts_with("(\"Mon, 1 Jan 2024 00:00:00 +0000\" {16}\r\na folded subject"),
+        "{env}"
+    );
+    assert!(
+        env.contains("((NIL NIL \"bar\" \"MISSING_DOMAIN\"))"),
+        "{env}"
+    );
+    assert!(env.contains("(NIL NIL \"grp\" NIL)(NIL NIL \"m\" \"n.o\")(NIL NIL NIL NIL)(NIL NIL \"second\" \"x.y\")"), "{env}");
+    assert!(
+        env.contains("((NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\"))"),
+        "{env}"
+    );
+    assert!(env.ends_with(" NIL \"<id@x>\")"), "{env}");
+    assert_eq!(m.sent_date(), Some(1704067200));
+    // RFC 2047 is left encoded in ENVELOPE, decoded for SEARCH
+    let enc = b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\nx";
+    assert!(s(Summary::parse(enc).envelope()).contains("\"=?utf-8?q?Gr=C3=BC=C3=9Fe?=\""));
+    assert_eq!(
+        search::header_values(enc, "subject"),
+        vec!["Grüße".to_string()]
+    );
+    assert!(search::has_header(enc, "SUBJECT"));
+    assert!(!search::has_header(enc, "from"));
+    assert!(search::headers_text(enc).contains("Grüße"));
+}
+
+#[test]
+fn bodystructure_quirks() {
+    // no boundary: one empty text/plain child
+    let nb = b"Content-Type: multipart/mixed\r\n\r\nstuff\r\n";
+    let bs = s(Summary::parse(nb).bodystructure());
+    assert!(bs.starts_with("((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL) \"mixed\""), "{bs}");
+    // first Content-Type wins, case preserved, RFC 2231 kept encoded
+    let ct = b"Content-Type: TEXT/Plain; Name*=utf-8''a%20b\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\nhi\r\n";
+    let bs = s(Summary::parse(ct).bodystructure());
+    assert!(
+        bs.starts_with("(\"TEXT\" \"Plain\" (\"Name*\" \"utf-8''a%20b\" \"charset\" \"us-ascii\")"),
+        "{bs}"
+    );
+    // unparsable Content-Type
+    let bad = b"Content-Type: text/plain>\r\n\r\nhi\r\n";
+    assert!(
+        s(Summary::parse(bad).bodystructure()).starts_with("(\"\" \"\" NIL NIL NIL \"7bit\" 4 NIL")
+    );
+}
+
+#[test]
+fn bare_lf_and_missing_close_boundary() {
+    let raw = b"Content-Type: multipart/alternative; boundary=zz\n\n--zz\nContent-Type: text/plain\n\none\n--zz\nContent-Type: text/html\n\n<b>two</b>\n";
+    let m = Summary::parse(raw);
+    assert_eq!(s(&m.section(raw, &sec(&[1], None))), "one");
+    assert_eq!(s(&m.section(raw, &sec(&[2], None))), "<b>two</b>\n");
+    assert!(s(m.body()).contains("\"html\""));
+}
+
+/// mail-parser (DESIGN.md) ends a part when the boundary string appears
+/// inside a line; our scanner only recognises `--boundary` at a line start.
+#[test]
+fn boundary_inside_a_line_does_not_end_the_part() {
+    let raw = b"Content-Type: multipart/mixed; boundary=XYZ\r\n\r\n--XYZ\r\nContent-Type: text/plain\r\n\r\nthis line mentions --XYZ in the middle\r\nand XYZ--XYZ too\r\n--XYZ--\r\n";
+    let m = Summary::parse(raw);
+    assert_eq!(
+        s(&m.section(raw, &sec(&[1], None))),
+        "this line mentions --XYZ in the middle\r\nand XYZ--XYZ too"
+    );
+}
+
+#[test]
+fn header_without_body_and_non_header_first_line() {
+    let raw = b"not a header line\r\nFrom: a@b.c\r\n";
+    let m = Summary::parse(raw);
+    assert_eq!(
+        m.section(raw, &sec(&[], Some(SectionText::Header)))
+            .as_ref(),
+        raw.as_slice()
+    );
+    assert_eq!(m.section(raw, &sec(&[], Some(SectionText::Text))).len(), 0);
+    // single part: BODY[1.1] is empty, BODY[1.MIME] is the message header
+    let one = b"Subject: x\r\n\r\nbody\r\n";
+    let m = Summary::parse(one);
+    assert_eq!(m.section(one, &sec(&[1, 1], None)).len(), 0);
+    assert_eq!(
+        s(&m.section(one, &sec(&[1], Some(SectionText::Mime)))),
+        "Subject: x\r\n\r\n"
+    );
+}
+
+#[test]
+fn serde_round_trip() {
+    let m = Summary::parse(MULTI);
+    let back = Summary::from_bytes(&m.to_bytes()).expect("round trip");
+    assert_eq!(back, m);
+    assert!(Summary::from_bytes(b"garbage").is_none());
+}
+
+#[test]
+fn body_text_decodes_and_recurses() {
+    let t = search::body_text(MULTI);
+    assert!(t.contains("softbreak é"), "{t}");
+    assert!(t.contains("inner body"), "{t}");
+}
+
+/// Deterministic, bounded fuzzing: truncations and byte mutations of a few
+/// seeds must never panic, and sections must stay inside the input.
+#[test]
+fn no_panic_on_random_and_truncated_input() {
+    let seeds: [&[u8]; 3] = [MULTI, b"Content-Type: multipart/digest; boundary=\"d\"\r\n\r\n--d\r\n\r\nSubject: s\r\n\r\nx\r\n--d--", b"From: (unterminated <a@\r\nTo: \"q\\\r\nContent-Type: message/rfc822\r\n\r\nContent-Type: multipart/x; boundary=a\r\n\r\n--a\r\n--a--"];
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let sections = [
+        sec(&[], None),
+        sec(&[1], None),
+        sec(&[1, 1], None),
+        sec(&[2], Some(SectionText::Mime)),
+        sec(&[1], Some(SectionText::Header)),
+        sec(&[], Some(SectionText::HeaderFieldsNot(vec!["to".into()]))),
+    ];
+    for seed in seeds {
+        for cut in 0..=seed.len() {
+            let raw = &seed[..cut];
+            let m = Summary::parse(raw);
+            for sct in &sections {
+                assert!(m.section(raw, sct).len() <= raw.len() + 2);
+            }
+            let _ = m.binary(raw, &[1]);
+        }
+        for _ in 0..300 {
+            let mut raw = seed.to_vec();
+            for _ in 0..(next() % 8) {
+                let i = (next() as usize) % raw.len();
+                raw[i] = b"\r\n-:;\"\\()<>@=\0\xff ab"[(next() % 18) as usize];
+            }
+            let m = Summary::parse(&raw);
+            for sct in &sections {
+                let _ = m.section(&raw, sct);
+            }
+            let _ = m.binary_size(&raw, &[2]);
+            let _ = search::body_text(&raw);
+            let _ = search::header_values(&raw, "to");
+        }
+    }
+}
