@@ -66,7 +66,10 @@ fn load_config(cli: &Cli) -> Result<Config> {
     let path = match &cli.config {
         Some(p) => Some(p.clone()),
         None => {
-            let p = data_dir.clone().unwrap_or_else(|| PathBuf::from("./data")).join("pillarbox.toml");
+            let p = data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("./data"))
+                .join("pillarbox.toml");
             p.exists().then_some(p)
         }
     };
@@ -85,7 +88,9 @@ fn read_password(from_stdin: bool) -> Result<String> {
         bail!("pass --password-stdin and write the password to standard input");
     }
     let mut s = String::new();
-    std::io::stdin().read_to_string(&mut s).context("reading the password from stdin")?;
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("reading the password from stdin")?;
     let pw = s.lines().next().unwrap_or("").to_string();
     if pw.is_empty() {
         bail!("empty password on standard input");
@@ -96,23 +101,39 @@ fn read_password(from_stdin: bool) -> Result<String> {
 fn user_command(config: &Config, cmd: UserCmd) -> Result<()> {
     let (store, blobs) = open_store(&config.data_dir).map_err(|e| anyhow!(e))?;
     match cmd {
-        UserCmd::Add { name, password_stdin } => {
+        UserCmd::Add {
+            name,
+            password_stdin,
+        } => {
             if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c.is_control()) {
                 bail!("invalid user name {name:?}");
             }
-            let hash = auth::hash_password(&read_password(password_stdin)?).map_err(|e| anyhow!(e))?;
-            store.create_account(&name, &hash).with_context(|| format!("cannot add user {name}"))?;
+            let hash =
+                auth::hash_password(&read_password(password_stdin)?).map_err(|e| anyhow!(e))?;
+            store
+                .create_account(&name, &hash)
+                .with_context(|| format!("cannot add user {name}"))?;
             println!("user {name} added");
         }
-        UserCmd::Passwd { name, password_stdin } => {
-            let hash = auth::hash_password(&read_password(password_stdin)?).map_err(|e| anyhow!(e))?;
-            store.set_password(&name, &hash).with_context(|| format!("cannot change the password of {name}"))?;
+        UserCmd::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let hash =
+                auth::hash_password(&read_password(password_stdin)?).map_err(|e| anyhow!(e))?;
+            store
+                .set_password(&name, &hash)
+                .with_context(|| format!("cannot change the password of {name}"))?;
             println!("password of {name} changed");
         }
         UserCmd::Delete { name } => {
-            let freed = store.delete_account(&name).with_context(|| format!("cannot delete user {name}"))?;
+            let freed = store
+                .delete_account(&name)
+                .with_context(|| format!("cannot delete user {name}"))?;
             for id in freed {
-                blobs.delete(&id).with_context(|| format!("cannot delete blob {}", id.0))?;
+                blobs
+                    .delete(&id)
+                    .with_context(|| format!("cannot delete blob {}", id.0))?;
             }
             println!("user {name} deleted with all their mail");
         }

@@ -33,7 +33,10 @@ async fn python_imaplib_client() {
         .expect("imaplib script ran");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "imaplib script failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "imaplib script failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("all checks passed"), "{stdout}");
     s.stop().await;
 }

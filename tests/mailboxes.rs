@@ -8,7 +8,12 @@ use common::*;
 fn names(r: &Response) -> Vec<String> {
     r.lines_starting("* LIST")
         .iter()
-        .map(|l| l.trim_end().rsplit_once(" \"/\" ").map(|x| x.1.to_string()).unwrap_or_default())
+        .map(|l| {
+            l.trim_end()
+                .rsplit_once(" \"/\" ")
+                .map(|x| x.1.to_string())
+                .unwrap_or_default()
+        })
         .collect()
 }
 
@@ -18,8 +23,17 @@ async fn new_account_has_special_use_mailboxes() {
     let mut c = s.login().await;
     let r = c.ok("LIST \"\" \"*\"").await;
     let t = r.text();
-    for (name, attr) in [("Drafts", "\\Drafts"), ("Sent", "\\Sent"), ("Trash", "\\Trash"), ("Junk", "\\Junk"), ("Archive", "\\Archive")] {
-        assert!(t.contains(&format!("{attr}) \"/\" {name}\r\n")), "{name}: {t}");
+    for (name, attr) in [
+        ("Drafts", "\\Drafts"),
+        ("Sent", "\\Sent"),
+        ("Trash", "\\Trash"),
+        ("Junk", "\\Junk"),
+        ("Archive", "\\Archive"),
+    ] {
+        assert!(
+            t.contains(&format!("{attr}) \"/\" {name}\r\n")),
+            "{name}: {t}"
+        );
     }
     assert!(t.contains("* LIST (\\HasNoChildren) \"/\" INBOX\r\n"));
     let r = c.ok("LIST (SPECIAL-USE) \"\" \"*\"").await;
@@ -55,7 +69,10 @@ async fn create_with_parents_delete_rename() {
     c.ok("RENAME a x").await;
     let r = c.ok("LIST \"\" \"*\"").await;
     let n = names(&r);
-    assert!(n.contains(&"x/b/c".to_string()) && !n.iter().any(|m| m.starts_with("a")), "{n:?}");
+    assert!(
+        n.contains(&"x/b/c".to_string()) && !n.iter().any(|m| m.starts_with("a")),
+        "{n:?}"
+    );
     let r = c.no("RENAME nosuch y").await;
     assert!(r.tagged.contains("[NONEXISTENT]"));
     let r = c.no("RENAME x trailing").await;
@@ -112,17 +129,34 @@ async fn subscriptions_lsub_and_list_extended() {
     assert!(!t.contains("Junk"));
     let r = c.ok("LIST (SUBSCRIBED) \"\" \"*\"").await;
     let t = r.text();
-    assert!(t.contains("\\NonExistent") && t.contains(" gone\r\n"), "{t}");
+    assert!(
+        t.contains("\\NonExistent") && t.contains(" gone\r\n"),
+        "{t}"
+    );
     assert!(t.contains("\\Subscribed") && !t.contains("Junk"), "{t}");
     let r = c.ok("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"").await;
-    assert!(r.has("\"/\" work (\"CHILDINFO\" (\"SUBSCRIBED\"))"), "{}", r.text());
+    assert!(
+        r.has("\"/\" work (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
+        "{}",
+        r.text()
+    );
     c.bad("LIST (RECURSIVEMATCH) \"\" \"%\"").await;
     let r = c.ok("LIST \"\" \"*\" RETURN (SUBSCRIBED CHILDREN)").await;
-    assert!(r.has("(\\HasNoChildren \\Subscribed) \"/\" INBOX"), "{}", r.text());
-    let r = c.ok("LIST \"\" (INBOX Sent) RETURN (STATUS (MESSAGES UIDNEXT))").await;
+    assert!(
+        r.has("(\\HasNoChildren \\Subscribed) \"/\" INBOX"),
+        "{}",
+        r.text()
+    );
+    let r = c
+        .ok("LIST \"\" (INBOX Sent) RETURN (STATUS (MESSAGES UIDNEXT))")
+        .await;
     assert_eq!(names(&r), vec!["INBOX", "Sent"]);
     assert_eq!(r.lines_starting("* STATUS").len(), 2, "{}", r.text());
-    assert!(r.has("* STATUS INBOX (MESSAGES 0 UIDNEXT 1)"), "{}", r.text());
+    assert!(
+        r.has("* STATUS INBOX (MESSAGES 0 UIDNEXT 1)"),
+        "{}",
+        r.text()
+    );
     s.stop().await;
 }
 
@@ -133,7 +167,9 @@ async fn status_items() {
     c.append("INBOX", "\\Seen", &message("a", "x")).await;
     c.append("INBOX", "\\Deleted", &message("b", "y")).await;
     let size: usize = message("a", "x").len() + message("b", "y").len();
-    let r = c.ok("STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE HIGHESTMODSEQ RECENT)").await;
+    let r = c
+        .ok("STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE HIGHESTMODSEQ RECENT)")
+        .await;
     let t = r.text();
     assert!(t.contains("MESSAGES 2 "), "{t}");
     assert!(t.contains("UIDNEXT 3 "), "{t}");
@@ -155,8 +191,16 @@ async fn select_and_examine_responses() {
     c.append("INBOX", "$Label1", &message("b", "y")).await;
     let r = c.ok("SELECT INBOX").await;
     let t = r.text();
-    assert!(t.contains("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)"), "{t}");
-    assert!(t.contains("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)]"), "{t}");
+    assert!(
+        t.contains("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)"),
+        "{t}"
+    );
+    assert!(
+        t.contains(
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)]"
+        ),
+        "{t}"
+    );
     assert!(t.contains("* 2 EXISTS"));
     assert!(t.contains("* 0 RECENT"));
     assert!(t.contains("* OK [UNSEEN 2]"));

@@ -28,8 +28,10 @@ AAECAwQFBgc=\r\n\
 
 async fn setup(s: &TestServer) -> Client {
     let mut c = s.login().await;
-    c.append("INBOX", "", &message("first", "hello world")).await;
-    c.append("INBOX", "\\Flagged", &message("second", "another body")).await;
+    c.append("INBOX", "", &message("first", "hello world"))
+        .await;
+    c.append("INBOX", "\\Flagged", &message("second", "another body"))
+        .await;
     c.append("INBOX", "", MULTIPART).await;
     c.ok("SELECT INBOX").await;
     c
@@ -45,7 +47,14 @@ async fn append_reports_appenduid_and_is_fetchable() {
     assert!(r.tagged.contains(" 1]"), "{}", r.tagged);
     // With an internal date.
     let tag = c.next_tag();
-    c.send_raw(format!("{tag} APPEND INBOX () \"05-Mar-2021 14:30:00 +0200\" {{{}}}\r\n", msg.len()).as_bytes()).await;
+    c.send_raw(
+        format!(
+            "{tag} APPEND INBOX () \"05-Mar-2021 14:30:00 +0200\" {{{}}}\r\n",
+            msg.len()
+        )
+        .as_bytes(),
+    )
+    .await;
     c.read_response_line().await.unwrap();
     c.send_raw(&msg).await;
     c.send_raw(b"\r\n").await;
@@ -54,8 +63,14 @@ async fn append_reports_appenduid_and_is_fetchable() {
     c.ok("SELECT INBOX").await;
     let r = c.ok("FETCH 1:2 (FLAGS INTERNALDATE RFC822.SIZE UID)").await;
     let t = r.text();
-    assert!(t.contains("FLAGS ($Work \\Seen)") || t.contains("FLAGS (\\Seen $Work)"), "{t}");
-    assert!(t.contains("INTERNALDATE \"05-Mar-2021 14:30:00 +0200\""), "{t}");
+    assert!(
+        t.contains("FLAGS ($Work \\Seen)") || t.contains("FLAGS (\\Seen $Work)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("INTERNALDATE \"05-Mar-2021 14:30:00 +0200\""),
+        "{t}"
+    );
     assert!(t.contains(&format!("RFC822.SIZE {}", msg.len())), "{t}");
     let r = c.ok("FETCH 1 BODY.PEEK[]").await;
     assert!(r.untagged[0].ends_with(&[msg.as_slice(), b")\r\n"].concat()));
@@ -77,7 +92,11 @@ async fn multiappend_literal_plus_and_literal8() {
     cmd.extend_from_slice(b"\r\n");
     c.send_raw(&cmd).await;
     let r = c.read_until_tagged("x").await;
-    assert!(r.tagged.starts_with("OK [APPENDUID ") && r.tagged.contains(" 1:2]"), "{}", r.tagged);
+    assert!(
+        r.tagged.starts_with("OK [APPENDUID ") && r.tagged.contains(" 1:2]"),
+        "{}",
+        r.tagged
+    );
     // NUL in a normal literal is refused.
     let mut cmd = format!("y APPEND INBOX {{{}+}}\r\n", b.len()).into_bytes();
     cmd.extend_from_slice(&b);
@@ -94,7 +113,9 @@ async fn multiappend_literal_plus_and_literal8() {
 async fn large_append_is_spooled_and_round_trips() {
     let s = TestServer::start_with(|c| c.limits.spool_threshold = 1024).await;
     let mut c = s.login().await;
-    let body: String = (0..20_000).map(|i| format!("line {i} of a long message\r\n")).collect();
+    let body: String = (0..20_000)
+        .map(|i| format!("line {i} of a long message\r\n"))
+        .collect();
     let msg = message("big", &body);
     let r = c.append("INBOX", "", &msg).await;
     assert!(r.tagged.starts_with("OK"), "{}", r.tagged);
@@ -117,14 +138,29 @@ async fn fetch_items_and_sections() {
     assert!(t.contains("ENVELOPE (\"Tue, 15 Mar 2022 08:30:00 +0100\" \"Report attached\" ((\"Carol\" NIL \"carol\" \"example.com\"))"), "{t}");
     assert!(t.contains("BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\""), "{t}");
     assert!(t.contains("\"mixed\" (\"boundary\" \"XYZ\")"), "{t}");
-    let r = c.ok("FETCH 3 (BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[HEADER.FIELDS (Subject)])").await;
+    let r = c
+        .ok("FETCH 3 (BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[HEADER.FIELDS (Subject)])")
+        .await;
     let t = r.text();
-    assert!(t.contains("BODY[1] {41}\r\nGr=C3=BC=C3=9Fe aus Z=C3=BCrich, zanzibar"), "{t}");
+    assert!(
+        t.contains("BODY[1] {41}\r\nGr=C3=BC=C3=9Fe aus Z=C3=BCrich, zanzibar"),
+        "{t}"
+    );
     assert!(t.contains("BODY[2.MIME] {"), "{t}");
-    assert!(t.contains("BODY[HEADER.FIELDS (SUBJECT)] {28}\r\nSubject: Report attached\r\n\r\n"), "{t}");
-    let r = c.ok("FETCH 3 (BINARY.PEEK[2] BINARY.SIZE[2] BINARY.PEEK[1])").await;
+    assert!(
+        t.contains("BODY[HEADER.FIELDS (SUBJECT)] {28}\r\nSubject: Report attached\r\n\r\n"),
+        "{t}"
+    );
+    let r = c
+        .ok("FETCH 3 (BINARY.PEEK[2] BINARY.SIZE[2] BINARY.PEEK[1])")
+        .await;
     let raw = &r.untagged[0];
-    assert!(raw.windows(12).any(|w| w == b"BINARY[2] ~{" || w == b"BINARY[2] {8"), "{}", r.text());
+    assert!(
+        raw.windows(12)
+            .any(|w| w == b"BINARY[2] ~{" || w == b"BINARY[2] {8"),
+        "{}",
+        r.text()
+    );
     assert!(raw.windows(8).any(|w| w == [0u8, 1, 2, 3, 4, 5, 6, 7]));
     assert!(r.has("BINARY.SIZE[2] 8"));
     assert!(r.has("Grüße aus Zürich"));
@@ -163,13 +199,21 @@ async fn store_flags_and_keywords() {
     let s = TestServer::start().await;
     let mut c = setup(&s).await;
     let r = c.ok("STORE 1 +FLAGS (\\Seen \\Answered)").await;
-    assert!(r.has("* 1 FETCH (FLAGS (\\Answered \\Seen))"), "{}", r.text());
+    assert!(
+        r.has("* 1 FETCH (FLAGS (\\Answered \\Seen))"),
+        "{}",
+        r.text()
+    );
     let r = c.ok("STORE 1 -FLAGS (\\Answered)").await;
     assert!(r.has("* 1 FETCH (FLAGS (\\Seen))"), "{}", r.text());
     let r = c.ok("STORE 1:2 FLAGS.SILENT (\\Draft)").await;
     assert!(r.untagged.is_empty(), "{}", r.text());
     let r = c.ok("UID STORE 3 +FLAGS ($Important)").await;
-    assert!(r.has("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important)"), "{}", r.text());
+    assert!(
+        r.has("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important)"),
+        "{}",
+        r.text()
+    );
     assert!(r.has("UID 3") && r.has("$Important"), "{}", r.text());
     let r = c.ok("FETCH 1:3 FLAGS").await;
     assert!(r.has("* 1 FETCH (FLAGS (\\Draft))"));
@@ -216,7 +260,11 @@ async fn expunge_and_uid_expunge_never_reuse_uids() {
     assert_eq!(r.lines_starting("* ").len(), 2, "{}", r.text());
     assert_eq!(r.text(), "* 2 EXPUNGE\r\n* 1 EXPUNGE\r\n");
     let r = c.append("INBOX", "", &message("again", "x")).await;
-    assert!(r.tagged.contains(" 4]"), "UIDs must not be reused: {}", r.tagged);
+    assert!(
+        r.tagged.contains(" 4]"),
+        "UIDs must not be reused: {}",
+        r.tagged
+    );
     // CLOSE expunges silently.
     c.ok("SELECT INBOX").await;
     c.ok("STORE 1 +FLAGS (\\Deleted)").await;
@@ -270,10 +318,16 @@ async fn search_keys() {
 async fn esearch_and_searchres() {
     let s = TestServer::start().await;
     let mut c = setup(&s).await;
-    let r = c.ok("UID SEARCH RETURN (MIN MAX COUNT ALL) NOT FLAGGED").await;
+    let r = c
+        .ok("UID SEARCH RETURN (MIN MAX COUNT ALL) NOT FLAGGED")
+        .await;
     let l = r.lines_starting("* ESEARCH");
     assert_eq!(l.len(), 1);
-    assert!(l[0].contains(" UID MIN 1 MAX 3 COUNT 2 ALL 1,3"), "{}", l[0]);
+    assert!(
+        l[0].contains(" UID MIN 1 MAX 3 COUNT 2 ALL 1,3"),
+        "{}",
+        l[0]
+    );
     let r = c.ok("SEARCH RETURN (COUNT) SUBJECT nothing-matches").await;
     assert!(r.lines_starting("* ESEARCH")[0].contains("COUNT 0"));
     let r = c.ok("SEARCH RETURN (SAVE) SUBJECT first").await;
@@ -282,11 +336,18 @@ async fn esearch_and_searchres() {
     assert_eq!(r.lines_starting("* ").len(), 1);
     assert!(r.has("UID 1"));
     let r = c.ok("UID SEARCH UID $").await;
-    assert_eq!(r.lines_starting("* SEARCH"), vec!["* SEARCH 1\r\n".to_string()]);
+    assert_eq!(
+        r.lines_starting("* SEARCH"),
+        vec!["* SEARCH 1\r\n".to_string()]
+    );
     // IMAP4rev2 sessions get ESEARCH for plain SEARCH too.
     c.ok("ENABLE IMAP4rev2").await;
     let r = c.ok("SEARCH ALL").await;
-    assert!(r.lines_starting("* ESEARCH")[0].contains("ALL 1:3"), "{}", r.text());
+    assert!(
+        r.lines_starting("* ESEARCH")[0].contains("ALL 1:3"),
+        "{}",
+        r.text()
+    );
     s.stop().await;
 }
 
@@ -299,14 +360,31 @@ async fn condstore_modseq_changedsince_unchangedsince() {
     assert_eq!(r.lines_starting("* ").len(), 3, "{t}");
     assert!(t.contains("MODSEQ ("), "{t}");
     let r = c.ok("STATUS INBOX (HIGHESTMODSEQ)").await;
-    let hms: u64 = r.text().split("HIGHESTMODSEQ ").nth(1).unwrap().trim_end_matches(|c: char| !c.is_ascii_digit()).parse().unwrap();
+    let hms: u64 = r
+        .text()
+        .split("HIGHESTMODSEQ ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .unwrap();
     c.ok("STORE 2 +FLAGS (\\Seen)").await;
-    let r = c.ok(&format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {hms})")).await;
+    let r = c
+        .ok(&format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {hms})"))
+        .await;
     assert_eq!(r.lines_starting("* ").len(), 1, "{}", r.text());
     assert!(r.has("* 2 FETCH"));
-    let r = c.ok(&format!("STORE 2,3 (UNCHANGEDSINCE {hms}) +FLAGS (\\Answered)")).await;
+    let r = c
+        .ok(&format!(
+            "STORE 2,3 (UNCHANGEDSINCE {hms}) +FLAGS (\\Answered)"
+        ))
+        .await;
     assert!(r.tagged.contains("[MODIFIED 2]"), "{}", r.tagged);
     let r = c.ok(&format!("SEARCH MODSEQ {}", hms + 1)).await;
-    assert!(r.lines_starting("* SEARCH")[0].starts_with("* SEARCH 2 3 (MODSEQ"), "{}", r.text());
+    assert!(
+        r.lines_starting("* SEARCH")[0].starts_with("* SEARCH 2 3 (MODSEQ"),
+        "{}",
+        r.text()
+    );
     s.stop().await;
 }

@@ -30,7 +30,11 @@ async fn append_store_expunge_seen_by_another_session() {
     // Not during FETCH/STORE/SEARCH by sequence number...
     let r = a.ok("FETCH 1:2 UID").await;
     assert!(!r.has("EXPUNGE"), "{}", r.text());
-    assert!(r.has("* 1 FETCH (UID 1)") && r.has("* 2 FETCH (UID 2)"), "{}", r.text());
+    assert!(
+        r.has("* 1 FETCH (UID 1)") && r.has("* 2 FETCH (UID 2)"),
+        "{}",
+        r.text()
+    );
     let r = a.ok("SEARCH ALL").await;
     assert!(!r.has("EXPUNGE"), "{}", r.text());
     let r = a.ok("STORE 2 +FLAGS (\\Seen)").await;
@@ -70,18 +74,30 @@ async fn idle_pushes_changes_immediately_and_keeps_alive() {
     let l = a.read_line_timeout(TIMEOUT).await.unwrap();
     assert!(l.starts_with("+ "), "{l}");
     b.append("INBOX", "", &message("pushed", "x")).await;
-    let l = a.read_line_timeout(Duration::from_secs(2)).await.expect("EXISTS pushed during IDLE");
+    let l = a
+        .read_line_timeout(Duration::from_secs(2))
+        .await
+        .expect("EXISTS pushed during IDLE");
     assert_eq!(l, "* 1 EXISTS\r\n");
     b.ok("STORE 1 +FLAGS (\\Answered)").await;
-    let l = a.read_line_timeout(Duration::from_secs(2)).await.expect("FETCH pushed during IDLE");
+    let l = a
+        .read_line_timeout(Duration::from_secs(2))
+        .await
+        .expect("FETCH pushed during IDLE");
     assert!(l.starts_with("* 1 FETCH (UID 1 FLAGS (\\Answered))"), "{l}");
     b.ok("STORE 1 +FLAGS (\\Deleted)").await;
     let _ = a.read_line_timeout(Duration::from_secs(2)).await;
     b.ok("EXPUNGE").await;
-    let l = a.read_line_timeout(Duration::from_secs(2)).await.expect("EXPUNGE pushed during IDLE");
+    let l = a
+        .read_line_timeout(Duration::from_secs(2))
+        .await
+        .expect("EXPUNGE pushed during IDLE");
     assert_eq!(l, "* 1 EXPUNGE\r\n");
     // Keepalive.
-    let l = a.read_line_timeout(Duration::from_secs(3)).await.expect("keepalive");
+    let l = a
+        .read_line_timeout(Duration::from_secs(3))
+        .await
+        .expect("keepalive");
     assert!(l.starts_with("* OK"), "{l}");
     a.send_raw(b"DONE\r\n").await;
     let r = a.read_until_tagged("i1").await;
@@ -132,10 +148,24 @@ async fn sequence_numbers_stay_consistent_under_concurrent_changes() {
     // EXISTS may be sent during FETCH; EXPUNGE may not.
     assert!(r.has("* 11 EXISTS") && !r.has("EXPUNGE"), "{}", r.text());
     let r = a.ok("NOOP").await;
-    let expunges = r.lines_starting("* ").iter().filter(|l| l.ends_with("EXPUNGE\r\n")).count();
+    let expunges = r
+        .lines_starting("* ")
+        .iter()
+        .filter(|l| l.ends_with("EXPUNGE\r\n"))
+        .count();
     assert_eq!(expunges, 5, "{}", r.text());
     let r = a.ok("FETCH 1:* UID").await;
-    let uids: Vec<String> = r.lines_starting("* ").iter().map(|l| l.split("UID ").nth(1).unwrap().trim_end_matches(")\r\n").to_string()).collect();
+    let uids: Vec<String> = r
+        .lines_starting("* ")
+        .iter()
+        .map(|l| {
+            l.split("UID ")
+                .nth(1)
+                .unwrap()
+                .trim_end_matches(")\r\n")
+                .to_string()
+        })
+        .collect();
     assert_eq!(uids, vec!["1", "3", "5", "7", "9", "11"]);
     s.stop().await;
 }

@@ -14,18 +14,38 @@ use tokio::net::TcpStream;
 async fn greeting_and_capabilities() {
     let s = TestServer::start().await;
     let mut c = s.client().await;
-    assert!(c.greeting.starts_with("* OK [CAPABILITY IMAP4rev1 IMAP4rev2"), "{}", c.greeting);
+    assert!(
+        c.greeting
+            .starts_with("* OK [CAPABILITY IMAP4rev1 IMAP4rev2"),
+        "{}",
+        c.greeting
+    );
     let r = c.ok("CAPABILITY").await;
     let caps = r.lines_starting("* CAPABILITY")[0].clone();
     assert!(caps.contains(" STARTTLS"));
     // Loopback is trusted by default, as in Dovecot.
     assert!(caps.contains(" AUTH=PLAIN"));
-    assert!(!caps.contains("IDLE"), "post-auth capabilities must not be listed before login");
+    assert!(
+        !caps.contains("IDLE"),
+        "post-auth capabilities must not be listed before login"
+    );
     let r = c.ok(&format!("LOGIN {USER} {PASS}")).await;
     assert!(r.tagged.contains("[CAPABILITY IMAP4rev1"));
     let r = c.ok("CAPABILITY").await;
     let caps = r.lines_starting("* CAPABILITY")[0].clone();
-    for cap in ["IDLE", "UIDPLUS", "MOVE", "ESEARCH", "SEARCHRES", "LIST-EXTENDED", "SPECIAL-USE", "BINARY", "APPENDLIMIT=", "CONDSTORE", "LITERAL+"] {
+    for cap in [
+        "IDLE",
+        "UIDPLUS",
+        "MOVE",
+        "ESEARCH",
+        "SEARCHRES",
+        "LIST-EXTENDED",
+        "SPECIAL-USE",
+        "BINARY",
+        "APPENDLIMIT=",
+        "CONDSTORE",
+        "LITERAL+",
+    ] {
         assert!(caps.contains(cap), "missing {cap} in {caps}");
     }
     assert!(!caps.contains("STARTTLS"));
@@ -43,7 +63,10 @@ async fn wrong_password_is_delayed_counted_and_disconnects() {
     let r = c.no(&format!("LOGIN {USER} wrong")).await;
     assert!(r.tagged.contains("[AUTHENTICATIONFAILED]"), "{}", r.tagged);
     c.no("LOGIN nosuchuser x").await;
-    assert!(c.is_closed().await, "connection must close after max_failures");
+    assert!(
+        c.is_closed().await,
+        "connection must close after max_failures"
+    );
     // A fresh connection still works.
     let mut c = s.login().await;
     c.ok("NOOP").await;
@@ -90,11 +113,19 @@ async fn malformed_input_gets_bad_and_the_session_continues() {
     let long = format!("t99 NOOP {}\r\n", "x".repeat(500));
     c.send_raw(long.as_bytes()).await;
     let l = c.read_response_line().await.unwrap();
-    assert!(String::from_utf8_lossy(&l).contains("BAD"), "{:?}", String::from_utf8_lossy(&l));
+    assert!(
+        String::from_utf8_lossy(&l).contains("BAD"),
+        "{:?}",
+        String::from_utf8_lossy(&l)
+    );
     // A synchronizing literal over the limit is refused before any byte is read.
     c.send_raw(b"t100 SEARCH TEXT {1000}\r\n").await;
     let l = c.read_response_line().await.unwrap();
-    assert!(l.starts_with(b"t100 NO [TOOBIG]"), "{:?}", String::from_utf8_lossy(&l));
+    assert!(
+        l.starts_with(b"t100 NO [TOOBIG]"),
+        "{:?}",
+        String::from_utf8_lossy(&l)
+    );
     c.ok("NOOP").await;
     // Pipelined commands are answered in order.
     c.send_raw(b"p1 NOOP\r\np2 NOOP\r\n").await;
@@ -111,7 +142,11 @@ async fn oversized_non_synchronizing_literal_closes_with_bye() {
     let mut c = s.login().await;
     c.send_raw(b"a APPEND INBOX {5000+}\r\n").await;
     let l = c.read_response_line().await.unwrap();
-    assert!(l.starts_with(b"* BYE [TOOBIG]"), "{:?}", String::from_utf8_lossy(&l));
+    assert!(
+        l.starts_with(b"* BYE [TOOBIG]"),
+        "{:?}",
+        String::from_utf8_lossy(&l)
+    );
     assert!(c.is_closed().await);
     // A synchronizing one over the limit gets NO and the session goes on.
     let mut c = s.login().await;
@@ -167,7 +202,9 @@ fn tls_connector(s: &TestServer) -> tokio_rustls::TlsConnector {
 
 fn rustls_pemfile_certs(rd: &mut &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
     use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_slice_iter(rd).map(|c| c.unwrap()).collect()
+    rustls::pki_types::CertificateDer::pem_slice_iter(rd)
+        .map(|c| c.unwrap())
+        .collect()
 }
 
 async fn tls_cmd<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
@@ -175,11 +212,17 @@ async fn tls_cmd<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     tag: &str,
     cmd: &str,
 ) -> Vec<String> {
-    r.get_mut().write_all(format!("{tag} {cmd}\r\n").as_bytes()).await.unwrap();
+    r.get_mut()
+        .write_all(format!("{tag} {cmd}\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut lines = Vec::new();
     loop {
         let mut l = String::new();
-        let n = tokio::time::timeout(TIMEOUT, r.read_line(&mut l)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(TIMEOUT, r.read_line(&mut l))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0, "closed");
         let done = l.starts_with(&format!("{tag} "));
         lines.push(l);
@@ -204,11 +247,21 @@ async fn plaintext_login_refused_until_starttls_and_pipelined_input_discarded() 
     assert!(l.starts_with(b"s1 OK"), "{:?}", String::from_utf8_lossy(&l));
     let tcp = c.r.into_inner();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tls_connector(&s).connect(name, tcp).await.expect("TLS handshake");
+    let tls = tls_connector(&s)
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
     let mut r = BufReader::new(tls);
     let lines = tls_cmd(&mut r, "c1", "CAPABILITY").await;
-    assert_eq!(lines.len(), 2, "the pipelined s2 must have been discarded: {lines:?}");
-    assert!(lines[0].contains("AUTH=PLAIN") && !lines[0].contains("STARTTLS"), "{lines:?}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "the pipelined s2 must have been discarded: {lines:?}"
+    );
+    assert!(
+        lines[0].contains("AUTH=PLAIN") && !lines[0].contains("STARTTLS"),
+        "{lines:?}"
+    );
     let lines = tls_cmd(&mut r, "c2", &format!("LOGIN {USER} {PASS}")).await;
     assert!(lines.last().unwrap().starts_with("c2 OK"), "{lines:?}");
     s.stop().await;
@@ -219,11 +272,18 @@ async fn implicit_tls_port() {
     let s = TestServer::start_with(|c| c.auth.trust_loopback = false).await;
     let tcp = TcpStream::connect(s.tls_addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tls_connector(&s).connect(name, tcp).await.expect("TLS handshake");
+    let tls = tls_connector(&s)
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
     let mut r = BufReader::new(tls);
     let mut greeting = String::new();
     r.read_line(&mut greeting).await.unwrap();
-    assert!(greeting.starts_with("* OK") && greeting.contains("AUTH=PLAIN") && !greeting.contains("STARTTLS"));
+    assert!(
+        greeting.starts_with("* OK")
+            && greeting.contains("AUTH=PLAIN")
+            && !greeting.contains("STARTTLS")
+    );
     let lines = tls_cmd(&mut r, "a", &format!("LOGIN {USER} {PASS}")).await;
     assert!(lines.last().unwrap().starts_with("a OK"), "{lines:?}");
     let lines = tls_cmd(&mut r, "b", "SELECT INBOX").await;
@@ -267,7 +327,10 @@ async fn sessions_per_user_limit() {
 async fn preauth_inactivity_timeout() {
     let s = TestServer::start_with(|c| c.limits.preauth_timeout_secs = 1).await;
     let mut c = s.client().await;
-    let l = c.read_line_timeout(Duration::from_secs(5)).await.expect("BYE");
+    let l = c
+        .read_line_timeout(Duration::from_secs(5))
+        .await
+        .expect("BYE");
     assert!(l.starts_with("* BYE"), "{l}");
     assert!(c.is_closed().await);
     s.stop().await;
@@ -280,9 +343,15 @@ async fn graceful_shutdown_sends_bye() {
     c.ok("SELECT INBOX").await;
     let addr = s.addr;
     s.stop().await;
-    let l = c.read_line_timeout(Duration::from_secs(5)).await.expect("BYE on shutdown");
+    let l = c
+        .read_line_timeout(Duration::from_secs(5))
+        .await
+        .expect("BYE on shutdown");
     assert!(l.starts_with("* BYE"), "{l}");
-    assert!(TcpStream::connect(addr).await.is_err(), "listener must be closed");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "listener must be closed"
+    );
 }
 
 #[tokio::test]
@@ -295,8 +364,14 @@ async fn id_namespace_enable() {
     let r = c.ok("NAMESPACE").await;
     assert!(r.has("* NAMESPACE ((\"\" \"/\")) NIL NIL"));
     let r = c.ok("ENABLE IMAP4rev2 CONDSTORE X-UNKNOWN").await;
-    assert_eq!(r.lines_starting("* ENABLED"), vec!["* ENABLED IMAP4REV2 CONDSTORE\r\n".to_string()]);
+    assert_eq!(
+        r.lines_starting("* ENABLED"),
+        vec!["* ENABLED IMAP4REV2 CONDSTORE\r\n".to_string()]
+    );
     let r = c.ok("ENABLE CONDSTORE").await;
-    assert_eq!(r.lines_starting("* ENABLED"), vec!["* ENABLED\r\n".to_string()]);
+    assert_eq!(
+        r.lines_starting("* ENABLED"),
+        vec!["* ENABLED\r\n".to_string()]
+    );
     s.stop().await;
 }

@@ -29,10 +29,12 @@ impl TestServer {
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = Config::default();
-        config.data_dir = dir.path().to_path_buf();
-        config.listen_imap = "127.0.0.1:0".into();
-        config.listen_imaps = "127.0.0.1:0".into();
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            listen_imap: "127.0.0.1:0".into(),
+            listen_imaps: "127.0.0.1:0".into(),
+            ..Config::default()
+        };
         config.auth.failure_delay_ms = 10;
         tweak(&mut config);
         {
@@ -45,7 +47,12 @@ impl TestServer {
         let server = Server::start(config).await.expect("server starts");
         let addr = server.imap_addr.expect("imap addr");
         let tls_addr = server.imaps_addr.expect("imaps addr");
-        TestServer { server: Some(server), dir, addr, tls_addr }
+        TestServer {
+            server: Some(server),
+            dir,
+            addr,
+            tls_addr,
+        }
     }
 
     pub async fn client(&self) -> Client {
@@ -75,7 +82,10 @@ pub struct Response {
 
 impl Response {
     pub fn text(&self) -> String {
-        self.untagged.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect()
+        self.untagged
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect()
     }
     pub fn has(&self, needle: &str) -> bool {
         self.text().contains(needle)
@@ -101,7 +111,11 @@ impl Client {
             .await
             .expect("connect timeout")
             .expect("connect");
-        let mut c = Client { r: BufReader::new(s), n: 0, greeting: String::new() };
+        let mut c = Client {
+            r: BufReader::new(s),
+            n: 0,
+            greeting: String::new(),
+        };
         let g = c.read_response_line().await.expect("greeting");
         c.greeting = String::from_utf8_lossy(&g).into_owned();
         c
@@ -132,7 +146,9 @@ impl Client {
     pub async fn read_response_line(&mut self) -> Option<Vec<u8>> {
         let mut data = self.read_line_raw().await?;
         loop {
-            let Some(n) = literal_len(&data) else { return Some(data) };
+            let Some(n) = literal_len(&data) else {
+                return Some(data);
+            };
             let mut lit = vec![0u8; n];
             tokio::time::timeout(TIMEOUT, self.r.read_exact(&mut lit))
                 .await
@@ -155,12 +171,17 @@ impl Client {
         let mut untagged = Vec::new();
         loop {
             let line = self.read_response_line().await.unwrap_or_else(|| {
-                panic!("connection closed before tagged response {tag}; got {:?}", lossy(&untagged))
+                panic!(
+                    "connection closed before tagged response {tag}; got {:?}",
+                    lossy(&untagged)
+                )
             });
             if line.starts_with(format!("{tag} ").as_bytes()) {
                 return Response {
                     untagged,
-                    tagged: String::from_utf8_lossy(&line[tag.len() + 1..]).trim_end().to_string(),
+                    tagged: String::from_utf8_lossy(&line[tag.len() + 1..])
+                        .trim_end()
+                        .to_string(),
                 };
             }
             untagged.push(line);
@@ -169,29 +190,53 @@ impl Client {
 
     pub async fn ok(&mut self, text: &str) -> Response {
         let r = self.cmd(text).await;
-        assert!(r.tagged.starts_with("OK"), "{text} -> {} / {:?}", r.tagged, r.text());
+        assert!(
+            r.tagged.starts_with("OK"),
+            "{text} -> {} / {:?}",
+            r.tagged,
+            r.text()
+        );
         r
     }
 
     pub async fn no(&mut self, text: &str) -> Response {
         let r = self.cmd(text).await;
-        assert!(r.tagged.starts_with("NO"), "{text} -> {} / {:?}", r.tagged, r.text());
+        assert!(
+            r.tagged.starts_with("NO"),
+            "{text} -> {} / {:?}",
+            r.tagged,
+            r.text()
+        );
         r
     }
 
     pub async fn bad(&mut self, text: &str) -> Response {
         let r = self.cmd(text).await;
-        assert!(r.tagged.starts_with("BAD"), "{text} -> {} / {:?}", r.tagged, r.text());
+        assert!(
+            r.tagged.starts_with("BAD"),
+            "{text} -> {} / {:?}",
+            r.tagged,
+            r.text()
+        );
         r
     }
 
     /// APPEND with a synchronizing literal.
     pub async fn append(&mut self, mailbox: &str, flags: &str, msg: &[u8]) -> Response {
         let tag = self.next_tag();
-        let flags = if flags.is_empty() { String::new() } else { format!("({flags}) ") };
-        self.send_raw(format!("{tag} APPEND {mailbox} {flags}{{{}}}\r\n", msg.len()).as_bytes()).await;
+        let flags = if flags.is_empty() {
+            String::new()
+        } else {
+            format!("({flags}) ")
+        };
+        self.send_raw(format!("{tag} APPEND {mailbox} {flags}{{{}}}\r\n", msg.len()).as_bytes())
+            .await;
         let cont = self.read_response_line().await.expect("continuation");
-        assert!(cont.starts_with(b"+"), "expected continuation, got {:?}", String::from_utf8_lossy(&cont));
+        assert!(
+            cont.starts_with(b"+"),
+            "expected continuation, got {:?}",
+            String::from_utf8_lossy(&cont)
+        );
         self.send_raw(msg).await;
         self.send_raw(b"\r\n").await;
         self.read_until_tagged(&tag).await
@@ -221,7 +266,9 @@ impl Client {
 }
 
 fn lossy(v: &[Vec<u8>]) -> Vec<String> {
-    v.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect()
+    v.iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect()
 }
 
 /// `{n}\r\n` or `~{n}\r\n` at the end of a line.

@@ -7,7 +7,9 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf,
+};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
@@ -23,7 +25,11 @@ fn closed() -> io::Error {
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -33,7 +39,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -128,7 +138,11 @@ impl Connection {
     }
 
     /// Copies `len` bytes into `w` in chunks (spooling a large literal to disk).
-    pub(crate) async fn read_into<W: std::io::Write>(&mut self, mut len: u64, w: &mut W) -> io::Result<()> {
+    pub(crate) async fn read_into<W: std::io::Write>(
+        &mut self,
+        mut len: u64,
+        w: &mut W,
+    ) -> io::Result<()> {
         let mut chunk = vec![0u8; 64 * 1024];
         while len > 0 {
             let n = (len as usize).min(chunk.len());
@@ -156,7 +170,11 @@ impl Connection {
         self.partial.clear();
         let tcp = match old.into_inner() {
             Stream::Plain(t) => t,
-            _ => return Err(io::Error::other("STARTTLS on a stream that is not plain TCP")),
+            _ => {
+                return Err(io::Error::other(
+                    "STARTTLS on a stream that is not plain TCP",
+                ))
+            }
         };
         let tls = acceptor.accept(tcp).await?;
         self.io = BufReader::with_capacity(4096, Stream::Tls(Box::new(tls)));

@@ -26,7 +26,11 @@ fn needs_raw(a: &FetchAttr) -> bool {
 }
 
 fn needs_summary(a: &FetchAttr) -> bool {
-    needs_raw(a) || matches!(a, FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure)
+    needs_raw(a)
+        || matches!(
+            a,
+            FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure
+        )
 }
 
 fn sets_seen(a: &FetchAttr) -> bool {
@@ -39,7 +43,12 @@ fn sets_seen(a: &FetchAttr) -> bool {
 
 /// `1.2.HEADER.FIELDS (FROM TO)` as echoed in the response item name.
 fn section_name(s: &Section) -> String {
-    let mut out: String = s.part.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(".");
+    let mut out: String = s
+        .part
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(".");
     let text = match &s.text {
         None => return out,
         Some(SectionText::Header) => "HEADER".to_string(),
@@ -56,11 +65,17 @@ fn section_name(s: &Section) -> String {
 }
 
 fn upper_list(f: &[String]) -> String {
-    f.iter().map(|s| s.to_ascii_uppercase()).collect::<Vec<_>>().join(" ")
+    f.iter()
+        .map(|s| s.to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn part_name(p: &[u32]) -> String {
-    p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(".")
+    p.iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 fn apply_partial(data: &[u8], partial: Option<(u32, u32)>) -> &[u8] {
@@ -102,7 +117,9 @@ impl Session {
         for m in modifiers {
             match m {
                 FetchModifier::ChangedSince(n) => changed_since = Some(*n),
-                FetchModifier::Vanished => return Err(CmdError::bad("VANISHED requires QRESYNC to be enabled")),
+                FetchModifier::Vanished => {
+                    return Err(CmdError::bad("VANISHED requires QRESYNC to be enabled"))
+                }
             }
         }
         if changed_since.is_some() || attrs.contains(&FetchAttr::ModSeq) {
@@ -112,12 +129,18 @@ impl Session {
             }
         }
         for a in &attrs {
-            if matches!(a, FetchAttr::Preview { .. } | FetchAttr::EmailId | FetchAttr::ThreadId) {
+            if matches!(
+                a,
+                FetchAttr::Preview { .. } | FetchAttr::EmailId | FetchAttr::ThreadId
+            ) {
                 return Err(CmdError::bad("FETCH item not supported"));
             }
         }
         let mut idxs = self.resolve(uid, set)?;
-        let sel = self.selected.as_ref().ok_or_else(|| CmdError::bad("No mailbox selected"))?;
+        let sel = self
+            .selected
+            .as_ref()
+            .ok_or_else(|| CmdError::bad("No mailbox selected"))?;
         if let Some(cs) = changed_since {
             idxs.retain(|i| sel.messages[*i].modseq > cs);
         }
@@ -158,8 +181,12 @@ impl Session {
         let want_summary = attrs.iter().any(needs_summary);
         let mut failure: Option<BinaryError> = None;
         for i in idxs {
-            let Some(sel) = self.selected.as_ref() else { break };
-            let Some(meta) = sel.messages.get(i).cloned() else { continue };
+            let Some(sel) = self.selected.as_ref() else {
+                break;
+            };
+            let Some(meta) = sel.messages.get(i).cloned() else {
+                continue;
+            };
             let seq = i as u32 + 1;
             let loaded = self.load(mailbox, &meta, want_raw, want_summary).await?;
             let mut line = format!("* {seq} FETCH (").into_bytes();
@@ -214,7 +241,9 @@ impl Session {
                         line.extend_from_slice(v);
                     }
                     FetchAttr::Rfc822 | FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
-                        let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else { continue };
+                        let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else {
+                            continue;
+                        };
                         let (name, text) = match a {
                             FetchAttr::Rfc822 => ("RFC822", None),
                             FetchAttr::Rfc822Header => ("RFC822.HEADER", Some(SectionText::Header)),
@@ -222,22 +251,34 @@ impl Session {
                         };
                         let data: Cow<[u8]> = match text {
                             None => Cow::Borrowed(raw.as_slice()),
-                            Some(t) => s.section(raw, &Section { part: vec![], text: Some(t) }),
+                            Some(t) => s.section(
+                                raw,
+                                &Section {
+                                    part: vec![],
+                                    text: Some(t),
+                                },
+                            ),
                         };
                         sep(&mut line);
                         line.extend_from_slice(name.as_bytes());
                         line.push(b' ');
                         data_literal(&mut line, &data);
                     }
-                    FetchAttr::BodySection { section, partial, .. } => {
-                        let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else { continue };
+                    FetchAttr::BodySection {
+                        section, partial, ..
+                    } => {
+                        let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else {
+                            continue;
+                        };
                         let data = if section.part.is_empty() && section.text.is_none() {
                             Cow::Borrowed(raw.as_slice())
                         } else {
                             s.section(raw, section)
                         };
                         sep(&mut line);
-                        line.extend_from_slice(format!("BODY[{}]", section_name(section)).as_bytes());
+                        line.extend_from_slice(
+                            format!("BODY[{}]", section_name(section)).as_bytes(),
+                        );
                         if let Some((off, _)) = partial {
                             line.extend_from_slice(format!("<{off}>").as_bytes());
                         }
@@ -245,11 +286,15 @@ impl Session {
                         data_literal(&mut line, apply_partial(&data, *partial));
                     }
                     FetchAttr::Binary { part, partial, .. } => {
-                        let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else { continue };
+                        let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else {
+                            continue;
+                        };
                         match s.binary(raw, part) {
                             Ok(data) => {
                                 sep(&mut line);
-                                line.extend_from_slice(format!("BINARY[{}]", part_name(part)).as_bytes());
+                                line.extend_from_slice(
+                                    format!("BINARY[{}]", part_name(part)).as_bytes(),
+                                );
                                 if let Some((off, _)) = partial {
                                     line.extend_from_slice(format!("<{off}>").as_bytes());
                                 }
@@ -260,11 +305,15 @@ impl Session {
                         }
                     }
                     FetchAttr::BinarySize { part } => {
-                        let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else { continue };
+                        let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else {
+                            continue;
+                        };
                         match s.binary_size(raw, part) {
                             Ok(n) => {
                                 sep(&mut line);
-                                line.extend_from_slice(format!("BINARY.SIZE[{}] {n}", part_name(part)).as_bytes());
+                                line.extend_from_slice(
+                                    format!("BINARY.SIZE[{}] {n}", part_name(part)).as_bytes(),
+                                );
                             }
                             Err(e) => failure = Some(e),
                         }
@@ -280,26 +329,47 @@ impl Session {
             line.extend_from_slice(b")\r\n");
             self.out.extend_from_slice(&line);
             if self.out.len() > 256 * 1024 {
-                self.flush().await.map_err(|_| CmdError { close: true, ..CmdError::no("Connection lost") })?;
+                self.flush().await.map_err(|_| CmdError {
+                    close: true,
+                    ..CmdError::no("Connection lost")
+                })?;
             }
         }
         match failure {
-            Some(BinaryError::UnknownCte) => Err(CmdError::no_code("UNKNOWN-CTE", "Unknown Content-Transfer-Encoding")),
-            Some(BinaryError::Parse) => Err(CmdError::no_code("PARSE", "Invalid data in MIME part")),
+            Some(BinaryError::UnknownCte) => Err(CmdError::no_code(
+                "UNKNOWN-CTE",
+                "Unknown Content-Transfer-Encoding",
+            )),
+            Some(BinaryError::Parse) => {
+                Err(CmdError::no_code("PARSE", "Invalid data in MIME part"))
+            }
             None => Ok(Done::ok("Fetch completed")),
         }
     }
 
-    async fn load(&self, mailbox: i64, meta: &MessageMeta, raw: bool, summary: bool) -> Result<Loaded, CmdError> {
+    async fn load(
+        &self,
+        mailbox: i64,
+        meta: &MessageMeta,
+        raw: bool,
+        summary: bool,
+    ) -> Result<Loaded, CmdError> {
         if !raw && !summary {
-            return Ok(Loaded { raw: None, summary: None });
+            return Ok(Loaded {
+                raw: None,
+                summary: None,
+            });
         }
         let blobs = self.shared.blobs.clone();
         let store = self.shared.store.clone();
         let blob = meta.blob.clone();
         let uid = meta.uid;
         let r = tokio::task::spawn_blocking(move || -> Result<Loaded, String> {
-            let raw_bytes = if raw { Some(blobs.get(&blob).map_err(|e| e.to_string())?) } else { None };
+            let raw_bytes = if raw {
+                Some(blobs.get(&blob).map_err(|e| e.to_string())?)
+            } else {
+                None
+            };
             let summary = if summary {
                 let bytes = store.summary(mailbox, uid).map_err(|e| e.to_string())?;
                 match bytes.as_deref().and_then(Summary::from_bytes) {
@@ -317,7 +387,10 @@ impl Session {
             } else {
                 None
             };
-            Ok(Loaded { raw: raw_bytes, summary })
+            Ok(Loaded {
+                raw: raw_bytes,
+                summary,
+            })
         })
         .await
         .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))?;
@@ -334,11 +407,20 @@ mod tests {
 
     #[test]
     fn section_names_echo_like_dovecot() {
-        let s = Section { part: vec![1, 2], text: Some(SectionText::Mime) };
+        let s = Section {
+            part: vec![1, 2],
+            text: Some(SectionText::Mime),
+        };
         assert_eq!(section_name(&s), "1.2.MIME");
-        let s = Section { part: vec![], text: Some(SectionText::HeaderFields(vec!["From".into(), "to".into()])) };
+        let s = Section {
+            part: vec![],
+            text: Some(SectionText::HeaderFields(vec!["From".into(), "to".into()])),
+        };
         assert_eq!(section_name(&s), "HEADER.FIELDS (FROM TO)");
-        let s = Section { part: vec![3], text: None };
+        let s = Section {
+            part: vec![3],
+            text: None,
+        };
         assert_eq!(section_name(&s), "3");
     }
 

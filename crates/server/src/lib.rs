@@ -4,8 +4,8 @@
 //! binary and the integration tests both start the server this way.
 
 pub mod auth;
-pub mod config;
 mod cmd;
+pub mod config;
 mod conn;
 mod fetch;
 mod names;
@@ -43,12 +43,19 @@ pub(crate) struct ConnCounts {
     pub per_user: HashMap<String, usize>,
 }
 
+/// The metadata and blob stores of a data directory.
+pub type Stores = (Arc<dyn MetaStore>, Arc<dyn BlobStore>);
+
 /// Opens the store of a data directory (used by the server and the CLI).
-pub fn open_store(data_dir: &std::path::Path) -> Result<(Arc<dyn MetaStore>, Arc<dyn BlobStore>), String> {
+pub fn open_store(data_dir: &std::path::Path) -> Result<Stores, String> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
-    let store = SqliteStore::open(&data_dir.join("meta.sqlite3"))
-        .map_err(|e| format!("cannot open the metadata store in {}: {e}", data_dir.display()))?;
+    let store = SqliteStore::open(&data_dir.join("meta.sqlite3")).map_err(|e| {
+        format!(
+            "cannot open the metadata store in {}: {e}",
+            data_dir.display()
+        )
+    })?;
     let blobs = FsBlobStore::open(data_dir.join("blobs"))
         .map_err(|e| format!("cannot open the blob store in {}: {e}", data_dir.display()))?;
     Ok((Arc::new(store), Arc::new(blobs)))

@@ -18,7 +18,9 @@ pub(crate) fn decode(raw: &[u8], utf8: bool) -> Result<String, String> {
     } else {
         match std::str::from_utf8(raw) {
             Ok(s) => s.to_string(),
-            Err(_) => return Err("Mailbox name contains 8-bit characters; use modified UTF-7".into()),
+            Err(_) => {
+                return Err("Mailbox name contains 8-bit characters; use modified UTF-7".into())
+            }
         }
     };
     Ok(normalize_inbox(&s))

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use pillarbox_mime::search as text;
 use pillarbox_proto::respond;
-use pillarbox_proto::types::{Date, SearchCommand, SearchKey, SearchReturnOpt, SeqNum, SequenceSet};
+use pillarbox_proto::types::{
+    Date, SearchCommand, SearchKey, SearchReturnOpt, SeqNum, SequenceSet,
+};
 use pillarbox_store::{BlobStore, MessageMeta, Uid};
 
 use crate::cmd::{CmdError, CmdResult, Done};
@@ -35,8 +37,15 @@ fn decode_strings(key: &SearchKey, enc: &'static encoding_rs::Encoding) -> Resul
         SearchKey::Body(b) => Key::Body(dec(b)?),
         SearchKey::Text(b) => Key::Text(dec(b)?),
         SearchKey::Not(k) => Key::Not(Box::new(decode_strings(k, enc)?)),
-        SearchKey::Or(a, b) => Key::Or(Box::new(decode_strings(a, enc)?), Box::new(decode_strings(b, enc)?)),
-        SearchKey::And(ks) => Key::And(ks.iter().map(|k| decode_strings(k, enc)).collect::<Result<_, _>>()?),
+        SearchKey::Or(a, b) => Key::Or(
+            Box::new(decode_strings(a, enc)?),
+            Box::new(decode_strings(b, enc)?),
+        ),
+        SearchKey::And(ks) => Key::And(
+            ks.iter()
+                .map(|k| decode_strings(k, enc))
+                .collect::<Result<_, _>>()?,
+        ),
         other => Key::Plain(other.clone()),
     })
 }
@@ -99,7 +108,13 @@ impl Ctx<'_> {
     }
 }
 
-fn in_set(set: &SequenceSet, n: u32, max: u32, saved: Option<&[Uid]>, by_uid_saved: Option<Uid>) -> bool {
+fn in_set(
+    set: &SequenceSet,
+    n: u32,
+    max: u32,
+    saved: Option<&[Uid]>,
+    by_uid_saved: Option<Uid>,
+) -> bool {
     match set {
         SequenceSet::Saved => match (saved, by_uid_saved) {
             (Some(s), Some(uid)) => s.contains(&uid),
@@ -132,42 +147,105 @@ fn civil_from_unix(secs: i64) -> Date {
     let mp = (5 * doy + 2) / 153;
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    Date { year: (if m <= 2 { y + 1 } else { y }) as i32, month: m, day: d }
+    Date {
+        year: (if m <= 2 { y + 1 } else { y }) as i32,
+        month: m,
+        day: d,
+    }
 }
 
-const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
 
-/// The date of a Date: header as written (its own time zone), RFC 5322 with
-/// obsolete forms. None if it cannot be read.
+/// The date of a Date: header as written (its own time zone): RFC 5322
+/// `[day-name ","] day month year hour ":" minute [":" second] [zone]`, with
+/// the obsolete 2/3-digit years and named zones. Like Dovecot, a header that
+/// does not parse as a whole (broken time, fractional seconds, bad zone) counts
+/// as no date. None if it cannot be read.
 pub(crate) fn header_date(value: &str) -> Option<Date> {
-    let tokens: Vec<&str> = value
-        .split(|c: char| c.is_whitespace() || c == ',' || c == '-')
-        .filter(|t| !t.is_empty())
-        .collect();
-    let mi = tokens.iter().position(|t| {
-        t.len() >= 3 && t.is_char_boundary(3) && MONTHS.contains(&t[..3].to_ascii_lowercase().as_str())
-    })?;
-    let month = MONTHS.iter().position(|m| tokens[mi][..3].eq_ignore_ascii_case(m))? as u32 + 1;
-    let day: u32 = tokens.get(mi.checked_sub(1)?)?.parse().ok()?;
-    let ytok = tokens.get(mi + 1)?;
-    let mut year: i32 = ytok.parse().ok()?;
-    if ytok.len() == 2 {
-        year += if year >= 50 { 1900 } else { 2000 };
-    } else if ytok.len() == 3 {
-        year += 1900;
+    let value = strip_comments(value);
+    let mut tokens: Vec<&str> = value.split_whitespace().collect();
+    if let Some(first) = tokens.first() {
+        if let Some(stripped) = first.strip_suffix(',') {
+            if stripped.chars().all(|c| c.is_ascii_alphabetic()) {
+                tokens.remove(0);
+            }
+        } else if first.chars().all(|c| c.is_ascii_alphabetic()) && tokens.get(1) == Some(&",") {
+            tokens.drain(..2);
+        } else if first.contains(',') {
+            let (day_name, rest) = first.split_once(',')?;
+            if !day_name.chars().all(|c| c.is_ascii_alphabetic()) {
+                return None;
+            }
+            tokens[0] = rest;
+        }
     }
-    if !(1..=31).contains(&day) {
+    let [day, month, year, time, rest @ ..] = tokens.as_slice() else {
+        return None;
+    };
+    let day: u32 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
+    let month = MONTHS.iter().position(|m| month.eq_ignore_ascii_case(m))? as u32 + 1;
+    if !year.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    Some(Date { year, month, day })
+    let mut year_n: i32 = year.parse().ok()?;
+    match year.len() {
+        2 => year_n += if year_n >= 50 { 1900 } else { 2000 },
+        3 => year_n += 1900,
+        4 => {}
+        _ => return None,
+    }
+    let parts: Vec<&str> = time.split(':').collect();
+    if !(2..=3).contains(&parts.len())
+        || parts
+            .iter()
+            .any(|p| !(1..=2).contains(&p.len()) || !p.chars().all(|c| c.is_ascii_digit()))
+    {
+        return None;
+    }
+    match rest {
+        [] => {}
+        [zone, ..] => {
+            let numeric = (zone.starts_with('+') || zone.starts_with('-'))
+                && zone.len() == 5
+                && zone[1..].chars().all(|c| c.is_ascii_digit());
+            let named = zone.chars().all(|c| c.is_ascii_alphabetic()) && zone.len() <= 5;
+            if !numeric && !named {
+                return None;
+            }
+        }
+    }
+    Some(Date {
+        year: year_n,
+        month,
+        day,
+    })
+}
+
+/// Removes RFC 5322 comments `( ... )` (nested).
+fn strip_comments(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut depth = 0usize;
+    for c in v.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 fn sent_date(ctx: &mut Ctx) -> Date {
     let raw = ctx.raw();
     let v = text::header_values(raw, "Date");
-    v.first()
-        .and_then(|d| header_date(d))
-        .unwrap_or(Date { year: 1970, month: 1, day: 1 })
+    v.first().and_then(|d| header_date(d)).unwrap_or(Date {
+        year: 1970,
+        month: 1,
+        day: 1,
+    })
 }
 
 fn eval(key: &Key, ctx: &mut Ctx) -> bool {
@@ -177,10 +255,14 @@ fn eval(key: &Key, ctx: &mut Ctx) -> bool {
             if needle.is_empty() {
                 return text::has_header(raw, name);
             }
-            text::header_values(raw, name).iter().any(|v| casefold(v).contains(needle.as_str()))
+            text::header_values(raw, name)
+                .iter()
+                .any(|v| casefold(v).contains(needle.as_str()))
         }
         Key::Body(needle) => ctx.body().contains(needle.as_str()),
-        Key::Text(needle) => ctx.headers().contains(needle.as_str()) || ctx.body().contains(needle.as_str()),
+        Key::Text(needle) => {
+            ctx.headers().contains(needle.as_str()) || ctx.body().contains(needle.as_str())
+        }
         Key::Not(k) => !eval(k, ctx),
         Key::Or(a, b) => eval(a, ctx) || eval(b, ctx),
         Key::And(ks) => ks.iter().all(|k| eval(k, ctx)),
@@ -189,7 +271,8 @@ fn eval(key: &Key, ctx: &mut Ctx) -> bool {
 }
 
 fn eval_plain(key: &SearchKey, ctx: &mut Ctx) -> bool {
-    let internal = || civil_from_unix(ctx.meta.internal_date + ctx.meta.date_offset_minutes as i64 * 60);
+    let internal =
+        || civil_from_unix(ctx.meta.internal_date + ctx.meta.date_offset_minutes as i64 * 60);
     match key {
         SearchKey::All | SearchKey::Old => true,
         SearchKey::New | SearchKey::Recent => false,
@@ -213,8 +296,16 @@ fn eval_plain(key: &SearchKey, ctx: &mut Ctx) -> bool {
         SearchKey::SentSince(d) => sent_date(ctx) >= *d,
         SearchKey::Larger(n) => ctx.meta.size > *n,
         SearchKey::Smaller(n) => ctx.meta.size < *n,
-        SearchKey::Uid(set) => in_set(set, ctx.meta.uid, ctx.max_uid, ctx.saved, Some(ctx.meta.uid)),
-        SearchKey::SequenceSet(set) => in_set(set, ctx.seq, ctx.max_seq, ctx.saved, Some(ctx.meta.uid)),
+        SearchKey::Uid(set) => in_set(
+            set,
+            ctx.meta.uid,
+            ctx.max_uid,
+            ctx.saved,
+            Some(ctx.meta.uid),
+        ),
+        SearchKey::SequenceSet(set) => {
+            in_set(set, ctx.seq, ctx.max_seq, ctx.saved, Some(ctx.meta.uid))
+        }
         SearchKey::ModSeq(n) => ctx.meta.modseq >= *n,
         SearchKey::Older(secs) => ctx.meta.internal_date <= ctx.now - *secs as i64,
         SearchKey::Younger(secs) => ctx.meta.internal_date >= ctx.now - *secs as i64,
@@ -253,9 +344,15 @@ pub(crate) fn run(
 ) -> Result<Vec<usize>, CmdError> {
     let enc = match charset {
         None => encoding_rs::UTF_8,
-        Some(c) if c.eq_ignore_ascii_case("US-ASCII") || c.eq_ignore_ascii_case("UTF-8") => encoding_rs::UTF_8,
-        Some(c) => encoding_rs::Encoding::for_label(c.as_bytes())
-            .ok_or_else(|| CmdError::no_code("BADCHARSET (UTF-8 US-ASCII)", format!("Unsupported charset {c}")))?,
+        Some(c) if c.eq_ignore_ascii_case("US-ASCII") || c.eq_ignore_ascii_case("UTF-8") => {
+            encoding_rs::UTF_8
+        }
+        Some(c) => encoding_rs::Encoding::for_label(c.as_bytes()).ok_or_else(|| {
+            CmdError::no_code(
+                "BADCHARSET (UTF-8 US-ASCII)",
+                format!("Unsupported charset {c}"),
+            )
+        })?,
     };
     let key = decode_strings(key, enc).map_err(CmdError::no)?;
     let now = std::time::SystemTime::now()
@@ -285,17 +382,27 @@ pub(crate) fn run(
 }
 
 impl Session {
-    pub(crate) async fn cmd_search(&mut self, tag: &str, uid: bool, cmd: &SearchCommand) -> CmdResult {
-        let sel = self.selected.as_ref().ok_or_else(|| CmdError::bad("No mailbox selected"))?;
+    pub(crate) async fn cmd_search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        cmd: &SearchCommand,
+    ) -> CmdResult {
+        let sel = self
+            .selected
+            .as_ref()
+            .ok_or_else(|| CmdError::bad("No mailbox selected"))?;
         let messages = sel.messages.clone();
         let saved = self.saved_search.clone();
         let blobs: Arc<dyn BlobStore> = self.shared.blobs.clone();
         let key = cmd.key.clone();
         let charset = cmd.charset.clone();
         let msgs = messages.clone();
-        let idxs = tokio::task::spawn_blocking(move || run(&msgs, &key, charset.as_deref(), saved.as_deref(), &*blobs))
-            .await
-            .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))??;
+        let idxs = tokio::task::spawn_blocking(move || {
+            run(&msgs, &key, charset.as_deref(), saved.as_deref(), &*blobs)
+        })
+        .await
+        .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))??;
         if uses_modseq(&cmd.key) {
             self.condstore = true;
         }
@@ -315,7 +422,10 @@ impl Session {
             let has_min = opts.contains(&SearchReturnOpt::Min);
             let has_max = opts.contains(&SearchReturnOpt::Max);
             // RFC 5182 2.1: with MIN and/or MAX only those are saved.
-            let saved: Vec<Uid> = if (has_min || has_max) && !opts.contains(&SearchReturnOpt::All) && !opts.contains(&SearchReturnOpt::Count) {
+            let saved: Vec<Uid> = if (has_min || has_max)
+                && !opts.contains(&SearchReturnOpt::All)
+                && !opts.contains(&SearchReturnOpt::Count)
+            {
                 let mut v = Vec::new();
                 if has_min {
                     v.extend(uids.first());
@@ -368,7 +478,9 @@ impl Session {
                         line.extend_from_slice(format!(" MAX {n}").as_bytes());
                     }
                 }
-                SearchReturnOpt::Count => line.extend_from_slice(format!(" COUNT {}", sorted.len()).as_bytes()),
+                SearchReturnOpt::Count => {
+                    line.extend_from_slice(format!(" COUNT {}", sorted.len()).as_bytes())
+                }
                 SearchReturnOpt::All => {
                     if !sorted.is_empty() {
                         line.extend_from_slice(b" ALL ");
@@ -395,17 +507,77 @@ mod tests {
 
     #[test]
     fn header_dates() {
-        assert_eq!(header_date("Fri, 4 May 2001 14:05:44 -0400"), Some(Date { year: 2001, month: 5, day: 4 }));
-        assert_eq!(header_date("15 Feb 07 10:00 GMT"), Some(Date { year: 2007, month: 2, day: 15 }));
-        assert_eq!(header_date("Thu, 1 Jan 98 00:00:00 +0000"), Some(Date { year: 1998, month: 1, day: 1 }));
+        assert_eq!(
+            header_date("Fri, 4 May 2001 14:05:44 -0400"),
+            Some(Date {
+                year: 2001,
+                month: 5,
+                day: 4
+            })
+        );
+        assert_eq!(
+            header_date("15 Feb 07 10:00 GMT"),
+            Some(Date {
+                year: 2007,
+                month: 2,
+                day: 15
+            })
+        );
+        assert_eq!(
+            header_date("Thu, 1 Jan 98 00:00:00 +0000"),
+            Some(Date {
+                year: 1998,
+                month: 1,
+                day: 1
+            })
+        );
         assert_eq!(header_date("garbage"), None);
+        assert_eq!(
+            header_date("7 Apr 2026 10:00:01 +0000 (UTC)"),
+            Some(Date {
+                year: 2026,
+                month: 4,
+                day: 7
+            })
+        );
+        // Dovecot (and RFC 5322) reject these as a whole.
+        assert_eq!(header_date("Tue, 7 Apr 2026 10:00:t <x@example>"), None);
+        assert_eq!(header_date("Tue, 17 Jul 2012 22:23:35.882 0000"), None);
     }
 
     #[test]
     fn civil_dates() {
-        assert_eq!(civil_from_unix(0), Date { year: 1970, month: 1, day: 1 });
-        assert_eq!(civil_from_unix(1_704_067_200), Date { year: 2024, month: 1, day: 1 });
-        assert_eq!(civil_from_unix(1_704_067_199), Date { year: 2023, month: 12, day: 31 });
-        assert_eq!(civil_from_unix(951_782_400), Date { year: 2000, month: 2, day: 29 });
+        assert_eq!(
+            civil_from_unix(0),
+            Date {
+                year: 1970,
+                month: 1,
+                day: 1
+            }
+        );
+        assert_eq!(
+            civil_from_unix(1_704_067_200),
+            Date {
+                year: 2024,
+                month: 1,
+                day: 1
+            }
+        );
+        assert_eq!(
+            civil_from_unix(1_704_067_199),
+            Date {
+                year: 2023,
+                month: 12,
+                day: 31
+            }
+        );
+        assert_eq!(
+            civil_from_unix(951_782_400),
+            Date {
+                year: 2000,
+                month: 2,
+                day: 29
+            }
+        );
     }
 }

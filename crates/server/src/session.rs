@@ -91,7 +91,9 @@ async fn reject(tcp: TcpStream, implicit_tls: bool, shared: &Shared, why: &str) 
         Stream::Plain(tcp)
     };
     let mut conn = Connection::new(stream);
-    let _ = conn.write_all(format!("* BYE [UNAVAILABLE] {why}\r\n").as_bytes()).await;
+    let _ = conn
+        .write_all(format!("* BYE [UNAVAILABLE] {why}\r\n").as_bytes())
+        .await;
     conn.shutdown().await;
 }
 
@@ -149,7 +151,6 @@ pub(crate) struct Session {
     /// ENABLE UTF8=ACCEPT (or IMAP4rev2): mailbox names are UTF-8.
     pub utf8: bool,
     pub condstore: bool,
-    pub qresync: bool,
     pub auth_failures: u32,
     /// SEARCHRES `$` (UIDs).
     pub saved_search: Option<Vec<Uid>>,
@@ -170,7 +171,6 @@ impl Session {
             rev2: false,
             utf8: false,
             condstore: false,
-            qresync: false,
             auth_failures: 0,
             saved_search: None,
             out: Vec::with_capacity(256),
@@ -180,7 +180,10 @@ impl Session {
     }
 
     async fn run(&mut self) {
-        let greeting = format!("* OK [CAPABILITY {}] Pillarbox ready.\r\n", self.capabilities());
+        let greeting = format!(
+            "* OK [CAPABILITY {}] Pillarbox ready.\r\n",
+            self.capabilities()
+        );
         self.out.extend_from_slice(greeting.as_bytes());
         if self.flush().await.is_err() {
             return;
@@ -228,7 +231,8 @@ impl Session {
     }
 
     pub(crate) async fn bye(&mut self, text: &str) {
-        self.out.extend_from_slice(format!("* BYE {text}\r\n").as_bytes());
+        self.out
+            .extend_from_slice(format!("* BYE {text}\r\n").as_bytes());
         let _ = self.flush().await;
         self.conn.shutdown().await;
     }
@@ -255,8 +259,11 @@ impl Session {
                 Ok(Line::TooLong) => {
                     let tag = buf.tag().unwrap_or_else(|| "*".into());
                     self.out.extend_from_slice(
-                        format!("{tag} BAD Command line too long (limit {} bytes)\r\n", limits.max_line_length)
-                            .as_bytes(),
+                        format!(
+                            "{tag} BAD Command line too long (limit {} bytes)\r\n",
+                            limits.max_line_length
+                        )
+                        .as_bytes(),
                     );
                     return ReadOutcome::Answered;
                 }
@@ -275,25 +282,39 @@ impl Session {
             };
             let tag = buf.tag().unwrap_or_else(|| "*".into());
             let is_append = buf.command_name().as_deref() == Some("APPEND");
-            let max = if is_append { limits.max_literal_size } else { limits.max_other_literal_size };
+            let max = if is_append {
+                limits.max_literal_size
+            } else {
+                limits.max_other_literal_size
+            };
             if spec.len > max {
                 if spec.non_sync {
                     // The client is already sending the bytes; we cannot resync the stream.
                     self.out.extend_from_slice(
-                        format!("* BYE [TOOBIG] Literal of {} bytes exceeds the limit of {max}\r\n", spec.len)
-                            .as_bytes(),
+                        format!(
+                            "* BYE [TOOBIG] Literal of {} bytes exceeds the limit of {max}\r\n",
+                            spec.len
+                        )
+                        .as_bytes(),
                     );
                     let _ = self.flush().await;
                     return ReadOutcome::Close;
                 }
                 self.out.extend_from_slice(
-                    format!("{tag} NO [TOOBIG] Literal of {} bytes exceeds the limit of {max}\r\n", spec.len)
-                        .as_bytes(),
+                    format!(
+                        "{tag} NO [TOOBIG] Literal of {} bytes exceeds the limit of {max}\r\n",
+                        spec.len
+                    )
+                    .as_bytes(),
                 );
                 return ReadOutcome::Answered;
             }
-            if !is_append && buf.buffered_len() as u64 + spec.len > limits.max_other_literal_size + limits.max_line_length as u64 {
-                self.out.extend_from_slice(format!("{tag} BAD Command too long\r\n").as_bytes());
+            if !is_append
+                && buf.buffered_len() as u64 + spec.len
+                    > limits.max_other_literal_size + limits.max_line_length as u64
+            {
+                self.out
+                    .extend_from_slice(format!("{tag} BAD Command too long\r\n").as_bytes());
                 return ReadOutcome::Answered;
             }
             if !spec.non_sync {
@@ -302,7 +323,8 @@ impl Session {
                     return ReadOutcome::Close;
                 }
             }
-            let data = if is_append && buf.buffered_len() as u64 + spec.len > limits.spool_threshold {
+            let data = if is_append && buf.buffered_len() as u64 + spec.len > limits.spool_threshold
+            {
                 match self.spool_literal(spec.len).await {
                     Ok(d) => d,
                     Err(_) => return ReadOutcome::Close,
@@ -327,7 +349,8 @@ impl Session {
 
     fn untagged_or_tagged_bad(&mut self, tag: Option<&str>, text: &str) {
         let tag = tag.unwrap_or("*");
-        self.out.extend_from_slice(format!("{tag} BAD {text}\r\n").as_bytes());
+        self.out
+            .extend_from_slice(format!("{tag} BAD {text}\r\n").as_bytes());
     }
 
     async fn spool_literal(&mut self, len: u64) -> std::io::Result<LiteralData> {
@@ -401,7 +424,9 @@ impl Session {
     pub(crate) fn is_loopback(&self) -> bool {
         match self.peer.ip() {
             IpAddr::V4(v4) => v4.is_loopback(),
-            IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v| v.is_loopback()),
+            IpAddr::V6(v6) => {
+                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v| v.is_loopback())
+            }
         }
     }
 
@@ -413,7 +438,14 @@ impl Session {
     }
 
     pub(crate) fn capabilities(&self) -> String {
-        let mut caps = vec!["IMAP4rev1", "IMAP4rev2", "SASL-IR", "LITERAL+", "ID", "ENABLE"];
+        let mut caps = vec![
+            "IMAP4rev1",
+            "IMAP4rev2",
+            "SASL-IR",
+            "LITERAL+",
+            "ID",
+            "ENABLE",
+        ];
         let appendlimit;
         match self.state {
             State::NotAuthenticated => {

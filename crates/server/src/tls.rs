@@ -40,12 +40,18 @@ pub(crate) fn acceptor(config: &Config) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
-fn generate_self_signed(dir: &Path, cert: &Path, key: &Path, names: &[String]) -> Result<(), String> {
+fn generate_self_signed(
+    dir: &Path,
+    cert: &Path,
+    key: &Path,
+    names: &[String],
+) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let ck = rcgen::generate_simple_self_signed(names.to_vec())
         .map_err(|e| format!("cannot generate a self-signed certificate: {e}"))?;
     write_private(key, ck.key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(cert, ck.cert.pem()).map_err(|e| format!("cannot write {}: {e}", cert.display()))?;
+    std::fs::write(cert, ck.cert.pem())
+        .map_err(|e| format!("cannot write {}: {e}", cert.display()))?;
     Ok(())
 }
 
@@ -58,8 +64,11 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    f.write_all(data).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    let mut f = opts
+        .open(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    f.write_all(data)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {

@@ -7,9 +7,7 @@ use pillarbox_store::{MailboxChanges, MailboxId, MessageMeta, ModSeq, Uid};
 
 pub(crate) struct SelectedMailbox {
     pub id: MailboxId,
-    pub name: String,
     pub read_only: bool,
-    pub uidvalidity: u32,
     pub uidnext: Uid,
     /// Messages in sequence order (ascending UID).
     pub messages: Vec<MessageMeta>,
@@ -47,7 +45,12 @@ impl SelectedMailbox {
 
     /// Merges store changes. Expunges are applied only when `allow_expunge`,
     /// otherwise remembered for later.
-    pub fn apply(&mut self, ch: MailboxChanges, allow_expunge: bool, announce_modseq: bool) -> SyncOutput {
+    pub fn apply(
+        &mut self,
+        ch: MailboxChanges,
+        allow_expunge: bool,
+        announce_modseq: bool,
+    ) -> SyncOutput {
         let mut out = SyncOutput::default();
         for uid in ch.expunged {
             if self.seq_of(uid).is_some() && !self.pending_expunge.contains(&uid) {
@@ -110,7 +113,11 @@ impl SelectedMailbox {
     }
 
     /// Resolves a sequence set (by sequence number) to indexes into `messages`.
-    pub fn resolve_seqs(&self, set: &SequenceSet, saved: Option<&[Uid]>) -> Result<Vec<usize>, String> {
+    pub fn resolve_seqs(
+        &self,
+        set: &SequenceSet,
+        saved: Option<&[Uid]>,
+    ) -> Result<Vec<usize>, String> {
         let n = self.messages.len() as u32;
         match set {
             SequenceSet::Saved => Ok(self.saved_indexes(saved)),
@@ -195,9 +202,7 @@ mod tests {
     fn view(uids: &[u32]) -> SelectedMailbox {
         SelectedMailbox {
             id: 1,
-            name: "INBOX".into(),
             read_only: false,
-            uidvalidity: 1,
             uidnext: uids.last().copied().unwrap_or(0) + 1,
             messages: uids.iter().map(|u| meta(*u, &[], 1)).collect(),
             known_modseq: 1,
@@ -222,7 +227,10 @@ mod tests {
         // Removing uid 4 (seq 4) first, then uid 2 (seq 2): both valid in order.
         assert_eq!(seqs, vec![4, 2]);
         assert_eq!(uids, vec![2, 4]);
-        assert_eq!(v.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), vec![1, 3, 5]);
+        assert_eq!(
+            v.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            vec![1, 3, 5]
+        );
     }
 
     #[test]
@@ -241,9 +249,17 @@ mod tests {
     #[test]
     fn flag_change_announced_once() {
         let mut v = view(&[1, 2]);
-        let out = v.apply(changes(vec![meta(2, &["\\Seen"], 3)], vec![], 3), true, false);
+        let out = v.apply(
+            changes(vec![meta(2, &["\\Seen"], 3)], vec![], 3),
+            true,
+            false,
+        );
         assert_eq!(out.flag_changes, vec![2u32]);
-        let out = v.apply(changes(vec![meta(2, &["\\Seen"], 3)], vec![], 3), true, false);
+        let out = v.apply(
+            changes(vec![meta(2, &["\\Seen"], 3)], vec![], 3),
+            true,
+            false,
+        );
         assert!(out.flag_changes.is_empty());
     }
 

@@ -6,7 +6,8 @@ use crate::session::Session;
 impl Session {
     pub(crate) fn cmd_capability(&mut self) -> CmdResult {
         let caps = self.capabilities();
-        self.out.extend_from_slice(format!("* CAPABILITY {caps}\r\n").as_bytes());
+        self.out
+            .extend_from_slice(format!("* CAPABILITY {caps}\r\n").as_bytes());
         Ok(Done::ok("Capability completed"))
     }
 
@@ -17,7 +18,10 @@ impl Session {
         for c in caps {
             let up = c.to_ascii_uppercase();
             let newly = match up.as_str() {
-                "IMAP4REV2" => !std::mem::replace(&mut self.rev2, true) | !std::mem::replace(&mut self.utf8, true),
+                "IMAP4REV2" => {
+                    !std::mem::replace(&mut self.rev2, true)
+                        | !std::mem::replace(&mut self.utf8, true)
+                }
                 "UTF8=ACCEPT" => !std::mem::replace(&mut self.utf8, true),
                 "CONDSTORE" => !std::mem::replace(&mut self.condstore, true),
                 _ => false,
@@ -48,7 +52,8 @@ impl Session {
     }
 
     pub(crate) fn cmd_namespace(&mut self) -> CmdResult {
-        self.out.extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+        self.out
+            .extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
         Ok(Done::ok("Namespace completed"))
     }
 }

@@ -11,7 +11,11 @@ use super::{CmdError, CmdResult, Done};
 use crate::session::Session;
 
 impl Session {
-    pub(crate) async fn cmd_append(&mut self, m: &MailboxName, messages: Vec<AppendMessage>) -> CmdResult {
+    pub(crate) async fn cmd_append(
+        &mut self,
+        m: &MailboxName,
+        messages: Vec<AppendMessage>,
+    ) -> CmdResult {
         let spools: Vec<std::path::PathBuf> = messages
             .iter()
             .filter_map(|m| match &m.data {
@@ -39,7 +43,9 @@ impl Session {
             if !msg.binary {
                 if let LiteralData::Memory(v) = &msg.data {
                     if v.contains(&0) {
-                        return Err(CmdError::no("NUL bytes are only allowed in a literal8 (~{n}) APPEND"));
+                        return Err(CmdError::no(
+                            "NUL bytes are only allowed in a literal8 (~{n}) APPEND",
+                        ));
                     }
                 }
             }
@@ -94,6 +100,9 @@ impl Session {
         let mut uids = res.uids.clone();
         uids.sort_unstable();
         respond::sequence_set(&mut code, &uids);
-        Ok(Done::code(String::from_utf8_lossy(&code).into_owned(), "Append completed"))
+        Ok(Done::code(
+            String::from_utf8_lossy(&code).into_owned(),
+            "Append completed",
+        ))
     }
 }

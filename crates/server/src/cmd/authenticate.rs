@@ -23,10 +23,14 @@ impl Session {
         if self.flush().await.is_err() {
             return false;
         }
-        match tokio::time::timeout(self.shared.config.preauth_timeout(), self.conn.upgrade(&acceptor)).await {
-            Ok(Ok(())) => true,
-            _ => false,
-        }
+        matches!(
+            tokio::time::timeout(
+                self.shared.config.preauth_timeout(),
+                self.conn.upgrade(&acceptor)
+            )
+            .await,
+            Ok(Ok(()))
+        )
     }
 
     pub(crate) async fn cmd_login(&mut self, user: &[u8], pass: &[u8]) -> CmdResult {
@@ -39,7 +43,12 @@ impl Session {
         self.authenticate_user(user, pass).await
     }
 
-    pub(crate) async fn cmd_authenticate(&mut self, tag: &str, mech: &str, ir: Option<Vec<u8>>) -> CmdResult {
+    pub(crate) async fn cmd_authenticate(
+        &mut self,
+        tag: &str,
+        mech: &str,
+        ir: Option<Vec<u8>>,
+    ) -> CmdResult {
         if !mech.eq_ignore_ascii_case("PLAIN") {
             return Err(CmdError::no("Unsupported authentication mechanism"));
         }
@@ -54,13 +63,20 @@ impl Session {
             Some(r) => r,
             None => {
                 self.out.extend_from_slice(b"+ \r\n");
-                self.flush().await.map_err(|_| CmdError::bad("Connection lost"))?;
+                self.flush()
+                    .await
+                    .map_err(|_| CmdError::bad("Connection lost"))?;
                 let max = self.shared.config.limits.max_line_length;
                 match self.conn.read_line(max).await {
                     Ok(Line::Text(l)) => l,
-                    Ok(Line::TooLong) => return Err(CmdError::bad("Authentication response too long")),
+                    Ok(Line::TooLong) => {
+                        return Err(CmdError::bad("Authentication response too long"))
+                    }
                     _ => {
-                        return Err(CmdError { close: true, ..CmdError::bad("Connection lost") });
+                        return Err(CmdError {
+                            close: true,
+                            ..CmdError::bad("Connection lost")
+                        });
                     }
                 }
             }
@@ -79,7 +95,10 @@ impl Session {
             return Err(CmdError::bad("Invalid SASL PLAIN message"));
         };
         if !authz.is_empty() && authz != authc {
-            return Err(CmdError::no_code("AUTHORIZATIONFAILED", "Authorization identity not permitted"));
+            return Err(CmdError::no_code(
+                "AUTHORIZATIONFAILED",
+                "Authorization identity not permitted",
+            ));
         }
         self.authenticate_user(&authc, &pass).await
     }
@@ -103,7 +122,10 @@ impl Session {
             return Err(self.auth_failed().await);
         };
         if !self.count_user(&account.name) {
-            return Err(CmdError::no_code("LIMIT", "Too many sessions for this user"));
+            return Err(CmdError::no_code(
+                "LIMIT",
+                "Too many sessions for this user",
+            ));
         }
         tracing::info!(user = %account.name, peer = %self.peer, "logged in");
         self.account = Some(account);
@@ -118,12 +140,15 @@ impl Session {
         self.auth_failures += 1;
         let cfg = &self.shared.config.auth;
         let base = cfg.failure_delay_ms;
-        let delay = base.saturating_mul(1 << (self.auth_failures - 1).min(10)).min(15_000);
+        let delay = base
+            .saturating_mul(1 << (self.auth_failures - 1).min(10))
+            .min(15_000);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         tracing::info!(peer = %self.peer, failures = self.auth_failures, "authentication failed");
         let mut e = CmdError::no_code("AUTHENTICATIONFAILED", "Authentication failed");
         if self.auth_failures >= cfg.max_failures {
-            self.out.extend_from_slice(b"* BYE Too many authentication failures\r\n");
+            self.out
+                .extend_from_slice(b"* BYE Too many authentication failures\r\n");
             e.close = true;
         }
         e

@@ -30,7 +30,9 @@ impl Session {
         let sel_special = l.select_opts.contains(&ListSelectOpt::SpecialUse);
         let recursive = l.select_opts.contains(&ListSelectOpt::RecursiveMatch);
         if recursive && !sel_subscribed && !sel_special {
-            return Err(CmdError::bad("RECURSIVEMATCH requires another selection option"));
+            return Err(CmdError::bad(
+                "RECURSIVEMATCH requires another selection option",
+            ));
         }
         let ret_subscribed = sel_subscribed || l.return_opts.contains(&ListReturnOpt::Subscribed);
         let status_items: Option<Vec<StatusItem>> = l.return_opts.iter().find_map(|o| match o {
@@ -40,7 +42,8 @@ impl Session {
 
         // `LIST "" ""`: the hierarchy delimiter and root name.
         if patterns.len() == 1 && patterns[0].is_empty() && !l.extended {
-            self.out.extend_from_slice(b"* LIST (\\Noselect) \"/\" \"\"\r\n");
+            self.out
+                .extend_from_slice(b"* LIST (\\Noselect) \"/\" \"\"\r\n");
             return Ok(Done::ok("List completed"));
         }
 
@@ -50,7 +53,10 @@ impl Session {
             .await?;
         let subs: BTreeSet<String> = subs.into_iter().collect();
         let entries = build_entries(&mailboxes, &subs);
-        let full_patterns: Vec<String> = patterns.iter().map(|p| names::join_reference(&reference, p)).collect();
+        let full_patterns: Vec<String> = patterns
+            .iter()
+            .map(|p| names::join_reference(&reference, p))
+            .collect();
 
         let mut lines: Vec<(Vec<u8>, Option<MailboxInfo>)> = Vec::new();
         for (name, e) in &entries {
@@ -79,7 +85,11 @@ impl Session {
                     attrs.push("\\NonExistent");
                 }
             }
-            attrs.push(if e.has_children { "\\HasChildren" } else { "\\HasNoChildren" });
+            attrs.push(if e.has_children {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            });
             if ret_subscribed && e.subscribed {
                 attrs.push("\\Subscribed");
             }
@@ -106,11 +116,16 @@ impl Session {
         Ok(Done::ok("List completed"))
     }
 
-    pub(crate) async fn cmd_lsub(&mut self, reference: &MailboxName, pattern: &MailboxName) -> CmdResult {
+    pub(crate) async fn cmd_lsub(
+        &mut self,
+        reference: &MailboxName,
+        pattern: &MailboxName,
+    ) -> CmdResult {
         let reference = self.decode_name(reference)?;
         let pattern = names::decode(&pattern.0, self.utf8).map_err(CmdError::bad)?;
         if pattern.is_empty() {
-            self.out.extend_from_slice(b"* LSUB (\\Noselect) \"/\" \"\"\r\n");
+            self.out
+                .extend_from_slice(b"* LSUB (\\Noselect) \"/\" \"\"\r\n");
             return Ok(Done::ok("Lsub completed"));
         }
         let acc = self.account_id()?;
@@ -143,9 +158,17 @@ fn sort_key(name: &str) -> (bool, &str) {
     (!(name == "INBOX" || name.starts_with("INBOX/")), name)
 }
 
-fn build_entries<'a>(mailboxes: &'a [MailboxInfo], subs: &BTreeSet<String>) -> Vec<(String, Entry<'a>)> {
+fn build_entries<'a>(
+    mailboxes: &'a [MailboxInfo],
+    subs: &BTreeSet<String>,
+) -> Vec<(String, Entry<'a>)> {
     let mut map: BTreeMap<String, Entry<'a>> = BTreeMap::new();
-    let blank = || Entry { info: None, subscribed: false, has_children: false, subscribed_child: false };
+    let blank = || Entry {
+        info: None,
+        subscribed: false,
+        has_children: false,
+        subscribed_child: false,
+    };
     for m in mailboxes {
         map.entry(m.name.clone()).or_insert_with(blank).info = Some(m);
         for p in names::parents(&m.name) {
@@ -155,7 +178,9 @@ fn build_entries<'a>(mailboxes: &'a [MailboxInfo], subs: &BTreeSet<String>) -> V
     for s in subs {
         map.entry(s.clone()).or_insert_with(blank).subscribed = true;
         for p in names::parents(s) {
-            map.entry(p.to_string()).or_insert_with(blank).subscribed_child = true;
+            map.entry(p.to_string())
+                .or_insert_with(blank)
+                .subscribed_child = true;
         }
     }
     let mut v: Vec<(String, Entry<'a>)> = map.into_iter().collect();

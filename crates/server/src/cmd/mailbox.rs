@@ -12,7 +12,15 @@ use crate::view::SelectedMailbox;
 
 pub(crate) const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
-const SPECIAL_USES: &[&str] = &["\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"];
+const SPECIAL_USES: &[&str] = &[
+    "\\All",
+    "\\Archive",
+    "\\Drafts",
+    "\\Flagged",
+    "\\Junk",
+    "\\Sent",
+    "\\Trash",
+];
 
 impl Session {
     /// Decodes a mailbox name as this session's clients send them.
@@ -29,11 +37,17 @@ impl Session {
             .ok_or_else(|| CmdError::no_code("NONEXISTENT", "Mailbox doesn't exist"))
     }
 
-    pub(crate) async fn cmd_select(&mut self, m: &MailboxName, params: &SelectParams, read_only: bool) -> CmdResult {
+    pub(crate) async fn cmd_select(
+        &mut self,
+        m: &MailboxName,
+        params: &SelectParams,
+        read_only: bool,
+    ) -> CmdResult {
         let name = self.decode_name(m)?;
         if self.selected.take().is_some() {
             self.state = State::Authenticated;
-            self.out.extend_from_slice(b"* OK [CLOSED] Previous mailbox closed\r\n");
+            self.out
+                .extend_from_slice(b"* OK [CLOSED] Previous mailbox closed\r\n");
         }
         if params.condstore {
             self.condstore = true;
@@ -57,35 +71,55 @@ impl Session {
         if read_only {
             o.push_str("* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
         } else {
-            o.push_str(&format!("* OK [PERMANENTFLAGS ({SYSTEM_FLAGS}{kw} \\*)] Flags permitted\r\n"));
+            o.push_str(&format!(
+                "* OK [PERMANENTFLAGS ({SYSTEM_FLAGS}{kw} \\*)] Flags permitted\r\n"
+            ));
         }
         o.push_str(&format!("* {} EXISTS\r\n", messages.len()));
         if !self.rev2 {
             o.push_str("* 0 RECENT\r\n");
-            if let Some(pos) = messages.iter().position(|m| !m.flags.iter().any(|f| f == "\\Seen")) {
+            if let Some(pos) = messages
+                .iter()
+                .position(|m| !m.flags.iter().any(|f| f == "\\Seen"))
+            {
                 o.push_str(&format!("* OK [UNSEEN {}] First unseen\r\n", pos + 1));
             }
         }
-        o.push_str(&format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", info.uidvalidity));
-        o.push_str(&format!("* OK [UIDNEXT {}] Predicted next UID\r\n", info.uidnext));
-        o.push_str(&format!("* OK [HIGHESTMODSEQ {}] Highest\r\n", info.highest_modseq));
+        o.push_str(&format!(
+            "* OK [UIDVALIDITY {}] UIDs valid\r\n",
+            info.uidvalidity
+        ));
+        o.push_str(&format!(
+            "* OK [UIDNEXT {}] Predicted next UID\r\n",
+            info.uidnext
+        ));
+        o.push_str(&format!(
+            "* OK [HIGHESTMODSEQ {}] Highest\r\n",
+            info.highest_modseq
+        ));
         self.out.extend_from_slice(o.as_bytes());
         self.selected = Some(SelectedMailbox {
             id: info.id,
-            name: info.name.clone(),
             read_only,
-            uidvalidity: info.uidvalidity,
             uidnext: info.uidnext,
             known_modseq: info.highest_modseq,
             messages,
             pending_expunge: Vec::new(),
         });
         self.state = State::Selected;
-        let (code, verb) = if read_only { ("READ-ONLY", "Examine") } else { ("READ-WRITE", "Select") };
+        let (code, verb) = if read_only {
+            ("READ-ONLY", "Examine")
+        } else {
+            ("READ-WRITE", "Select")
+        };
         Ok(Done::code(code, format!("{verb} completed")))
     }
 
-    pub(crate) async fn cmd_create(&mut self, m: &MailboxName, special_use: &[String]) -> CmdResult {
+    pub(crate) async fn cmd_create(
+        &mut self,
+        m: &MailboxName,
+        special_use: &[String],
+    ) -> CmdResult {
         let mut name = self.decode_name(m)?;
         // A trailing separator only declares the intent to create children.
         while name.len() > 1 && name.ends_with(names::SEP) {
@@ -101,13 +135,24 @@ impl Session {
                 let canon = SPECIAL_USES
                     .iter()
                     .find(|s| s.eq_ignore_ascii_case(one))
-                    .ok_or_else(|| CmdError::no_code("USEATTR", format!("Unsupported special-use attribute {one}")))?;
+                    .ok_or_else(|| {
+                        CmdError::no_code(
+                            "USEATTR",
+                            format!("Unsupported special-use attribute {one}"),
+                        )
+                    })?;
                 Some(canon.to_string())
             }
-            _ => return Err(CmdError::no_code("USEATTR", "Only one special-use attribute per mailbox")),
+            _ => {
+                return Err(CmdError::no_code(
+                    "USEATTR",
+                    "Only one special-use attribute per mailbox",
+                ))
+            }
         };
         let acc = self.account_id()?;
-        self.db(move |s| s.create_mailbox(acc, &name, use_attr.as_deref())).await?;
+        self.db(move |s| s.create_mailbox(acc, &name, use_attr.as_deref()))
+            .await?;
         Ok(Done::ok("Create completed"))
     }
 
@@ -121,7 +166,10 @@ impl Session {
         let all = self.db(move |s| s.list_mailboxes(acc)).await?;
         let prefix = format!("{name}{}", names::SEP);
         if all.iter().any(|mb| mb.name.starts_with(&prefix)) {
-            return Err(CmdError::no_code("INUSE", "Mailbox has children, delete them first"));
+            return Err(CmdError::no_code(
+                "INUSE",
+                "Mailbox has children, delete them first",
+            ));
         }
         if self.selected.as_ref().is_some_and(|s| s.id == info.id) {
             self.selected = None;
@@ -158,16 +206,25 @@ impl Session {
         }
         names::validate(&to).map_err(|t| CmdError::no_code("CANNOT", t))?;
         if to == "INBOX" {
-            return Err(CmdError::no_code("ALREADYEXISTS", "Target mailbox already exists"));
+            return Err(CmdError::no_code(
+                "ALREADYEXISTS",
+                "Target mailbox already exists",
+            ));
         }
         if to.starts_with(&format!("{from}{}", names::SEP)) {
-            return Err(CmdError::no_code("CANNOT", "Can't rename a mailbox into itself"));
+            return Err(CmdError::no_code(
+                "CANNOT",
+                "Can't rename a mailbox into itself",
+            ));
         }
         self.find_mailbox(&from).await?;
         let acc = self.account_id()?;
         let t = to.clone();
         if self.db(move |s| s.mailbox(acc, &t)).await?.is_some() {
-            return Err(CmdError::no_code("ALREADYEXISTS", "Target mailbox already exists"));
+            return Err(CmdError::no_code(
+                "ALREADYEXISTS",
+                "Target mailbox already exists",
+            ));
         }
         self.db(move |s| s.rename_mailbox(acc, &from, &to)).await?;
         Ok(Done::ok("Rename completed"))
@@ -197,7 +254,11 @@ impl Session {
     }
 
     /// `* STATUS name (...)\r\n` for a mailbox.
-    pub(crate) async fn status_line(&self, info: &MailboxInfo, items: &[StatusItem]) -> Result<Vec<u8>, CmdError> {
+    pub(crate) async fn status_line(
+        &self,
+        info: &MailboxInfo,
+        items: &[StatusItem],
+    ) -> Result<Vec<u8>, CmdError> {
         let id = info.id;
         let st: MailboxStatus = self.db(move |s| s.status(id)).await?;
         let mut line = b"* STATUS ".to_vec();
@@ -216,7 +277,9 @@ impl Session {
                 StatusItem::Deleted => ("DELETED", st.deleted as u64),
                 StatusItem::Size => ("SIZE", st.size),
                 StatusItem::HighestModSeq => ("HIGHESTMODSEQ", st.highest_modseq),
-                StatusItem::AppendLimit => ("APPENDLIMIT", self.shared.config.limits.max_literal_size),
+                StatusItem::AppendLimit => {
+                    ("APPENDLIMIT", self.shared.config.limits.max_literal_size)
+                }
             };
             line.extend_from_slice(format!("{k} {v}").as_bytes());
         }
@@ -243,6 +306,10 @@ impl Session {
                 self.publish(id, modseq);
             }
         }
-        Ok(Done::ok(if expunge { "Close completed" } else { "Unselect completed" }))
+        Ok(Done::ok(if expunge {
+            "Close completed"
+        } else {
+            "Unselect completed"
+        }))
     }
 }

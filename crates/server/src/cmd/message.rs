@@ -27,7 +27,10 @@ pub(crate) fn flag_strings(flags: &[Flag]) -> Vec<String> {
 impl Session {
     /// Indexes into the view for a sequence or UID set.
     pub(crate) fn resolve(&self, uid: bool, set: &SequenceSet) -> Result<Vec<usize>, CmdError> {
-        let sel = self.selected.as_ref().ok_or_else(|| CmdError::bad("No mailbox selected"))?;
+        let sel = self
+            .selected
+            .as_ref()
+            .ok_or_else(|| CmdError::bad("No mailbox selected"))?;
         let saved = self.saved_search.as_deref();
         if uid {
             Ok(sel.resolve_uids(set, saved))
@@ -37,7 +40,10 @@ impl Session {
     }
 
     fn writable(&self) -> Result<i64, CmdError> {
-        let sel = self.selected.as_ref().ok_or_else(|| CmdError::bad("No mailbox selected"))?;
+        let sel = self
+            .selected
+            .as_ref()
+            .ok_or_else(|| CmdError::bad("No mailbox selected"))?;
         if sel.read_only {
             return Err(CmdError::no_code("READ-ONLY", "Mailbox is read-only"));
         }
@@ -47,7 +53,10 @@ impl Session {
     pub(crate) async fn cmd_expunge(&mut self, set: Option<&SequenceSet>) -> CmdResult {
         let id = self.writable()?;
         self.sync(true).await?;
-        let sel = self.selected.as_ref().ok_or_else(|| CmdError::bad("No mailbox selected"))?;
+        let sel = self
+            .selected
+            .as_ref()
+            .ok_or_else(|| CmdError::bad("No mailbox selected"))?;
         let candidates: Vec<usize> = match set {
             Some(s) => self.resolve(true, s)?,
             None => (0..sel.messages.len()).collect(),
@@ -69,10 +78,13 @@ impl Session {
 
     /// Removes UIDs from the view and writes `* n EXPUNGE` for each.
     pub(crate) fn announce_expunged(&mut self, uids: &[u32]) {
-        let Some(sel) = self.selected.as_mut() else { return };
+        let Some(sel) = self.selected.as_mut() else {
+            return;
+        };
         let (seqs, _) = sel.remove_uids(uids);
         for seq in seqs {
-            self.out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+            self.out
+                .extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
         }
     }
 
@@ -90,7 +102,9 @@ impl Session {
         if unchanged_since.is_some() {
             self.condstore = true;
         }
-        let Some(sel) = self.selected.as_ref() else { return Err(CmdError::bad("No mailbox selected")) };
+        let Some(sel) = self.selected.as_ref() else {
+            return Err(CmdError::bad("No mailbox selected"));
+        };
         let uids: Vec<u32> = idxs.iter().map(|i| sel.messages[*i].uid).collect();
         let flags = flag_strings(flags);
         let op = match mode {
@@ -99,11 +113,16 @@ impl Session {
             StoreMode::Remove => FlagOp::Remove,
         };
         let u2 = uids.clone();
-        let res = self.db(move |s| s.store_flags(id, &u2, op, &flags, unchanged_since)).await?;
+        let res = self
+            .db(move |s| s.store_flags(id, &u2, op, &flags, unchanged_since))
+            .await?;
         let mut new_keywords = false;
         if let Some(sel) = self.selected.as_mut() {
-            let known: std::collections::HashSet<String> =
-                sel.messages.iter().flat_map(|m| m.flags.iter().cloned()).collect();
+            let known: std::collections::HashSet<String> = sel
+                .messages
+                .iter()
+                .flat_map(|m| m.flags.iter().cloned())
+                .collect();
             for (u, f, ms) in &res.updated {
                 if let Some(seq) = sel.seq_of(*u) {
                     let m = &mut sel.messages[seq as usize - 1];
@@ -129,7 +148,9 @@ impl Session {
             self.publish(id, res.highest_modseq);
         }
         if !res.modified.is_empty() {
-            let Some(sel) = self.selected.as_ref() else { return Err(CmdError::bad("No mailbox selected")) };
+            let Some(sel) = self.selected.as_ref() else {
+                return Err(CmdError::bad("No mailbox selected"));
+            };
             let mut nums: Vec<u32> = if uid {
                 res.modified.clone()
             } else {
@@ -138,14 +159,19 @@ impl Session {
             nums.sort_unstable();
             let mut code = b"MODIFIED ".to_vec();
             respond::sequence_set(&mut code, &nums);
-            return Ok(Done::code(String::from_utf8_lossy(&code).into_owned(), "Conditional store failed"));
+            return Ok(Done::code(
+                String::from_utf8_lossy(&code).into_owned(),
+                "Conditional store failed",
+            ));
         }
         Ok(Done::ok("Store completed"))
     }
 
     /// `* FLAGS (...)` with every keyword now in use (after a new keyword appears).
     fn write_flags_list(&mut self) {
-        let Some(sel) = self.selected.as_ref() else { return };
+        let Some(sel) = self.selected.as_ref() else {
+            return;
+        };
         let mut kws: Vec<&str> = sel
             .messages
             .iter()
@@ -160,12 +186,21 @@ impl Session {
         self.out.extend_from_slice(line.as_bytes());
     }
 
-    pub(crate) async fn cmd_copy(&mut self, uid: bool, set: &SequenceSet, m: &MailboxName, mv: bool) -> CmdResult {
+    pub(crate) async fn cmd_copy(
+        &mut self,
+        uid: bool,
+        set: &SequenceSet,
+        m: &MailboxName,
+        mv: bool,
+    ) -> CmdResult {
         let verb = if mv { "Move" } else { "Copy" };
         let src = if mv {
             self.writable()?
         } else {
-            self.selected.as_ref().map(|s| s.id).ok_or_else(|| CmdError::bad("No mailbox selected"))?
+            self.selected
+                .as_ref()
+                .map(|s| s.id)
+                .ok_or_else(|| CmdError::bad("No mailbox selected"))?
         };
         let idxs = self.resolve(uid, set)?;
         let name = self.decode_name(m)?;
@@ -173,7 +208,9 @@ impl Session {
             Ok(i) => i,
             Err(_) => return Err(CmdError::no_code("TRYCREATE", "Mailbox doesn't exist")),
         };
-        let Some(sel) = self.selected.as_ref() else { return Err(CmdError::bad("No mailbox selected")) };
+        let Some(sel) = self.selected.as_ref() else {
+            return Err(CmdError::bad("No mailbox selected"));
+        };
         let uids: Vec<u32> = idxs.iter().map(|i| sel.messages[*i].uid).collect();
         if uids.is_empty() {
             return Ok(Done::ok(format!("No messages found ({verb} completed)")));
@@ -187,7 +224,8 @@ impl Session {
         respond::sequence_set(&mut code, &res.dst_uids);
         let code = String::from_utf8_lossy(&code).into_owned();
         if mv {
-            self.out.extend_from_slice(format!("* OK [{code}] Moved\r\n").as_bytes());
+            self.out
+                .extend_from_slice(format!("* OK [{code}] Moved\r\n").as_bytes());
             self.announce_expunged(&res.src_uids);
             self.publish(src, 0);
             return Ok(Done::ok("Move completed"));

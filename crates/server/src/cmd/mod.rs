@@ -28,19 +28,38 @@ pub(crate) struct CmdError {
 
 impl CmdError {
     pub fn no(text: impl Into<String>) -> Self {
-        CmdError { bad: false, code: None, text: text.into(), close: false }
+        CmdError {
+            bad: false,
+            code: None,
+            text: text.into(),
+            close: false,
+        }
     }
     pub fn no_code(code: &str, text: impl Into<String>) -> Self {
-        CmdError { bad: false, code: Some(code.into()), text: text.into(), close: false }
+        CmdError {
+            bad: false,
+            code: Some(code.into()),
+            text: text.into(),
+            close: false,
+        }
     }
     pub fn bad(text: impl Into<String>) -> Self {
-        CmdError { bad: true, code: None, text: text.into(), close: false }
+        CmdError {
+            bad: true,
+            code: None,
+            text: text.into(),
+            close: false,
+        }
     }
     pub fn from_store(e: StoreError) -> Self {
         match e {
             StoreError::NoSuchMailbox => CmdError::no_code("NONEXISTENT", "Mailbox doesn't exist"),
-            StoreError::MailboxExists => CmdError::no_code("ALREADYEXISTS", "Mailbox already exists"),
-            StoreError::InvalidName(n) => CmdError::no_code("CANNOT", format!("Invalid mailbox name: {n}")),
+            StoreError::MailboxExists => {
+                CmdError::no_code("ALREADYEXISTS", "Mailbox already exists")
+            }
+            StoreError::InvalidName(n) => {
+                CmdError::no_code("CANNOT", format!("Invalid mailbox name: {n}"))
+            }
             other => {
                 tracing::error!("store error: {other}");
                 CmdError::no_code("UNAVAILABLE", "Internal error; try again later")
@@ -57,10 +76,16 @@ pub(crate) struct Done {
 
 impl Done {
     pub fn ok(text: impl Into<String>) -> Self {
-        Done { code: None, text: text.into() }
+        Done {
+            code: None,
+            text: text.into(),
+        }
     }
     pub fn code(code: impl Into<String>, text: impl Into<String>) -> Self {
-        Done { code: Some(code.into()), text: text.into() }
+        Done {
+            code: Some(code.into()),
+            text: text.into(),
+        }
     }
 }
 
@@ -151,7 +176,9 @@ impl Session {
         // SEARCH by sequence number (RFC 9051 7.5.1); UID variants may carry them.
         let allow_expunge = !matches!(
             command,
-            Command::Fetch { uid: false, .. } | Command::Store { uid: false, .. } | Command::Search { uid: false, .. }
+            Command::Fetch { uid: false, .. }
+                | Command::Store { uid: false, .. }
+                | Command::Search { uid: false, .. }
         );
         let result = match command {
             Command::Capability => self.cmd_capability(),
@@ -164,15 +191,22 @@ impl Session {
             }
             Command::StartTls => return self.cmd_starttls(&tag).await,
             Command::Login { username, password } => self.cmd_login(&username, &password).await,
-            Command::Authenticate { mechanism, initial_response } => {
-                self.cmd_authenticate(&tag, &mechanism, initial_response).await
+            Command::Authenticate {
+                mechanism,
+                initial_response,
+            } => {
+                self.cmd_authenticate(&tag, &mechanism, initial_response)
+                    .await
             }
             Command::Enable(caps) => self.cmd_enable(&caps),
             Command::Id(_) => self.cmd_id(),
             Command::Namespace => self.cmd_namespace(),
             Command::Select { mailbox, params } => self.cmd_select(&mailbox, &params, false).await,
             Command::Examine { mailbox, params } => self.cmd_select(&mailbox, &params, true).await,
-            Command::Create { mailbox, special_use } => self.cmd_create(&mailbox, &special_use).await,
+            Command::Create {
+                mailbox,
+                special_use,
+            } => self.cmd_create(&mailbox, &special_use).await,
             Command::Delete(m) => self.cmd_delete(&m).await,
             Command::Rename { from, to } => self.cmd_rename(&from, &to).await,
             Command::Subscribe(m) => self.cmd_subscribe(&m, true).await,
@@ -187,9 +221,22 @@ impl Session {
             Command::Expunge => self.cmd_expunge(None).await,
             Command::UidExpunge(set) => self.cmd_expunge(Some(&set)).await,
             Command::Search { uid, search } => self.cmd_search(&tag, uid, &search).await,
-            Command::Fetch { uid, set, attrs, modifiers } => self.cmd_fetch(uid, &set, &attrs, &modifiers).await,
-            Command::Store { uid, set, mode, silent, flags, unchanged_since } => {
-                self.cmd_store(uid, &set, mode, silent, &flags, unchanged_since).await
+            Command::Fetch {
+                uid,
+                set,
+                attrs,
+                modifiers,
+            } => self.cmd_fetch(uid, &set, &attrs, &modifiers).await,
+            Command::Store {
+                uid,
+                set,
+                mode,
+                silent,
+                flags,
+                unchanged_since,
+            } => {
+                self.cmd_store(uid, &set, mode, silent, &flags, unchanged_since)
+                    .await
             }
             Command::Copy { uid, set, mailbox } => self.cmd_copy(uid, &set, &mailbox, false).await,
             Command::Move { uid, set, mailbox } => self.cmd_copy(uid, &set, &mailbox, true).await,
@@ -210,7 +257,11 @@ impl Session {
         match result {
             Ok(done) => {
                 let text = format!("{} completed", name);
-                let text = if done.text.is_empty() { &text } else { &done.text };
+                let text = if done.text.is_empty() {
+                    &text
+                } else {
+                    &done.text
+                };
                 let text = text.to_string();
                 self.tagged(&tag, "OK", done.code.as_deref(), &text);
             }
@@ -239,17 +290,23 @@ impl Session {
     /// Brings the selected mailbox view up to date with the store and writes
     /// the untagged EXPUNGE / EXISTS / FETCH responses.
     pub(crate) async fn sync(&mut self, allow_expunge: bool) -> Result<(), CmdError> {
-        let Some(sel) = &self.selected else { return Ok(()) };
+        let Some(sel) = &self.selected else {
+            return Ok(());
+        };
         let (id, since) = (sel.id, sel.known_modseq);
         let ch = self.db(move |s| s.changes_since(id, since)).await?;
         let condstore = self.condstore;
-        let Some(sel) = self.selected.as_mut() else { return Ok(()) };
+        let Some(sel) = self.selected.as_mut() else {
+            return Ok(());
+        };
         let out = sel.apply(ch, allow_expunge, condstore);
         for seq in &out.expunged_seqs {
-            self.out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+            self.out
+                .extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
         }
         if let Some(n) = out.exists {
-            self.out.extend_from_slice(format!("* {n} EXISTS\r\n").as_bytes());
+            self.out
+                .extend_from_slice(format!("* {n} EXISTS\r\n").as_bytes());
         }
         for uid in out.flag_changes {
             self.write_flags_fetch(uid, true);
