@@ -1,0 +1,300 @@
+//! The `pillarbox` binary: the flags scripts rely on (`--data-dir`, `serve
+//! --listen-imap/--listen-imaps`, `user add/passwd/delete/list
+//! --password-stdin`), bind errors, and graceful shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pillarbox");
+
+fn run(data: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run pillarbox");
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Serve {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(data: &Path) -> Serve {
+    let port = free_port();
+    let child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args([
+            "serve",
+            "--listen-imap",
+            &format!("127.0.0.1:{port}"),
+            "--listen-imaps",
+            "",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Serve { child, port }
+}
+
+fn login_ok(port: u16, user: &str, pass: &str) -> bool {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    (&s).write_all(format!("a LOGIN {user} {pass}\r\n").as_bytes())
+        .unwrap();
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        if line.starts_with("a ") {
+            return line.starts_with("a OK");
+        }
+    }
+}
+
+#[test]
+fn user_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = run(
+        dir.path(),
+        &["user", "add", "carol", "--password-stdin"],
+        Some("first-pass\n"),
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = run(
+        dir.path(),
+        &["user", "add", "carol", "--password-stdin"],
+        Some("x\n"),
+    );
+    assert!(
+        !ok && err.contains("carol"),
+        "duplicate user must fail: {err}"
+    );
+    let (ok, _, err) = run(dir.path(), &["user", "add", "dave"], None);
+    assert!(!ok && err.contains("--password-stdin"), "{err}");
+    run(
+        dir.path(),
+        &["user", "add", "dave", "--password-stdin"],
+        Some("dave-pass\n"),
+    );
+    let (ok, out, _) = run(dir.path(), &["user", "list"], None);
+    assert!(ok);
+    assert_eq!(out.lines().collect::<Vec<_>>(), vec!["carol", "dave"]);
+
+    let srv = serve(dir.path());
+    assert!(login_ok(srv.port, "carol", "first-pass"));
+    let (ok, out, err) = run(
+        dir.path(),
+        &["user", "passwd", "carol", "--password-stdin"],
+        Some("second-pass\n"),
+    );
+    assert!(ok, "{out}{err}");
+    assert!(!login_ok(srv.port, "carol", "first-pass"));
+    assert!(login_ok(srv.port, "carol", "second-pass"));
+    drop(srv);
+
+    let (ok, _, err) = run(dir.path(), &["user", "delete", "carol"], None);
+    assert!(ok, "{err}");
+    let (_, out, _) = run(dir.path(), &["user", "list"], None);
+    assert_eq!(out.trim(), "dave");
+    let (ok, _, _) = run(dir.path(), &["user", "delete", "carol"], None);
+    assert!(!ok, "deleting a missing user fails");
+}
+
+#[test]
+fn deleting_a_user_removes_their_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        dir.path(),
+        &["user", "add", "erin", "--password-stdin"],
+        Some("pw\n"),
+    );
+    let srv = serve(dir.path());
+    let s = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let msg = "Subject: unique message for deletion test 7f3a\r\n\r\nbody\r\n";
+    (&s).write_all(
+        format!(
+            "a LOGIN erin pw\r\nb APPEND INBOX {{{}+}}\r\n{msg}\r\nc LOGOUT\r\n",
+            msg.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut all = String::new();
+    let _ = r.read_to_string(&mut all);
+    assert!(all.contains("b OK [APPENDUID"), "{all}");
+    drop(srv);
+    let count_blobs = || walk(&dir.path().join("blobs"));
+    assert!(count_blobs() >= 1);
+    let (ok, _, err) = run(dir.path(), &["user", "delete", "erin"], None);
+    assert!(ok, "{err}");
+    assert_eq!(count_blobs(), 0, "the user's message blobs must be gone");
+}
+
+fn walk(p: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            if e.path().is_dir() {
+                walk(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn port_in_use_names_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "serve",
+            "--listen-imap",
+            &format!("127.0.0.1:{port}"),
+            "--listen-imaps",
+            "",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already in use") && err.contains("--listen-imap"),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--listen-imap", "not-an-address"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen-imap"));
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully_with_bye() {
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        dir.path(),
+        &["user", "add", "frank", "--password-stdin"],
+        Some("pw\n"),
+    );
+    let mut srv = serve(dir.path());
+    assert!(
+        dir.path().join("tls/cert.pem").exists(),
+        "self-signed certificate generated on first start"
+    );
+    let s = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    (&s).write_all(b"a LOGIN frank pw\r\n").unwrap();
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("a OK"), "{line}");
+    let pid = srv.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("* BYE"), "{line}");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = srv.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "server did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let mut log = String::new();
+    srv.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(log.contains("self-signed certificate"), "{log}");
+    assert!(log.contains("shutting down"), "{log}");
+}
+
+#[test]
+fn config_file_is_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("custom.toml");
+    std::fs::write(&cfg, "bogus_key = 1\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["user", "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus_key"));
+}
