@@ -114,13 +114,21 @@ impl Session {
     ) -> CmdResult {
         let mut attrs: Vec<FetchAttr> = attrs.to_vec();
         let mut changed_since = None;
+        let mut vanished = false;
         for m in modifiers {
             match m {
                 FetchModifier::ChangedSince(n) => changed_since = Some(*n),
-                FetchModifier::Vanished => {
-                    return Err(CmdError::bad("VANISHED requires QRESYNC to be enabled"))
+                FetchModifier::Vanished if !self.qresync => {
+                    return Err(CmdError::bad("VANISHED requires ENABLE QRESYNC"))
                 }
+                FetchModifier::Vanished if !uid => {
+                    return Err(CmdError::bad("VANISHED is only allowed in UID FETCH"))
+                }
+                FetchModifier::Vanished => vanished = true,
             }
+        }
+        if let (true, Some(since)) = (vanished, changed_since) {
+            self.write_vanished_earlier(set, since).await?;
         }
         if changed_since.is_some() || attrs.contains(&FetchAttr::ModSeq) {
             self.condstore = true;

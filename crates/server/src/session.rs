@@ -151,6 +151,8 @@ pub(crate) struct Session {
     /// ENABLE UTF8=ACCEPT (or IMAP4rev2): mailbox names are UTF-8.
     pub utf8: bool,
     pub condstore: bool,
+    /// ENABLE QRESYNC: expunges are reported as VANISHED (RFC 7162 3.2.10).
+    pub qresync: bool,
     pub auth_failures: u32,
     /// SEARCHRES `$` (UIDs).
     pub saved_search: Option<Vec<Uid>>,
@@ -171,6 +173,7 @@ impl Session {
             rev2: false,
             utf8: false,
             condstore: false,
+            qresync: false,
             auth_failures: 0,
             saved_search: None,
             out: Vec::with_capacity(256),
@@ -475,6 +478,7 @@ impl Session {
                     "BINARY",
                     "MULTIAPPEND",
                     "CONDSTORE",
+                    "QRESYNC",
                     "UTF8=ACCEPT",
                     "STATUS=SIZE",
                 ]);

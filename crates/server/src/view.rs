@@ -72,9 +72,6 @@ impl SelectedMailbox {
                 }
             }
         }
-        if added {
-            out.exists = Some(self.messages.len() as u32);
-        }
         self.uidnext = self.uidnext.max(ch.uidnext);
         self.known_modseq = self.known_modseq.max(ch.highest_modseq);
         if allow_expunge {
@@ -83,6 +80,10 @@ impl SelectedMailbox {
             out.expunged_uids = uids;
             let gone = &out.expunged_uids;
             out.flag_changes.retain(|u| !gone.contains(u));
+        }
+        // Counted after the expunges above: EXISTS is written after them.
+        if added {
+            out.exists = Some(self.messages.len() as u32);
         }
         out
     }
@@ -244,6 +245,15 @@ mod tests {
         let out = v.apply(changes(vec![], vec![], 5), true, false);
         assert_eq!(out.expunged_seqs, vec![2]);
         assert_eq!(v.messages.len(), 3);
+    }
+
+    #[test]
+    fn exists_counts_after_expunges_in_the_same_sync() {
+        let mut v = view(&[1, 2, 3]);
+        let out = v.apply(changes(vec![meta(4, &[], 5)], vec![2], 5), true, false);
+        assert_eq!(out.expunged_seqs, vec![2]);
+        // EXPUNGE is written first, so EXISTS must already exclude it.
+        assert_eq!(out.exists, Some(3));
     }
 
     #[test]

@@ -24,6 +24,11 @@ impl Session {
                 }
                 "UTF8=ACCEPT" => !std::mem::replace(&mut self.utf8, true),
                 "CONDSTORE" => !std::mem::replace(&mut self.condstore, true),
+                // QRESYNC implies CONDSTORE (RFC 7162 3.2.3).
+                "QRESYNC" => {
+                    self.condstore = true;
+                    !std::mem::replace(&mut self.qresync, true)
+                }
                 _ => false,
             };
             if newly && !enabled.contains(&up) {

@@ -2,7 +2,7 @@
 //! CLOSE, UNSELECT.
 
 use pillarbox_proto::respond;
-use pillarbox_proto::types::{MailboxName, SelectParams, StatusItem};
+use pillarbox_proto::types::{MailboxName, QResyncParams, SelectParams, StatusItem};
 use pillarbox_store::{BlobId, MailboxInfo, MailboxStatus};
 
 use super::{CmdError, CmdResult, Done};
@@ -52,8 +52,10 @@ impl Session {
         if params.condstore {
             self.condstore = true;
         }
-        if params.qresync.is_some() {
-            return Err(CmdError::bad("QRESYNC is not enabled"));
+        if params.qresync.is_some() && !self.qresync {
+            return Err(CmdError::bad(
+                "QRESYNC parameter requires ENABLE QRESYNC first",
+            ));
         }
         let info = self.find_mailbox(&name).await?;
         let id = info.id;
@@ -107,6 +109,11 @@ impl Session {
             pending_expunge: Vec::new(),
         });
         self.state = State::Selected;
+        if let Some(q) = &params.qresync {
+            if q.uidvalidity == info.uidvalidity {
+                self.qresync_select(id, q).await?;
+            }
+        }
         let (code, verb) = if read_only {
             ("READ-ONLY", "Examine")
         } else {
@@ -311,5 +318,91 @@ impl Session {
         } else {
             "Unselect completed"
         }))
+    }
+
+    fn write_vanished_earlier_uids(&mut self, uids: &[u32]) {
+        if uids.is_empty() {
+            return;
+        }
+        let mut line = b"* VANISHED (EARLIER) ".to_vec();
+        respond::sequence_set(&mut line, uids);
+        line.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(&line);
+    }
+
+    /// `UID FETCH set ... (CHANGEDSINCE n VANISHED)`: UIDs of `set` expunged
+    /// after modseq n (RFC 7162 3.2.6).
+    pub(crate) async fn write_vanished_earlier(
+        &mut self,
+        set: &pillarbox_proto::types::SequenceSet,
+        since: u64,
+    ) -> Result<(), CmdError> {
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(());
+        };
+        let id = sel.id;
+        let max_view = sel.max_uid();
+        let ch = self.db(move |s| s.changes_since(id, since)).await?;
+        let max = max_view.max(ch.uidnext.saturating_sub(1));
+        let uids: Vec<u32> = ch
+            .expunged
+            .into_iter()
+            .filter(|u| uid_in_set(set, *u, max))
+            .collect();
+        self.write_vanished_earlier_uids(&uids);
+        Ok(())
+    }
+
+    /// RFC 7162 3.2.5: after a SELECT (QRESYNC ...) with a matching UIDVALIDITY,
+    /// report what the client missed since its modseq: `VANISHED (EARLIER)` for
+    /// expunged UIDs it knows about and FETCH for changed messages.
+    async fn qresync_select(&mut self, id: i64, q: &QResyncParams) -> Result<(), CmdError> {
+        let since = q.modseq;
+        let ch = self.db(move |s| s.changes_since(id, since)).await?;
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(());
+        };
+        let max = sel.max_uid().max(ch.uidnext.saturating_sub(1));
+        let vanished: Vec<u32> = ch
+            .expunged
+            .iter()
+            .copied()
+            .filter(|u| {
+                q.known_uids
+                    .as_ref()
+                    .is_none_or(|set| uid_in_set(set, *u, max))
+            })
+            .collect();
+        let changed: Vec<u32> = ch
+            .changed
+            .iter()
+            .filter(|m| sel.seq_of(m.uid).is_some())
+            .map(|m| m.uid)
+            .collect();
+        self.write_vanished_earlier_uids(&vanished);
+        for uid in changed {
+            self.write_flags_fetch(uid, true);
+        }
+        Ok(())
+    }
+}
+
+/// Whether a UID is in a UID set (`*` = the highest UID).
+pub(crate) fn uid_in_set(set: &pillarbox_proto::types::SequenceSet, uid: u32, max: u32) -> bool {
+    use pillarbox_proto::types::{SeqNum, SequenceSet};
+    match set {
+        SequenceSet::Saved => false,
+        SequenceSet::Ranges(r) => r.iter().any(|&(a, b)| {
+            let v = |n: SeqNum| match n {
+                SeqNum::Value(v) => v,
+                SeqNum::Star => max,
+            };
+            let (lo, hi) = if v(a) <= v(b) {
+                (v(a), v(b))
+            } else {
+                (v(b), v(a))
+            };
+            uid >= lo && uid <= hi
+        }),
     }
 }

@@ -81,10 +81,28 @@ impl Session {
         let Some(sel) = self.selected.as_mut() else {
             return;
         };
-        let (seqs, _) = sel.remove_uids(uids);
-        for seq in seqs {
-            self.out
-                .extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+        let (seqs, removed) = sel.remove_uids(uids);
+        self.write_expunged(&seqs, &removed);
+    }
+
+    /// `* n EXPUNGE` per message, or one `* VANISHED uid-set` once QRESYNC is
+    /// enabled (RFC 7162 3.2.10).
+    pub(crate) fn write_expunged(&mut self, seqs: &[u32], uids: &[u32]) {
+        if uids.is_empty() {
+            return;
+        }
+        if self.qresync {
+            let mut sorted = uids.to_vec();
+            sorted.sort_unstable();
+            let mut line = b"* VANISHED ".to_vec();
+            respond::sequence_set(&mut line, &sorted);
+            line.extend_from_slice(b"\r\n");
+            self.out.extend_from_slice(&line);
+        } else {
+            for seq in seqs {
+                self.out
+                    .extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+            }
         }
     }
 

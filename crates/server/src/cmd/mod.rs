@@ -300,10 +300,7 @@ impl Session {
             return Ok(());
         };
         let out = sel.apply(ch, allow_expunge, condstore);
-        for seq in &out.expunged_seqs {
-            self.out
-                .extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
-        }
+        self.write_expunged(&out.expunged_seqs, &out.expunged_uids);
         if let Some(n) = out.exists {
             self.out
                 .extend_from_slice(format!("* {n} EXISTS\r\n").as_bytes());
