@@ -236,7 +236,7 @@ async fn randomized_concurrent_clients_keep_consistent_views() {
     for client in 0..4u64 {
         let mut c = s.login().await;
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (client + 1) * 0x1234_5678);
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((client + 1) * 0x1234_5678));
             let mut model = Model::default();
             c.ok("ENABLE CONDSTORE").await;
             let r = c.ok("SELECT INBOX").await;
