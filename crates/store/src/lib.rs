@@ -153,6 +153,66 @@ pub struct MailboxStatus {
     pub highest_modseq: ModSeq,
 }
 
+/// Which decoded text of a message a full-text lookup is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextPart {
+    /// The decoded header block (SEARCH HEADER/FROM/SUBJECT/... and the header half of TEXT).
+    Headers,
+    /// The decoded body text (SEARCH BODY and the body half of TEXT).
+    Body,
+}
+
+/// What SEARCH, SORT and THREAD need of one message content, computed once at
+/// ingest by the server (the store does not parse MIME) and kept per blob.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchDoc {
+    /// Case-folded, decoded header block: exactly the text SEARCH TEXT matches headers against.
+    pub headers: String,
+    /// Case-folded, decoded body text: exactly the text SEARCH BODY matches against.
+    pub body: String,
+    pub fields: HeaderFields,
+}
+
+/// Decoded header values and sort/thread keys of one message content.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderFields {
+    /// Case-folded decoded values of the Subject/From/To/Cc/Bcc fields, several
+    /// fields of the same name joined with NUL; `None` when there is no such field.
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub cc: Option<String>,
+    pub bcc: Option<String>,
+    /// The Date: header as seconds since the epoch (UTC), if it parses (SORT DATE).
+    pub sent_date: Option<i64>,
+    /// The Date: header's own calendar day as `yyyymmdd` (SENTBEFORE/SENTON/SENTSINCE).
+    pub sent_day: Option<i32>,
+    /// RFC 5256 base subject, upper-cased (SORT SUBJECT, THREAD).
+    pub sort_subject: String,
+    /// addr-mailbox of the first From/To/Cc address, upper-cased (SORT FROM/TO/CC).
+    pub sort_from: String,
+    pub sort_to: String,
+    pub sort_cc: String,
+    /// RFC 5957 display name (or address) of the first From/To address, upper-cased.
+    pub display_from: String,
+    pub display_to: String,
+    /// Message-ID, In-Reply-To and References as `<id>` tokens separated by spaces (THREAD).
+    pub message_id: String,
+    pub in_reply_to: String,
+    pub references: String,
+}
+
+/// Size on disk of the search index (bytes of database pages).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchIndexSize {
+    /// The two trigram FTS5 tables (header text and body text).
+    pub fulltext: u64,
+    /// The decoded header/sort-key table.
+    pub fields: u64,
+    /// Distinct message contents indexed.
+    pub docs: u64,
+}
+
 /// The metadata store. Every mutation bumps the mailbox's modseq and records the
 /// change (flags, appends, and expunges as tombstones) in one transaction, and
 /// is durable when the call returns.
@@ -221,4 +281,58 @@ pub trait MetaStore: Send + Sync {
     /// The stored MIME summary of a message.
     fn summary(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<Vec<u8>>>;
     fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus>;
+
+    // ---- search index (see `sqlite::fts`). Defaults: no index, callers fall back to scans.
+    /// Like [`MetaStore::append`], also indexing `docs[i]` for `messages[i]` in
+    /// the same transaction (`docs` may be shorter: the rest stay unindexed).
+    fn append_indexed(
+        &self,
+        mailbox: MailboxId,
+        messages: &[NewMessage],
+        docs: &[SearchDoc],
+    ) -> Result<AppendResult> {
+        let _ = docs;
+        self.append(mailbox, messages)
+    }
+    /// Indexes message contents (idempotent per blob) and links every message
+    /// with that blob to its document.
+    fn index_docs(&self, docs: &[(BlobId, SearchDoc)]) -> Result<()> {
+        let _ = docs;
+        Ok(())
+    }
+    /// UIDs (ascending) of the messages of `mailbox` whose `part` may contain
+    /// `needle` (already case-folded): a superset of the real matches that
+    /// includes every message not indexed yet. `None` when the index cannot
+    /// answer (needle shorter than 3 characters, or no index).
+    fn text_candidates(
+        &self,
+        mailbox: MailboxId,
+        part: TextPart,
+        needle: &str,
+    ) -> Result<Option<Vec<Uid>>> {
+        let _ = (mailbox, part, needle);
+        Ok(None)
+    }
+    /// Header fields of the given messages (all when `uids` is `None`), by UID
+    /// ascending; `None` for a message that is not indexed.
+    fn header_fields(
+        &self,
+        mailbox: MailboxId,
+        uids: Option<&[Uid]>,
+    ) -> Result<Vec<(Uid, Option<HeaderFields>)>> {
+        let _ = (mailbox, uids);
+        Ok(Vec::new())
+    }
+    /// Drops the whole search index (for `pillarbox reindex`).
+    fn clear_search_index(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Up to `limit` distinct blobs of messages that are not indexed.
+    fn unindexed_blobs(&self, limit: usize) -> Result<Vec<BlobId>> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
+    fn search_index_size(&self) -> Result<SearchIndexSize> {
+        Ok(SearchIndexSize::default())
+    }
 }

@@ -19,12 +19,13 @@ use rusqlite::{
 };
 
 use crate::{
-    Account, AccountId, AppendResult, BlobId, CopyResult, FlagOp, MailboxChanges, MailboxId,
-    MailboxInfo, MailboxStatus, MessageMeta, MetaStore, ModSeq, NewMessage, Result, StoreError,
-    StoreFlagsResult, Uid,
+    Account, AccountId, AppendResult, BlobId, CopyResult, FlagOp, HeaderFields, MailboxChanges,
+    MailboxId, MailboxInfo, MailboxStatus, MessageMeta, MetaStore, ModSeq, NewMessage, Result,
+    SearchDoc, SearchIndexSize, StoreError, StoreFlagsResult, TextPart, Uid,
 };
 
 mod flags;
+pub(crate) mod fts;
 mod names;
 mod schema;
 #[cfg(test)]
@@ -354,7 +355,11 @@ fn expunge_in(
     mailbox: MailboxId,
     uids: &[Uid],
 ) -> Result<(Vec<Uid>, ModSeq)> {
-    let existing = rows_for_uids(tx, mailbox, uids, "uid", |r| col_u32(r, 0))?;
+    let rows = rows_for_uids(tx, mailbox, uids, "uid, docid", |r| {
+        Ok((col_u32(r, 0)?, r.get::<_, Option<i64>>(1)?))
+    })?;
+    let existing: Vec<Uid> = rows.iter().map(|r| r.0).collect();
+    let docids: Vec<i64> = rows.iter().filter_map(|r| r.1).collect();
     if existing.is_empty() {
         let info = mailbox_by_id(tx, mailbox)?;
         return Ok((existing, info.highest_modseq));
@@ -369,6 +374,7 @@ fn expunge_in(
         del.execute(params![mailbox, i64::from(uid)])?;
         tomb.execute(params![mailbox, i64::from(uid), m])?;
     }
+    fts::gc(tx, docids)?;
     Ok((existing, modseq))
 }
 
@@ -395,8 +401,9 @@ fn copy_in(
     {
         let mut ins = tx.prepare_cached(
             "INSERT INTO messages(mailbox, uid, modseq, flags, seen, deleted, internal_date,
-                                  date_offset, size, blob, summary)
-             SELECT ?1, ?2, ?3, flags, seen, deleted, internal_date, date_offset, size, blob, summary
+                                  date_offset, size, blob, summary, docid)
+             SELECT ?1, ?2, ?3, flags, seen, deleted, internal_date, date_offset, size, blob, summary,
+                    docid
              FROM messages WHERE mailbox = ?4 AND uid = ?5",
         )?;
         for (i, &uid) in src_uids.iter().enumerate() {
@@ -431,8 +438,10 @@ fn unreferenced(tx: &Transaction<'_>, blobs: Vec<String>) -> Result<Vec<BlobId>>
 }
 
 fn delete_mailbox_rows(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<()> {
+    let docids = fts::docids_of_mailbox(tx, mailbox)?;
     tx.prepare_cached("DELETE FROM messages WHERE mailbox = ?1")?
         .execute([mailbox])?;
+    fts::gc(tx, docids)?;
     tx.prepare_cached("DELETE FROM expunged WHERE mailbox = ?1")?
         .execute([mailbox])?;
     tx.prepare_cached("DELETE FROM mailboxes WHERE id = ?1")?
@@ -696,6 +705,15 @@ impl MetaStore for SqliteStore {
     }
 
     fn append(&self, mailbox: MailboxId, messages: &[NewMessage]) -> Result<AppendResult> {
+        self.append_indexed(mailbox, messages, &[])
+    }
+
+    fn append_indexed(
+        &self,
+        mailbox: MailboxId,
+        messages: &[NewMessage],
+        docs: &[SearchDoc],
+    ) -> Result<AppendResult> {
         // Validate (and canonicalise) everything before taking the write lock.
         let prepared: Vec<(String, bool, bool, i64)> = messages
             .iter()
@@ -723,10 +741,15 @@ impl MetaStore for SqliteStore {
             }
             let (info, first, modseq) = bump(tx, mailbox, messages.len())?;
             let m = to_i64(modseq)?;
+            for (msg, doc) in messages.iter().zip(docs) {
+                fts::insert_doc(tx, &msg.blob, doc)?;
+            }
+            // The document of the blob, if it is indexed (now or before).
             let mut ins = tx.prepare_cached(
                 "INSERT INTO messages(mailbox, uid, modseq, flags, seen, deleted, internal_date,
-                                      date_offset, size, blob, summary)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                      date_offset, size, blob, summary, docid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
+                         (SELECT docid FROM search_docs WHERE blob = ?10))",
             )?;
             let mut uids = Vec::with_capacity(messages.len());
             for (i, (msg, (fl, seen, deleted, size))) in messages.iter().zip(&prepared).enumerate()
@@ -912,5 +935,47 @@ impl MetaStore for SqliteStore {
                 highest_modseq: info.highest_modseq,
             })
         })
+    }
+
+    fn index_docs(&self, docs: &[(BlobId, SearchDoc)]) -> Result<()> {
+        self.write(|tx| {
+            for (blob, doc) in docs {
+                let id = fts::insert_doc(tx, blob, doc)?;
+                fts::link(tx, blob, id)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn text_candidates(
+        &self,
+        mailbox: MailboxId,
+        part: TextPart,
+        needle: &str,
+    ) -> Result<Option<Vec<Uid>>> {
+        if fts::match_expr(needle).is_none() {
+            return Ok(None);
+        }
+        self.read(|tx| fts::candidates(tx, mailbox, part, needle))
+    }
+
+    fn header_fields(
+        &self,
+        mailbox: MailboxId,
+        uids: Option<&[Uid]>,
+    ) -> Result<Vec<(Uid, Option<HeaderFields>)>> {
+        self.read(|tx| fts::header_fields(tx, mailbox, uids))
+    }
+
+    fn clear_search_index(&self) -> Result<()> {
+        self.write(fts::clear)
+    }
+
+    fn unindexed_blobs(&self, limit: usize) -> Result<Vec<BlobId>> {
+        self.read(|tx| fts::unindexed_blobs(tx, limit))
+    }
+
+    fn search_index_size(&self) -> Result<SearchIndexSize> {
+        self.read(fts::size)
     }
 }

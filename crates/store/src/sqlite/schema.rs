@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Transaction};
 use crate::{Result, StoreError};
 
 /// The version this binary writes.
-pub(crate) const CURRENT_VERSION: i64 = 1;
+pub(crate) const CURRENT_VERSION: i64 = 2;
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -69,6 +69,42 @@ CREATE TABLE subscriptions (
 );
 ";
 
+/// The search index (see `fts.rs` for the design): one document per distinct
+/// message content (blob), linked from `messages.docid`.
+const V2: &str = "
+CREATE TABLE search_docs (
+    docid        INTEGER PRIMARY KEY,
+    blob         TEXT NOT NULL UNIQUE,
+    subject      TEXT,
+    from_addr    TEXT,
+    to_addr      TEXT,
+    cc_addr      TEXT,
+    bcc_addr     TEXT,
+    sent_date    INTEGER,
+    sent_day     INTEGER,
+    sort_subject TEXT NOT NULL,
+    sort_from    TEXT NOT NULL,
+    sort_to      TEXT NOT NULL,
+    sort_cc      TEXT NOT NULL,
+    display_from TEXT NOT NULL,
+    display_to   TEXT NOT NULL,
+    message_id   TEXT NOT NULL,
+    in_reply_to  TEXT NOT NULL,
+    refs         TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE fts_head USING fts5(
+    t, tokenize = 'trigram', detail = 'none', content = '', contentless_delete = 1
+);
+CREATE VIRTUAL TABLE fts_body USING fts5(
+    t, tokenize = 'trigram', detail = 'none', content = '', contentless_delete = 1
+);
+ALTER TABLE messages ADD COLUMN docid INTEGER;
+-- FTS hits -> messages of one mailbox, and: is this document still used?
+CREATE INDEX messages_docid ON messages(docid, mailbox, uid);
+-- Messages not indexed (yet): always candidates.
+CREATE INDEX messages_unindexed ON messages(mailbox, uid) WHERE docid IS NULL;
+";
+
 /// Brings the database to [`CURRENT_VERSION`].
 pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
@@ -87,6 +123,10 @@ pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     if version < 1 {
         tx.execute_batch(V1)?;
         tx.execute("INSERT INTO schema_version(version) VALUES (1)", [])?;
+    }
+    if version < 2 {
+        tx.execute_batch(V2)?;
+        tx.execute("INSERT INTO schema_version(version) VALUES (2)", [])?;
     }
     Ok(())
 }

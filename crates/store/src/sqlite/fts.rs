@@ -1,0 +1,403 @@
+//! The search index: SQLite FTS5 with the trigram tokenizer, plus a table of
+//! decoded header values and sort/thread keys.
+//!
+//! Design, and why:
+//! - **Keyed by message content (blob), not by (mailbox, uid).** Blobs are
+//!   content-addressed, so a message's decoded text depends only on its blob.
+//!   `search_docs` has one row per distinct blob (`docid`), and `messages.docid`
+//!   links each message to it. COPY and MOVE copy the link and never touch the
+//!   index; the same mail delivered to several mailboxes is indexed once. A
+//!   document is deleted when the last message using it is expunged (or its
+//!   mailbox/account deleted), in the same transaction.
+//! - **Substring semantics from trigrams.** IMAP SEARCH is a case-insensitive
+//!   substring match, which word tokenizers cannot answer. The indexed text is
+//!   the exact case-folded text the brute-force evaluator matches against; a
+//!   needle of n ≥ 3 characters occurs in it only if all its trigrams do, so the
+//!   AND of (a bounded number of) its trigrams yields a *superset* of the
+//!   matches. The server then runs the exact substring check on the candidates,
+//!   so results always equal the scan. Shorter needles are not answered here.
+//! - **Small on disk.** The FTS tables are contentless (`content=''`: the text
+//!   is not stored twice; the blobs are the content) with `detail=none` (only
+//!   doc ids per trigram, no positions/columns: we never need phrase or column
+//!   queries, the exact check does that), and `contentless_delete=1` so rows can
+//!   be deleted without re-supplying their text.
+//! - **Never wrong, only slower, when something is not indexed.** A message
+//!   without a document (appended by a path that did not index it, or a
+//!   database migrated from schema 1) has `docid IS NULL` and is always a
+//!   candidate; `pillarbox reindex` fills such gaps.
+use rusqlite::{params, OptionalExtension, Row, Transaction};
+
+use crate::{BlobId, HeaderFields, MailboxId, Result, SearchDoc, TextPart, Uid};
+
+/// At most this many trigrams of a needle go into one MATCH (spread over the
+/// needle): more only cost time, the exact check filters anyway.
+const MAX_TRIGRAMS: usize = 6;
+
+/// The FTS5 MATCH expression for a case-folded needle: the AND of up to
+/// [`MAX_TRIGRAMS`] of its distinct trigrams, each a quoted single token.
+/// `None` for needles shorter than three characters.
+pub(crate) fn match_expr(needle: &str) -> Option<String> {
+    let chars: Vec<char> = needle.chars().collect();
+    if chars.len() < 3 {
+        return None;
+    }
+    let mut grams: Vec<String> = chars.windows(3).map(|w| w.iter().collect()).collect();
+    {
+        let mut seen = std::collections::HashSet::new();
+        grams.retain(|g| seen.insert(g.clone()));
+    }
+    if grams.len() > MAX_TRIGRAMS {
+        // First, last and evenly spaced ones in between.
+        let n = grams.len();
+        let picked: Vec<String> = (0..MAX_TRIGRAMS)
+            .map(|i| grams[i * (n - 1) / (MAX_TRIGRAMS - 1)].clone())
+            .collect();
+        grams = picked;
+    }
+    let quoted: Vec<String> = grams
+        .iter()
+        .map(|g| format!("\"{}\"", g.replace('"', "\"\"")))
+        .collect();
+    Some(quoted.join(" AND "))
+}
+
+/// The document of this blob, creating it (and its FTS rows) if needed.
+pub(crate) fn insert_doc(tx: &Transaction<'_>, blob: &BlobId, doc: &SearchDoc) -> Result<i64> {
+    if let Some(id) = tx
+        .prepare_cached("SELECT docid FROM search_docs WHERE blob = ?1")?
+        .query_row([&blob.0], |r| r.get::<_, i64>(0))
+        .optional()?
+    {
+        return Ok(id);
+    }
+    let f = &doc.fields;
+    tx.prepare_cached(
+        "INSERT INTO search_docs(blob, subject, from_addr, to_addr, cc_addr, bcc_addr,
+             sent_date, sent_day, sort_subject, sort_from, sort_to, sort_cc,
+             display_from, display_to, message_id, in_reply_to, refs)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )?
+    .execute(params![
+        blob.0,
+        f.subject,
+        f.from,
+        f.to,
+        f.cc,
+        f.bcc,
+        f.sent_date,
+        f.sent_day,
+        f.sort_subject,
+        f.sort_from,
+        f.sort_to,
+        f.sort_cc,
+        f.display_from,
+        f.display_to,
+        f.message_id,
+        f.in_reply_to,
+        f.references,
+    ])?;
+    let id = tx.last_insert_rowid();
+    tx.prepare_cached("INSERT INTO fts_head(rowid, t) VALUES (?1, ?2)")?
+        .execute(params![id, doc.headers])?;
+    tx.prepare_cached("INSERT INTO fts_body(rowid, t) VALUES (?1, ?2)")?
+        .execute(params![id, doc.body])?;
+    Ok(id)
+}
+
+/// Links every unindexed message with this blob to the document.
+pub(crate) fn link(tx: &Transaction<'_>, blob: &BlobId, docid: i64) -> Result<()> {
+    tx.prepare_cached("UPDATE messages SET docid = ?2 WHERE blob = ?1 AND docid IS NULL")?
+        .execute(params![blob.0, docid])?;
+    Ok(())
+}
+
+/// Deletes the documents that no message uses any more.
+pub(crate) fn gc(tx: &Transaction<'_>, mut docids: Vec<i64>) -> Result<()> {
+    docids.sort_unstable();
+    docids.dedup();
+    let mut used = tx.prepare_cached("SELECT 1 FROM messages WHERE docid = ?1 LIMIT 1")?;
+    for id in docids {
+        if used.query_row([id], |_| Ok(())).optional()?.is_some() {
+            continue;
+        }
+        tx.prepare_cached("DELETE FROM search_docs WHERE docid = ?1")?
+            .execute([id])?;
+        tx.prepare_cached("DELETE FROM fts_head WHERE rowid = ?1")?
+            .execute([id])?;
+        tx.prepare_cached("DELETE FROM fts_body WHERE rowid = ?1")?
+            .execute([id])?;
+    }
+    Ok(())
+}
+
+/// The documents used by the messages of a mailbox (before deleting them).
+pub(crate) fn docids_of_mailbox(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<Vec<i64>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT DISTINCT docid FROM messages WHERE mailbox = ?1 AND docid IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([mailbox], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn candidates(
+    tx: &Transaction<'_>,
+    mailbox: MailboxId,
+    part: TextPart,
+    needle: &str,
+) -> Result<Option<Vec<Uid>>> {
+    let Some(expr) = match_expr(needle) else {
+        return Ok(None);
+    };
+    let table = match part {
+        TextPart::Headers => "fts_head",
+        TextPart::Body => "fts_body",
+    };
+    let mut out: Vec<Uid> = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT m.uid FROM {table} f JOIN messages m INDEXED BY messages_docid
+                 ON m.docid = f.rowid AND m.mailbox = ?2
+             WHERE {table} MATCH ?1"
+        ))?;
+        let mut rows = stmt.query(params![expr, mailbox])?;
+        while let Some(r) = rows.next()? {
+            out.push(super::col_u32(r, 0)?);
+        }
+    }
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT uid FROM messages INDEXED BY messages_unindexed
+             WHERE mailbox = ?1 AND docid IS NULL",
+        )?;
+        let mut rows = stmt.query([mailbox])?;
+        while let Some(r) = rows.next()? {
+            out.push(super::col_u32(r, 0)?);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(Some(out))
+}
+
+const FIELD_COLS: &str = "d.subject, d.from_addr, d.to_addr, d.cc_addr, d.bcc_addr, d.sent_date,
+    d.sent_day, d.sort_subject, d.sort_from, d.sort_to, d.sort_cc, d.display_from, d.display_to,
+    d.message_id, d.in_reply_to, d.refs";
+
+/// Maps `FIELD_COLS` starting at column `o`; `None` when the join found no document.
+fn fields_row(r: &Row<'_>, o: usize) -> rusqlite::Result<Option<HeaderFields>> {
+    let sort_subject: Option<String> = r.get(o + 7)?;
+    let Some(sort_subject) = sort_subject else {
+        return Ok(None);
+    };
+    Ok(Some(HeaderFields {
+        subject: r.get(o)?,
+        from: r.get(o + 1)?,
+        to: r.get(o + 2)?,
+        cc: r.get(o + 3)?,
+        bcc: r.get(o + 4)?,
+        sent_date: r.get(o + 5)?,
+        sent_day: r.get(o + 6)?,
+        sort_subject,
+        sort_from: r.get(o + 8)?,
+        sort_to: r.get(o + 9)?,
+        sort_cc: r.get(o + 10)?,
+        display_from: r.get(o + 11)?,
+        display_to: r.get(o + 12)?,
+        message_id: r.get(o + 13)?,
+        in_reply_to: r.get(o + 14)?,
+        references: r.get(o + 15)?,
+    }))
+}
+
+pub(crate) fn header_fields(
+    tx: &Transaction<'_>,
+    mailbox: MailboxId,
+    uids: Option<&[Uid]>,
+) -> Result<Vec<(Uid, Option<HeaderFields>)>> {
+    let map = |r: &Row<'_>| Ok((super::col_u32(r, 0)?, fields_row(r, 1)?));
+    match uids {
+        None => {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT m.uid, {FIELD_COLS} FROM messages m
+                 LEFT JOIN search_docs d ON d.docid = m.docid
+                 WHERE m.mailbox = ?1 ORDER BY m.uid"
+            ))?;
+            let rows = stmt.query_map([mailbox], map)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        }
+        Some(uids) => {
+            let mut wanted = uids.to_vec();
+            wanted.sort_unstable();
+            wanted.dedup();
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT m.uid, {FIELD_COLS} FROM messages m
+                 LEFT JOIN search_docs d ON d.docid = m.docid
+                 WHERE m.mailbox = ?1 AND m.uid = ?2"
+            ))?;
+            let mut out = Vec::with_capacity(wanted.len());
+            for uid in wanted {
+                if let Some(v) = stmt
+                    .query_row(params![mailbox, i64::from(uid)], map)
+                    .optional()?
+                {
+                    out.push(v);
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+pub(crate) fn clear(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute_batch(
+        "UPDATE messages SET docid = NULL WHERE docid IS NOT NULL;
+         DELETE FROM search_docs;
+         DELETE FROM fts_head;
+         DELETE FROM fts_body;",
+    )?;
+    Ok(())
+}
+
+pub(crate) fn unindexed_blobs(tx: &Transaction<'_>, limit: usize) -> Result<Vec<BlobId>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT DISTINCT blob FROM messages INDEXED BY messages_unindexed
+         WHERE docid IS NULL LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+        Ok(BlobId(r.get(0)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn size(tx: &Transaction<'_>) -> Result<crate::SearchIndexSize> {
+    let pages = |pattern: &str| -> Result<u64> {
+        let v: i64 = tx.query_row(
+            "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name LIKE ?1",
+            [pattern],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(v).unwrap_or(0))
+    };
+    // (`_` is a LIKE wildcard; no other table name starts like these.)
+    let fulltext = pages("fts_head%")? + pages("fts_body%")?;
+    let fields = pages("search_docs%")? + pages("sqlite_autoindex_search_docs%")?;
+    let docs: i64 = tx.query_row("SELECT count(*) FROM search_docs", [], |r| r.get(0))?;
+    Ok(crate::SearchIndexSize {
+        fulltext,
+        fields,
+        docs: u64::try_from(docs).unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::match_expr;
+    use crate::sqlite::SqliteStore;
+    use crate::{BlobId, HeaderFields, MetaStore, NewMessage, SearchDoc, TextPart};
+
+    fn msg(body: &str) -> (NewMessage, SearchDoc) {
+        let raw = format!("Subject: {body}\r\n\r\n{body}\r\n");
+        let m = NewMessage {
+            blob: BlobId::of(raw.as_bytes()),
+            size: raw.len() as u64,
+            internal_date: 1_700_000_000,
+            date_offset_minutes: 0,
+            flags: Vec::new(),
+            summary: Vec::new(),
+        };
+        let d = SearchDoc {
+            headers: format!("subject: {body}\n"),
+            body: format!("{body}\n"),
+            fields: HeaderFields {
+                subject: Some(body.to_string()),
+                sort_subject: body.to_uppercase(),
+                ..Default::default()
+            },
+        };
+        (m, d)
+    }
+
+    fn docs(st: &SqliteStore) -> i64 {
+        st.read(|tx| Ok(tx.query_row("SELECT count(*) FROM search_docs", [], |r| r.get(0))?))
+            .expect("count")
+    }
+
+    #[test]
+    fn index_follows_messages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = SqliteStore::open(&dir.path().join("m.sqlite")).expect("open");
+        let acc = st.create_account("u", "x").expect("account");
+        let inbox = st.mailbox(acc.id, "INBOX").expect("q").expect("inbox").id;
+        let trash = st.mailbox(acc.id, "Trash").expect("q").expect("trash").id;
+        let (m1, d1) = msg("alpha quick brown");
+        let (m2, d2) = msg("beta lazy dog");
+        let (m3, _) = msg("gamma not indexed");
+        st.append_indexed(inbox, &[m1.clone(), m2, m3.clone()], &[d1.clone(), d2])
+            .expect("append");
+        let cand = |mb, part, n: &str| st.text_candidates(mb, part, n).expect("cand");
+        // uid 3 is unindexed: always a candidate.
+        assert_eq!(cand(inbox, TextPart::Body, "quick"), Some(vec![1, 3]));
+        assert_eq!(
+            cand(inbox, TextPart::Body, "LAZY".to_lowercase().as_str()),
+            Some(vec![2, 3])
+        );
+        assert_eq!(cand(inbox, TextPart::Headers, "zzz"), Some(vec![3]));
+        assert_eq!(cand(inbox, TextPart::Body, "qu"), None);
+        // Same content appended again shares the document.
+        st.append(inbox, &[m1.clone()]).expect("append again");
+        assert_eq!(docs(&st), 2);
+        assert_eq!(cand(inbox, TextPart::Body, "quick"), Some(vec![1, 3, 4]));
+        // Copy shares it too; expunging the originals keeps it while the copy exists.
+        st.copy(inbox, trash, &[1, 4], false).expect("copy");
+        st.expunge(inbox, &[1, 4]).expect("expunge");
+        assert_eq!(docs(&st), 2);
+        assert_eq!(cand(trash, TextPart::Body, "quick"), Some(vec![1, 2]));
+        assert_eq!(cand(inbox, TextPart::Body, "quick"), Some(vec![3]));
+        st.expunge(trash, &[1, 2]).expect("expunge copy");
+        assert_eq!(docs(&st), 1);
+        // Indexing later links the unindexed message.
+        assert_eq!(
+            st.unindexed_blobs(10).expect("unindexed"),
+            vec![m3.blob.clone()]
+        );
+        let (_, d3) = msg("gamma not indexed");
+        st.index_docs(&[(m3.blob.clone(), d3)]).expect("index");
+        assert!(st.unindexed_blobs(10).expect("unindexed").is_empty());
+        assert_eq!(cand(inbox, TextPart::Body, "quick"), Some(vec![]));
+        assert_eq!(cand(inbox, TextPart::Body, "gamma"), Some(vec![3]));
+        let f = st.header_fields(inbox, None).expect("fields");
+        assert_eq!(f.len(), 2);
+        assert_eq!(
+            f[0].1.as_ref().map(|h| h.sort_subject.as_str()),
+            Some("BETA LAZY DOG")
+        );
+        // Clearing unlinks everything; deleting a mailbox drops its documents.
+        st.clear_search_index().expect("clear");
+        assert_eq!(docs(&st), 0);
+        assert_eq!(st.unindexed_blobs(10).expect("unindexed").len(), 2);
+        let size = st.search_index_size().expect("size");
+        assert_eq!(size.docs, 0);
+        st.create_mailbox(acc.id, "X", None).expect("create");
+        let x = st.mailbox(acc.id, "X").expect("q").expect("x").id;
+        st.append_indexed(x, &[m1], &[d1]).expect("append x");
+        assert_eq!(docs(&st), 1);
+        st.delete_mailbox(acc.id, "X").expect("delete");
+        assert_eq!(docs(&st), 0);
+    }
+
+    #[test]
+    fn match_expressions() {
+        assert_eq!(match_expr("ab"), None);
+        assert_eq!(match_expr("abc").as_deref(), Some("\"abc\""));
+        assert_eq!(
+            match_expr("a\"bc").as_deref(),
+            Some("\"a\"\"b\" AND \"\"\"bc\"")
+        );
+        assert_eq!(match_expr("aaaa").as_deref(), Some("\"aaa\""));
+        let long = match_expr("abcdefghijklmnop").expect("long");
+        assert_eq!(long.matches(" AND ").count(), 5);
+        assert!(long.starts_with("\"abc\"") && long.ends_with("\"nop\""));
+        // Multi-byte characters count as one.
+        assert_eq!(match_expr("äöü").as_deref(), Some("\"äöü\""));
+    }
+}
