@@ -10,9 +10,11 @@ mod common;
 mod cursor;
 mod fetch;
 mod list;
+mod notify;
 mod mailbox;
 mod search;
 mod session;
+mod sort;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -84,11 +86,14 @@ fn dispatch(p: &mut Parser, name: &str) -> Result<Command, ParseError> {
         "LSUB" => list::lsub(p)?,
         "APPEND" => append::append(p)?,
         "SEARCH" => search::search(p, false)?,
+        "SORT" => sort::sort(p, false)?,
+        "THREAD" => sort::thread(p, false)?,
         "FETCH" => fetch::fetch(p, false)?,
         "STORE" => store::store(p, false)?,
         "COPY" => store::copy_move(p, false, false)?,
         "MOVE" => store::copy_move(p, false, true)?,
         "UID" => uid(p)?,
+        "NOTIFY" => notify::notify(p)?,
         _ => return Err(p.err(format!("Unknown command {name}"))),
     };
     Ok(cmd)
@@ -99,6 +104,8 @@ fn uid(p: &mut Parser) -> Result<Command, ParseError> {
     let name = p.command_word()?;
     match name.as_str() {
         "SEARCH" => search::search(p, true),
+        "SORT" => sort::sort(p, true),
+        "THREAD" => sort::thread(p, true),
         "FETCH" => fetch::fetch(p, true),
         "STORE" => store::store(p, true),
         "COPY" => store::copy_move(p, true, false),

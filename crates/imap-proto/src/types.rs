@@ -223,6 +223,34 @@ pub struct SearchCommand {
     pub key: SearchKey,
 }
 
+/// RFC 5256 / RFC 5957 sort keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+    DisplayFrom,
+    DisplayTo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortCriterion {
+    pub reverse: bool,
+    pub key: SortKey,
+}
+
+/// RFC 5256 THREAD algorithms (REFS: Dovecot / draft-ietf-morg-inthread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    OrderedSubject,
+    References,
+    Refs,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusItem {
     Messages,
@@ -353,6 +381,18 @@ pub enum Command {
         uid: bool,
         search: SearchCommand,
     },
+    /// RFC 5256 SORT; `search.return_opts` is the RFC 5267 ESORT `RETURN (...)`.
+    Sort {
+        uid: bool,
+        criteria: Vec<SortCriterion>,
+        search: SearchCommand,
+    },
+    /// RFC 5256 THREAD.
+    Thread {
+        uid: bool,
+        algorithm: ThreadAlgorithm,
+        search: SearchCommand,
+    },
     Fetch {
         uid: bool,
         set: SequenceSet,
@@ -379,6 +419,8 @@ pub enum Command {
         set: SequenceSet,
         mailbox: MailboxName,
     },
+    /// RFC 5465 `NOTIFY NONE` (None) or `NOTIFY SET ...`.
+    Notify(Option<NotifySet>),
 }
 
 /// A parsed request: tag + command.
@@ -395,4 +437,43 @@ pub struct Request {
 pub struct ParseError {
     pub tag: Option<Tag>,
     pub text: String,
+}
+
+/// RFC 5465 `NOTIFY SET [STATUS] event-group...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifySet {
+    /// `STATUS`: send the current STATUS of the watched mailboxes at once.
+    pub status: bool,
+    pub groups: Vec<NotifyGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyGroup {
+    pub filter: NotifyFilter,
+    /// Empty for `NONE`.
+    pub events: Vec<NotifyEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyFilter {
+    Selected,
+    SelectedDelayed,
+    Inboxes,
+    Personal,
+    Subscribed,
+    Subtree(Vec<MailboxName>),
+    Mailboxes(Vec<MailboxName>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyEvent {
+    /// With the FETCH attributes to send for new messages (selected mailbox only).
+    MessageNew(Vec<FetchAttr>),
+    MessageExpunge,
+    FlagChange,
+    AnnotationChange,
+    MailboxName,
+    SubscriptionChange,
+    MailboxMetadataChange,
+    ServerMetadataChange,
 }
