@@ -1,0 +1,225 @@
+//! Server resource usage from `/proc`: CPU seconds and resident memory of a
+//! process *tree* (the given PID and all its descendants), so that a
+//! multi-process server such as Dovecot (master, imap-login, imap, auth, ...)
+//! is measured as a whole, and a single-process server such as Pillarbox is
+//! simply a tree of one.
+//!
+//! CPU of children that already exited is included through the root's
+//! `cutime`/`cstime` (the master reaps its children), so a delta between two
+//! samples counts short-lived processes such as Dovecot's per-connection
+//! `imap` processes.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+
+/// Fields 14..17 (utime, stime, cutime, cstime) and 4 (ppid) of
+/// `/proc/PID/stat`. The command name (field 2) may contain spaces and
+/// parentheses, so parsing starts after the last `)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatTimes {
+    pub ppid: u32,
+    pub utime: u64,
+    pub stime: u64,
+    pub cutime: u64,
+    pub cstime: u64,
+}
+
+pub fn parse_stat(s: &str) -> Option<StatTimes> {
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // f[0] is field 3 (state), so field n is f[n - 3].
+    Some(StatTimes {
+        ppid: f.get(1)?.parse().ok()?,
+        utime: f.get(11)?.parse().ok()?,
+        stime: f.get(12)?.parse().ok()?,
+        cutime: f.get(13)?.parse().ok()?,
+        cstime: f.get(14)?.parse().ok()?,
+    })
+}
+
+/// A `kB` value line of `/proc/PID/status` or `smaps_rollup`, e.g.
+/// `VmRSS:	  12345 kB` for key `VmRSS`.
+pub fn parse_kb(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(key)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+fn clk_tck() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// `root` and every live descendant of it.
+pub fn tree(root: u32) -> Vec<u32> {
+    let mut parent: HashMap<u32, u32> = HashMap::new();
+    if let Ok(rd) = fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some(st) = fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| parse_stat(&s))
+            {
+                parent.insert(pid, st.ppid);
+            }
+        }
+    }
+    descendants(root, &parent)
+}
+
+/// Pure part of [`tree`]: the closure of `root` under the child relation.
+pub fn descendants(root: u32, parent: &HashMap<u32, u32>) -> Vec<u32> {
+    let mut set: HashSet<u32> = HashSet::from([root]);
+    let mut out = vec![root];
+    loop {
+        let before = out.len();
+        for (&pid, &pp) in parent {
+            if set.contains(&pp) && set.insert(pid) {
+                out.push(pid);
+            }
+        }
+        if out.len() == before {
+            break;
+        }
+    }
+    out
+}
+
+/// CPU seconds (user + system) of the tree, including reaped children of the
+/// root.
+pub fn cpu_seconds(root: u32) -> f64 {
+    let mut ticks = 0u64;
+    for pid in tree(root) {
+        if let Some(st) = fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| parse_stat(&s))
+        {
+            ticks += st.utime + st.stime;
+            if pid == root {
+                ticks += st.cutime + st.cstime;
+            }
+        }
+    }
+    ticks as f64 / clk_tck()
+}
+
+/// Memory of the tree in KiB: summed VmRSS (counts shared pages once per
+/// process) and summed Pss (shares them out; needs `smaps_rollup`, 0 if
+/// unreadable), and the number of processes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mem {
+    pub rss_kib: u64,
+    pub pss_kib: u64,
+    pub procs: u64,
+}
+
+pub fn memory(root: u32) -> Mem {
+    let mut m = Mem::default();
+    for pid in tree(root) {
+        if let Some(rss) = fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| parse_kb(&s, "VmRSS"))
+        {
+            m.rss_kib += rss;
+            m.procs += 1;
+        }
+        if let Some(pss) = fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+            .ok()
+            .and_then(|s| parse_kb(&s, "Pss"))
+        {
+            m.pss_kib += pss;
+        }
+    }
+    m
+}
+
+/// The PID in a pidfile (first token).
+pub fn read_pidfile(path: &str) -> anyhow::Result<u32> {
+    let s = fs::read_to_string(path)?;
+    Ok(s.split_whitespace()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("empty pidfile {path}"))?
+        .parse()?)
+}
+
+/// Raise RLIMIT_NOFILE's soft limit to the hard limit (or `want`, whichever
+/// is lower); returns the resulting soft limit.
+pub fn raise_nofile(want: u64) -> u64 {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointer to a properly sized struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return 0;
+        }
+        let target = want.min(rl.rlim_max);
+        if rl.rlim_cur < target {
+            rl.rlim_cur = target;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl);
+        }
+    }
+    rl.rlim_cur
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_in_comm() {
+        let s = "1234 (imap (pre) x) S 77 1234 1234 0 -1 4194560 100 0 0 0 \
+                 15 7 3 2 20 0 1 0 100 1000 50 18446744073709551615";
+        let st = parse_stat(s).unwrap();
+        assert_eq!(
+            st,
+            StatTimes {
+                ppid: 77,
+                utime: 15,
+                stime: 7,
+                cutime: 3,
+                cstime: 2
+            }
+        );
+        assert!(parse_stat("garbage").is_none());
+        assert!(parse_stat("1 (x) S 1 2").is_none());
+    }
+
+    #[test]
+    fn own_stat_parses() {
+        let s = fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(parse_stat(&s).is_some());
+        let status = fs::read_to_string("/proc/self/status").unwrap();
+        assert!(parse_kb(&status, "VmRSS").unwrap() > 0);
+        assert!(cpu_seconds(std::process::id()) >= 0.0);
+        assert!(memory(std::process::id()).procs >= 1);
+    }
+
+    #[test]
+    fn kb_lines() {
+        let t = "Name:\timap\nVmRSSX:\t9 kB\nVmRSS:\t  4321 kB\nPss:    12 kB\n";
+        assert_eq!(parse_kb(t, "VmRSS"), Some(4321));
+        assert_eq!(parse_kb(t, "Pss"), Some(12));
+        assert_eq!(parse_kb(t, "VmHWM"), None);
+    }
+
+    #[test]
+    fn descendants_closure() {
+        // 1 -> 2 -> 4, 1 -> 3, 5 unrelated, 6 -> 5
+        let p: HashMap<u32, u32> = [(2, 1), (3, 1), (4, 2), (5, 6), (1, 0)].into();
+        let mut d = descendants(1, &p);
+        d.sort_unstable();
+        assert_eq!(d, [1, 2, 3, 4]);
+        assert_eq!(descendants(6, &p), [6, 5]);
+    }
+}
