@@ -84,7 +84,8 @@ impl Summary {
     pub fn section<'a>(&self, raw: &'a [u8], section: &Section) -> Cow<'a, [u8]> {
         section::section(&self.root, raw, section)
     }
-    /// `BINARY[part]`: the decoded content of a part (`part` empty = whole message body).
+    /// `BINARY[part]`: the decoded content of a part (`part` empty = the whole message,
+    /// header included); composite parts come back with their nested leaves decoded.
     pub fn binary<'a>(&self, raw: &'a [u8], part: &[u32]) -> Result<Cow<'a, [u8]>, BinaryError> {
         section::binary(&self.root, raw, part)
     }

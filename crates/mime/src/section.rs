@@ -88,6 +88,17 @@ pub(crate) fn section<'a>(root: &Part, raw: &'a [u8], section: &Section) -> Cow<
     }
 }
 
+/// `BINARY[part]` (RFC 3516 4.2): the part with its Content-Transfer-Encoding
+/// undone. `path` empty means the whole message, header included.
+///
+/// A leaf part is its decoded body. A composite part (multipart, or a
+/// message/rfc822 that was parsed) is its raw body in which every nested
+/// base64 / quoted-printable leaf is replaced by its decoded content and its
+/// MIME header says `Content-Transfer-Encoding: binary`, so that the result
+/// is again a well-formed MIME entity whose declared encodings are true.
+/// Everything else (boundaries, preambles, 7bit/8bit/binary bodies) is
+/// copied unchanged. The result borrows the stored bytes when nothing needed
+/// decoding.
 pub(crate) fn binary<'a>(
     root: &Part,
     raw: &'a [u8],
@@ -101,11 +112,131 @@ pub(crate) fn binary<'a>(
             None => return Ok(Cow::Borrowed(&[])),
         }
     };
-    let body = slice(raw, part.body, part.end);
-    match &part.kind {
-        Kind::Leaf => decode::decode(body, part.cte.as_deref()),
-        // Composite parts are returned as they are (Dovecot does the same;
-        // RFC 3516 defines decoding only for leaf parts).
-        _ => Ok(Cow::Borrowed(body)),
+    let include_hdr = path.is_empty();
+    let start = if include_hdr { part.hdr } else { part.body };
+    let end = part.end.min(raw.len());
+    let mut conv = Converter {
+        raw,
+        out: Vec::new(),
+        copy_from: start,
+        changed: false,
+    };
+    if include_hdr {
+        conv.part(part, 0)?;
+    } else {
+        match children(part) {
+            Some(kids) => {
+                for c in kids {
+                    conv.part(c, 1)?;
+                }
+            }
+            None => return decode::decode(slice(raw, part.body, part.end), part.cte.as_deref()),
+        }
     }
+    if !conv.changed {
+        return Ok(Cow::Borrowed(slice(raw, start, end)));
+    }
+    conv.copy_to(end);
+    Ok(Cow::Owned(conv.out))
+}
+
+/// The parts nested in a composite part, None for a leaf (a message/rfc822
+/// whose body was not parsed because of its encoding is a leaf here: its
+/// encoding is undone like any other).
+fn children(part: &Part) -> Option<&[Part]> {
+    match &part.kind {
+        Kind::Multipart(c) => Some(c),
+        Kind::Message(Some(c)) => Some(std::slice::from_ref(c.as_ref())),
+        _ => None,
+    }
+}
+
+/// Whether the transfer encoding needs decoding; an encoding we cannot
+/// decode is an error for the whole BINARY item.
+fn encoded(cte: Option<&str>) -> Result<bool, BinaryError> {
+    let c = cte.unwrap_or("7bit").trim();
+    if c.eq_ignore_ascii_case("base64") || c.eq_ignore_ascii_case("quoted-printable") {
+        Ok(true)
+    } else if c.is_empty()
+        || c.eq_ignore_ascii_case("7bit")
+        || c.eq_ignore_ascii_case("8bit")
+        || c.eq_ignore_ascii_case("binary")
+    {
+        Ok(false)
+    } else {
+        Err(BinaryError::UnknownCte)
+    }
+}
+
+struct Converter<'a> {
+    raw: &'a [u8],
+    out: Vec<u8>,
+    /// Stored bytes from here on are not yet in `out`.
+    copy_from: usize,
+    changed: bool,
+}
+
+const MAX_DEPTH: usize = 128;
+
+impl Converter<'_> {
+    fn copy_to(&mut self, to: usize) {
+        if to > self.copy_from {
+            self.out
+                .extend_from_slice(slice(self.raw, self.copy_from, to));
+            self.copy_from = to;
+        }
+    }
+
+    /// Append `part` (header included) with its encoded leaves decoded.
+    fn part(&mut self, part: &Part, depth: usize) -> Result<(), BinaryError> {
+        let is_encoded = encoded(part.cte.as_deref())?;
+        if is_encoded {
+            self.copy_to(part.hdr);
+            self.out
+                .extend_from_slice(&binary_header(slice(self.raw, part.hdr, part.body)));
+            self.copy_from = part.body;
+            self.changed = true;
+        }
+        match children(part) {
+            Some(kids) if depth < MAX_DEPTH => {
+                for c in kids {
+                    self.part(c, depth + 1)?;
+                }
+            }
+            _ if is_encoded => {
+                let body = slice(self.raw, part.body, part.end);
+                let decoded = decode::decode(body, part.cte.as_deref())?;
+                self.out.extend_from_slice(&decoded);
+                self.copy_from = part.end;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A MIME header with its Content-Transfer-Encoding fields removed and
+/// `Content-Transfer-Encoding: binary` added as the last field.
+fn binary_header(block: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(block.len() + 40);
+    let mut fields_len = 0;
+    for f in header::fields(block) {
+        let start = f.raw.as_ptr() as usize - block.as_ptr() as usize;
+        fields_len = start + f.raw.len();
+        if !(f.has_colon && f.name.eq_ignore_ascii_case(b"content-transfer-encoding")) {
+            out.extend_from_slice(f.raw);
+        }
+    }
+    if !out.is_empty() && !out.ends_with(b"\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Content-Transfer-Encoding: binary\r\n");
+    // the empty line that ends the header, as written (or one if missing)
+    let rest = &block[fields_len.min(block.len())..];
+    if rest.is_empty() {
+        out.extend_from_slice(b"\r\n");
+    } else {
+        out.extend_from_slice(rest);
+    }
+    out
 }

@@ -316,10 +316,63 @@ impl Ctx<'_> {
         (raw.len(), None)
     }
 
-    fn parse_part(&mut self, start: usize, digest_child: bool, depth: usize) -> (Part, End) {
-        let (hdr_end, hdr_boundary) = self.header_end(start);
+    /// Is the line at `pos` a boundary of an enclosing multipart (rather
+    /// than the own boundary of the multipart described by `info`)?
+    fn ends_at_boundary(&mut self, pos: usize, info: &Info) -> bool {
+        let own = if info.is_type("multipart") {
+            info.boundary()
+                .map(|b| b[..b.len().min(BOUNDARY_MAX_LEN)].to_vec())
+        } else {
+            None
+        };
+        let pushed = own.is_some();
+        if let Some(b) = own {
+            self.bounds.push(b);
+        }
+        let hit = match self.boundary_at(pos) {
+            Some(End::Boundary { idx, .. }) => !(pushed && idx == self.bounds.len() - 1),
+            _ => false,
+        };
+        if pushed {
+            self.bounds.pop();
+        }
+        hit
+    }
+
+    /// `message_root`: the part is a message (top level or the body of a
+    /// message/rfc822) rather than a child of a multipart.
+    ///
+    /// Returns the part, what ended it, and how far its bytes reach for the
+    /// enclosing multipart: a header line ending given to a following
+    /// boundary is not in the part, but still in its parent.
+    fn parse_part(
+        &mut self,
+        start: usize,
+        digest_child: bool,
+        message_root: bool,
+        depth: usize,
+    ) -> (Part, End, usize) {
+        let (mut hdr_end, hdr_boundary) = self.header_end(start);
+        let hdr_reach = hdr_end;
         let fields = header::fields(&self.raw[start..hdr_end]);
         let info = part_info(self.raw, start, hdr_end, &fields);
+        // The line ending before a boundary line belongs to the boundary,
+        // also when it is the last line ending of the header: a header that
+        // runs into a boundary, or whose empty line is directly followed by
+        // an enclosing multipart's boundary, loses that line ending (and the
+        // body is empty). A multipart's own first boundary takes nothing.
+        match &hdr_boundary {
+            // (a message header that runs into a boundary keeps it)
+            Some(e) if !message_root => hdr_end = self.body_end(e, start),
+            Some(_) => {}
+            None if hdr_end > start && self.ends_at_boundary(hdr_end, &info) => {
+                hdr_end -= 1;
+                if hdr_end > start && self.raw[hdr_end - 1] == b'\r' {
+                    hdr_end -= 1;
+                }
+            }
+            None => {}
+        }
         let cte = info
             .cte
             .as_ref()
@@ -346,7 +399,7 @@ impl Ctx<'_> {
             } else {
                 Kind::Leaf
             };
-            return (part, e);
+            return (part, e, hdr_reach);
         }
         let body = hdr_end;
         if is_multipart && depth < MAX_DEPTH {
@@ -358,11 +411,13 @@ impl Ctx<'_> {
                 let e = self.scan(body);
                 part.end = self.body_end(&e, body);
                 part.kind = Kind::Multipart(Vec::new());
-                return (part, e);
+                let reach = hdr_reach.max(part.end);
+                return (part, e, reach);
             };
             self.bounds.push(boundary);
             let my = self.bounds.len() - 1;
             let mut children = Vec::new();
+            let mut last_reach = body;
             let mut e = self.scan(body);
             loop {
                 match e {
@@ -376,28 +431,34 @@ impl Ctx<'_> {
                             // is not given to the next boundary
                             part.end = self.body_end(&e2, next.min(self.raw.len()));
                             part.kind = Kind::Multipart(children);
-                            return (part, e2);
+                            let reach = part.end;
+                            return (part, e2, reach);
                         }
                         if next >= self.raw.len() && next == start {
                             break;
                         }
-                        let (child, ce) = self.parse_part(next, digest, depth + 1);
+                        let (child, ce, reach) = self.parse_part(next, digest, false, depth + 1);
                         children.push(child);
+                        last_reach = reach;
                         e = ce;
                     }
                     _ => break,
                 }
             }
             self.bounds.truncate(my);
-            part.end = self.body_end(&e, body);
+            // Ended by an enclosing boundary (no close delimiter): the line
+            // ending before it belongs to the boundary, unless the last child
+            // ended inside its header (then it stays in this multipart).
+            part.end = self.body_end(&e, body).max(last_reach);
             part.kind = Kind::Multipart(children);
-            return (part, e);
+            let reach = part.end;
+            return (part, e, reach);
         }
         if is_message && depth < MAX_DEPTH {
             // The inner message decides where the part ends (a header that
             // runs into the boundary keeps its last line ending), even when
             // an encoded CTE keeps us from exposing it (README quirk 12).
-            let (child, e) = self.parse_part(body, false, depth + 1);
+            let (child, e, _) = self.parse_part(body, false, true, depth + 1);
             part.end = self.body_end(&e, body).max(child.end);
             if cte_parses_message(&info.cte) {
                 part.kind = Kind::Message(Some(Box::new(child)));
@@ -405,11 +466,13 @@ impl Ctx<'_> {
                 part.kind = Kind::Message(None);
                 part.opaque = Some(Box::new(child));
             }
-            return (part, e);
+            let reach = part.end;
+            return (part, e, reach);
         }
         let e = self.scan(body);
         part.end = self.body_end(&e, body);
-        (part, e)
+        let reach = part.end.max(hdr_reach);
+        (part, e, reach)
     }
 }
 
@@ -418,7 +481,7 @@ pub(crate) fn parse(raw: &[u8]) -> Part {
         raw,
         bounds: Vec::new(),
     };
-    let (mut root, _) = ctx.parse_part(0, false, 0);
+    let (mut root, _, _) = ctx.parse_part(0, false, true, 0);
     root.end = raw.len();
     root
 }
