@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# Side-by-side load benchmark: Pillarbox vs Dovecot (Debian's dovecot-imapd),
+# both on loopback, same accounts, same pre-loaded mail, same load generator
+# (crates/loadgen, binary pillarbox-loadgen). Prints every figure and the
+# ratio Pillarbox/Dovecot. Needs root (apt-get, Dovecot's privilege drop).
+#
+# Usage: benches/sync/run.sh            (knobs below via environment)
+#
+# Dovecot settings (everything else is Dovecot's built-in default, which is
+# what Debian ships: Debian's conf.d files only set mail_location, the
+# snakeoil certificate and the inbox namespace):
+#   protocols = imap, listen on 127.0.0.1 high ports only, own base_dir and
+#     state_dir in a temp dir, log to a file there
+#   passdb passwd-file with {PLAIN} passwords, userdb static (uid nobody),
+#     mail_location = maildir in the temp dir
+#   disable_plaintext_auth = no (Dovecot allows plaintext on loopback anyway)
+#   ssl = yes with a generated self-signed certificate (for the TLS memory
+#     figure; plaintext connections do not touch TLS)
+#   process/client limits and mail_max_userip_connections raised so that the
+#     session counts below are possible at all (defaults: 100 processes, 10
+#     connections per user and IP)
+#   mail_fsync left at its default (optimized); imap_hibernate off (default)
+# Pillarbox: defaults, plus limits raised for the same reason
+#   (max_connections, per IP, per user).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+USERS=${USERS:-20}                  # accounts on each server
+MSGS=${MSGS:-300}                   # messages pre-loaded into each INBOX
+DURATION=${DURATION:-20}            # seconds per mix / append run
+MIX_CLIENTS=${MIX_CLIENTS:-"10 50"}
+APPEND_CLIENTS=${APPEND_CLIENTS:-10}
+PUSH_IDLERS=${PUSH_IDLERS:-100}
+PUSH_OPS=${PUSH_OPS:-150}
+IDLE_SESSIONS=${IDLE_SESSIONS:-1000}        # idle-mem, both servers
+PB_IDLE_SESSIONS=${PB_IDLE_SESSIONS:-10000} # idle-mem, Pillarbox only
+PB_PUSH_BIG=${PB_PUSH_BIG:-10000}           # push with this many idlers, Pillarbox only (0: skip)
+PB_PORT=${PB_PORT:-21143}
+PB_TLS_PORT=${PB_TLS_PORT:-21993}
+DC_PORT=${DC_PORT:-22143}
+DC_TLS_PORT=${DC_TLS_PORT:-22993}
+
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release
+
+say() { printf '\n=== %s\n' "$*"; }
+
+say "build (release)"
+(cd "$ROOT" && cargo build --release -p pillarbox -p pillarbox-loadgen)
+LOADGEN=$BIN/pillarbox-loadgen
+PILLARBOX=$BIN/pillarbox
+
+if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
+    say "installing dovecot-imapd"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-imapd
+fi
+DOVECOT=$(command -v dovecot || echo /usr/sbin/dovecot)
+
+ulimit -n "$(ulimit -Hn)" || true
+
+WORK=$(mktemp -d)
+chmod 755 "$WORK" # Dovecot's unprivileged processes need to traverse it
+PB_PID=""
+DC_PID=""
+cleanup() {
+    set +e
+    if [ -n "$PB_PID" ]; then kill "$PB_PID" 2>/dev/null; wait "$PB_PID" 2>/dev/null; fi
+    if [ -n "$DC_PID" ]; then kill "$DC_PID" 2>/dev/null; wait "$DC_PID" 2>/dev/null; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "port $1 did not open" >&2
+    return 1
+}
+
+# Accounts: same names and passwords on both servers.
+USERFILE=$WORK/users.txt
+for i in $(seq 1 "$USERS"); do echo "bench$i pw-bench-$i"; done >"$USERFILE"
+
+# ---------------------------------------------------------------- Pillarbox
+PB_DIR=$WORK/pillarbox
+mkdir -p "$PB_DIR"
+cat >"$PB_DIR/pillarbox.toml" <<EOF
+[limits]
+max_connections = 30000
+max_connections_per_ip = 30000
+max_sessions_per_user = 30000
+EOF
+while read -r u p; do
+    echo "$p" | "$PILLARBOX" --data-dir "$PB_DIR" user add "$u" --password-stdin >/dev/null
+done <"$USERFILE"
+
+start_pb() {
+    "$PILLARBOX" --data-dir "$PB_DIR" serve --listen-imap "127.0.0.1:$PB_PORT" \
+        --listen-imaps "127.0.0.1:$PB_TLS_PORT" >>"$PB_DIR/server.log" 2>&1 &
+    PB_PID=$!
+    wait_port "$PB_PORT"
+    wait_port "$PB_TLS_PORT"
+}
+stop_pb() {
+    kill "$PB_PID"
+    wait "$PB_PID" || true
+    PB_PID=""
+}
+start_pb
+
+# ---------------------------------------------------------------- Dovecot
+DC_DIR=$WORK/dovecot
+mkdir -p "$DC_DIR/run" "$DC_DIR/state" "$DC_DIR/mail"
+chown nobody:nogroup "$DC_DIR/mail"
+while read -r u p; do echo "$u:{PLAIN}$p"; done <"$USERFILE" >"$DC_DIR/passwd"
+chmod 644 "$DC_DIR/passwd"
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 2 \
+    -keyout "$DC_DIR/key.pem" -out "$DC_DIR/cert.pem" 2>/dev/null
+NOBODY_UID=$(id -u nobody)
+NOGROUP_GID=$(id -g nobody)
+LIMIT=$((PB_IDLE_SESSIONS > IDLE_SESSIONS ? PB_IDLE_SESSIONS : IDLE_SESSIONS))
+LIMIT=$((LIMIT + 500))
+cat >"$DC_DIR/dovecot.conf" <<EOF
+instance_name = pillarbox-bench-dovecot
+base_dir = $DC_DIR/run
+state_dir = $DC_DIR/state
+log_path = $DC_DIR/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+disable_plaintext_auth = no
+ssl = yes
+ssl_cert = <$DC_DIR/cert.pem
+ssl_key = <$DC_DIR/key.pem
+ssl_dh = </usr/share/dovecot/dh.pem
+mail_location = maildir:$DC_DIR/mail/%u
+namespace inbox {
+  inbox = yes
+}
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $DC_DIR/passwd
+}
+userdb {
+  driver = static
+  args = uid=$NOBODY_UID gid=$NOGROUP_GID home=$DC_DIR/mail/%u
+}
+default_process_limit = $LIMIT
+default_client_limit = 15000
+protocol imap {
+  mail_max_userip_connections = 30000
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $DC_PORT
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = $DC_TLS_PORT
+    ssl = yes
+  }
+  process_limit = $LIMIT
+}
+service imap {
+  process_limit = $LIMIT
+}
+EOF
+"$DOVECOT" -F -c "$DC_DIR/dovecot.conf" &
+DC_PID=$!
+wait_port "$DC_PORT"
+wait_port "$DC_TLS_PORT"
+
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
+# lg LABEL PORT TLSPORT PID MODE ARGS...
+lg() {
+    local label=$1 port=$2 tlsport=$3 pid=$4
+    shift 4
+    "$LOADGEN" --label "$label" --port "$port" --tls-port "$tlsport" --server-pid "$pid" \
+        --user-file "$USERFILE" "$@" | tee -a "$RESULTS"
+}
+pb() { lg pillarbox "$PB_PORT" "$PB_TLS_PORT" "$PB_PID" "$@"; }
+dc() { lg dovecot "$DC_PORT" "$DC_TLS_PORT" "$DC_PID" "$@"; }
+
+say "servers: pillarbox $("$PILLARBOX" --version 2>/dev/null || echo '?') pid $PB_PID; $("$DOVECOT" --version | head -1 | sed 's/^/dovecot /') pid $DC_PID"
+say "machine: $(nproc) cores, $(uname -sr)"
+say "populate: $USERS users x $MSGS messages each (identical bytes on both servers)"
+pb populate --count "$MSGS"
+dc populate --count "$MSGS"
+
+for n in $MIX_CLIENTS; do
+    say "mix, $n clients, ${DURATION}s"
+    pb mix --clients "$n" --duration "$DURATION"
+    dc mix --clients "$n" --duration "$DURATION"
+done
+
+say "append, $APPEND_CLIENTS clients into one mailbox, ${DURATION}s"
+pb append --clients "$APPEND_CLIENTS" --duration "$DURATION"
+dc append --clients "$APPEND_CLIENTS" --duration "$DURATION"
+
+say "push, $PUSH_IDLERS IDLE sessions"
+pb push --idlers "$PUSH_IDLERS" --ops "$PUSH_OPS"
+dc push --idlers "$PUSH_IDLERS" --ops "$PUSH_OPS"
+
+say "idle-mem, $IDLE_SESSIONS sessions (Pillarbox restarted before each run for a clean baseline)"
+stop_pb
+start_pb
+pb idle-mem --sessions "$IDLE_SESSIONS"
+dc idle-mem --sessions "$IDLE_SESSIONS"
+stop_pb
+start_pb
+pb idle-mem --sessions "$IDLE_SESSIONS" --tls
+dc idle-mem --sessions "$IDLE_SESSIONS" --tls
+
+if [ "$PB_IDLE_SESSIONS" -gt 0 ]; then
+    say "idle-mem, Pillarbox only, $PB_IDLE_SESSIONS sessions"
+    stop_pb
+    start_pb
+    pb idle-mem --sessions "$PB_IDLE_SESSIONS"
+    stop_pb
+    start_pb
+    pb idle-mem --sessions "$PB_IDLE_SESSIONS" --tls
+fi
+if [ "$PB_PUSH_BIG" -gt 0 ]; then
+    say "push, Pillarbox only, $PB_PUSH_BIG IDLE sessions"
+    stop_pb
+    start_pb
+    pb push --idlers "$PB_PUSH_BIG" --ops 30 --timeout-ms 20000 --connect-concurrency 64
+fi
+
+# ---------------------------------------------------------------- summary
+say "summary (ratio = Pillarbox / Dovecot)"
+# get LABEL MODE SELECTOR KEY: value of KEY in the RESULT line for LABEL and
+# MODE whose text also contains SELECTOR (e.g. clients=10).
+get() {
+    grep "^RESULT label=$1 mode=$2 " "$RESULTS" | grep -- " $3" | head -1 |
+        tr ' ' '\n' | sed -n "s/^$4=//p"
+}
+row() { # name pillarbox dovecot goal
+    local r="-"
+    if [ -n "$2" ] && [ -n "$3" ]; then
+        r=$(awk -v a="$2" -v b="$3" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.3f", a / b }')
+    fi
+    printf '%-44s %14s %14s %9s   %s\n' "$1" "${2:--}" "${3:--}" "$r" "$4"
+}
+printf '%-44s %14s %14s %9s   %s\n' "figure" "pillarbox" "dovecot" "ratio" "goal"
+for n in $MIX_CLIENTS; do
+    row "mix $n clients: commands/s" "$(get pillarbox mix clients=$n cmds_per_s)" \
+        "$(get dovecot mix clients=$n cmds_per_s)" "ratio >= 3"
+    row "mix $n clients: server CPU s / 1000 cmds" "$(get pillarbox mix clients=$n cpu_s_per_1k)" \
+        "$(get dovecot mix clients=$n cpu_s_per_1k)" "ratio <= 0.15"
+    row "mix $n clients: p99 ms" "$(get pillarbox mix clients=$n p99_ms)" \
+        "$(get dovecot mix clients=$n p99_ms)" ""
+done
+row "append $APPEND_CLIENTS clients: msg/s" "$(get pillarbox append clients= msgs_per_s)" \
+    "$(get dovecot append clients= msgs_per_s)" "ratio >= 2"
+row "append $APPEND_CLIENTS clients: p99 ms" "$(get pillarbox append clients= p99_ms)" \
+    "$(get dovecot append clients= p99_ms)" "pillarbox <= 20"
+row "push $PUSH_IDLERS idlers: p50 ms" "$(get pillarbox push idlers=$PUSH_IDLERS p50_ms)" \
+    "$(get dovecot push idlers=$PUSH_IDLERS p50_ms)" ""
+row "push $PUSH_IDLERS idlers: p99 ms" "$(get pillarbox push idlers=$PUSH_IDLERS p99_ms)" \
+    "$(get dovecot push idlers=$PUSH_IDLERS p99_ms)" "pillarbox <= 3"
+row "idle-mem plain $IDLE_SESSIONS: RSS KiB/session" \
+    "$(get pillarbox idle-mem "transport=plain sessions=$IDLE_SESSIONS" rss_kib_per_session)" \
+    "$(get dovecot idle-mem "transport=plain sessions=$IDLE_SESSIONS" rss_kib_per_session)" "pillarbox <= 8"
+row "idle-mem plain $IDLE_SESSIONS: PSS KiB/session" \
+    "$(get pillarbox idle-mem "transport=plain sessions=$IDLE_SESSIONS" pss_kib_per_session)" \
+    "$(get dovecot idle-mem "transport=plain sessions=$IDLE_SESSIONS" pss_kib_per_session)" ""
+row "idle-mem tls $IDLE_SESSIONS: RSS KiB/session" \
+    "$(get pillarbox idle-mem "transport=tls sessions=$IDLE_SESSIONS" rss_kib_per_session)" \
+    "$(get dovecot idle-mem "transport=tls sessions=$IDLE_SESSIONS" rss_kib_per_session)" ""
+row "idle-mem tls $IDLE_SESSIONS: PSS KiB/session" \
+    "$(get pillarbox idle-mem "transport=tls sessions=$IDLE_SESSIONS" pss_kib_per_session)" \
+    "$(get dovecot idle-mem "transport=tls sessions=$IDLE_SESSIONS" pss_kib_per_session)" ""
+if [ "$PB_IDLE_SESSIONS" -gt 0 ]; then
+    row "idle-mem plain $PB_IDLE_SESSIONS: RSS KiB/session" \
+        "$(get pillarbox idle-mem "transport=plain sessions=$PB_IDLE_SESSIONS" rss_kib_per_session)" "" "pillarbox <= 8"
+    row "idle-mem tls $PB_IDLE_SESSIONS: RSS KiB/session" \
+        "$(get pillarbox idle-mem "transport=tls sessions=$PB_IDLE_SESSIONS" rss_kib_per_session)" "" ""
+fi
+if [ "$PB_PUSH_BIG" -gt 0 ]; then
+    row "push $PB_PUSH_BIG idlers: p50 ms" "$(get pillarbox push idlers=$PB_PUSH_BIG p50_ms)" "" ""
+    row "push $PB_PUSH_BIG idlers: p99 ms" "$(get pillarbox push idlers=$PB_PUSH_BIG p99_ms)" "" ""
+fi
+if grep -q "Fatal\|Panic" "$DC_DIR/dovecot.log" 2>/dev/null; then
+    say "dovecot log errors"
+    grep "Fatal\|Panic" "$DC_DIR/dovecot.log" | sort | uniq -c | head
+fi
+if grep -qi "panic\|ERROR" "$PB_DIR/server.log" 2>/dev/null; then
+    say "pillarbox log errors"
+    grep -i "panic\|ERROR" "$PB_DIR/server.log" | head
+fi
