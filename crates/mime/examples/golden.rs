@@ -93,14 +93,30 @@ fn main() {
                         SectionText::HeaderFields(names.iter().map(|n| n.to_string()).collect());
                     lit(&mut out, &s.section(&raw, &sec(&[], Some(hf))), false);
                 }
-                "C5" => match (s.binary(&raw, &[1]), s.binary_size(&raw, &[1])) {
-                    (Ok(data), Ok(size)) => {
-                        out.extend_from_slice(b"BINARY[1] ");
-                        lit(&mut out, &data, true);
-                        out.extend_from_slice(format!(" BINARY.SIZE[1] {size}").as_bytes());
+                "C5" => {
+                    // like the server: each item that succeeds is sent, the
+                    // last failure becomes the tagged NO
+                    let mut failure = None;
+                    match s.binary(&raw, &[1]) {
+                        Ok(data) => {
+                            out.extend_from_slice(b"BINARY[1] ");
+                            lit(&mut out, &data, true);
+                        }
+                        Err(e) => failure = Some(e),
                     }
-                    (Err(e), _) | (_, Err(e)) => {
+                    match s.binary_size(&[1]) {
+                        Ok(size) => {
+                            if !out.ends_with(b" ") {
+                                out.push(b' ');
+                            }
+                            out.extend_from_slice(format!("BINARY.SIZE[1] {size}").as_bytes());
+                        }
+                        Err(e) => failure = Some(e),
+                    }
+                    if out.ends_with(b" ") {
                         out.truncate(out.len() - 1);
+                    }
+                    if let Some(e) = failure {
                         tagged = match e {
                             BinaryError::UnknownCte => {
                                 "NO [UNKNOWN-CTE] Unknown Content-Transfer-Encoding\r\n".into()
@@ -108,7 +124,7 @@ fn main() {
                             BinaryError::Parse => "NO [PARSE] Invalid data in MIME part\r\n".into(),
                         };
                     }
-                },
+                }
                 "C6" => {
                     let t = s.section(&raw, &sec(&[], Some(SectionText::Text)));
                     out.extend_from_slice(b"BODY[TEXT]<0> ");

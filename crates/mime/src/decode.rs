@@ -4,23 +4,91 @@ use std::borrow::Cow;
 
 use crate::BinaryError;
 
-/// Decode `body` according to `cte` (None = 7bit).
-pub(crate) fn decode<'a>(body: &'a [u8], cte: Option<&str>) -> Result<Cow<'a, [u8]>, BinaryError> {
-    let cte = cte.unwrap_or("7bit").trim();
-    if cte.eq_ignore_ascii_case("7bit")
-        || cte.eq_ignore_ascii_case("8bit")
-        || cte.eq_ignore_ascii_case("binary")
-        || cte.is_empty()
+/// A transfer encoding as far as BINARY is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cte {
+    /// 7bit, 8bit, binary (or no field): the body is the content.
+    Identity,
+    Base64,
+    QuotedPrintable,
+}
+
+/// Classify the token of a Content-Transfer-Encoding field (None = no
+/// field = 7bit). Anything else, an empty value included, is unknown
+/// (`NO [UNKNOWN-CTE]`, RFC 3516 4.2).
+pub(crate) fn classify(cte: Option<&str>) -> Result<Cte, BinaryError> {
+    let Some(c) = cte else {
+        return Ok(Cte::Identity);
+    };
+    if c.eq_ignore_ascii_case("7bit")
+        || c.eq_ignore_ascii_case("8bit")
+        || c.eq_ignore_ascii_case("binary")
     {
-        return Ok(Cow::Borrowed(body));
+        Ok(Cte::Identity)
+    } else if c.eq_ignore_ascii_case("base64") {
+        Ok(Cte::Base64)
+    } else if c.eq_ignore_ascii_case("quoted-printable") {
+        Ok(Cte::QuotedPrintable)
+    } else {
+        Err(BinaryError::UnknownCte)
     }
-    if cte.eq_ignore_ascii_case("base64") {
-        return base64(body).map(Cow::Owned);
+}
+
+/// Where decoded bytes go: a buffer, or a counter when only the decoded
+/// size is wanted (ingest computes BINARY.SIZE without keeping the data).
+pub(crate) trait Sink {
+    fn put(&mut self, b: u8);
+    fn put_all(&mut self, s: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, b: u8) {
+        self.push(b);
     }
-    if cte.eq_ignore_ascii_case("quoted-printable") {
-        return quoted_printable(body).map(Cow::Owned);
+    fn put_all(&mut self, s: &[u8]) {
+        self.extend_from_slice(s);
     }
-    Err(BinaryError::UnknownCte)
+}
+
+/// Counts bytes instead of storing them.
+#[derive(Default)]
+pub(crate) struct Count(pub u64);
+
+impl Sink for Count {
+    fn put(&mut self, _: u8) {
+        self.0 += 1;
+    }
+    fn put_all(&mut self, s: &[u8]) {
+        self.0 += s.len() as u64;
+    }
+}
+
+/// Decode `body` according to the BINARY transfer encoding `cte`.
+pub(crate) fn decode<'a>(body: &'a [u8], cte: Option<&str>) -> Result<Cow<'a, [u8]>, BinaryError> {
+    match classify(cte)? {
+        Cte::Identity => Ok(Cow::Borrowed(body)),
+        Cte::Base64 => {
+            let mut out = Vec::with_capacity(body.len() / 4 * 3);
+            base64(body, &mut out)?;
+            Ok(Cow::Owned(out))
+        }
+        Cte::QuotedPrintable => {
+            let mut out = Vec::with_capacity(body.len());
+            quoted_printable(body, &mut out)?;
+            Ok(Cow::Owned(out))
+        }
+    }
+}
+
+/// The decoded length of `body` (validating it) without keeping the data.
+pub(crate) fn decoded_len(body: &[u8], cte: Cte) -> Result<u64, BinaryError> {
+    let mut n = Count::default();
+    match cte {
+        Cte::Identity => return Ok(body.len() as u64),
+        Cte::Base64 => base64(body, &mut n)?,
+        Cte::QuotedPrintable => quoted_printable(body, &mut n)?,
+    }
+    Ok(n.0)
 }
 
 fn b64val(b: u8) -> Option<u8> {
@@ -35,33 +103,44 @@ fn b64val(b: u8) -> Option<u8> {
 }
 
 /// Base64 as Dovecot's decoder accepts it: whitespace and line breaks are
-/// skipped; a character outside the alphabet, or data that ends inside a
-/// 4-character group, is an error (`NO [PARSE]`). After the `=` padding
-/// the rest of the part is ignored.
-pub(crate) fn base64(body: &[u8]) -> Result<Vec<u8>, BinaryError> {
-    let mut out = Vec::with_capacity(body.len() / 4 * 3);
+/// skipped; a character outside the alphabet, data that ends inside a
+/// 4-character group, wrong padding, or anything but whitespace after the
+/// padding is an error (`NO [PARSE]`). Text after the padding is not
+/// silently dropped: it usually means the part was cut or glued together.
+pub(crate) fn base64(body: &[u8], out: &mut impl Sink) -> Result<(), BinaryError> {
     let mut quad = [0u8; 4];
     let mut n = 0;
     let mut i = 0;
+    let is_ws = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
     while i < body.len() {
         let b = body[i];
         i += 1;
-        if matches!(b, b' ' | b'\t' | b'\r' | b'\n') {
+        if is_ws(b) {
             continue;
         }
         if b == b'=' {
-            // padding: valid only at position 2 or 3 of a group
+            // padding: "==" after 2 characters of a group, "=" after 3
             match n {
                 2 => {
-                    out.push((quad[0] << 2) | (quad[1] >> 4));
+                    out.put((quad[0] << 2) | (quad[1] >> 4));
+                    while i < body.len() && is_ws(body[i]) {
+                        i += 1;
+                    }
+                    if body.get(i) != Some(&b'=') {
+                        return Err(BinaryError::Parse);
+                    }
+                    i += 1;
                 }
                 3 => {
-                    out.push((quad[0] << 2) | (quad[1] >> 4));
-                    out.push((quad[1] << 4) | (quad[2] >> 2));
+                    out.put((quad[0] << 2) | (quad[1] >> 4));
+                    out.put((quad[1] << 4) | (quad[2] >> 2));
                 }
                 _ => return Err(BinaryError::Parse),
             }
-            return Ok(out);
+            if body[i..].iter().all(|&b| is_ws(b)) {
+                return Ok(());
+            }
+            return Err(BinaryError::Parse);
         }
         let Some(v) = b64val(b) else {
             return Err(BinaryError::Parse);
@@ -69,16 +148,16 @@ pub(crate) fn base64(body: &[u8]) -> Result<Vec<u8>, BinaryError> {
         quad[n] = v;
         n += 1;
         if n == 4 {
-            out.push((quad[0] << 2) | (quad[1] >> 4));
-            out.push((quad[1] << 4) | (quad[2] >> 2));
-            out.push((quad[2] << 6) | quad[3]);
+            out.put((quad[0] << 2) | (quad[1] >> 4));
+            out.put((quad[1] << 4) | (quad[2] >> 2));
+            out.put((quad[2] << 6) | quad[3]);
             n = 0;
         }
     }
     if n != 0 {
         return Err(BinaryError::Parse);
     }
-    Ok(out)
+    Ok(())
 }
 
 fn hexval(b: u8) -> Option<u8> {
@@ -93,8 +172,7 @@ fn hexval(b: u8) -> Option<u8> {
 /// Quoted-printable (RFC 2045 6.7): `=XX`, soft line breaks `=` EOL
 /// (whitespace allowed between), trailing whitespace of a line removed.
 /// An `=` not followed by two hex digits or a line end is invalid data.
-pub(crate) fn quoted_printable(body: &[u8]) -> Result<Vec<u8>, BinaryError> {
-    let mut out = Vec::with_capacity(body.len());
+pub(crate) fn quoted_printable(body: &[u8], out: &mut impl Sink) -> Result<(), BinaryError> {
     let mut invalid = false;
     let mut pos = 0;
     while pos < body.len() {
@@ -131,21 +209,21 @@ pub(crate) fn quoted_printable(body: &[u8]) -> Result<Vec<u8>, BinaryError> {
                         line.get(i + 1).copied().and_then(hexval),
                         line.get(i + 2).copied().and_then(hexval),
                     ) {
-                        out.push((h << 4) | l);
+                        out.put((h << 4) | l);
                         i += 3;
                         continue;
                     }
                 }
                 invalid = true;
-                out.push(b'=');
+                out.put(b'=');
                 i += 1;
                 continue;
             }
-            out.push(b);
+            out.put(b);
             i += 1;
         }
         if !soft && eol_len > 0 {
-            out.extend_from_slice(&body[line_end..line_end + eol_len]);
+            out.put_all(&body[line_end..line_end + eol_len]);
         }
         pos = line_end + eol_len;
         if eol_len == 0 {
@@ -155,5 +233,5 @@ pub(crate) fn quoted_printable(body: &[u8]) -> Result<Vec<u8>, BinaryError> {
     if invalid {
         return Err(BinaryError::Parse);
     }
-    Ok(out)
+    Ok(())
 }

@@ -20,7 +20,7 @@ mod section;
 mod structure;
 
 /// Why BINARY[...] of a part cannot be served (RFC 3516).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum BinaryError {
     /// `NO [UNKNOWN-CTE]`: the part's Content-Transfer-Encoding is not one we decode.
     #[error("unknown content-transfer-encoding")]
@@ -38,12 +38,16 @@ pub struct Summary {
     body: Vec<u8>,
     root: structure::Part,
     sent_date: Option<i64>,
+    /// Why the message as a whole cannot be converted for BINARY (some part
+    /// has an unknown encoding or invalid data); None if every part decodes.
+    binary_error: Option<BinaryError>,
 }
 
 impl Summary {
     /// Parse `raw` (the exact stored bytes). Never panics, whatever the input.
     pub fn parse(raw: &[u8]) -> Summary {
-        let root = structure::parse(raw);
+        let mut root = structure::parse(raw);
+        let binary_error = section::prepare(&mut root, raw);
         let fields = header::fields(&raw[root.hdr..root.body]);
         let envelope = envelope::build(&fields);
         let mut bodystructure = Vec::new();
@@ -57,6 +61,7 @@ impl Summary {
             body,
             root,
             sent_date,
+            binary_error,
         }
     }
     /// Compact serialisation for storage.
@@ -89,9 +94,18 @@ impl Summary {
     pub fn binary<'a>(&self, raw: &'a [u8], part: &[u32]) -> Result<Cow<'a, [u8]>, BinaryError> {
         section::binary(&self.root, raw, part)
     }
-    /// `BINARY.SIZE[part]` == `binary(part)?.len()`.
-    pub fn binary_size(&self, raw: &[u8], part: &[u32]) -> Result<u64, BinaryError> {
-        self.binary(raw, part).map(|b| b.len() as u64)
+    /// `BINARY.SIZE[part]`: always `binary(part)?.len()` when it succeeds,
+    /// answered from sizes recorded at ingest (no decoding, no message bytes).
+    ///
+    /// Fails when *any* part of the message cannot be decoded, even if `part`
+    /// itself can (Dovecot computes the binary sizes of the whole message at
+    /// once and behaves the same; a NO is allowed for any FETCH item that
+    /// cannot be produced, and the client can still FETCH BINARY[part]).
+    pub fn binary_size(&self, part: &[u32]) -> Result<u64, BinaryError> {
+        if let Some(e) = self.binary_error {
+            return Err(e);
+        }
+        section::binary_size(&self.root, part)
     }
     /// The Date: header as seconds since the epoch, with its zone applied (for SENT* keys
     /// and SORT DATE). None if missing or unparsable.

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use pillarbox_proto::types::{Section, SectionText};
 
-use crate::decode;
+use crate::decode::{self, Cte};
 use crate::header;
 use crate::structure::{find, Kind, Part};
 use crate::BinaryError;
@@ -104,13 +104,8 @@ pub(crate) fn binary<'a>(
     raw: &'a [u8],
     path: &[u32],
 ) -> Result<Cow<'a, [u8]>, BinaryError> {
-    let part = if path.is_empty() {
-        root
-    } else {
-        match find(root, path) {
-            Some(p) => p,
-            None => return Ok(Cow::Borrowed(&[])),
-        }
+    let Some(part) = target(root, path) else {
+        return Ok(Cow::Borrowed(&[]));
     };
     let include_hdr = path.is_empty();
     let start = if include_hdr { part.hdr } else { part.body };
@@ -130,7 +125,7 @@ pub(crate) fn binary<'a>(
                     conv.part(c, 1)?;
                 }
             }
-            None => return decode::decode(slice(raw, part.body, part.end), part.cte.as_deref()),
+            None => return decode::decode(slice(raw, part.body, part.end), part.bcte.as_deref()),
         }
     }
     if !conv.changed {
@@ -138,6 +133,109 @@ pub(crate) fn binary<'a>(
     }
     conv.copy_to(end);
     Ok(Cow::Owned(conv.out))
+}
+
+fn target<'p>(root: &'p Part, path: &[u32]) -> Option<&'p Part> {
+    if path.is_empty() {
+        Some(root)
+    } else {
+        find(root, path)
+    }
+}
+
+/// `BINARY.SIZE[part]`: exactly `binary(part)?.len()`, computed from the
+/// sizes recorded at ingest (no decoding, no message bytes).
+pub(crate) fn binary_size(root: &Part, path: &[u32]) -> Result<u64, BinaryError> {
+    let Some(part) = target(root, path) else {
+        return Ok(0);
+    };
+    if path.is_empty() {
+        return converted_len(part, true, 0);
+    }
+    converted_len(part, false, 1)
+}
+
+fn span(a: usize, b: usize) -> u64 {
+    b.saturating_sub(a) as u64
+}
+
+/// Length of the BINARY form of `part` (header included or not), mirroring
+/// [`Converter::part`].
+fn converted_len(part: &Part, include_hdr: bool, depth: usize) -> Result<u64, BinaryError> {
+    let cte = decode::classify(part.bcte.as_deref())?;
+    let encoded = cte != Cte::Identity;
+    let hdr = match (include_hdr, encoded, part.bin) {
+        (false, _, _) => 0,
+        (true, false, _) => span(part.hdr, part.body),
+        (true, true, Some((h, _))) => h,
+        (true, true, None) => return Err(BinaryError::Parse),
+    };
+    let body = match children(part) {
+        Some(kids) if depth < MAX_DEPTH => {
+            let mut n = span(part.body, part.end);
+            for k in kids {
+                n = n.saturating_sub(span(k.hdr, k.end));
+                n += converted_len(k, true, depth + 1)?;
+            }
+            n
+        }
+        _ if encoded => match part.bin {
+            Some((_, d)) => d,
+            None => return Err(BinaryError::Parse),
+        },
+        _ => span(part.body, part.end),
+    };
+    Ok(hdr + body)
+}
+
+/// At ingest: record the BINARY sizes of every encoded part and return the
+/// first reason the message as a whole cannot be converted (an unknown
+/// encoding anywhere wins over invalid data, as in Dovecot, which checks
+/// every part's encoding before decoding any).
+pub(crate) fn prepare(root: &mut Part, raw: &[u8]) -> Option<BinaryError> {
+    let mut unknown = false;
+    let mut invalid = false;
+    prepare_part(root, raw, 0, &mut unknown, &mut invalid);
+    if unknown {
+        Some(BinaryError::UnknownCte)
+    } else if invalid {
+        Some(BinaryError::Parse)
+    } else {
+        None
+    }
+}
+
+fn prepare_part(part: &mut Part, raw: &[u8], depth: usize, unknown: &mut bool, invalid: &mut bool) {
+    let cte = match decode::classify(part.bcte.as_deref()) {
+        Ok(c) => Some(c),
+        Err(_) => {
+            *unknown = true;
+            None
+        }
+    };
+    let composite = children(part).is_some() && depth < MAX_DEPTH;
+    if let Some(c) = cte.filter(|c| *c != Cte::Identity) {
+        let h = binary_header(slice(raw, part.hdr, part.body)).len() as u64;
+        if composite {
+            part.bin = Some((h, 0));
+        } else {
+            match decode::decoded_len(slice(raw, part.body, part.end), c) {
+                Ok(d) => part.bin = Some((h, d)),
+                Err(_) => *invalid = true,
+            }
+        }
+    }
+    if composite {
+        match &mut part.kind {
+            Kind::Multipart(kids) => {
+                for k in kids {
+                    prepare_part(k, raw, depth + 1, unknown, invalid);
+                }
+            }
+            Kind::Message(Some(k)) => prepare_part(k, raw, depth + 1, unknown, invalid),
+            _ => {}
+        }
+    }
 }
 
 /// The parts nested in a composite part, None for a leaf (a message/rfc822
@@ -148,23 +246,6 @@ fn children(part: &Part) -> Option<&[Part]> {
         Kind::Multipart(c) => Some(c),
         Kind::Message(Some(c)) => Some(std::slice::from_ref(c.as_ref())),
         _ => None,
-    }
-}
-
-/// Whether the transfer encoding needs decoding; an encoding we cannot
-/// decode is an error for the whole BINARY item.
-fn encoded(cte: Option<&str>) -> Result<bool, BinaryError> {
-    let c = cte.unwrap_or("7bit").trim();
-    if c.eq_ignore_ascii_case("base64") || c.eq_ignore_ascii_case("quoted-printable") {
-        Ok(true)
-    } else if c.is_empty()
-        || c.eq_ignore_ascii_case("7bit")
-        || c.eq_ignore_ascii_case("8bit")
-        || c.eq_ignore_ascii_case("binary")
-    {
-        Ok(false)
-    } else {
-        Err(BinaryError::UnknownCte)
     }
 }
 
@@ -189,8 +270,9 @@ impl Converter<'_> {
 
     /// Append `part` (header included) with its encoded leaves decoded.
     fn part(&mut self, part: &Part, depth: usize) -> Result<(), BinaryError> {
-        let is_encoded = encoded(part.cte.as_deref())?;
-        if is_encoded {
+        let cte = decode::classify(part.bcte.as_deref())?;
+        let encoded = cte != Cte::Identity;
+        if encoded {
             self.copy_to(part.hdr);
             self.out
                 .extend_from_slice(&binary_header(slice(self.raw, part.hdr, part.body)));
@@ -203,10 +285,12 @@ impl Converter<'_> {
                     self.part(c, depth + 1)?;
                 }
             }
-            _ if is_encoded => {
+            _ if encoded => {
                 let body = slice(self.raw, part.body, part.end);
-                let decoded = decode::decode(body, part.cte.as_deref())?;
-                self.out.extend_from_slice(&decoded);
+                match cte {
+                    Cte::Base64 => decode::base64(body, &mut self.out)?,
+                    _ => decode::quoted_printable(body, &mut self.out)?,
+                }
                 self.copy_from = part.end;
             }
             _ => {}
@@ -214,7 +298,6 @@ impl Converter<'_> {
         Ok(())
     }
 }
-
 /// A MIME header with its Content-Transfer-Encoding fields removed and
 /// `Content-Transfer-Encoding: binary` added as the last field.
 fn binary_header(block: &[u8]) -> Vec<u8> {

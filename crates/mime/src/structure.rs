@@ -39,8 +39,18 @@ pub(crate) struct Part {
     pub body: usize,
     /// End of the body (exclusive).
     pub end: usize,
-    /// Content-Transfer-Encoding as written (None if absent).
+    /// Content-Transfer-Encoding as written (None if absent); the first
+    /// field, as BODYSTRUCTURE reports it.
     pub cte: Option<String>,
+    /// The encoding BINARY undoes: the token of the *last*
+    /// Content-Transfer-Encoding field (Dovecot's rule; an empty or
+    /// garbled value is an unknown encoding). None if there is no field.
+    pub bcte: Option<String>,
+    /// For a base64 / quoted-printable part that decodes: the length of its
+    /// MIME header rewritten for BINARY and of its decoded body (leaves
+    /// only; 0 for composites). Computed at ingest so that BINARY.SIZE
+    /// needs neither the message bytes nor a decoder.
+    pub bin: Option<(u64, u64)>,
     pub kind: Kind,
     /// The inner message of a message/rfc822 part with an encoded CTE: not
     /// described in BODYSTRUCTURE nor numbered, but `n.HEADER` / `n.TEXT`
@@ -377,11 +387,24 @@ impl Ctx<'_> {
             .cte
             .as_ref()
             .map(|c| String::from_utf8_lossy(c).into_owned());
+        let bcte = fields
+            .iter()
+            .rev()
+            .find(|f| f.has_colon && f.name.eq_ignore_ascii_case(b"content-transfer-encoding"))
+            .map(|f| {
+                let mut p = Parser::new(f.value);
+                p.skip_lwsp();
+                let mut s = Vec::new();
+                p.parse_mime_token(&mut s);
+                String::from_utf8_lossy(&s).into_owned()
+            });
         let mut part = Part {
             hdr: start,
             body: hdr_end,
             end: hdr_end,
             cte,
+            bcte,
+            bin: None,
             kind: Kind::Leaf,
             opaque: None,
         };

@@ -21,7 +21,6 @@ fn needs_raw(a: &FetchAttr) -> bool {
             | FetchAttr::Rfc822Text
             | FetchAttr::BodySection { .. }
             | FetchAttr::Binary { .. }
-            | FetchAttr::BinarySize { .. }
     )
 }
 
@@ -29,7 +28,10 @@ fn needs_summary(a: &FetchAttr) -> bool {
     needs_raw(a)
         || matches!(
             a,
-            FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure
+            FetchAttr::Envelope
+                | FetchAttr::Body
+                | FetchAttr::BodyStructure
+                | FetchAttr::BinarySize { .. }
         )
 }
 
@@ -313,10 +315,10 @@ impl Session {
                         }
                     }
                     FetchAttr::BinarySize { part } => {
-                        let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else {
+                        let Some(s) = &loaded.summary else {
                             continue;
                         };
-                        match s.binary_size(raw, part) {
+                        match s.binary_size(part) {
                             Ok(n) => {
                                 sep(&mut line);
                                 line.extend_from_slice(
@@ -335,6 +337,7 @@ impl Session {
                 respond::flag_list(&mut line, &meta.flags);
             }
             line.extend_from_slice(b")\r\n");
+            self.shared.metrics.fetch_bytes.inc_by(line.len() as u64);
             self.out.extend_from_slice(&line);
             if self.out.len() > 256 * 1024 {
                 self.flush().await.map_err(|_| CmdError {
