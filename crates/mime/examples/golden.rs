@@ -43,6 +43,12 @@ fn main() {
         let raw = fs::read(&appended)
             .or_else(|_| fs::read(dir.join("messages").join(&file)))
             .expect("message");
+        // the server stores literal8 APPENDs with binary parts as base64
+        let raw = if v["literal"].as_str() == Some("literal8") {
+            pillarbox_mime::convert_binary_append(&raw).unwrap_or(raw)
+        } else {
+            raw
+        };
         let s = Summary::parse(&raw);
         let s = Summary::from_bytes(&s.to_bytes()).expect("round trip");
         let head = format!("* {uid} FETCH (UID {uid} ");

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use pillarbox_proto::types::Section;
 use serde::{Deserialize, Serialize};
 
+mod binary_append;
 mod date;
 mod decode;
 mod envelope;
@@ -112,6 +113,14 @@ impl Summary {
     pub fn sent_date(&self) -> Option<i64> {
         self.sent_date
     }
+}
+
+/// For an APPEND sent as a literal8 (RFC 3516 4.3): the message to store,
+/// with its `Content-Transfer-Encoding: binary` leaf parts re-encoded as
+/// base64, or None to store the bytes as sent. See the module docs of
+/// `binary_append` for why.
+pub fn convert_binary_append(raw: &[u8]) -> Option<Vec<u8>> {
+    binary_append::convert(raw)
 }
 
 /// Search helpers: the text a SEARCH key is matched against (substring, case-insensitive

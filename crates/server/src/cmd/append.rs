@@ -4,7 +4,7 @@
 use pillarbox_mime::Summary;
 use pillarbox_proto::respond;
 use pillarbox_proto::types::{AppendMessage, LiteralData, MailboxName};
-use pillarbox_store::NewMessage;
+use pillarbox_store::{NewMessage, SearchDoc};
 
 use super::message::flag_strings;
 use super::{CmdError, CmdResult, Done};
@@ -55,23 +55,45 @@ impl Session {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let prepared = tokio::task::spawn_blocking(move || -> Result<Vec<NewMessage>, String> {
+        // Each message's search document is computed here, at ingest, and
+        // stored in the same transaction as the message.
+        type Prepared = (Vec<NewMessage>, Vec<SearchDoc>);
+        let (prepared, docs) = tokio::task::spawn_blocking(move || -> Result<Prepared, String> {
             let mut out = Vec::new();
+            let mut docs = Vec::new();
             for msg in messages {
+                // A literal8 message is stored with its binary parts
+                // re-encoded as base64 (see pillarbox_mime::convert_binary_append).
                 let (blob, bytes) = match &msg.data {
-                    LiteralData::Memory(v) => (blobs.put(v).map_err(|e| e.to_string())?, None),
+                    LiteralData::Memory(v) => {
+                        match pillarbox_mime::convert_binary_append(v).filter(|_| msg.binary) {
+                            Some(c) => (blobs.put(&c).map_err(|e| e.to_string())?, Some(c)),
+                            None => (blobs.put(v).map_err(|e| e.to_string())?, None),
+                        }
+                    }
                     LiteralData::Spooled { path, .. } => {
-                        let id = blobs.put_file(path).map_err(|e| e.to_string())?;
                         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-                        (id, Some(bytes))
+                        let converted = if msg.binary {
+                            pillarbox_mime::convert_binary_append(&bytes)
+                        } else {
+                            None
+                        };
+                        match converted {
+                            Some(c) => (blobs.put(&c).map_err(|e| e.to_string())?, Some(c)),
+                            None => (
+                                blobs.put_file(path).map_err(|e| e.to_string())?,
+                                Some(bytes),
+                            ),
+                        }
                     }
                 };
                 let raw: &[u8] = match (&msg.data, &bytes) {
-                    (LiteralData::Memory(v), _) => v,
                     (_, Some(b)) => b,
+                    (LiteralData::Memory(v), None) => v,
                     _ => &[],
                 };
                 let summary = Summary::parse(raw).to_bytes();
+                docs.push(crate::search::make_doc(raw));
                 let (date, offset) = match msg.date {
                     Some(d) => (d.unix, d.offset_minutes),
                     None => (now, 0),
@@ -85,7 +107,7 @@ impl Session {
                     summary,
                 });
             }
-            Ok(out)
+            Ok((out, docs))
         })
         .await
         .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))?
@@ -94,7 +116,13 @@ impl Session {
             CmdError::no_code("UNAVAILABLE", "Can't store the message; try again later")
         })?;
         let id = info.id;
-        let res = self.db(move |s| s.append(id, &prepared)).await?;
+        let bytes: u64 = prepared.iter().map(|m| m.size).sum();
+        let count = prepared.len() as u64;
+        let res = self
+            .db(move |s| s.append_indexed(id, &prepared, &docs))
+            .await?;
+        self.shared.metrics.appended_bytes.inc_by(bytes);
+        self.shared.metrics.appended_messages.inc_by(count);
         self.publish(id, res.modseq);
         let mut code = format!("APPENDUID {} ", res.uidvalidity).into_bytes();
         let mut uids = res.uids.clone();
