@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use config::Config;
+pub use search::reindex;
 
 /// Everything sessions share.
 pub(crate) struct Shared {

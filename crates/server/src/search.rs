@@ -3,8 +3,14 @@
 //! case-insensitive substring matches against decoded text (RFC 2047 words,
 //! transfer encodings and body charsets decoded), as in Dovecot.
 //!
-//! This is the brute-force evaluator; it is also the reference a full-text
-//! index must agree with.
+//! The evaluator is brute force over decoded text, and it is the reference
+//! the full-text index must agree with: with a store at hand (`Index`), string
+//! keys of three characters or more first ask the store's trigram index for
+//! candidates (a superset of the matches, including every unindexed message),
+//! and only candidates get the exact substring check. Header keys on
+//! Subject/From/To/Cc/Bcc and the SENT* keys read the decoded values stored at
+//! ingest (`HeaderFields`) instead of the message blob. Without a store, or for
+//! shorter needles, every message is checked: the results are the same.
 
 use std::sync::Arc;
 
@@ -13,7 +19,9 @@ use pillarbox_proto::respond;
 use pillarbox_proto::types::{
     Date, SearchCommand, SearchKey, SearchReturnOpt, SeqNum, SequenceSet,
 };
-use pillarbox_store::{BlobStore, MessageMeta, Uid};
+use pillarbox_store::{
+    BlobStore, HeaderFields, MailboxId, MessageMeta, MetaStore, SearchDoc, TextPart, Uid,
+};
 
 use crate::cmd::{CmdError, CmdResult, Done};
 use crate::session::Session;
@@ -28,14 +36,14 @@ fn decode_strings(key: &SearchKey, enc: &'static encoding_rs::Encoding) -> Resul
         Ok(casefold(&s))
     };
     Ok(match key {
-        SearchKey::Bcc(b) => Key::Header("Bcc".into(), dec(b)?),
-        SearchKey::Cc(b) => Key::Header("Cc".into(), dec(b)?),
-        SearchKey::From(b) => Key::Header("From".into(), dec(b)?),
-        SearchKey::To(b) => Key::Header("To".into(), dec(b)?),
-        SearchKey::Subject(b) => Key::Header("Subject".into(), dec(b)?),
-        SearchKey::Header(name, b) => Key::Header(name.clone(), dec(b)?),
-        SearchKey::Body(b) => Key::Body(dec(b)?),
-        SearchKey::Text(b) => Key::Text(dec(b)?),
+        SearchKey::Bcc(b) => Key::Header("Bcc".into(), dec(b)?, None),
+        SearchKey::Cc(b) => Key::Header("Cc".into(), dec(b)?, None),
+        SearchKey::From(b) => Key::Header("From".into(), dec(b)?, None),
+        SearchKey::To(b) => Key::Header("To".into(), dec(b)?, None),
+        SearchKey::Subject(b) => Key::Header("Subject".into(), dec(b)?, None),
+        SearchKey::Header(name, b) => Key::Header(name.clone(), dec(b)?, None),
+        SearchKey::Body(b) => Key::Body(dec(b)?, None),
+        SearchKey::Text(b) => Key::Text(dec(b)?, None),
         SearchKey::Not(k) => Key::Not(Box::new(decode_strings(k, enc)?)),
         SearchKey::Or(a, b) => Key::Or(
             Box::new(decode_strings(a, enc)?),
@@ -55,12 +63,15 @@ fn casefold(s: &str) -> String {
     s.to_lowercase()
 }
 
+/// Candidate UIDs from the index (ascending): messages outside cannot match.
+type Cands = Option<Vec<Uid>>;
+
 /// A search key with its strings decoded and case-folded.
 #[derive(Debug, Clone)]
 enum Key {
-    Header(String, String),
-    Body(String),
-    Text(String),
+    Header(String, String, Cands),
+    Body(String, Cands),
+    Text(String, Cands),
     Not(Box<Key>),
     Or(Box<Key>, Box<Key>),
     And(Vec<Key>),
@@ -80,6 +91,8 @@ struct Ctx<'a> {
     raw: Option<Vec<u8>>,
     body: Option<String>,
     headers: Option<String>,
+    /// Header values stored at ingest (by UID ascending), when prefetched.
+    fields: Option<&'a [(Uid, Option<HeaderFields>)]>,
 }
 
 impl Ctx<'_> {
@@ -102,6 +115,11 @@ impl Ctx<'_> {
             self.headers = Some(h);
         }
         self.headers.as_deref().unwrap_or_default()
+    }
+    fn fields(&self) -> Option<&HeaderFields> {
+        let all = self.fields?;
+        let i = all.binary_search_by_key(&self.meta.uid, |r| r.0).ok()?;
+        all[i].1.as_ref()
     }
     fn has_flag(&self, f: &str) -> bool {
         self.meta.flags.iter().any(|x| x.eq_ignore_ascii_case(f))
@@ -239,6 +257,20 @@ fn strip_comments(v: &str) -> String {
 }
 
 fn sent_date(ctx: &mut Ctx) -> Date {
+    if let Some(f) = ctx.fields() {
+        return match f.sent_day {
+            Some(d) => Date {
+                year: d / 10_000,
+                month: (d / 100 % 100) as u32,
+                day: (d % 100) as u32,
+            },
+            None => Date {
+                year: 1970,
+                month: 1,
+                day: 1,
+            },
+        };
+    }
     let raw = ctx.raw();
     let v = text::header_values(raw, "Date");
     v.first().and_then(|d| header_date(d)).unwrap_or(Date {
@@ -248,9 +280,45 @@ fn sent_date(ctx: &mut Ctx) -> Date {
     })
 }
 
+/// The stored value of a header field the index keeps: `Some(None)` when the
+/// message has no such field, `None` when the field is not one of those kept.
+fn stored_field<'f>(f: &'f HeaderFields, name: &str) -> Option<Option<&'f str>> {
+    let v = if name.eq_ignore_ascii_case("subject") {
+        &f.subject
+    } else if name.eq_ignore_ascii_case("from") {
+        &f.from
+    } else if name.eq_ignore_ascii_case("to") {
+        &f.to
+    } else if name.eq_ignore_ascii_case("cc") {
+        &f.cc
+    } else if name.eq_ignore_ascii_case("bcc") {
+        &f.bcc
+    } else {
+        return None;
+    };
+    Some(v.as_deref())
+}
+
+fn excluded(cands: &Cands, uid: Uid) -> bool {
+    cands
+        .as_ref()
+        .is_some_and(|c| c.binary_search(&uid).is_err())
+}
+
 fn eval(key: &Key, ctx: &mut Ctx) -> bool {
     match key {
-        Key::Header(name, needle) => {
+        Key::Header(name, needle, cands) => {
+            if excluded(cands, ctx.meta.uid) {
+                return false;
+            }
+            if let Some(stored) = ctx.fields().and_then(|f| stored_field(f, name)) {
+                // Values are stored case-folded and joined with NUL, which a
+                // needle cannot contain: a match lies within one value.
+                return match stored {
+                    None => false,
+                    Some(v) => v.contains(needle.as_str()),
+                };
+            }
             let raw = ctx.raw();
             if needle.is_empty() {
                 return text::has_header(raw, name);
@@ -259,9 +327,12 @@ fn eval(key: &Key, ctx: &mut Ctx) -> bool {
                 .iter()
                 .any(|v| casefold(v).contains(needle.as_str()))
         }
-        Key::Body(needle) => ctx.body().contains(needle.as_str()),
-        Key::Text(needle) => {
-            ctx.headers().contains(needle.as_str()) || ctx.body().contains(needle.as_str())
+        Key::Body(needle, cands) => {
+            !excluded(cands, ctx.meta.uid) && ctx.body().contains(needle.as_str())
+        }
+        Key::Text(needle, cands) => {
+            !excluded(cands, ctx.meta.uid)
+                && (ctx.headers().contains(needle.as_str()) || ctx.body().contains(needle.as_str()))
         }
         Key::Not(k) => !eval(k, ctx),
         Key::Or(a, b) => eval(a, ctx) || eval(b, ctx),
@@ -334,13 +405,109 @@ fn uses_modseq(k: &SearchKey) -> bool {
     }
 }
 
+/// The store and mailbox whose index a search may use.
+pub(crate) type Index<'a> = Option<(&'a dyn MetaStore, MailboxId)>;
+
+/// Union of two ascending UID lists.
+fn union(a: &[Uid], b: &[Uid]) -> Vec<Uid> {
+    let mut v: Vec<Uid> = a.iter().chain(b).copied().collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// What the prefetch of stored header values must cover.
+#[derive(Default)]
+struct FieldNeed {
+    /// Some key needs the values of every message.
+    all: bool,
+    uids: Vec<Uid>,
+}
+
+/// Fills in index candidates for the string keys and notes which messages'
+/// stored header values the evaluation will read.
+fn annotate(
+    key: &mut Key,
+    store: &dyn MetaStore,
+    mailbox: MailboxId,
+    need: &mut FieldNeed,
+) -> Result<(), pillarbox_store::StoreError> {
+    match key {
+        Key::Header(name, needle, cands) => {
+            *cands = store.text_candidates(mailbox, TextPart::Headers, needle)?;
+            let kept = ["subject", "from", "to", "cc", "bcc"]
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n));
+            if kept {
+                match cands {
+                    Some(c) => need.uids.extend_from_slice(c),
+                    None => need.all = true,
+                }
+            }
+        }
+        Key::Body(needle, cands) => {
+            *cands = store.text_candidates(mailbox, TextPart::Body, needle)?;
+        }
+        Key::Text(needle, cands) => {
+            let h = store.text_candidates(mailbox, TextPart::Headers, needle)?;
+            let b = store.text_candidates(mailbox, TextPart::Body, needle)?;
+            *cands = match (h, b) {
+                (Some(h), Some(b)) => Some(union(&h, &b)),
+                _ => None,
+            };
+        }
+        Key::Not(k) => annotate(k, store, mailbox, need)?,
+        Key::Or(a, b) => {
+            annotate(a, store, mailbox, need)?;
+            annotate(b, store, mailbox, need)?;
+        }
+        Key::And(ks) => {
+            for k in ks {
+                annotate(k, store, mailbox, need)?;
+            }
+        }
+        Key::Plain(k) => {
+            if uses_sent(k) {
+                need.all = true;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn uses_sent(k: &SearchKey) -> bool {
+    match k {
+        SearchKey::SentBefore(_) | SearchKey::SentOn(_) | SearchKey::SentSince(_) => true,
+        SearchKey::Not(k) => uses_sent(k),
+        SearchKey::Or(a, b) => uses_sent(a) || uses_sent(b),
+        SearchKey::And(ks) => ks.iter().any(uses_sent),
+        _ => false,
+    }
+}
+
+/// Up to this many messages' stored values are fetched one by one; more in one scan.
+const FIELD_POINT_MAX: usize = 512;
+
+fn fetch_fields(
+    store: &dyn MetaStore,
+    mailbox: MailboxId,
+    uids: Option<&[Uid]>,
+) -> Result<Vec<(Uid, Option<HeaderFields>)>, CmdError> {
+    let uids = uids.filter(|u| u.len() <= FIELD_POINT_MAX);
+    store
+        .header_fields(mailbox, uids)
+        .map_err(CmdError::from_store)
+}
+
 /// Runs a search over messages (in sequence order); returns matching indexes.
+/// With `index`, the store's search index narrows the work (same results).
 pub(crate) fn run(
     messages: &[MessageMeta],
     key: &SearchKey,
     charset: Option<&str>,
     saved: Option<&[Uid]>,
     blobs: &dyn BlobStore,
+    index: Index<'_>,
 ) -> Result<Vec<usize>, CmdError> {
     let enc = match charset {
         None => encoding_rs::UTF_8,
@@ -354,7 +521,19 @@ pub(crate) fn run(
             )
         })?,
     };
-    let key = decode_strings(key, enc).map_err(CmdError::no)?;
+    let mut key = decode_strings(key, enc).map_err(CmdError::no)?;
+    let mut fields = None;
+    if let Some((store, mailbox)) = index {
+        let mut need = FieldNeed::default();
+        annotate(&mut key, store, mailbox, &mut need).map_err(CmdError::from_store)?;
+        if need.all {
+            fields = Some(fetch_fields(store, mailbox, None)?);
+        } else if !need.uids.is_empty() {
+            need.uids.sort_unstable();
+            need.uids.dedup();
+            fields = Some(fetch_fields(store, mailbox, Some(&need.uids))?);
+        }
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -373,12 +552,149 @@ pub(crate) fn run(
             raw: None,
             body: None,
             headers: None,
+            fields: fields.as_deref(),
         };
         if eval(&key, &mut ctx) {
             out.push(i);
         }
     }
     Ok(out)
+}
+
+// ---------------------------------------------------------------- ingest
+
+fn joined(values: &[String]) -> Option<String> {
+    if values.is_empty() {
+        return None;
+    }
+    let folded: Vec<String> = values.iter().map(|v| casefold(v)).collect();
+    Some(folded.join("\0"))
+}
+
+/// `<id>` tokens of a header value, space-separated.
+fn msg_ids(values: &[String]) -> String {
+    let mut out = Vec::new();
+    for v in values {
+        let mut rest = v.as_str();
+        while let Some(a) = rest.find('<') {
+            let Some(b) = rest[a..].find('>') else { break };
+            let id: String = rest[a..a + b + 1]
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            if id.len() > 2 {
+                out.push(id);
+            }
+            rest = &rest[a + b + 1..];
+        }
+    }
+    out.join(" ")
+}
+
+/// The stored header values and sort/thread keys of a message.
+pub(crate) fn header_fields_of(raw: &[u8]) -> HeaderFields {
+    use crate::cmd::sort::{base_subject, display_address, header_datetime, sort_address};
+    let subject = text::header_values(raw, "Subject");
+    let from = text::header_values(raw, "From");
+    let to = text::header_values(raw, "To");
+    let cc = text::header_values(raw, "Cc");
+    let date = text::header_values(raw, "Date");
+    let sent_day = date
+        .first()
+        .and_then(|d| header_date(d))
+        .map(|d| d.year * 10_000 + d.month as i32 * 100 + d.day as i32);
+    let sent_date = date.first().and_then(|d| header_datetime(d));
+    HeaderFields {
+        subject: joined(&subject),
+        from: joined(&from),
+        to: joined(&to),
+        cc: joined(&cc),
+        bcc: joined(&text::header_values(raw, "Bcc")),
+        sent_date,
+        sent_day,
+        sort_subject: subject
+            .first()
+            .map(|s| base_subject(s).0.to_uppercase())
+            .unwrap_or_default(),
+        sort_from: sort_address(&from),
+        sort_to: sort_address(&to),
+        sort_cc: sort_address(&cc),
+        display_from: display_address(&from),
+        display_to: display_address(&to),
+        message_id: msg_ids(&text::header_values(raw, "Message-ID"))
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        in_reply_to: msg_ids(&text::header_values(raw, "In-Reply-To")),
+        references: msg_ids(&text::header_values(raw, "References")),
+    }
+}
+
+/// What the search index keeps of a message: computed once at ingest.
+pub(crate) fn make_doc(raw: &[u8]) -> SearchDoc {
+    SearchDoc {
+        headers: casefold(&text::headers_text(raw)),
+        body: casefold(&text::body_text(raw)),
+        fields: header_fields_of(raw),
+    }
+}
+
+/// Stored header values of `messages[i]` for each `i` in `idxs`, computed from
+/// the blob for messages that are not indexed.
+pub(crate) fn fields_of(
+    messages: &[MessageMeta],
+    idxs: &[usize],
+    blobs: &dyn BlobStore,
+    index: Index<'_>,
+) -> Result<Vec<HeaderFields>, CmdError> {
+    let stored = match index {
+        Some((store, mailbox)) if !idxs.is_empty() => {
+            let uids: Vec<Uid> = idxs.iter().map(|&i| messages[i].uid).collect();
+            fetch_fields(store, mailbox, Some(&uids))?
+        }
+        _ => Vec::new(),
+    };
+    Ok(idxs
+        .iter()
+        .map(|&i| {
+            let m = &messages[i];
+            stored
+                .binary_search_by_key(&m.uid, |r| r.0)
+                .ok()
+                .and_then(|j| stored[j].1.clone())
+                .unwrap_or_else(|| header_fields_of(&blobs.get(&m.blob).unwrap_or_default()))
+        })
+        .collect())
+}
+
+/// Rebuilds the search index of a data directory (`pillarbox reindex`):
+/// drops it, then indexes every message content from its blob. Returns the
+/// number of documents and the index size.
+pub fn reindex(
+    store: &dyn MetaStore,
+    blobs: &dyn BlobStore,
+) -> Result<(u64, pillarbox_store::SearchIndexSize), String> {
+    store.clear_search_index().map_err(|e| e.to_string())?;
+    let mut n = 0u64;
+    loop {
+        let batch = store.unindexed_blobs(256).map_err(|e| e.to_string())?;
+        if batch.is_empty() {
+            break;
+        }
+        let docs: Vec<_> = batch
+            .into_iter()
+            .map(|b| {
+                let raw = blobs.get(&b).unwrap_or_default();
+                let doc = make_doc(&raw);
+                (b, doc)
+            })
+            .collect();
+        n += docs.len() as u64;
+        store.index_docs(&docs).map_err(|e| e.to_string())?;
+    }
+    let size = store.search_index_size().map_err(|e| e.to_string())?;
+    Ok((n, size))
 }
 
 impl Session {
@@ -398,8 +714,17 @@ impl Session {
         let key = cmd.key.clone();
         let charset = cmd.charset.clone();
         let msgs = messages.clone();
+        let store: Arc<dyn MetaStore> = self.shared.store.clone();
+        let mailbox = sel.id;
         let idxs = tokio::task::spawn_blocking(move || {
-            run(&msgs, &key, charset.as_deref(), saved.as_deref(), &*blobs)
+            run(
+                &msgs,
+                &key,
+                charset.as_deref(),
+                saved.as_deref(),
+                &*blobs,
+                Some((&*store, mailbox)),
+            )
         })
         .await
         .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))??;
@@ -504,6 +829,249 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use pillarbox_proto::types::SearchKey as K;
+    use pillarbox_store::{FsBlobStore, NewMessage, SqliteStore};
+
+    /// Deterministic xorshift generator (no seed from the environment).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
+            v[self.below(v.len())]
+        }
+    }
+
+    const WORDS: &[&str] = &[
+        "alpha",
+        "Beta",
+        "gamma",
+        "DELTA",
+        "straße",
+        "Ünïcode",
+        "naïve",
+        "résumé",
+        "ab",
+        "abc",
+        "xyzzy",
+        "foo",
+        "bar",
+        "quux",
+        "Σίσυφος",
+        "日本語",
+        "meeting",
+        "invoice",
+        "re",
+        "the",
+    ];
+
+    fn words(r: &mut Rng, n: usize) -> String {
+        (0..n).map(|_| r.pick(WORDS)).collect::<Vec<_>>().join(" ")
+    }
+
+    /// A random message: plain/QP/base64/multipart bodies, encoded words,
+    /// optional headers, several charsets.
+    fn random_mail(r: &mut Rng, i: usize) -> Vec<u8> {
+        use base64::Engine;
+        let mut m = String::new();
+        let n = 1 + r.below(4);
+        let subj = words(r, n);
+        match r.below(3) {
+            0 => m.push_str(&format!("Subject: {subj}\r\n")),
+            1 => {
+                let enc = base64::engine::general_purpose::STANDARD.encode(subj.as_bytes());
+                m.push_str(&format!("Subject: =?UTF-8?B?{enc}?=\r\n"))
+            }
+            _ => {}
+        }
+        if r.below(5) > 0 {
+            m.push_str(&format!(
+                "From: \"{}\" <{}@example.org>\r\n",
+                words(r, 2),
+                r.pick(WORDS)
+                    .to_lowercase()
+                    .replace(|c: char| !c.is_ascii_alphanumeric(), "x")
+            ));
+        }
+        if r.below(2) == 0 {
+            m.push_str(&format!(
+                "To: {}@example.com\r\n",
+                r.pick(&["ann", "bob", "carol"])
+            ));
+        }
+        if r.below(3) == 0 {
+            m.push_str(&format!("Cc: {} <cc@x.org>\r\n", words(r, 1)));
+        }
+        if r.below(4) == 0 {
+            m.push_str("Bcc: hidden@example.net\r\n");
+        }
+        if r.below(3) > 0 {
+            m.push_str(&format!(
+                "Date: {} Mar 20{:02} 10:00:00 +0100\r\n",
+                1 + r.below(28),
+                r.below(30)
+            ));
+        }
+        m.push_str(&format!(
+            "Message-ID: <{i}@gen>\r\nX-Tag: {}\r\n",
+            words(r, 1)
+        ));
+        let n = 5 + r.below(40);
+        let body = words(r, n);
+        match r.below(4) {
+            0 => m.push_str(&format!("\r\n{body}\r\n")),
+            1 => {
+                let enc = base64::engine::general_purpose::STANDARD.encode(body.as_bytes());
+                m.push_str(&format!(
+                    "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{enc}\r\n"
+                ));
+            }
+            2 => {
+                let latin: String = body.chars().filter(|c| (*c as u32) < 256).collect();
+                let (enc, _, _) = encoding_rs::WINDOWS_1252.encode(&latin);
+                let mut qp = String::new();
+                for &b in enc.iter() {
+                    if b.is_ascii_alphanumeric() || b == b' ' {
+                        qp.push(b as char);
+                    } else {
+                        qp.push_str(&format!("={b:02X}"));
+                    }
+                }
+                m.push_str(&format!(
+                    "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{qp}\r\n"
+                ));
+            }
+            _ => {
+                m.push_str(&format!(
+                    "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\nContent-Type: text/plain\r\n\r\n{body}\r\n--b{i}\r\nContent-Type: text/html\r\n\r\n<p>{}</p>\r\n--b{i}--\r\n",
+                    words(r, 3)
+                ));
+            }
+        }
+        m.into_bytes()
+    }
+
+    fn random_needle(r: &mut Rng) -> Vec<u8> {
+        let w = r.pick(WORDS);
+        let chars: Vec<char> = w.chars().collect();
+        // A substring of a word (any case), sometimes spanning a space.
+        let a = r.below(chars.len());
+        let b = (a + 1 + r.below(chars.len() - a)).min(chars.len());
+        let mut s: String = chars[a..b].iter().collect();
+        if r.below(4) == 0 {
+            s.push(' ');
+            s.push_str(r.pick(WORDS));
+        }
+        if r.below(2) == 0 {
+            s = s.to_uppercase();
+        }
+        s.into_bytes()
+    }
+
+    fn random_key(r: &mut Rng, depth: usize) -> K {
+        let n = if depth > 2 { 10 } else { 14 };
+        match r.below(n) {
+            0 => K::Body(random_needle(r)),
+            1 => K::Text(random_needle(r)),
+            2 => K::Subject(random_needle(r)),
+            3 => K::From(random_needle(r)),
+            4 => K::To(random_needle(r)),
+            5 => K::Cc(random_needle(r)),
+            6 => K::Bcc(random_needle(r)),
+            7 => K::Header(
+                r.pick(&["X-Tag", "subject", "FROM", "Message-ID"]).into(),
+                random_needle(r),
+            ),
+            8 => K::SentSince(Date {
+                year: 2010,
+                month: 1,
+                day: 1,
+            }),
+            9 => K::Header("Cc".into(), Vec::new()),
+            10 => K::Not(Box::new(random_key(r, depth + 1))),
+            11 => K::Or(
+                Box::new(random_key(r, depth + 1)),
+                Box::new(random_key(r, depth + 1)),
+            ),
+            _ => K::And(vec![random_key(r, depth + 1), random_key(r, depth + 1)]),
+        }
+    }
+
+    /// The index-assisted search equals the brute-force scan, on random mail
+    /// (some of it appended without index documents, some copied and
+    /// expunged) and random queries.
+    #[test]
+    fn index_agrees_with_scan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("m.sqlite")).expect("store");
+        let blobs = FsBlobStore::open(dir.path().join("blobs")).expect("blobs");
+        let acc = store.create_account("u", "x").expect("account");
+        let inbox = store
+            .mailbox(acc.id, "INBOX")
+            .expect("q")
+            .expect("inbox")
+            .id;
+        let trash = store
+            .mailbox(acc.id, "Trash")
+            .expect("q")
+            .expect("trash")
+            .id;
+        let mut r = Rng(0x5eed_1234_abcd_0001);
+        for i in 0..160 {
+            let raw = random_mail(&mut r, i);
+            let blob = blobs.put(&raw).expect("put");
+            let m = NewMessage {
+                blob,
+                size: raw.len() as u64,
+                internal_date: 1_600_000_000 + i as i64 * 3600,
+                date_offset_minutes: 0,
+                flags: Vec::new(),
+                summary: Vec::new(),
+            };
+            let docs = if i % 7 == 3 {
+                Vec::new()
+            } else {
+                vec![make_doc(&raw)]
+            };
+            store.append_indexed(inbox, &[m], &docs).expect("append");
+        }
+        store
+            .copy(inbox, trash, &[1, 2, 3, 4, 5], false)
+            .expect("copy");
+        store.expunge(inbox, &[2, 9, 10]).expect("expunge");
+        for mailbox in [inbox, trash] {
+            let (_, msgs) = store.snapshot(mailbox).expect("snapshot");
+            for q in 0..120 {
+                let key = random_key(&mut r, 0);
+                let scan = run(&msgs, &key, None, None, &blobs, None).expect("scan");
+                let idx =
+                    run(&msgs, &key, None, None, &blobs, Some((&store, mailbox))).expect("indexed");
+                assert_eq!(idx, scan, "query {q}: {key:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn stored_fields_equal_computed() {
+        let mut r = Rng(7);
+        for i in 0..50 {
+            let raw = random_mail(&mut r, i);
+            let f = header_fields_of(&raw);
+            let from = text::header_values(&raw, "From");
+            assert_eq!(f.from.is_some(), !from.is_empty());
+            if let Some(d) = text::header_values(&raw, "Date").first() {
+                assert_eq!(f.sent_date.is_some(), header_date(d).is_some());
+            }
+        }
+    }
 
     #[test]
     fn header_dates() {

@@ -481,6 +481,12 @@ impl Session {
                     "QRESYNC",
                     "UTF8=ACCEPT",
                     "STATUS=SIZE",
+                    "SORT",
+                    "SORT=DISPLAY",
+                    "ESORT",
+                    "THREAD=ORDEREDSUBJECT",
+                    "THREAD=REFERENCES",
+                    "THREAD=REFS",
                 ]);
                 appendlimit = format!("APPENDLIMIT={}", self.shared.config.limits.max_literal_size);
                 caps.push(&appendlimit);

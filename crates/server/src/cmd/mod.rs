@@ -9,6 +9,8 @@ mod idle;
 mod list;
 mod mailbox;
 mod message;
+pub(crate) mod sort;
+mod thread;
 
 use pillarbox_proto::respond;
 use pillarbox_proto::types::{Command, Request};
@@ -120,6 +122,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Expunge => "EXPUNGE",
         Command::UidExpunge(_) => "UID EXPUNGE",
         Command::Search { .. } => "SEARCH",
+        Command::Sort { .. } => "SORT",
+        Command::Thread { .. } => "THREAD",
         Command::Fetch { .. } => "FETCH",
         Command::Store { .. } => "STORE",
         Command::Copy { .. } => "COPY",
@@ -144,6 +148,8 @@ fn needs(c: &Command) -> Needs {
         | Command::Expunge
         | Command::UidExpunge(_)
         | Command::Search { .. }
+        | Command::Sort { .. }
+        | Command::Thread { .. }
         | Command::Fetch { .. }
         | Command::Store { .. }
         | Command::Copy { .. }
@@ -179,6 +185,8 @@ impl Session {
             Command::Fetch { uid: false, .. }
                 | Command::Store { uid: false, .. }
                 | Command::Search { uid: false, .. }
+                | Command::Sort { uid: false, .. }
+                | Command::Thread { uid: false, .. }
         );
         let result = match command {
             Command::Capability => self.cmd_capability(),
@@ -221,6 +229,16 @@ impl Session {
             Command::Expunge => self.cmd_expunge(None).await,
             Command::UidExpunge(set) => self.cmd_expunge(Some(&set)).await,
             Command::Search { uid, search } => self.cmd_search(&tag, uid, &search).await,
+            Command::Sort {
+                uid,
+                criteria,
+                search,
+            } => self.cmd_sort(&tag, uid, &criteria, &search).await,
+            Command::Thread {
+                uid,
+                algorithm,
+                search,
+            } => self.cmd_thread(uid, algorithm, &search).await,
             Command::Fetch {
                 uid,
                 set,
