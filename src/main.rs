@@ -41,6 +41,9 @@ struct ServeArgs {
     /// IMAPS (implicit TLS) listen address; empty to disable. Default 0.0.0.0:993
     #[arg(long, value_name = "ADDR:PORT")]
     listen_imaps: Option<String>,
+    /// Prometheus/OpenMetrics endpoint (GET /metrics), e.g. 127.0.0.1:9143. Default: disabled
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen_metrics: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -165,6 +168,9 @@ async fn serve(mut config: Config, args: ServeArgs) -> Result<()> {
     }
     if let Some(a) = args.listen_imaps {
         config.listen_imaps = a;
+    }
+    if let Some(a) = args.listen_metrics {
+        config.listen_metrics = a;
     }
     let server = Server::start(config).await.map_err(|e| anyhow!(e))?;
     tracing::info!("Pillarbox started");

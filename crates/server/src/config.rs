@@ -16,6 +16,8 @@ pub struct Config {
     pub listen_imap: String,
     /// IMAP over implicit TLS. Empty string disables the listener.
     pub listen_imaps: String,
+    /// Prometheus/OpenMetrics endpoint (`GET /metrics`). Empty string disables it.
+    pub listen_metrics: String,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub limits: Limits,
@@ -82,6 +84,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             listen_imap: "0.0.0.0:143".into(),
             listen_imaps: "0.0.0.0:993".into(),
+            listen_metrics: String::new(),
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
             limits: Limits::default(),

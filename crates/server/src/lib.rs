@@ -8,6 +8,7 @@ mod cmd;
 pub mod config;
 mod conn;
 mod fetch;
+mod metrics;
 mod names;
 mod search;
 mod session;
@@ -35,6 +36,7 @@ pub(crate) struct Shared {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub shutdown: watch::Receiver<bool>,
     pub conns: Mutex<ConnCounts>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 #[derive(Default)]
@@ -66,6 +68,7 @@ pub fn open_store(data_dir: &std::path::Path) -> Result<Stores, String> {
 pub struct Server {
     pub imap_addr: Option<SocketAddr>,
     pub imaps_addr: Option<SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
     shutdown_tx: watch::Sender<bool>,
     tasks: JoinSet<()>,
     shared: Arc<Shared>,
@@ -77,6 +80,7 @@ impl Server {
         let (store, blobs) = open_store(&config.data_dir)?;
         let imap = Config::parse_addr("--listen-imap", &config.listen_imap)?;
         let imaps = Config::parse_addr("--listen-imaps", &config.listen_imaps)?;
+        let metrics_at = Config::parse_addr("--listen-metrics", &config.listen_metrics)?;
         let tls = Some(tls::acceptor(&config)?);
         let imap_l = match imap {
             Some(a) => Some(bind(a, "--listen-imap").await?),
@@ -84,6 +88,10 @@ impl Server {
         };
         let imaps_l = match imaps {
             Some(a) => Some(bind(a, "--listen-imaps").await?),
+            None => None,
+        };
+        let metrics_l = match metrics_at {
+            Some(a) => Some(bind(a, "--listen-metrics").await?),
             None => None,
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -95,10 +103,20 @@ impl Server {
             tls,
             shutdown: shutdown_rx,
             conns: Mutex::new(ConnCounts::default()),
+            metrics: metrics::Metrics::new(),
         });
         let mut tasks = JoinSet::new();
         let imap_addr = imap_l.as_ref().and_then(|l| l.local_addr().ok());
         let imaps_addr = imaps_l.as_ref().and_then(|l| l.local_addr().ok());
+        let metrics_addr = metrics_l.as_ref().and_then(|l| l.local_addr().ok());
+        if let Some(l) = metrics_l {
+            tracing::info!(addr = ?metrics_addr, "metrics listening");
+            tasks.spawn(metrics::serve(
+                l,
+                shared.metrics.clone(),
+                shared.shutdown.clone(),
+            ));
+        }
         if let Some(l) = imap_l {
             tracing::info!(addr = ?imap_addr, "IMAP (STARTTLS) listening");
             tasks.spawn(session::accept_loop(l, shared.clone(), false));
@@ -110,6 +128,7 @@ impl Server {
         Ok(Server {
             imap_addr,
             imaps_addr,
+            metrics_addr,
             shutdown_tx,
             tasks,
             shared,

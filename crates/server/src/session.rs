@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pillarbox_proto::framer::{parse_request, CommandBuffer};
 use pillarbox_proto::types::{LiteralData, Request};
-use pillarbox_store::{Account, ChangeEvent, MetaStore, ModSeq, Uid};
+use pillarbox_store::{Account, ChangeEvent, ChangeKind, MetaStore, ModSeq, Uid};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 
@@ -118,9 +118,14 @@ async fn run_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, i
     } else {
         Stream::Plain(tcp)
     };
+    let metrics = shared.metrics.clone();
+    metrics.sessions.inc();
+    metrics.sessions_active.inc();
+    let started = std::time::Instant::now();
     let mut session = Session::new(Connection::new(stream), peer, shared);
-    session.run().await;
+    let reason = session.run().await;
     session.release_user();
+    metrics.session_ended(reason, started.elapsed());
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +134,24 @@ pub(crate) enum State {
     Authenticated,
     Selected,
     Logout,
+}
+
+/// What woke the command loop.
+enum Wake {
+    Line(std::io::Result<Line>),
+    Timeout,
+    Shutdown,
+    Event(Result<ChangeEvent, broadcast::error::RecvError>),
+}
+
+/// Receives from the bus if subscribed; otherwise never completes.
+async fn recv_opt(
+    rx: Option<&mut broadcast::Receiver<ChangeEvent>>,
+) -> Result<ChangeEvent, broadcast::error::RecvError> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// What reading one request produced.
@@ -159,7 +182,15 @@ pub(crate) struct Session {
     pub out: Vec<u8>,
     pub changes: Option<broadcast::Receiver<ChangeEvent>>,
     counted_user: Option<String>,
+    /// Unique per connection (the origin of the changes it publishes).
+    pub id: u64,
+    /// Status word of the last tagged response (for metrics).
+    pub last_status: &'static str,
+    /// RFC 5465 NOTIFY settings, when active.
+    pub notify: Option<crate::cmd::notify::NotifyState>,
 }
+
+static NEXT_SESSION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Session {
     fn new(conn: Connection, peer: SocketAddr, shared: Arc<Shared>) -> Self {
@@ -179,58 +210,94 @@ impl Session {
             out: Vec::with_capacity(256),
             changes: None,
             counted_user: None,
+            id: NEXT_SESSION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            notify: None,
+            last_status: "OK",
         }
     }
 
-    async fn run(&mut self) {
+    /// The command loop; returns how the session ended (for metrics).
+    async fn run(&mut self) -> &'static str {
         let greeting = format!(
             "* OK [CAPABILITY {}] Pillarbox ready.\r\n",
             self.capabilities()
         );
         self.out.extend_from_slice(greeting.as_bytes());
         if self.flush().await.is_err() {
-            return;
+            return "error";
         }
         let mut shutdown = self.shared.shutdown.clone();
+        let max_line = self.shared.config.limits.max_line_length;
         while self.state != State::Logout {
             if *shutdown.borrow() {
                 self.bye("Server shutting down").await;
-                return;
+                return "shutdown";
             }
             let timeout = if self.state == State::NotAuthenticated {
                 self.shared.config.preauth_timeout()
             } else {
                 self.shared.config.auth_timeout()
             };
-            let outcome = tokio::select! {
-                r = tokio::time::timeout(timeout, self.read_request()) => match r {
-                    Ok(o) => o,
-                    Err(_) => {
-                        self.bye("Disconnected for inactivity").await;
-                        return;
-                    }
+            let notify_on = self.notify.is_some();
+            let wake = tokio::select! {
+                r = tokio::time::timeout(timeout, self.conn.read_line(max_line)) => match r {
+                    Ok(line) => Wake::Line(line),
+                    Err(_) => Wake::Timeout,
                 },
-                _ = shutdown.changed() => {
+                _ = shutdown.changed() => Wake::Shutdown,
+                ev = recv_opt(self.changes.as_mut()), if notify_on => Wake::Event(ev),
+            };
+            let outcome = match wake {
+                Wake::Timeout => {
+                    self.bye("Disconnected for inactivity").await;
+                    return "timeout";
+                }
+                Wake::Shutdown => {
                     self.bye("Server shutting down").await;
-                    return;
+                    return "shutdown";
+                }
+                Wake::Event(ev) => {
+                    if self.notify_event(ev, false).await.is_err() || self.flush().await.is_err() {
+                        return "error";
+                    }
+                    continue;
+                }
+                Wake::Line(first) => {
+                    match tokio::time::timeout(timeout, self.read_request(first)).await {
+                        Ok(o) => o,
+                        Err(_) => {
+                            self.bye("Disconnected for inactivity").await;
+                            return "timeout";
+                        }
+                    }
                 }
             };
             match outcome {
-                ReadOutcome::Close => return,
+                ReadOutcome::Close => return "eof",
                 ReadOutcome::Answered => {
                     if self.flush().await.is_err() {
-                        return;
+                        return "error";
                     }
                 }
                 ReadOutcome::Request(req) => {
                     let keep = self.execute(req).await;
-                    if self.flush().await.is_err() || !keep {
-                        return;
+                    if self.flush().await.is_err() {
+                        return "error";
+                    }
+                    if !keep {
+                        return if self.state == State::Logout {
+                            "logout"
+                        } else if self.auth_failures >= self.shared.config.auth.max_failures {
+                            "auth_failures"
+                        } else {
+                            "error"
+                        };
                     }
                 }
             }
         }
         self.conn.shutdown().await;
+        "logout"
     }
 
     pub(crate) async fn bye(&mut self, text: &str) {
@@ -253,11 +320,19 @@ impl Session {
     }
 
     /// Reads lines and literals until a request is complete, enforcing limits.
-    async fn read_request(&mut self) -> ReadOutcome {
+    /// Reads the rest of a request whose first line has been read (reading
+    /// the first line is cancel-safe, so the session can wait for it and for
+    /// notifications at once; literals and continuation lines are not).
+    async fn read_request(&mut self, first: std::io::Result<Line>) -> ReadOutcome {
         let limits = self.shared.config.limits.clone();
         let mut buf = CommandBuffer::new();
+        let mut first = Some(first);
         loop {
-            let line = match self.conn.read_line(limits.max_line_length).await {
+            let next = match first.take() {
+                Some(l) => l,
+                None => self.conn.read_line(limits.max_line_length).await,
+            };
+            let line = match next {
                 Ok(Line::Text(l)) => l,
                 Ok(Line::TooLong) => {
                     let tag = buf.tag().unwrap_or_else(|| "*".into());
@@ -273,7 +348,7 @@ impl Session {
                 Ok(Line::Eof) | Err(_) => return ReadOutcome::Close,
             };
             if buf.is_empty() && line.is_empty() {
-                continue; // tolerate empty lines between commands
+                return ReadOutcome::Answered; // tolerate empty lines between commands
             }
             let spec = match buf.push_line(&line) {
                 Ok(None) => break,
@@ -415,11 +490,19 @@ impl Session {
     }
 
     pub(crate) fn publish(&self, mailbox: i64, modseq: ModSeq) {
+        self.publish_kind(mailbox, modseq, ChangeKind::Messages);
+    }
+
+    /// Announces a committed change to the other sessions (a hint; they re-read the store).
+    pub(crate) fn publish_kind(&self, mailbox: i64, modseq: ModSeq, kind: ChangeKind) {
         if let Some(a) = &self.account {
             self.shared.bus.publish(ChangeEvent {
                 account: a.id,
                 mailbox,
                 modseq,
+                committed_at: std::time::Instant::now(),
+                origin: self.id,
+                kind,
             });
         }
     }
@@ -479,6 +562,7 @@ impl Session {
                     "MULTIAPPEND",
                     "CONDSTORE",
                     "QRESYNC",
+                    "NOTIFY",
                     "UTF8=ACCEPT",
                     "STATUS=SIZE",
                     "SORT",

@@ -2,11 +2,38 @@
 //! `changes_since`, so a lagged or lost event delays but never loses an update.
 use crate::{AccountId, MailboxId, ModSeq};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeEvent {
     pub account: AccountId,
     pub mailbox: MailboxId,
     pub modseq: ModSeq,
+    /// When the change was committed (for commit-to-push latency metrics).
+    pub committed_at: std::time::Instant,
+    /// Which session made the change (0 = not a session, e.g. delivery), so a
+    /// session can skip notifications about its own commands (RFC 5465 5).
+    pub origin: u64,
+    pub kind: ChangeKind,
+}
+
+/// What changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Messages were added, changed or expunged: re-read `changes_since`.
+    Messages,
+    MailboxCreated {
+        name: String,
+    },
+    MailboxDeleted {
+        name: String,
+    },
+    MailboxRenamed {
+        from: String,
+        to: String,
+    },
+    Subscription {
+        name: String,
+        subscribed: bool,
+    },
 }
 
 /// Wraps a `tokio::sync::broadcast` channel.

@@ -138,6 +138,7 @@ impl Session {
     /// Delays (doubling per failure, capped) and counts; closes after the limit.
     async fn auth_failed(&mut self) -> CmdError {
         self.auth_failures += 1;
+        self.shared.metrics.auth_failures.inc();
         let cfg = &self.shared.config.auth;
         let base = cfg.failure_delay_ms;
         let delay = base

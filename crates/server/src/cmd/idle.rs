@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
-
 use crate::conn::Line;
 use crate::session::Session;
 
@@ -37,12 +35,7 @@ impl Session {
                     _ => break false,
                 },
                 ev = rx.recv() => {
-                    let relevant = match ev {
-                        Ok(ev) => self.selected.as_ref().is_some_and(|s| s.id == ev.mailbox),
-                        Err(RecvError::Lagged(_)) => true,
-                        Err(RecvError::Closed) => false,
-                    };
-                    if relevant && (self.sync(true).await.is_err() || self.flush().await.is_err()) {
+                    if self.notify_event(ev, true).await.is_err() || self.flush().await.is_err() {
                         break false;
                     }
                 }

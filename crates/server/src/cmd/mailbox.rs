@@ -3,7 +3,7 @@
 
 use pillarbox_proto::respond;
 use pillarbox_proto::types::{MailboxName, QResyncParams, SelectParams, StatusItem};
-use pillarbox_store::{BlobId, MailboxInfo, MailboxStatus};
+use pillarbox_store::{BlobId, ChangeKind, MailboxInfo, MailboxStatus};
 
 use super::{CmdError, CmdResult, Done};
 use crate::names;
@@ -158,8 +158,15 @@ impl Session {
             }
         };
         let acc = self.account_id()?;
-        self.db(move |s| s.create_mailbox(acc, &name, use_attr.as_deref()))
+        let n = name.clone();
+        let info = self
+            .db(move |s| s.create_mailbox(acc, &n, use_attr.as_deref()))
             .await?;
+        self.publish_kind(
+            info.id,
+            info.highest_modseq,
+            ChangeKind::MailboxCreated { name },
+        );
         Ok(Done::ok("Create completed"))
     }
 
@@ -185,7 +192,11 @@ impl Session {
         let n = name.clone();
         let freed = self.db(move |s| s.delete_mailbox(acc, &n)).await?;
         self.free_blobs(freed).await;
-        self.publish(info.id, info.highest_modseq + 1);
+        self.publish_kind(
+            info.id,
+            info.highest_modseq + 1,
+            ChangeKind::MailboxDeleted { name },
+        );
         Ok(Done::ok("Delete completed"))
     }
 
@@ -224,7 +235,7 @@ impl Session {
                 "Can't rename a mailbox into itself",
             ));
         }
-        self.find_mailbox(&from).await?;
+        let src = self.find_mailbox(&from).await?;
         let acc = self.account_id()?;
         let t = to.clone();
         if self.db(move |s| s.mailbox(acc, &t)).await?.is_some() {
@@ -233,7 +244,13 @@ impl Session {
                 "Target mailbox already exists",
             ));
         }
-        self.db(move |s| s.rename_mailbox(acc, &from, &to)).await?;
+        let (f, t) = (from.clone(), to.clone());
+        self.db(move |s| s.rename_mailbox(acc, &f, &t)).await?;
+        self.publish_kind(
+            src.id,
+            src.highest_modseq,
+            ChangeKind::MailboxRenamed { from, to },
+        );
         Ok(Done::ok("Rename completed"))
     }
 
@@ -244,10 +261,28 @@ impl Session {
             // Dovecot and RFC 9051 6.3.7: subscribing to a non-existent name is allowed
             // but we refuse obvious garbage.
             names::validate(&name).map_err(|t| CmdError::no_code("CANNOT", t))?;
-            self.db(move |s| s.subscribe(acc, &name)).await?;
+            let n = name.clone();
+            self.db(move |s| s.subscribe(acc, &n)).await?;
+            self.publish_kind(
+                0,
+                0,
+                ChangeKind::Subscription {
+                    name,
+                    subscribed: true,
+                },
+            );
             Ok(Done::ok("Subscribe completed"))
         } else {
-            self.db(move |s| s.unsubscribe(acc, &name)).await?;
+            let n = name.clone();
+            self.db(move |s| s.unsubscribe(acc, &n)).await?;
+            self.publish_kind(
+                0,
+                0,
+                ChangeKind::Subscription {
+                    name,
+                    subscribed: false,
+                },
+            );
             Ok(Done::ok("Unsubscribe completed"))
         }
     }

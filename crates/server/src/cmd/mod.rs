@@ -9,6 +9,7 @@ mod idle;
 mod list;
 mod mailbox;
 mod message;
+pub(crate) mod notify;
 pub(crate) mod sort;
 mod thread;
 
@@ -128,6 +129,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Store { .. } => "STORE",
         Command::Copy { .. } => "COPY",
         Command::Move { .. } => "MOVE",
+        Command::Notify(_) => "NOTIFY",
     }
 }
 
@@ -164,6 +166,26 @@ impl Session {
     pub(crate) async fn execute(&mut self, req: Request) -> bool {
         let Request { tag, command } = req;
         let name = command_name(&command);
+        let started = std::time::Instant::now();
+        let keep = self.execute_inner(&tag, command, name).await;
+        let status = self.last_status;
+        let m = &self.shared.metrics;
+        m.commands
+            .get_or_create(&crate::metrics::CommandLabels {
+                command: name.to_string(),
+                status: status.to_string(),
+            })
+            .inc();
+        m.command_duration
+            .get_or_create(&crate::metrics::CommandName {
+                command: name.to_string(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        keep
+    }
+
+    async fn execute_inner(&mut self, tag: &str, command: Command, name: &'static str) -> bool {
+        let tag = tag.to_string();
         let allowed = match needs(&command) {
             Needs::Any => Ok(()),
             Needs::NotAuth if self.state == State::NotAuthenticated => Ok(()),
@@ -258,6 +280,7 @@ impl Session {
             }
             Command::Copy { uid, set, mailbox } => self.cmd_copy(uid, &set, &mailbox, false).await,
             Command::Move { uid, set, mailbox } => self.cmd_copy(uid, &set, &mailbox, true).await,
+            Command::Notify(set) => self.cmd_notify(set.as_ref()).await,
         };
         let close = match &result {
             Err(e) => e.close,
@@ -292,6 +315,11 @@ impl Session {
     }
 
     pub(crate) fn tagged(&mut self, tag: &str, word: &str, code: Option<&str>, text: &str) {
+        self.last_status = match word {
+            "OK" => "OK",
+            "NO" => "NO",
+            _ => "BAD",
+        };
         self.out.extend_from_slice(tag.as_bytes());
         self.out.push(b' ');
         self.out.extend_from_slice(word.as_bytes());
