@@ -180,7 +180,8 @@ lg() {
     local label=$1 port=$2 tlsport=$3 pid=$4
     shift 4
     "$LOADGEN" --label "$label" --port "$port" --tls-port "$tlsport" --server-pid "$pid" \
-        --user-file "$USERFILE" "$@" | tee -a "$RESULTS"
+        --user-file "$USERFILE" "$@" 2>&1 | tee -a "$RESULTS" ||
+        echo "($label: loadgen $1 failed, exit status above)"
 }
 pb() { lg pillarbox "$PB_PORT" "$PB_TLS_PORT" "$PB_PID" "$@"; }
 dc() { lg dovecot "$DC_PORT" "$DC_TLS_PORT" "$DC_PID" "$@"; }

@@ -12,6 +12,8 @@ mod procfs;
 mod stats;
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -59,6 +61,11 @@ pub struct Common {
     /// Name printed in the RESULT line (e.g. pillarbox, dovecot).
     #[arg(long, global = true, default_value = "server")]
     label: String,
+    /// Stop opening new sessions when the machine's MemAvailable drops below
+    /// this (protects a shared machine from a server that uses too much
+    /// memory per session).
+    #[arg(long, global = true, default_value_t = 8192)]
+    min_available_mib: u64,
     /// Seed for generated messages and the random command choice.
     #[arg(long, global = true, default_value_t = 1)]
     seed: u64,
@@ -87,6 +94,28 @@ pub struct Env {
     pub server_pid: Option<u32>,
     pub label: String,
     pub seed: u64,
+}
+
+/// Set once MemAvailable fell below the floor: no more sessions are opened.
+pub static MEMORY_LOW: AtomicBool = AtomicBool::new(false);
+
+/// Watch /proc/meminfo and trip [`MEMORY_LOW`].
+async fn memory_guard(min_available_kib: u64) {
+    loop {
+        let avail = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| procfs::parse_kb(&s, "MemAvailable"));
+        if let Some(a) = avail {
+            if a < min_available_kib && !MEMORY_LOW.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "memory guard: MemAvailable {} MiB < {} MiB, no more sessions will be opened",
+                    a / 1024,
+                    min_available_kib / 1024
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn loopback_addr(host: &str, port: u16) -> Result<SocketAddr> {
@@ -154,7 +183,9 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let min_avail = cli.common.min_available_mib * 1024;
     rt.block_on(async move {
+        tokio::spawn(memory_guard(min_avail));
         match cli.mode {
             Mode::Populate(a) => modes::populate(&env, a).await,
             Mode::Mix(a) => modes::mix(&env, a).await,

@@ -38,7 +38,7 @@ pub fn parse_stat(s: &str) -> Option<StatTimes> {
 }
 
 /// A `kB` value line of `/proc/PID/status` or `smaps_rollup`, e.g.
-/// `VmRSS:	  12345 kB` for key `VmRSS`.
+/// `VmRSS:   12345 kB` for key `VmRSS`.
 pub fn parse_kb(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {
         let rest = l.strip_prefix(key)?.strip_prefix(':')?;
