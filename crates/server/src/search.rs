@@ -640,32 +640,96 @@ pub(crate) fn make_doc(raw: &[u8]) -> SearchDoc {
     }
 }
 
-/// Stored header values of `messages[i]` for each `i` in `idxs`, computed from
-/// the blob for messages that are not indexed.
+/// Header values and thread keys of one message content, as SORT and THREAD
+/// use them.
+#[derive(Debug)]
+pub(crate) struct SortFields {
+    pub f: HeaderFields,
+    /// RFC 5256 base subject (upper-cased) and whether the subject was a reply/forward.
+    pub base_subject: String,
+    pub reply: bool,
+}
+
+impl SortFields {
+    fn new(f: HeaderFields) -> SortFields {
+        let subject = f
+            .subject
+            .as_deref()
+            .map(|s| s.split('\0').next().unwrap_or_default())
+            .unwrap_or_default();
+        let (base, reply) = crate::cmd::sort::base_subject(subject);
+        SortFields {
+            f,
+            base_subject: base.to_uppercase(),
+            reply,
+        }
+    }
+}
+
+/// Process-wide cache of `SortFields` by blob. The fields are a pure function
+/// of the message content and blobs are content-addressed, so an entry can
+/// never be stale (no invalidation, whatever mailbox or server asks). Bounded:
+/// cleared when it grows past `FIELD_CACHE_MAX` entries.
+static FIELD_CACHE: std::sync::OnceLock<
+    std::sync::Mutex<std::collections::HashMap<String, Arc<SortFields>>>,
+> = std::sync::OnceLock::new();
+const FIELD_CACHE_MAX: usize = 400_000;
+
+/// `SortFields` of `messages[i]` for each `i` in `idxs`: from the cache, else
+/// from the store's stored values, else computed from the blob (unindexed).
 pub(crate) fn fields_of(
     messages: &[MessageMeta],
     idxs: &[usize],
     blobs: &dyn BlobStore,
     index: Index<'_>,
-) -> Result<Vec<HeaderFields>, CmdError> {
-    let stored = match index {
-        Some((store, mailbox)) if !idxs.is_empty() => {
-            let uids: Vec<Uid> = idxs.iter().map(|&i| messages[i].uid).collect();
-            fetch_fields(store, mailbox, Some(&uids))?
-        }
-        _ => Vec::new(),
+) -> Result<Vec<Arc<SortFields>>, CmdError> {
+    let cache = FIELD_CACHE.get_or_init(Default::default);
+    let mut out: Vec<Option<Arc<SortFields>>> = {
+        let c = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        idxs.iter()
+            .map(|&i| c.get(&messages[i].blob.0).cloned())
+            .collect()
     };
-    Ok(idxs
+    let missing: Vec<Uid> = idxs
         .iter()
-        .map(|&i| {
-            let m = &messages[i];
-            stored
-                .binary_search_by_key(&m.uid, |r| r.0)
-                .ok()
-                .and_then(|j| stored[j].1.clone())
-                .unwrap_or_else(|| header_fields_of(&blobs.get(&m.blob).unwrap_or_default()))
-        })
-        .collect())
+        .zip(&out)
+        .filter(|(_, f)| f.is_none())
+        .map(|(&i, _)| messages[i].uid)
+        .collect();
+    if missing.is_empty() {
+        return Ok(out.into_iter().flatten().collect());
+    }
+    let stored = match index {
+        Some((store, mailbox)) => fetch_fields(store, mailbox, Some(&missing))?,
+        None => Vec::new(),
+    };
+    let mut fresh = Vec::new();
+    for (&i, slot) in idxs.iter().zip(out.iter_mut()) {
+        if slot.is_some() {
+            continue;
+        }
+        let m = &messages[i];
+        let f = stored
+            .binary_search_by_key(&m.uid, |r| r.0)
+            .ok()
+            .and_then(|j| stored[j].1.clone())
+            .unwrap_or_else(|| header_fields_of(&blobs.get(&m.blob).unwrap_or_default()));
+        let sf = Arc::new(SortFields::new(f));
+        fresh.push((m.blob.0.clone(), sf.clone()));
+        *slot = Some(sf);
+    }
+    {
+        let mut c = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if c.len() + fresh.len() > FIELD_CACHE_MAX {
+            c.clear();
+        }
+        c.extend(fresh);
+    }
+    Ok(out.into_iter().flatten().collect())
 }
 
 /// Rebuilds the search index of a data directory (`pillarbox reindex`):

@@ -15,6 +15,7 @@ use pillarbox_proto::types::{SearchCommand, SearchReturnOpt, SortCriterion, Sort
 use pillarbox_store::{BlobStore, HeaderFields, MessageMeta, MetaStore};
 
 use super::{CmdError, CmdResult, Done};
+use crate::search::SortFields;
 use crate::session::Session;
 
 // ---------------------------------------------------------------- base subject (RFC 5256 2.1)
@@ -26,7 +27,7 @@ fn is_wsp(c: char) -> bool {
 /// Removes one `subj-blob` (`"[" *BLOBCHAR "]" *WSP`) at the start; returns the rest.
 fn strip_blob(s: &str) -> Option<&str> {
     let rest = s.strip_prefix('[')?;
-    let end = rest.find(|c| c == '[' || c == ']')?;
+    let end = rest.find(['[', ']'])?;
     if !rest[end..].starts_with(']') {
         return None;
     }
@@ -369,15 +370,15 @@ pub(crate) fn sent_or_internal(m: &MessageMeta, f: &HeaderFields) -> i64 {
 pub(crate) fn sort_indexes(
     messages: &[MessageMeta],
     idxs: &[usize],
-    fields: &[HeaderFields],
+    fields: &[Arc<SortFields>],
     criteria: &[SortCriterion],
 ) -> Vec<usize> {
     let mut order: Vec<usize> = (0..idxs.len()).collect();
     order.sort_by(|&x, &y| {
         compare(
             criteria,
-            (&messages[idxs[x]], &fields[x], idxs[x]),
-            (&messages[idxs[y]], &fields[y], idxs[y]),
+            (&messages[idxs[x]], &fields[x].f, idxs[x]),
+            (&messages[idxs[y]], &fields[y].f, idxs[y]),
         )
     });
     order.into_iter().map(|i| idxs[i]).collect()
@@ -419,7 +420,12 @@ impl Session {
             let fields = if needs_fields {
                 crate::search::fields_of(&msgs, &idxs, &*blobs, Some((&*store, mailbox)))?
             } else {
-                vec![HeaderFields::default(); idxs.len()]
+                let none = Arc::new(SortFields {
+                    f: HeaderFields::default(),
+                    base_subject: String::new(),
+                    reply: false,
+                });
+                vec![none; idxs.len()]
             };
             Ok(sort_indexes(&msgs, &idxs, &fields, &criteria))
         })

@@ -9,47 +9,44 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use pillarbox_proto::types::{SearchCommand, ThreadAlgorithm};
-use pillarbox_store::{BlobStore, HeaderFields, MessageMeta, MetaStore};
+use pillarbox_store::{BlobStore, MessageMeta, MetaStore};
 
-use super::sort::{base_subject, sent_or_internal};
+use super::sort::sent_or_internal;
 use super::{CmdError, CmdResult, Done};
+use crate::search::SortFields;
 use crate::session::Session;
 
-/// One message to thread: what the algorithms need of it.
+/// One message to thread: what the algorithms need of it (borrowed from
+/// the cached `SortFields`, so threading 100,000 messages allocates little).
 #[derive(Debug, Clone)]
-pub(crate) struct ThreadMsg {
+pub(crate) struct ThreadMsg<'a> {
     /// Number to print (sequence number or UID).
     pub num: u32,
     /// Sent date (INTERNALDATE when missing), then position, for ordering.
     pub date: i64,
     pub seq: usize,
-    pub message_id: String,
+    pub message_id: &'a str,
     /// References (or the first In-Reply-To id when there are none).
-    pub refs: Vec<String>,
-    pub base_subject: String,
+    pub refs: Vec<&'a str>,
+    pub base_subject: &'a str,
     pub reply: bool,
 }
 
-impl ThreadMsg {
-    pub(crate) fn new(num: u32, seq: usize, meta: &MessageMeta, f: &HeaderFields) -> ThreadMsg {
-        let subject = f
-            .subject
-            .as_deref()
-            .map(|s| s.split('\0').next().unwrap_or_default())
-            .unwrap_or_default();
-        let (base, reply) = base_subject(subject);
-        let mut refs: Vec<String> = f.references.split_whitespace().map(String::from).collect();
+impl<'a> ThreadMsg<'a> {
+    pub(crate) fn new(num: u32, seq: usize, meta: &MessageMeta, sf: &'a SortFields) -> Self {
+        let f = &sf.f;
+        let mut refs: Vec<&str> = f.references.split_whitespace().collect();
         if refs.is_empty() {
-            refs.extend(f.in_reply_to.split_whitespace().next().map(String::from));
+            refs.extend(f.in_reply_to.split_whitespace().next());
         }
         ThreadMsg {
             num,
             date: sent_or_internal(meta, f),
             seq,
-            message_id: f.message_id.clone(),
+            message_id: &f.message_id,
             refs,
-            base_subject: base.to_uppercase(),
-            reply,
+            base_subject: &sf.base_subject,
+            reply: sf.reply,
         }
     }
 }
@@ -62,12 +59,12 @@ struct Node {
     children: Vec<usize>,
 }
 
-struct Forest<'a> {
-    msgs: &'a [ThreadMsg],
+struct Forest<'a, 'm> {
+    msgs: &'a [ThreadMsg<'m>],
     nodes: Vec<Node>,
 }
 
-impl Forest<'_> {
+impl Forest<'_, '_> {
     fn new_node(&mut self, msg: Option<usize>) -> usize {
         self.nodes.push(Node {
             msg,
@@ -210,11 +207,11 @@ impl Forest<'_> {
 /// ORDEREDSUBJECT (RFC 5256 section 3): groups by base subject; within a group
 /// sorted by sent date, the first is the parent of all others; groups ordered
 /// by the sent date of their first message.
-pub(crate) fn ordered_subject(msgs: &[ThreadMsg]) -> String {
+pub(crate) fn ordered_subject(msgs: &[ThreadMsg<'_>]) -> String {
     let mut order: Vec<usize> = (0..msgs.len()).collect();
     order.sort_by(|&a, &b| {
-        (&msgs[a].base_subject, msgs[a].date, msgs[a].seq).cmp(&(
-            &msgs[b].base_subject,
+        (msgs[a].base_subject, msgs[a].date, msgs[a].seq).cmp(&(
+            msgs[b].base_subject,
             msgs[b].date,
             msgs[b].seq,
         ))
@@ -242,7 +239,7 @@ pub(crate) fn ordered_subject(msgs: &[ThreadMsg]) -> String {
 
 /// REFERENCES (RFC 5256 section 3), or REFS when `refs` (no subject merging,
 /// threads ordered by their newest message).
-pub(crate) fn references(msgs: &[ThreadMsg], refs: bool) -> String {
+pub(crate) fn references(msgs: &[ThreadMsg<'_>], refs: bool) -> String {
     let mut f = Forest {
         msgs,
         nodes: Vec::new(),
@@ -253,11 +250,11 @@ pub(crate) fn references(msgs: &[ThreadMsg], refs: bool) -> String {
         // A: link the references chain, unless already linked or looping.
         let mut prev: Option<usize> = None;
         for r in &m.refs {
-            let c = match ids.get(r.as_str()) {
+            let c = match ids.get(r) {
                 Some(&c) => c,
                 None => {
                     let c = f.new_node(None);
-                    ids.insert(r.as_str(), c);
+                    ids.insert(r, c);
                     c
                 }
             };
@@ -269,7 +266,7 @@ pub(crate) fn references(msgs: &[ThreadMsg], refs: bool) -> String {
             prev = Some(c);
         }
         // B: this message's container (a duplicate or missing id gets a new one).
-        let own = match ids.get(m.message_id.as_str()) {
+        let own = match ids.get(m.message_id) {
             Some(&c) if !m.message_id.is_empty() && f.nodes[c].msg.is_none() => {
                 f.nodes[c].msg = Some(i);
                 c
@@ -278,7 +275,7 @@ pub(crate) fn references(msgs: &[ThreadMsg], refs: bool) -> String {
             None => {
                 let c = f.new_node(Some(i));
                 if !m.message_id.is_empty() {
-                    ids.insert(m.message_id.as_str(), c);
+                    ids.insert(m.message_id, c);
                 }
                 c
             }
@@ -306,20 +303,20 @@ pub(crate) fn references(msgs: &[ThreadMsg], refs: bool) -> String {
     }
     roots.sort_by_key(|&r| f.key(r));
     // Step 5: merge threads by base subject.
-    let subject_of = |f: &Forest, n: usize| -> Option<(String, bool)> {
+    fn subject_of<'m>(f: &Forest<'_, 'm>, n: usize) -> Option<(&'m str, bool)> {
         let m = match f.nodes[n].msg {
             Some(m) => m,
             None => f.nodes[n].children.first().and_then(|&c| f.nodes[c].msg)?,
         };
-        let s = &f.msgs[m].base_subject;
-        (!s.is_empty()).then(|| (s.clone(), f.msgs[m].reply))
-    };
-    let mut table: HashMap<String, usize> = HashMap::new();
+        let s = f.msgs[m].base_subject;
+        (!s.is_empty()).then_some((s, f.msgs[m].reply))
+    }
+    let mut table: HashMap<&str, usize> = HashMap::new();
     for &r in &roots {
         let Some((s, reply)) = subject_of(&f, r) else {
             continue;
         };
-        match table.get(&s) {
+        match table.get(s) {
             None => {
                 table.insert(s, r);
             }
@@ -341,7 +338,7 @@ pub(crate) fn references(msgs: &[ThreadMsg], refs: bool) -> String {
         let Some((s, reply)) = subject_of(&f, r) else {
             continue;
         };
-        let Some(&t) = table.get(&s) else {
+        let Some(&t) = table.get(s) else {
             continue;
         };
         if t == r {
@@ -450,15 +447,17 @@ impl Session {
 mod tests {
     use super::*;
 
-    fn m(num: u32, date: i64, id: &str, refs: &[&str], subject: &str) -> ThreadMsg {
-        let (base, reply) = base_subject(subject);
+    fn m<'a>(num: u32, date: i64, id: &'a str, refs: &[&'a str], subject: &str) -> ThreadMsg<'a> {
+        let (base, reply) = crate::cmd::sort::base_subject(subject);
+        // Leaked: test data only.
+        let base: &'a str = Box::leak(base.to_uppercase().into_boxed_str());
         ThreadMsg {
             num,
             date,
             seq: num as usize,
-            message_id: id.to_string(),
-            refs: refs.iter().map(|s| s.to_string()).collect(),
-            base_subject: base.to_uppercase(),
+            message_id: id,
+            refs: refs.to_vec(),
+            base_subject: base,
             reply,
         }
     }

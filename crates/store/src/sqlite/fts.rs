@@ -218,7 +218,7 @@ pub(crate) fn header_fields(
     match uids {
         None => {
             let mut stmt = tx.prepare_cached(&format!(
-                "SELECT m.uid, {FIELD_COLS} FROM messages m
+                "SELECT m.uid, {FIELD_COLS} FROM messages m INDEXED BY messages_mailbox_docid
                  LEFT JOIN search_docs d ON d.docid = m.docid
                  WHERE m.mailbox = ?1 ORDER BY m.uid"
             ))?;
@@ -344,7 +344,8 @@ mod tests {
         assert_eq!(cand(inbox, TextPart::Headers, "zzz"), Some(vec![3]));
         assert_eq!(cand(inbox, TextPart::Body, "qu"), None);
         // Same content appended again shares the document.
-        st.append(inbox, &[m1.clone()]).expect("append again");
+        st.append(inbox, std::slice::from_ref(&m1))
+            .expect("append again");
         assert_eq!(docs(&st), 2);
         assert_eq!(cand(inbox, TextPart::Body, "quick"), Some(vec![1, 3, 4]));
         // Copy shares it too; expunging the originals keeps it while the copy exists.

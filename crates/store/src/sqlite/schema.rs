@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Transaction};
 use crate::{Result, StoreError};
 
 /// The version this binary writes.
-pub(crate) const CURRENT_VERSION: i64 = 2;
+pub(crate) const CURRENT_VERSION: i64 = 3;
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -105,6 +105,12 @@ CREATE INDEX messages_docid ON messages(docid, mailbox, uid);
 CREATE INDEX messages_unindexed ON messages(mailbox, uid) WHERE docid IS NULL;
 ";
 
+/// SORT/THREAD read the stored values of a whole mailbox: a covering index
+/// keeps that scan off the (large) message rows.
+const V3: &str = "
+CREATE INDEX messages_mailbox_docid ON messages(mailbox, uid, docid);
+";
+
 /// Brings the database to [`CURRENT_VERSION`].
 pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
@@ -127,6 +133,10 @@ pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     if version < 2 {
         tx.execute_batch(V2)?;
         tx.execute("INSERT INTO schema_version(version) VALUES (2)", [])?;
+    }
+    if version < 3 {
+        tx.execute_batch(V3)?;
+        tx.execute("INSERT INTO schema_version(version) VALUES (3)", [])?;
     }
     Ok(())
 }
