@@ -199,7 +199,11 @@ impl Session {
             };
             let seq = i as u32 + 1;
             let loaded = self.load(mailbox, &meta, want_raw, want_summary).await?;
-            let mut line = format!("* {seq} FETCH (").into_bytes();
+            // Written straight into the output buffer: a large section is
+            // copied once, from the stored bytes to the socket buffer.
+            let mut line = std::mem::take(&mut self.out);
+            let line_start = line.len();
+            line.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
             let mut first = true;
             let mut sep = |line: &mut Vec<u8>| {
                 if !first {
@@ -337,8 +341,11 @@ impl Session {
                 respond::flag_list(&mut line, &meta.flags);
             }
             line.extend_from_slice(b")\r\n");
-            self.shared.metrics.fetch_bytes.inc_by(line.len() as u64);
-            self.out.extend_from_slice(&line);
+            self.shared
+                .metrics
+                .fetch_bytes
+                .inc_by((line.len() - line_start) as u64);
+            self.out = line;
             if self.out.len() > 256 * 1024 {
                 self.flush().await.map_err(|_| CmdError {
                     close: true,
