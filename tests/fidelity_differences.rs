@@ -247,7 +247,10 @@ async fn binary_decodes_a_base64_message_rfc822() {
     assert_eq!(item(&r, "BINARY[1]").unwrap(), inner);
     assert_eq!(number(&r, "BINARY.SIZE[1]"), Some(inner.len() as u64));
     // (the unparsed inner "header" keeps its line ending, as in Dovecot)
-    assert_eq!(item(&r, "BODY[1]").unwrap(), format!("{b64}\r\n").as_bytes());
+    assert_eq!(
+        item(&r, "BODY[1]").unwrap(),
+        format!("{b64}\r\n").as_bytes()
+    );
     s.stop().await;
 }
 
