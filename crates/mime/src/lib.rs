@@ -39,16 +39,16 @@ pub struct Summary {
     body: Vec<u8>,
     root: structure::Part,
     sent_date: Option<i64>,
-    /// Why the message as a whole cannot be converted for BINARY (some part
-    /// has an unknown encoding or invalid data); None if every part decodes.
-    binary_error: Option<BinaryError>,
 }
 
 impl Summary {
     /// Parse `raw` (the exact stored bytes). Never panics, whatever the input.
     pub fn parse(raw: &[u8]) -> Summary {
         let mut root = structure::parse(raw);
-        let binary_error = section::prepare(&mut root, raw);
+        // Decoded sizes of every part, so BINARY.SIZE never decodes at FETCH
+        // time. A part that does not decode makes only that part's BINARY and
+        // BINARY.SIZE fail (RFC 3516 4.2), not the other parts'.
+        let _ = section::prepare(&mut root, raw);
         let fields = header::fields(&raw[root.hdr..root.body]);
         let envelope = envelope::build(&fields);
         let mut bodystructure = Vec::new();
@@ -62,7 +62,6 @@ impl Summary {
             body,
             root,
             sent_date,
-            binary_error,
         }
     }
     /// Compact serialisation for storage.
@@ -103,9 +102,6 @@ impl Summary {
     /// once and behaves the same; a NO is allowed for any FETCH item that
     /// cannot be produced, and the client can still FETCH BINARY[part]).
     pub fn binary_size(&self, part: &[u32]) -> Result<u64, BinaryError> {
-        if let Some(e) = self.binary_error {
-            return Err(e);
-        }
         section::binary_size(&self.root, part)
     }
     /// The Date: header as seconds since the epoch, with its zone applied (for SENT* keys
