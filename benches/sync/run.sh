@@ -270,22 +270,24 @@ row "push $PUSH_IDLERS idlers: p50 ms" "$(get pillarbox push idlers=$PUSH_IDLERS
 row "push $PUSH_IDLERS idlers: p99 ms" "$(get pillarbox push idlers=$PUSH_IDLERS p99_ms)" \
     "$(get dovecot push idlers=$PUSH_IDLERS p99_ms)" "pillarbox <= 3"
 row "idle-mem plain $IDLE_SESSIONS: RSS KiB/session" \
-    "$(get pillarbox idle-mem "transport=plain sessions=$IDLE_SESSIONS" rss_kib_per_session)" \
-    "$(get dovecot idle-mem "transport=plain sessions=$IDLE_SESSIONS" rss_kib_per_session)" "pillarbox <= 8"
+    "$(get pillarbox idle-mem "transport=plain requested=$IDLE_SESSIONS" rss_kib_per_session)" \
+    "$(get dovecot idle-mem "transport=plain requested=$IDLE_SESSIONS" rss_kib_per_session)" "pillarbox <= 8"
 row "idle-mem plain $IDLE_SESSIONS: PSS KiB/session" \
-    "$(get pillarbox idle-mem "transport=plain sessions=$IDLE_SESSIONS" pss_kib_per_session)" \
-    "$(get dovecot idle-mem "transport=plain sessions=$IDLE_SESSIONS" pss_kib_per_session)" ""
+    "$(get pillarbox idle-mem "transport=plain requested=$IDLE_SESSIONS" pss_kib_per_session)" \
+    "$(get dovecot idle-mem "transport=plain requested=$IDLE_SESSIONS" pss_kib_per_session)" ""
 row "idle-mem tls $IDLE_SESSIONS: RSS KiB/session" \
-    "$(get pillarbox idle-mem "transport=tls sessions=$IDLE_SESSIONS" rss_kib_per_session)" \
-    "$(get dovecot idle-mem "transport=tls sessions=$IDLE_SESSIONS" rss_kib_per_session)" ""
+    "$(get pillarbox idle-mem "transport=tls requested=$IDLE_SESSIONS" rss_kib_per_session)" \
+    "$(get dovecot idle-mem "transport=tls requested=$IDLE_SESSIONS" rss_kib_per_session)" ""
 row "idle-mem tls $IDLE_SESSIONS: PSS KiB/session" \
-    "$(get pillarbox idle-mem "transport=tls sessions=$IDLE_SESSIONS" pss_kib_per_session)" \
-    "$(get dovecot idle-mem "transport=tls sessions=$IDLE_SESSIONS" pss_kib_per_session)" ""
+    "$(get pillarbox idle-mem "transport=tls requested=$IDLE_SESSIONS" pss_kib_per_session)" \
+    "$(get dovecot idle-mem "transport=tls requested=$IDLE_SESSIONS" pss_kib_per_session)" ""
 if [ "$PB_IDLE_SESSIONS" -gt 0 ]; then
     row "idle-mem plain $PB_IDLE_SESSIONS: RSS KiB/session" \
-        "$(get pillarbox idle-mem "transport=plain sessions=$PB_IDLE_SESSIONS" rss_kib_per_session)" "" "pillarbox <= 8"
+        "$(get pillarbox idle-mem "transport=plain requested=$PB_IDLE_SESSIONS" rss_kib_per_session)" "" "pillarbox <= 8"
+    row "idle-mem plain $PB_IDLE_SESSIONS: sessions actually opened" \
+        "$(get pillarbox idle-mem "transport=plain requested=$PB_IDLE_SESSIONS" sessions)" "" ""
     row "idle-mem tls $PB_IDLE_SESSIONS: RSS KiB/session" \
-        "$(get pillarbox idle-mem "transport=tls sessions=$PB_IDLE_SESSIONS" rss_kib_per_session)" "" ""
+        "$(get pillarbox idle-mem "transport=tls requested=$PB_IDLE_SESSIONS" rss_kib_per_session)" "" ""
 fi
 if [ "$PB_PUSH_BIG" -gt 0 ]; then
     row "push $PB_PUSH_BIG idlers: p50 ms" "$(get pillarbox push idlers=$PB_PUSH_BIG p50_ms)" "" ""

@@ -804,9 +804,10 @@ pub async fn idle_mem(env: &Env, a: IdleMemArgs) -> Result<()> {
         second.len()
     );
     println!(
-        "RESULT label={} mode=idle-mem transport={transport} sessions={ok} failed={failed} rss_kib_per_session={rss_per:.2} \
+        "RESULT label={} mode=idle-mem transport={transport} requested={} sessions={ok} failed={failed} rss_kib_per_session={rss_per:.2} \
          rss_kib_marginal={rss_marginal:.2} pss_kib_per_session={pss_per:.2} rss_kib_total={} memory_guard={}",
         env.label,
+        a.sessions,
         m2.rss_kib.saturating_sub(m0.rss_kib),
         crate::MEMORY_LOW.load(Ordering::Relaxed)
     );
