@@ -100,7 +100,8 @@ GOALS = {"SEARCH TEXT (rare)": 50, "SEARCH BODY (rare)": 50, "SEARCH FROM": 30,
 
 
 def answer(lines):
-    return b"".join(l for l in lines if l.startswith(b"* ")).strip()
+    # Untagged OK lines are progress notes (Dovecot: "* OK Searched 60% ..."), not answers.
+    return b"".join(l for l in lines if l.startswith(b"* ") and not l.startswith(b"* OK")).strip()
 
 
 def numbers(a):

@@ -485,15 +485,17 @@ fn uses_sent(k: &SearchKey) -> bool {
     }
 }
 
-/// Up to this many messages' stored values are fetched one by one; more in one scan.
+/// Up to this many messages' stored values (or a quarter of the mailbox, if
+/// more) are fetched one by one; more in one scan of the mailbox.
 const FIELD_POINT_MAX: usize = 512;
 
 fn fetch_fields(
     store: &dyn MetaStore,
     mailbox: MailboxId,
     uids: Option<&[Uid]>,
+    total: usize,
 ) -> Result<Vec<(Uid, Option<HeaderFields>)>, CmdError> {
-    let uids = uids.filter(|u| u.len() <= FIELD_POINT_MAX);
+    let uids = uids.filter(|u| u.len() <= FIELD_POINT_MAX.max(total / 4));
     store
         .header_fields(mailbox, uids)
         .map_err(CmdError::from_store)
@@ -527,11 +529,16 @@ pub(crate) fn run(
         let mut need = FieldNeed::default();
         annotate(&mut key, store, mailbox, &mut need).map_err(CmdError::from_store)?;
         if need.all {
-            fields = Some(fetch_fields(store, mailbox, None)?);
+            fields = Some(fetch_fields(store, mailbox, None, messages.len())?);
         } else if !need.uids.is_empty() {
             need.uids.sort_unstable();
             need.uids.dedup();
-            fields = Some(fetch_fields(store, mailbox, Some(&need.uids))?);
+            fields = Some(fetch_fields(
+                store,
+                mailbox,
+                Some(&need.uids),
+                messages.len(),
+            )?);
         }
     }
     let now = std::time::SystemTime::now()
@@ -702,7 +709,7 @@ pub(crate) fn fields_of(
         return Ok(out.into_iter().flatten().collect());
     }
     let stored = match index {
-        Some((store, mailbox)) => fetch_fields(store, mailbox, Some(&missing))?,
+        Some((store, mailbox)) => fetch_fields(store, mailbox, Some(&missing), messages.len())?,
         None => Vec::new(),
     };
     let mut fresh = Vec::new();
