@@ -140,6 +140,12 @@ pub mod search {
     pub fn body_text(raw: &[u8]) -> String {
         crate::search_impl::body_text(raw)
     }
+    /// RFC 8970 preview text: the first text/plain part (else the first
+    /// text/html one without markup), decoded, whitespace collapsed, at most
+    /// 256 characters; empty when the message has no such part.
+    pub fn preview(raw: &[u8]) -> String {
+        crate::search_impl::preview(raw)
+    }
 }
 
 #[cfg(test)]

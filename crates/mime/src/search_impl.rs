@@ -158,3 +158,177 @@ fn to_utf8(data: &[u8], charset: Option<&[u8]>) -> String {
         None => String::from_utf8_lossy(data).into_owned(),
     }
 }
+
+/// RFC 8970 preview: the first text part (the first text/plain one, else the
+/// first text/html one with its markup removed; attachments skipped), decoded,
+/// whitespace collapsed, at most 256 characters. Empty when there is none.
+pub(crate) fn preview(raw: &[u8]) -> String {
+    let root = structure::parse(raw);
+    let mut plain = None;
+    let mut html = None;
+    find_text(&root, raw, &mut plain, &mut html, 0);
+    let text = match (plain, html) {
+        (Some(p), _) => p,
+        (None, Some(h)) => strip_html(&h),
+        (None, None) => return String::new(),
+    };
+    let mut out = String::new();
+    let mut n = 0;
+    for w in text.split_whitespace() {
+        let sep = (n > 0).then_some(' ');
+        for c in sep.into_iter().chain(w.chars()) {
+            if n == 256 {
+                return out;
+            }
+            if !c.is_control() {
+                out.push(c);
+                n += 1;
+            }
+        }
+    }
+    out
+}
+
+fn find_text(
+    part: &Part,
+    raw: &[u8],
+    plain: &mut Option<String>,
+    html: &mut Option<String>,
+    depth: usize,
+) {
+    if depth > 64 || plain.is_some() {
+        return;
+    }
+    match &part.kind {
+        Kind::Multipart(kids) => {
+            for k in kids {
+                find_text(k, raw, plain, html, depth + 1);
+            }
+        }
+        // An attached message is not the message's own text.
+        Kind::Message(_) => {}
+        _ => {
+            let hdr = raw.get(part.hdr..part.body).unwrap_or_default();
+            let info = Info::from_fields(&header::fields(hdr));
+            if info
+                .disp
+                .as_ref()
+                .is_some_and(|(d, _)| d.eq_ignore_ascii_case(b"attachment"))
+            {
+                return;
+            }
+            let (is_plain, is_html) = match &info.ctype {
+                None => (true, false),
+                Some((t, s)) if t.eq_ignore_ascii_case(b"text") => (
+                    s.eq_ignore_ascii_case(b"plain"),
+                    s.eq_ignore_ascii_case(b"html"),
+                ),
+                _ => (false, false),
+            };
+            if !(is_plain || (is_html && html.is_none())) {
+                return;
+            }
+            let body = raw.get(part.body..part.end).unwrap_or_default();
+            let decoded = lenient_decode(body, part.bcte.as_deref());
+            let charset = info
+                .params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(b"charset"))
+                .map(|(_, v)| v.as_slice());
+            let text = to_utf8(&decoded, charset);
+            if is_plain {
+                *plain = Some(text);
+            } else {
+                *html = Some(text);
+            }
+        }
+    }
+}
+
+/// Text of an HTML document: tags, comments and `<head>`/`<script>`/`<style>`
+/// contents removed, the common entities decoded.
+fn strip_html(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    let mut skip_until: Option<&str> = None;
+    while let Some(lt) = rest.find('<') {
+        if skip_until.is_none() {
+            out.push_str(&decode_entities(&rest[..lt]));
+        }
+        rest = &rest[lt..];
+        if rest.starts_with("<!--") {
+            rest = rest.find("-->").map_or("", |e| &rest[e + 3..]);
+            continue;
+        }
+        let end = rest.find('>').map_or(rest.len(), |e| e + 1);
+        let tag = rest[1..end.saturating_sub(1).max(1)]
+            .trim()
+            .to_ascii_lowercase();
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        match skip_until {
+            Some(s) if tag.starts_with('/') && name == s => skip_until = None,
+            Some(_) => {}
+            None if !tag.starts_with('/')
+                && matches!(name.as_str(), "head" | "script" | "style") =>
+            {
+                skip_until = Some(match name.as_str() {
+                    "head" => "head",
+                    "script" => "script",
+                    _ => "style",
+                });
+            }
+            None => out.push(' '),
+        }
+        rest = &rest[end..];
+    }
+    if skip_until.is_none() {
+        out.push_str(&decode_entities(rest));
+    }
+    out
+}
+
+fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(a) = rest.find('&') {
+        out.push_str(&rest[..a]);
+        rest = &rest[a..];
+        let semi = rest.bytes().take(12).position(|b| b == b';');
+        let ent = semi.map(|e| &rest[1..e]);
+        let c = ent.and_then(|e| match e {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            "nbsp" => Some(' '),
+            _ => {
+                let n = e.strip_prefix('#')?;
+                let v = match n.strip_prefix(['x', 'X']) {
+                    Some(h) => u32::from_str_radix(h, 16).ok()?,
+                    None => n.parse().ok()?,
+                };
+                char::from_u32(v)
+            }
+        });
+        match (c, semi) {
+            (Some(c), Some(e)) => {
+                out.push(c);
+                rest = &rest[e + 1..];
+            }
+            _ => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}

@@ -139,10 +139,7 @@ impl Session {
             }
         }
         for a in &attrs {
-            if matches!(
-                a,
-                FetchAttr::Preview { .. } | FetchAttr::EmailId | FetchAttr::ThreadId
-            ) {
+            if matches!(a, FetchAttr::EmailId | FetchAttr::ThreadId) {
                 return Err(CmdError::bad("FETCH item not supported"));
             }
         }
@@ -187,6 +184,24 @@ impl Session {
             }
         }
 
+        // RFC 8970: previews stored at ingest, read in one store call.
+        let previews = match self
+            .selected
+            .as_ref()
+            .filter(|_| attrs.iter().any(|a| matches!(a, FetchAttr::Preview { .. })))
+        {
+            Some(sel) => {
+                let lazy = attrs
+                    .iter()
+                    .all(|a| !matches!(a, FetchAttr::Preview { lazy: false }));
+                let uids = idxs
+                    .iter()
+                    .filter_map(|&i| sel.messages.get(i).map(|m| m.uid))
+                    .collect();
+                self.fetch_previews(mailbox, uids, lazy).await?
+            }
+            None => Default::default(),
+        };
         let want_raw = attrs.iter().any(needs_raw);
         let want_summary = attrs.iter().any(needs_summary);
         let mut failure: Option<BinaryError> = None;
@@ -332,7 +347,13 @@ impl Session {
                             Err(e) => failure = Some(e),
                         }
                     }
-                    FetchAttr::Preview { .. } | FetchAttr::EmailId | FetchAttr::ThreadId => {}
+                    FetchAttr::Preview { .. } => {
+                        sep(&mut line);
+                        line.extend_from_slice(b"PREVIEW ");
+                        let p = previews.get(&meta.uid).and_then(|p| p.as_deref());
+                        respond::nstring(&mut line, p.map(str::as_bytes));
+                    }
+                    FetchAttr::EmailId | FetchAttr::ThreadId => {}
                 }
             }
             if !flags_sent && flags_changed.contains(&meta.uid) {

@@ -78,16 +78,32 @@ enum Key {
     Plain(SearchKey),
 }
 
-/// Per-message evaluation context; the message bytes and decoded texts are
-/// loaded only if a key needs them, and at most once.
+/// Where a search runs: the mailbox in the store (flags, dates, sizes and
+/// modseqs are read there by UID, not from the session's view), its blobs,
+/// and whether the search index may be used.
+pub(crate) struct Scope<'a> {
+    pub store: &'a dyn MetaStore,
+    pub blobs: &'a dyn BlobStore,
+    pub mailbox: MailboxId,
+    /// Use the trigram index and the stored header values; `false` gives the
+    /// brute-force reference evaluation (same results, only slower).
+    pub index: bool,
+}
+
+/// Per-message evaluation context; the message metadata, bytes and decoded
+/// texts are loaded only if a key needs them, and at most once.
 struct Ctx<'a> {
-    meta: &'a MessageMeta,
+    uid: Uid,
     seq: u32,
     max_seq: u32,
     max_uid: Uid,
     saved: Option<&'a [Uid]>,
     now: i64,
-    blobs: &'a dyn BlobStore,
+    scope: &'a Scope<'a>,
+    /// Metadata prefetched for the messages being evaluated (by UID ascending).
+    prefetched: Option<&'a [MessageMeta]>,
+    /// Metadata loaded for this message alone (when not prefetched).
+    loaded: Option<Option<MessageMeta>>,
     raw: Option<Vec<u8>>,
     body: Option<String>,
     headers: Option<String>,
@@ -96,9 +112,32 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The message's metadata in the store; `None` if it is gone (expunged by
+    /// another session but still in this one's view): it then has no flags,
+    /// no content and zero dates and size.
+    fn meta(&mut self) -> Option<&MessageMeta> {
+        if let Some(all) = self.prefetched {
+            let i = all.binary_search_by_key(&self.uid, |m| m.uid).ok()?;
+            return all.get(i);
+        }
+        if self.loaded.is_none() {
+            let one = self
+                .scope
+                .store
+                .search_meta(self.scope.mailbox, Some(&[self.uid]))
+                .ok()
+                .and_then(|v| v.into_iter().next());
+            self.loaded = Some(one);
+        }
+        self.loaded.as_ref().and_then(|m| m.as_ref())
+    }
     fn raw(&mut self) -> &[u8] {
         if self.raw.is_none() {
-            self.raw = Some(self.blobs.get(&self.meta.blob).unwrap_or_default());
+            let blob = self.meta().map(|m| m.blob.clone());
+            let raw = blob
+                .and_then(|b| self.scope.blobs.get(&b).ok())
+                .unwrap_or_default();
+            self.raw = Some(raw);
         }
         self.raw.as_deref().unwrap_or_default()
     }
@@ -118,11 +157,15 @@ impl Ctx<'_> {
     }
     fn fields(&self) -> Option<&HeaderFields> {
         let all = self.fields?;
-        let i = all.binary_search_by_key(&self.meta.uid, |r| r.0).ok()?;
+        let i = all.binary_search_by_key(&self.uid, |r| r.0).ok()?;
         all[i].1.as_ref()
     }
-    fn has_flag(&self, f: &str) -> bool {
-        self.meta.flags.iter().any(|x| x.eq_ignore_ascii_case(f))
+    fn has_flag(&mut self, f: &str) -> bool {
+        self.meta()
+            .is_some_and(|m| m.flags.iter().any(|x| x.eq_ignore_ascii_case(f)))
+    }
+    fn internal_date(&mut self) -> i64 {
+        self.meta().map_or(0, |m| m.internal_date)
     }
 }
 
@@ -308,7 +351,7 @@ fn excluded(cands: &Cands, uid: Uid) -> bool {
 fn eval(key: &Key, ctx: &mut Ctx) -> bool {
     match key {
         Key::Header(name, needle, cands) => {
-            if excluded(cands, ctx.meta.uid) {
+            if excluded(cands, ctx.uid) {
                 return false;
             }
             if let Some(stored) = ctx.fields().and_then(|f| stored_field(f, name)) {
@@ -328,10 +371,10 @@ fn eval(key: &Key, ctx: &mut Ctx) -> bool {
                 .any(|v| casefold(v).contains(needle.as_str()))
         }
         Key::Body(needle, cands) => {
-            !excluded(cands, ctx.meta.uid) && ctx.body().contains(needle.as_str())
+            !excluded(cands, ctx.uid) && ctx.body().contains(needle.as_str())
         }
         Key::Text(needle, cands) => {
-            !excluded(cands, ctx.meta.uid)
+            !excluded(cands, ctx.uid)
                 && (ctx.headers().contains(needle.as_str()) || ctx.body().contains(needle.as_str()))
         }
         Key::Not(k) => !eval(k, ctx),
@@ -342,8 +385,10 @@ fn eval(key: &Key, ctx: &mut Ctx) -> bool {
 }
 
 fn eval_plain(key: &SearchKey, ctx: &mut Ctx) -> bool {
-    let internal =
-        || civil_from_unix(ctx.meta.internal_date + ctx.meta.date_offset_minutes as i64 * 60);
+    let internal = |ctx: &mut Ctx| {
+        let off = ctx.meta().map_or(0, |m| m.date_offset_minutes);
+        civil_from_unix(ctx.internal_date() + off as i64 * 60)
+    };
     match key {
         SearchKey::All | SearchKey::Old => true,
         SearchKey::New | SearchKey::Recent => false,
@@ -359,27 +404,19 @@ fn eval_plain(key: &SearchKey, ctx: &mut Ctx) -> bool {
         SearchKey::Unseen => !ctx.has_flag("\\Seen"),
         SearchKey::Keyword(k) => ctx.has_flag(k),
         SearchKey::Unkeyword(k) => !ctx.has_flag(k),
-        SearchKey::Before(d) => internal() < *d,
-        SearchKey::On(d) => internal() == *d,
-        SearchKey::Since(d) => internal() >= *d,
+        SearchKey::Before(d) => internal(ctx) < *d,
+        SearchKey::On(d) => internal(ctx) == *d,
+        SearchKey::Since(d) => internal(ctx) >= *d,
         SearchKey::SentBefore(d) => sent_date(ctx) < *d,
         SearchKey::SentOn(d) => sent_date(ctx) == *d,
         SearchKey::SentSince(d) => sent_date(ctx) >= *d,
-        SearchKey::Larger(n) => ctx.meta.size > *n,
-        SearchKey::Smaller(n) => ctx.meta.size < *n,
-        SearchKey::Uid(set) => in_set(
-            set,
-            ctx.meta.uid,
-            ctx.max_uid,
-            ctx.saved,
-            Some(ctx.meta.uid),
-        ),
-        SearchKey::SequenceSet(set) => {
-            in_set(set, ctx.seq, ctx.max_seq, ctx.saved, Some(ctx.meta.uid))
-        }
-        SearchKey::ModSeq(n) => ctx.meta.modseq >= *n,
-        SearchKey::Older(secs) => ctx.meta.internal_date <= ctx.now - *secs as i64,
-        SearchKey::Younger(secs) => ctx.meta.internal_date >= ctx.now - *secs as i64,
+        SearchKey::Larger(n) => ctx.meta().map_or(0, |m| m.size) > *n,
+        SearchKey::Smaller(n) => ctx.meta().map_or(0, |m| m.size) < *n,
+        SearchKey::Uid(set) => in_set(set, ctx.uid, ctx.max_uid, ctx.saved, Some(ctx.uid)),
+        SearchKey::SequenceSet(set) => in_set(set, ctx.seq, ctx.max_seq, ctx.saved, Some(ctx.uid)),
+        SearchKey::ModSeq(n) => ctx.meta().map_or(0, |m| m.modseq) >= *n,
+        SearchKey::Older(secs) => ctx.internal_date() <= ctx.now - *secs as i64,
+        SearchKey::Younger(secs) => ctx.internal_date() >= ctx.now - *secs as i64,
         // String keys were converted to `Key` variants by `decode_strings`.
         SearchKey::Bcc(_)
         | SearchKey::Cc(_)
@@ -395,6 +432,55 @@ fn eval_plain(key: &SearchKey, ctx: &mut Ctx) -> bool {
     }
 }
 
+/// Whether evaluating `key` reads every evaluated message's metadata (flags,
+/// dates, size, modseq, or the blob for its content): then it is prefetched
+/// in one store call instead of one per message.
+fn wants_meta(key: &Key, index: bool) -> bool {
+    match key {
+        Key::Header(name, _, _) => {
+            !index
+                || !["subject", "from", "to", "cc", "bcc"]
+                    .iter()
+                    .any(|n| name.eq_ignore_ascii_case(n))
+        }
+        Key::Body(..) | Key::Text(..) => true,
+        Key::Not(k) => wants_meta(k, index),
+        Key::Or(a, b) => wants_meta(a, index) || wants_meta(b, index),
+        Key::And(ks) => ks.iter().any(|k| wants_meta(k, index)),
+        Key::Plain(k) => plain_wants_meta(k, index),
+    }
+}
+
+fn plain_wants_meta(k: &SearchKey, index: bool) -> bool {
+    match k {
+        SearchKey::All
+        | SearchKey::Old
+        | SearchKey::New
+        | SearchKey::Recent
+        | SearchKey::Uid(_)
+        | SearchKey::SequenceSet(_) => false,
+        SearchKey::SentBefore(_) | SearchKey::SentOn(_) | SearchKey::SentSince(_) => !index,
+        SearchKey::Not(k) => plain_wants_meta(k, index),
+        SearchKey::Or(a, b) => plain_wants_meta(a, index) || plain_wants_meta(b, index),
+        SearchKey::And(ks) => ks.iter().any(|k| plain_wants_meta(k, index)),
+        _ => true,
+    }
+}
+
+/// UIDs (ascending) outside which `key` cannot match, from index candidates.
+fn bound(key: &Key) -> Option<Vec<Uid>> {
+    match key {
+        Key::Header(_, _, c) | Key::Body(_, c) | Key::Text(_, c) => c.clone(),
+        Key::And(ks) => ks.iter().filter_map(bound).reduce(|a, b| {
+            a.into_iter()
+                .filter(|u| b.binary_search(u).is_ok())
+                .collect()
+        }),
+        Key::Or(a, b) => Some(union(&bound(a)?, &bound(b)?)),
+        Key::Not(_) | Key::Plain(_) => None,
+    }
+}
+
 fn uses_modseq(k: &SearchKey) -> bool {
     match k {
         SearchKey::ModSeq(_) => true,
@@ -404,9 +490,6 @@ fn uses_modseq(k: &SearchKey) -> bool {
         _ => false,
     }
 }
-
-/// The store and mailbox whose index a search may use.
-pub(crate) type Index<'a> = Option<(&'a dyn MetaStore, MailboxId)>;
 
 /// Union of two ascending UID lists.
 fn union(a: &[Uid], b: &[Uid]) -> Vec<Uid> {
@@ -501,15 +584,15 @@ fn fetch_fields(
         .map_err(CmdError::from_store)
 }
 
-/// Runs a search over messages (in sequence order); returns matching indexes.
-/// With `index`, the store's search index narrows the work (same results).
+/// Runs a search over the messages with these UIDs (in sequence order);
+/// returns the indexes (sequence number - 1) of the matching ones. With
+/// `scope.index`, the store's search index narrows the work (same results).
 pub(crate) fn run(
-    messages: &[MessageMeta],
+    uids: &[Uid],
     key: &SearchKey,
     charset: Option<&str>,
     saved: Option<&[Uid]>,
-    blobs: &dyn BlobStore,
-    index: Index<'_>,
+    scope: &Scope<'_>,
 ) -> Result<Vec<usize>, CmdError> {
     let enc = match charset {
         None => encoding_rs::UTF_8,
@@ -524,38 +607,65 @@ pub(crate) fn run(
         })?,
     };
     let mut key = decode_strings(key, enc).map_err(CmdError::no)?;
+    let (store, mailbox) = (scope.store, scope.mailbox);
     let mut fields = None;
-    if let Some((store, mailbox)) = index {
+    let mut limit = None;
+    if scope.index {
         let mut need = FieldNeed::default();
         annotate(&mut key, store, mailbox, &mut need).map_err(CmdError::from_store)?;
+        limit = bound(&key);
+        if let Some(b) = &limit {
+            // Only the messages that can match are evaluated.
+            need.uids = if need.all {
+                b.clone()
+            } else {
+                need.uids
+                    .into_iter()
+                    .filter(|u| b.binary_search(u).is_ok())
+                    .collect()
+            };
+            need.all = false;
+        }
         if need.all {
-            fields = Some(fetch_fields(store, mailbox, None, messages.len())?);
+            fields = Some(fetch_fields(store, mailbox, None, uids.len())?);
         } else if !need.uids.is_empty() {
             need.uids.sort_unstable();
             need.uids.dedup();
-            fields = Some(fetch_fields(
-                store,
-                mailbox,
-                Some(&need.uids),
-                messages.len(),
-            )?);
+            fields = Some(fetch_fields(store, mailbox, Some(&need.uids), uids.len())?);
         }
     }
+    let meta = if wants_meta(&key, scope.index) {
+        let m = match &limit {
+            Some(b) => store.search_meta(mailbox, Some(b)),
+            None => store.search_meta(mailbox, None),
+        };
+        Some(m.map_err(CmdError::from_store)?)
+    } else {
+        None
+    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let max_uid = messages.last().map(|m| m.uid).unwrap_or(0);
+    let max_uid = uids.last().copied().unwrap_or(0);
     let mut out = Vec::new();
-    for (i, meta) in messages.iter().enumerate() {
+    for (i, &uid) in uids.iter().enumerate() {
+        if limit
+            .as_ref()
+            .is_some_and(|b| b.binary_search(&uid).is_err())
+        {
+            continue;
+        }
         let mut ctx = Ctx {
-            meta,
+            uid,
             seq: i as u32 + 1,
-            max_seq: messages.len() as u32,
+            max_seq: uids.len() as u32,
             max_uid,
             saved,
             now,
-            blobs,
+            scope,
+            prefetched: meta.as_deref(),
+            loaded: None,
             raw: None,
             body: None,
             headers: None,
@@ -644,99 +754,231 @@ pub(crate) fn make_doc(raw: &[u8]) -> SearchDoc {
         headers: casefold(&text::headers_text(raw)),
         body: casefold(&text::body_text(raw)),
         fields: header_fields_of(raw),
+        preview: text::preview(raw),
     }
 }
 
-/// Header values and thread keys of one message content, as SORT and THREAD
-/// use them.
-#[derive(Debug)]
-pub(crate) struct SortFields {
-    pub f: HeaderFields,
-    /// RFC 5256 base subject (upper-cased) and whether the subject was a reply/forward.
-    pub base_subject: String,
+/// What SORT and THREAD need of one message, compact (no per-field
+/// `Option`s, boxed strings): built once per message from the stored values.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct KeyRow {
+    pub uid: Uid,
+    pub internal_date: i64,
+    pub size: u64,
+    /// RFC 5256 sent date: the Date: header, else INTERNALDATE.
+    pub date: i64,
+    pub sort_subject: Box<str>,
+    pub sort_from: Box<str>,
+    pub sort_to: Box<str>,
+    pub sort_cc: Box<str>,
+    pub display_from: Box<str>,
+    pub display_to: Box<str>,
+    pub message_id: Box<str>,
+    /// References, or the first In-Reply-To id when there are none (space-separated).
+    pub refs: Box<str>,
+    /// RFC 5256 base subject (upper-cased) for THREAD, and whether the subject
+    /// was a reply or forward.
+    pub base_subject: Box<str>,
     pub reply: bool,
 }
 
-impl SortFields {
-    fn new(f: HeaderFields) -> SortFields {
+impl KeyRow {
+    fn new(row: pillarbox_store::SortRow, blobs: &dyn BlobStore) -> KeyRow {
+        let f = row
+            .fields
+            .unwrap_or_else(|| header_fields_of(&blobs.get(&row.blob).unwrap_or_default()));
         let subject = f
             .subject
             .as_deref()
             .map(|s| s.split('\0').next().unwrap_or_default())
             .unwrap_or_default();
         let (base, reply) = crate::cmd::sort::base_subject(subject);
-        SortFields {
-            f,
-            base_subject: base.to_uppercase(),
+        let refs = if f.references.trim().is_empty() {
+            f.in_reply_to
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .into()
+        } else {
+            f.references.into_boxed_str()
+        };
+        KeyRow {
+            uid: row.uid,
+            internal_date: row.internal_date,
+            size: row.size,
+            date: f.sent_date.unwrap_or(row.internal_date),
+            sort_subject: f.sort_subject.into(),
+            sort_from: f.sort_from.into(),
+            sort_to: f.sort_to.into(),
+            sort_cc: f.sort_cc.into(),
+            display_from: f.display_from.into(),
+            display_to: f.display_to.into(),
+            message_id: f.message_id.into(),
+            refs,
+            base_subject: base.to_uppercase().into(),
             reply,
         }
     }
 }
 
-/// Process-wide cache of `SortFields` by blob. The fields are a pure function
-/// of the message content and blobs are content-addressed, so an entry can
-/// never be stale (no invalidation, whatever mailbox or server asks). Bounded:
-/// cleared when it grows past `FIELD_CACHE_MAX` entries.
-static FIELD_CACHE: std::sync::OnceLock<
-    std::sync::Mutex<std::collections::HashMap<String, Arc<SortFields>>>,
-> = std::sync::OnceLock::new();
-const FIELD_CACHE_MAX: usize = 400_000;
+/// The SORT/THREAD keys of one mailbox (one UIDVALIDITY), by UID ascending.
+pub(crate) struct MailboxKeys {
+    /// The store these keys were read from (several stores may live in one
+    /// process, e.g. tests): held weakly, so its address is not reused while
+    /// the entry exists.
+    owner: std::sync::Weak<dyn MetaStore>,
+    uidvalidity: u32,
+    rows: Vec<KeyRow>,
+    used: std::sync::atomic::AtomicU64,
+}
 
-/// `SortFields` of `messages[i]` for each `i` in `idxs`: from the cache, else
-/// from the store's stored values, else computed from the blob (unindexed).
-pub(crate) fn fields_of(
-    messages: &[MessageMeta],
-    idxs: &[usize],
+impl MailboxKeys {
+    /// The keys of a message; an empty row for one no longer in the store.
+    pub(crate) fn get(&self, uid: Uid) -> &KeyRow {
+        static EMPTY: std::sync::OnceLock<KeyRow> = std::sync::OnceLock::new();
+        match self.rows.binary_search_by_key(&uid, |r| r.uid) {
+            Ok(i) => &self.rows[i],
+            Err(_) => EMPTY.get_or_init(KeyRow::default),
+        }
+    }
+}
+
+/// Process-wide cache of SORT/THREAD keys per mailbox. A message's keys
+/// never change (its content, INTERNALDATE and size are immutable) and a UID
+/// is never reused within a UIDVALIDITY, so an entry is only ever extended by
+/// the UIDs above its last one (one indexed range query per command, which
+/// also returns the current UIDVALIDITY: a recreated mailbox starts over).
+/// Rows of expunged messages are dropped when they outnumber the live ones.
+/// Bounded: least recently used mailboxes are dropped past `KEY_CACHE_MAX` rows.
+static KEY_CACHE: std::sync::OnceLock<std::sync::Mutex<KeyCache>> = std::sync::OnceLock::new();
+/// Entries by (address of the store, mailbox id).
+type KeyCache = std::collections::HashMap<(usize, MailboxId), Arc<MailboxKeys>>;
+const KEY_CACHE_MAX: usize = 400_000;
+static KEY_CACHE_CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The SORT/THREAD keys of a mailbox whose view has `live` messages.
+pub(crate) fn mailbox_keys(
+    store: &Arc<dyn MetaStore>,
     blobs: &dyn BlobStore,
-    index: Index<'_>,
-) -> Result<Vec<Arc<SortFields>>, CmdError> {
-    let cache = FIELD_CACHE.get_or_init(Default::default);
-    let mut out: Vec<Option<Arc<SortFields>>> = {
-        let c = cache
+    mailbox: MailboxId,
+    live: usize,
+) -> Result<Arc<MailboxKeys>, CmdError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let cache = KEY_CACHE.get_or_init(Default::default);
+    let lock = || {
+        cache
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        idxs.iter()
-            .map(|&i| c.get(&messages[i].blob.0).cloned())
-            .collect()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     };
-    let missing: Vec<Uid> = idxs
+    let owner = Arc::downgrade(store);
+    let id = (Arc::as_ptr(store) as *const () as usize, mailbox);
+    let cached = lock().get(&id).filter(|c| c.owner.ptr_eq(&owner)).cloned();
+    let after = cached
+        .as_ref()
+        .and_then(|c| c.rows.last().map(|r| r.uid))
+        .unwrap_or(0);
+    let (uidvalidity, fresh) = store
+        .sort_rows(mailbox, after)
+        .map_err(CmdError::from_store)?;
+    let now = KEY_CACHE_CLOCK.fetch_add(1, Relaxed);
+    let reuse = cached
+        .filter(|c| c.uidvalidity == uidvalidity && c.rows.len() + fresh.len() <= 2 * live + 1024);
+    if let Some(c) = &reuse {
+        if fresh.is_empty() {
+            c.used.store(now, Relaxed);
+            return Ok(c.clone());
+        }
+    }
+    let rows: Vec<KeyRow> = match reuse {
+        Some(c) => {
+            let mut rows: Vec<KeyRow> = Vec::with_capacity(c.rows.len() + fresh.len());
+            rows.extend(c.rows.iter().cloned());
+            rows.extend(fresh.into_iter().map(|r| KeyRow::new(r, blobs)));
+            rows
+        }
+        None if after == 0 => fresh.into_iter().map(|r| KeyRow::new(r, blobs)).collect(),
+        None => {
+            let (_, all) = store.sort_rows(mailbox, 0).map_err(CmdError::from_store)?;
+            all.into_iter().map(|r| KeyRow::new(r, blobs)).collect()
+        }
+    };
+    let keys = Arc::new(MailboxKeys {
+        owner,
+        uidvalidity,
+        rows,
+        used: now.into(),
+    });
+    let mut c = lock();
+    c.retain(|_, k| k.owner.strong_count() > 0);
+    c.insert(id, keys.clone());
+    let mut total: usize = c.values().map(|k| k.rows.len()).sum();
+    while total > KEY_CACHE_MAX && c.len() > 1 {
+        let Some((&oldest, k)) = c
+            .iter()
+            .filter(|(&k, _)| k != id)
+            .min_by_key(|(_, k)| k.used.load(Relaxed))
+        else {
+            break;
+        };
+        total -= k.rows.len();
+        c.remove(&oldest);
+    }
+    Ok(keys)
+}
+
+/// The sequence-ordered UIDs of the selected mailbox: all SEARCH takes from
+/// the session's view (everything else is read from the store by UID).
+pub(crate) fn view_uids(sel: &crate::view::SelectedMailbox) -> Vec<Uid> {
+    sel.messages.iter().map(|m| m.uid).collect()
+}
+
+/// RFC 8970 previews of these messages for FETCH PREVIEW, by UID: the text
+/// stored at ingest; for a message stored without one (not indexed, or
+/// indexed before previews were kept) computed from its blob, unless `lazy`
+/// (RFC 8970 3.2: then `None`, sent as NIL). Messages gone from the store are
+/// left out (NIL).
+pub(crate) fn load_previews(
+    store: &dyn MetaStore,
+    blobs: &dyn BlobStore,
+    mailbox: MailboxId,
+    uids: &[Uid],
+    lazy: bool,
+) -> Result<std::collections::HashMap<Uid, Option<String>>, CmdError> {
+    let stored = store
+        .previews(mailbox, uids)
+        .map_err(CmdError::from_store)?;
+    let missing: Vec<Uid> = stored
         .iter()
-        .zip(&out)
-        .filter(|(_, f)| f.is_none())
-        .map(|(&i, _)| messages[i].uid)
+        .filter(|(_, p)| p.is_none())
+        .map(|(u, _)| *u)
         .collect();
-    if missing.is_empty() {
-        return Ok(out.into_iter().flatten().collect());
-    }
-    let stored = match index {
-        Some((store, mailbox)) => fetch_fields(store, mailbox, Some(&missing), messages.len())?,
-        None => Vec::new(),
-    };
-    let mut fresh = Vec::new();
-    for (&i, slot) in idxs.iter().zip(out.iter_mut()) {
-        if slot.is_some() {
-            continue;
+    let mut out: std::collections::HashMap<Uid, Option<String>> = stored.into_iter().collect();
+    if !lazy && !missing.is_empty() {
+        for m in store
+            .search_meta(mailbox, Some(&missing))
+            .map_err(CmdError::from_store)?
+        {
+            let raw = blobs.get(&m.blob).unwrap_or_default();
+            out.insert(m.uid, Some(text::preview(&raw)));
         }
-        let m = &messages[i];
-        let f = stored
-            .binary_search_by_key(&m.uid, |r| r.0)
-            .ok()
-            .and_then(|j| stored[j].1.clone())
-            .unwrap_or_else(|| header_fields_of(&blobs.get(&m.blob).unwrap_or_default()));
-        let sf = Arc::new(SortFields::new(f));
-        fresh.push((m.blob.0.clone(), sf.clone()));
-        *slot = Some(sf);
     }
-    {
-        let mut c = cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if c.len() + fresh.len() > FIELD_CACHE_MAX {
-            c.clear();
-        }
-        c.extend(fresh);
+    Ok(out)
+}
+
+impl Session {
+    /// [`load_previews`] on the blocking pool.
+    pub(crate) async fn fetch_previews(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+        lazy: bool,
+    ) -> Result<std::collections::HashMap<Uid, Option<String>>, CmdError> {
+        let store: Arc<dyn MetaStore> = self.shared.store.clone();
+        let blobs: Arc<dyn BlobStore> = self.shared.blobs.clone();
+        tokio::task::spawn_blocking(move || load_previews(&*store, &*blobs, mailbox, &uids, lazy))
+            .await
+            .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))?
     }
-    Ok(out.into_iter().flatten().collect())
 }
 
 /// Rebuilds the search index of a data directory (`pillarbox reindex`):
@@ -779,23 +1021,35 @@ impl Session {
             .selected
             .as_ref()
             .ok_or_else(|| CmdError::bad("No mailbox selected"))?;
-        let messages = sel.messages.clone();
+        let uids = view_uids(sel);
         let saved = self.saved_search.clone();
         let blobs: Arc<dyn BlobStore> = self.shared.blobs.clone();
         let key = cmd.key.clone();
         let charset = cmd.charset.clone();
-        let msgs = messages.clone();
         let store: Arc<dyn MetaStore> = self.shared.store.clone();
         let mailbox = sel.id;
-        let idxs = tokio::task::spawn_blocking(move || {
-            run(
-                &msgs,
-                &key,
-                charset.as_deref(),
-                saved.as_deref(),
-                &*blobs,
-                Some((&*store, mailbox)),
-            )
+        let with_modseq = uses_modseq(&cmd.key);
+        let (uids, idxs, max_modseq) = tokio::task::spawn_blocking(move || {
+            let scope = Scope {
+                store: &*store,
+                blobs: &*blobs,
+                mailbox,
+                index: true,
+            };
+            let idxs = run(&uids, &key, charset.as_deref(), saved.as_deref(), &scope)?;
+            // RFC 7162 3.1.5: the highest modseq of the matches, from the store.
+            let max_modseq = if with_modseq && !idxs.is_empty() {
+                let found: Vec<Uid> = idxs.iter().map(|&i| uids[i]).collect();
+                store
+                    .search_meta(mailbox, Some(&found))
+                    .map_err(CmdError::from_store)?
+                    .iter()
+                    .map(|m| m.modseq)
+                    .max()
+            } else {
+                None
+            };
+            Ok::<_, CmdError>((uids, idxs, max_modseq))
         })
         .await
         .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))??;
@@ -804,10 +1058,9 @@ impl Session {
         }
         let nums: Vec<u32> = idxs
             .iter()
-            .map(|&i| if uid { messages[i].uid } else { i as u32 + 1 })
+            .map(|&i| if uid { uids[i] } else { i as u32 + 1 })
             .collect();
-        let uids: Vec<Uid> = idxs.iter().map(|&i| messages[i].uid).collect();
-        let max_modseq = idxs.iter().map(|&i| messages[i].modseq).max();
+        let uids: Vec<Uid> = idxs.iter().map(|&i| uids[i]).collect();
         let esearch = cmd.return_opts.is_some() || self.rev2;
         let opts: Vec<SearchReturnOpt> = match &cmd.return_opts {
             Some(o) if o.is_empty() => vec![SearchReturnOpt::All],
@@ -1120,11 +1373,17 @@ mod tests {
         store.expunge(inbox, &[2, 9, 10]).expect("expunge");
         for mailbox in [inbox, trash] {
             let (_, msgs) = store.snapshot(mailbox).expect("snapshot");
+            let uids: Vec<Uid> = msgs.iter().map(|m| m.uid).collect();
+            let scope = |index| Scope {
+                store: &store,
+                blobs: &blobs,
+                mailbox,
+                index,
+            };
             for q in 0..120 {
                 let key = random_key(&mut r, 0);
-                let scan = run(&msgs, &key, None, None, &blobs, None).expect("scan");
-                let idx =
-                    run(&msgs, &key, None, None, &blobs, Some((&store, mailbox))).expect("indexed");
+                let scan = run(&uids, &key, None, None, &scope(false)).expect("scan");
+                let idx = run(&uids, &key, None, None, &scope(true)).expect("indexed");
                 assert_eq!(idx, scan, "query {q}: {key:?}");
             }
         }

@@ -571,6 +571,7 @@ impl Session {
                     "THREAD=ORDEREDSUBJECT",
                     "THREAD=REFERENCES",
                     "THREAD=REFS",
+                    "PREVIEW",
                 ]);
                 appendlimit = format!("APPENDLIMIT={}", self.shared.config.limits.max_literal_size);
                 caps.push(&appendlimit);

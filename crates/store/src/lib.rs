@@ -171,6 +171,20 @@ pub struct SearchDoc {
     /// Case-folded, decoded body text: exactly the text SEARCH BODY matches against.
     pub body: String,
     pub fields: HeaderFields,
+    /// RFC 8970 preview text (at most 256 characters, empty when the message
+    /// has no text to preview), served by FETCH PREVIEW without parsing.
+    pub preview: String,
+}
+
+/// What SORT and THREAD need of one message, read in one pass over a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortRow {
+    pub uid: Uid,
+    pub internal_date: i64,
+    pub size: u64,
+    pub blob: BlobId,
+    /// Stored header values; `None` when the message is not indexed.
+    pub fields: Option<HeaderFields>,
 }
 
 /// Decoded header values and sort/thread keys of one message content.
@@ -334,5 +348,43 @@ pub trait MetaStore: Send + Sync {
     }
     fn search_index_size(&self) -> Result<SearchIndexSize> {
         Ok(SearchIndexSize::default())
+    }
+    /// Metadata of the given messages (all when `uids` is `None`) by UID
+    /// ascending; UIDs that do not exist (any more) are left out. SEARCH reads
+    /// flags, dates, sizes and modseqs here instead of from a session's view.
+    fn search_meta(&self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Vec<MessageMeta>> {
+        let (_, mut all) = self.snapshot(mailbox)?;
+        if let Some(uids) = uids {
+            all.retain(|m| uids.contains(&m.uid));
+        }
+        Ok(all)
+    }
+    /// The mailbox's UIDVALIDITY and the SORT/THREAD rows of its messages with
+    /// a UID greater than `after`, by UID ascending (one read transaction).
+    fn sort_rows(&self, mailbox: MailboxId, after: Uid) -> Result<(u32, Vec<SortRow>)> {
+        let (info, all) = self.snapshot(mailbox)?;
+        let fields = self.header_fields(mailbox, None)?;
+        let rows = all
+            .into_iter()
+            .filter(|m| m.uid > after)
+            .map(|m| SortRow {
+                uid: m.uid,
+                internal_date: m.internal_date,
+                size: m.size,
+                fields: fields
+                    .binary_search_by_key(&m.uid, |f| f.0)
+                    .ok()
+                    .and_then(|i| fields[i].1.clone()),
+                blob: m.blob,
+            })
+            .collect();
+        Ok((info.uidvalidity, rows))
+    }
+    /// Stored RFC 8970 previews of the given messages, by UID ascending;
+    /// `None` when a message has none stored (not indexed, or indexed before
+    /// previews were kept). UIDs that do not exist are left out.
+    fn previews(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Option<String>)>> {
+        let _ = mailbox;
+        Ok(uids.iter().map(|&u| (u, None)).collect())
     }
 }

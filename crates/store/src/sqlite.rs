@@ -978,4 +978,28 @@ impl MetaStore for SqliteStore {
     fn search_index_size(&self) -> Result<SearchIndexSize> {
         self.read(fts::size)
     }
+
+    fn search_meta(&self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Vec<MessageMeta>> {
+        self.read(|tx| match uids {
+            Some(uids) => rows_for_uids(tx, mailbox, uids, MESSAGE_COLS, message_row),
+            None => {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox = ?1 ORDER BY uid"
+                ))?;
+                let rows = stmt.query_map([mailbox], message_row)?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            }
+        })
+    }
+
+    fn sort_rows(&self, mailbox: MailboxId, after: Uid) -> Result<(u32, Vec<crate::SortRow>)> {
+        self.read(|tx| {
+            let info = mailbox_by_id(tx, mailbox)?;
+            Ok((info.uidvalidity, fts::sort_rows(tx, mailbox, after)?))
+        })
+    }
+
+    fn previews(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Option<String>)>> {
+        self.read(|tx| fts::previews(tx, mailbox, uids))
+    }
 }

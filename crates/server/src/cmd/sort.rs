@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use pillarbox_proto::respond;
 use pillarbox_proto::types::{SearchCommand, SearchReturnOpt, SortCriterion, SortKey};
-use pillarbox_store::{BlobStore, HeaderFields, MessageMeta, MetaStore};
+use pillarbox_store::{BlobStore, MetaStore, Uid};
 
 use super::{CmdError, CmdResult, Done};
-use crate::search::SortFields;
+use crate::search::{mailbox_keys, KeyRow, MailboxKeys, Scope};
 use crate::session::Session;
 
 // ---------------------------------------------------------------- base subject (RFC 5256 2.1)
@@ -336,52 +336,68 @@ pub(crate) fn header_datetime(value: &str) -> Option<i64> {
 // ---------------------------------------------------------------- SORT
 
 /// Orders two messages by the criteria; ties fall back to sequence order.
-fn compare(
-    criteria: &[SortCriterion],
-    a: (&MessageMeta, &HeaderFields, usize),
-    b: (&MessageMeta, &HeaderFields, usize),
-) -> Ordering {
+fn compare(criteria: &[SortCriterion], a: (&KeyRow, usize), b: (&KeyRow, usize)) -> Ordering {
     for c in criteria {
+        let (x, y) = (a.0, b.0);
         let o = match c.key {
-            SortKey::Arrival => a.0.internal_date.cmp(&b.0.internal_date),
-            SortKey::Size => a.0.size.cmp(&b.0.size),
-            SortKey::Date => sent_or_internal(a.0, a.1).cmp(&sent_or_internal(b.0, b.1)),
-            SortKey::Subject => a.1.sort_subject.cmp(&b.1.sort_subject),
-            SortKey::From => a.1.sort_from.cmp(&b.1.sort_from),
-            SortKey::To => a.1.sort_to.cmp(&b.1.sort_to),
-            SortKey::Cc => a.1.sort_cc.cmp(&b.1.sort_cc),
-            SortKey::DisplayFrom => a.1.display_from.cmp(&b.1.display_from),
-            SortKey::DisplayTo => a.1.display_to.cmp(&b.1.display_to),
+            SortKey::Arrival => x.internal_date.cmp(&y.internal_date),
+            SortKey::Size => x.size.cmp(&y.size),
+            SortKey::Date => x.date.cmp(&y.date),
+            SortKey::Subject => x.sort_subject.cmp(&y.sort_subject),
+            SortKey::From => x.sort_from.cmp(&y.sort_from),
+            SortKey::To => x.sort_to.cmp(&y.sort_to),
+            SortKey::Cc => x.sort_cc.cmp(&y.sort_cc),
+            SortKey::DisplayFrom => x.display_from.cmp(&y.display_from),
+            SortKey::DisplayTo => x.display_to.cmp(&y.display_to),
         };
         let o = if c.reverse { o.reverse() } else { o };
         if o != Ordering::Equal {
             return o;
         }
     }
-    a.2.cmp(&b.2)
+    a.1.cmp(&b.1)
 }
 
-/// RFC 5256: the sent date, or INTERNALDATE when there is no usable Date:.
-pub(crate) fn sent_or_internal(m: &MessageMeta, f: &HeaderFields) -> i64 {
-    f.sent_date.unwrap_or(m.internal_date)
-}
-
-/// Sorts view indexes by the criteria.
+/// Sorts view indexes (sequence number - 1) of the messages with these UIDs
+/// by the criteria.
 pub(crate) fn sort_indexes(
-    messages: &[MessageMeta],
+    uids: &[Uid],
     idxs: &[usize],
-    fields: &[Arc<SortFields>],
+    keys: &MailboxKeys,
     criteria: &[SortCriterion],
 ) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..idxs.len()).collect();
-    order.sort_by(|&x, &y| {
-        compare(
-            criteria,
-            (&messages[idxs[x]], &fields[x].f, idxs[x]),
-            (&messages[idxs[y]], &fields[y].f, idxs[y]),
-        )
-    });
-    order.into_iter().map(|i| idxs[i]).collect()
+    let mut rows: Vec<(&KeyRow, usize)> = idxs.iter().map(|&i| (keys.get(uids[i]), i)).collect();
+    if let [c] = criteria {
+        // One numeric key (the common SORT (DATE)/(ARRIVAL)/(SIZE)): compare
+        // plain integers.
+        let num = |r: &KeyRow| -> Option<i64> {
+            match c.key {
+                SortKey::Arrival => Some(r.internal_date),
+                SortKey::Date => Some(r.date),
+                SortKey::Size => i64::try_from(r.size).ok(),
+                _ => None,
+            }
+        };
+        let nums: Option<Vec<(i64, usize)>> = rows
+            .iter()
+            .map(|&(r, i)| num(r).map(|k| (if c.reverse { -k } else { k }, i)))
+            .collect();
+        if let Some(mut nums) = nums.filter(|_| {
+            // Negation must not overflow.
+            !c.reverse || rows.iter().all(|(r, _)| num(r) != Some(i64::MIN))
+        }) {
+            nums.sort_unstable();
+            return nums.into_iter().map(|(_, i)| i).collect();
+        }
+    }
+    rows.sort_by(|&x, &y| compare(criteria, x, y));
+    rows.into_iter().map(|(_, i)| i).collect()
+}
+
+/// The sequence-ordered UIDs of the selected mailbox: all SORT takes from
+/// the session's view (keys are read from the store by UID).
+fn view_uids(sel: &crate::view::SelectedMailbox) -> Vec<Uid> {
+    sel.messages.iter().map(|m| m.uid).collect()
 }
 
 impl Session {
@@ -396,7 +412,7 @@ impl Session {
             .selected
             .as_ref()
             .ok_or_else(|| CmdError::bad("No mailbox selected"))?;
-        let messages = sel.messages.clone();
+        let uids = view_uids(sel);
         let mailbox = sel.id;
         let saved = self.saved_search.clone();
         let blobs: Arc<dyn BlobStore> = self.shared.blobs.clone();
@@ -404,37 +420,24 @@ impl Session {
         let key = cmd.key.clone();
         let charset = cmd.charset.clone();
         let criteria = criteria.to_vec();
-        let msgs = messages.clone();
-        let sorted = tokio::task::spawn_blocking(move || -> Result<Vec<usize>, CmdError> {
-            let idxs = crate::search::run(
-                &msgs,
-                &key,
-                charset.as_deref(),
-                saved.as_deref(),
-                &*blobs,
-                Some((&*store, mailbox)),
-            )?;
-            let needs_fields = criteria
-                .iter()
-                .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
-            let fields = if needs_fields {
-                crate::search::fields_of(&msgs, &idxs, &*blobs, Some((&*store, mailbox)))?
-            } else {
-                let none = Arc::new(SortFields {
-                    f: HeaderFields::default(),
-                    base_subject: String::new(),
-                    reply: false,
-                });
-                vec![none; idxs.len()]
+        let nums = tokio::task::spawn_blocking(move || -> Result<Vec<u32>, CmdError> {
+            let scope = Scope {
+                store: &*store,
+                blobs: &*blobs,
+                mailbox,
+                index: true,
             };
-            Ok(sort_indexes(&msgs, &idxs, &fields, &criteria))
+            let idxs =
+                crate::search::run(&uids, &key, charset.as_deref(), saved.as_deref(), &scope)?;
+            let keys = mailbox_keys(&store, &*blobs, mailbox, uids.len())?;
+            let sorted = sort_indexes(&uids, &idxs, &keys, &criteria);
+            Ok(sorted
+                .into_iter()
+                .map(|i| if uid { uids[i] } else { i as u32 + 1 })
+                .collect())
         })
         .await
         .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))??;
-        let nums: Vec<u32> = sorted
-            .iter()
-            .map(|&i| if uid { messages[i].uid } else { i as u32 + 1 })
-            .collect();
         let Some(opts) = &cmd.return_opts else {
             let mut line = b"* SORT".to_vec();
             for n in &nums {

@@ -9,15 +9,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use pillarbox_proto::types::{SearchCommand, ThreadAlgorithm};
-use pillarbox_store::{BlobStore, MessageMeta, MetaStore};
+use pillarbox_store::{BlobStore, MetaStore, Uid};
 
-use super::sort::sent_or_internal;
 use super::{CmdError, CmdResult, Done};
-use crate::search::SortFields;
+use crate::search::{mailbox_keys, KeyRow, Scope};
 use crate::session::Session;
 
 /// One message to thread: what the algorithms need of it (borrowed from
-/// the cached `SortFields`, so threading 100,000 messages allocates little).
+/// the cached `KeyRow`, so threading 100,000 messages allocates little).
 #[derive(Debug, Clone)]
 pub(crate) struct ThreadMsg<'a> {
     /// Number to print (sequence number or UID).
@@ -33,20 +32,15 @@ pub(crate) struct ThreadMsg<'a> {
 }
 
 impl<'a> ThreadMsg<'a> {
-    pub(crate) fn new(num: u32, seq: usize, meta: &MessageMeta, sf: &'a SortFields) -> Self {
-        let f = &sf.f;
-        let mut refs: Vec<&str> = f.references.split_whitespace().collect();
-        if refs.is_empty() {
-            refs.extend(f.in_reply_to.split_whitespace().next());
-        }
+    pub(crate) fn new(num: u32, seq: usize, k: &'a KeyRow) -> Self {
         ThreadMsg {
             num,
-            date: sent_or_internal(meta, f),
+            date: k.date,
             seq,
-            message_id: &f.message_id,
-            refs,
-            base_subject: &sf.base_subject,
-            reply: sf.reply,
+            message_id: &k.message_id,
+            refs: k.refs.split_whitespace().collect(),
+            base_subject: &k.base_subject,
+            reply: k.reply,
         }
     }
 }
@@ -386,6 +380,12 @@ pub(crate) fn references(msgs: &[ThreadMsg<'_>], refs: bool) -> String {
     f.render(&out_roots)
 }
 
+/// The sequence-ordered UIDs of the selected mailbox: all THREAD takes from
+/// the session's view (keys are read from the store by UID).
+fn view_uids(sel: &crate::view::SelectedMailbox) -> Vec<Uid> {
+    sel.messages.iter().map(|m| m.uid).collect()
+}
+
 impl Session {
     pub(crate) async fn cmd_thread(
         &mut self,
@@ -397,7 +397,7 @@ impl Session {
             .selected
             .as_ref()
             .ok_or_else(|| CmdError::bad("No mailbox selected"))?;
-        let messages = sel.messages.clone();
+        let uids = view_uids(sel);
         let mailbox = sel.id;
         let saved = self.saved_search.clone();
         let blobs: Arc<dyn BlobStore> = self.shared.blobs.clone();
@@ -405,23 +405,20 @@ impl Session {
         let key = cmd.key.clone();
         let charset = cmd.charset.clone();
         let line = tokio::task::spawn_blocking(move || -> Result<String, CmdError> {
-            let index = Some((&*store, mailbox));
-            let idxs = crate::search::run(
-                &messages,
-                &key,
-                charset.as_deref(),
-                saved.as_deref(),
-                &*blobs,
-                index,
-            )?;
-            let fields = crate::search::fields_of(&messages, &idxs, &*blobs, index)?;
+            let scope = Scope {
+                store: &*store,
+                blobs: &*blobs,
+                mailbox,
+                index: true,
+            };
+            let idxs =
+                crate::search::run(&uids, &key, charset.as_deref(), saved.as_deref(), &scope)?;
+            let keys = mailbox_keys(&store, &*blobs, mailbox, uids.len())?;
             let msgs: Vec<ThreadMsg> = idxs
                 .iter()
-                .zip(&fields)
-                .map(|(&i, f)| {
-                    let m = &messages[i];
-                    let num = if uid { m.uid } else { i as u32 + 1 };
-                    ThreadMsg::new(num, i, m, f)
+                .map(|&i| {
+                    let num = if uid { uids[i] } else { i as u32 + 1 };
+                    ThreadMsg::new(num, i, keys.get(uids[i]))
                 })
                 .collect();
             Ok(match algorithm {

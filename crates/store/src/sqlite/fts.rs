@@ -74,8 +74,9 @@ pub(crate) fn insert_doc(tx: &Transaction<'_>, blob: &BlobId, doc: &SearchDoc) -
     tx.prepare_cached(
         "INSERT INTO search_docs(blob, subject, from_addr, to_addr, cc_addr, bcc_addr,
              sent_date, sent_day, sort_subject, sort_from, sort_to, sort_cc,
-             display_from, display_to, message_id, in_reply_to, refs)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+             display_from, display_to, message_id, in_reply_to, refs, preview)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                 ?18)",
     )?
     .execute(params![
         blob.0,
@@ -95,6 +96,7 @@ pub(crate) fn insert_doc(tx: &Transaction<'_>, blob: &BlobId, doc: &SearchDoc) -
         f.message_id,
         f.in_reply_to,
         f.references,
+        doc.preview,
     ])?;
     let id = tx.last_insert_rowid();
     tx.prepare_cached("INSERT INTO fts_head(rowid, t) VALUES (?1, ?2)")?
@@ -248,6 +250,58 @@ pub(crate) fn header_fields(
     }
 }
 
+/// SORT/THREAD rows of the messages of a mailbox with UID > `after`: one
+/// range scan of the covering `messages_mailbox_docid` index, the documents
+/// joined by rowid.
+pub(crate) fn sort_rows(
+    tx: &Transaction<'_>,
+    mailbox: MailboxId,
+    after: Uid,
+) -> Result<Vec<crate::SortRow>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT m.uid, m.internal_date, m.size, m.blob, {FIELD_COLS} FROM messages m
+         LEFT JOIN search_docs d ON d.docid = m.docid
+         WHERE m.mailbox = ?1 AND m.uid > ?2 ORDER BY m.uid"
+    ))?;
+    let rows = stmt.query_map(params![mailbox, i64::from(after)], |r| {
+        Ok(crate::SortRow {
+            uid: super::col_u32(r, 0)?,
+            internal_date: r.get(1)?,
+            size: super::col_u64(r, 2)?,
+            blob: BlobId(r.get(3)?),
+            fields: fields_row(r, 4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Stored previews of the given messages (ascending, existing ones only).
+pub(crate) fn previews(
+    tx: &Transaction<'_>,
+    mailbox: MailboxId,
+    uids: &[Uid],
+) -> Result<Vec<(Uid, Option<String>)>> {
+    let mut wanted = uids.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut stmt = tx.prepare_cached(
+        "SELECT d.preview FROM messages m LEFT JOIN search_docs d ON d.docid = m.docid
+         WHERE m.mailbox = ?1 AND m.uid = ?2",
+    )?;
+    let mut out = Vec::with_capacity(wanted.len());
+    for uid in wanted {
+        if let Some(p) = stmt
+            .query_row(params![mailbox, i64::from(uid)], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .optional()?
+        {
+            out.push((uid, p));
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn clear(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch(
         "UPDATE messages SET docid = NULL WHERE docid IS NOT NULL;
@@ -313,6 +367,7 @@ mod tests {
                 sort_subject: body.to_uppercase(),
                 ..Default::default()
             },
+            preview: body.to_string(),
         };
         (m, d)
     }

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Transaction};
 use crate::{Result, StoreError};
 
 /// The version this binary writes.
-pub(crate) const CURRENT_VERSION: i64 = 3;
+pub(crate) const CURRENT_VERSION: i64 = 4;
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -111,6 +111,12 @@ const V3: &str = "
 CREATE INDEX messages_mailbox_docid ON messages(mailbox, uid, docid);
 ";
 
+/// RFC 8970 previews, computed at ingest with the rest of the document
+/// (NULL for documents indexed before: computed on demand, or by `reindex`).
+const V4: &str = "
+ALTER TABLE search_docs ADD COLUMN preview TEXT;
+";
+
 /// Brings the database to [`CURRENT_VERSION`].
 pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
@@ -137,6 +143,10 @@ pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     if version < 3 {
         tx.execute_batch(V3)?;
         tx.execute("INSERT INTO schema_version(version) VALUES (3)", [])?;
+    }
+    if version < 4 {
+        tx.execute_batch(V4)?;
+        tx.execute("INSERT INTO schema_version(version) VALUES (4)", [])?;
     }
     Ok(())
 }
