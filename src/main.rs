@@ -7,6 +7,23 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use pillarbox_server::{auth, open_store, Config, Server};
 
+/// Memory per idle session is dominated by the allocator, not by our data:
+/// glibc's malloc keeps one arena per thread (and the blocking pool has many
+/// threads), and after a large block such as argon2's 19 MiB working memory is
+/// freed it raises its mmap threshold so the next ones stay resident. Two
+/// arenas and a fixed 1 MiB mmap threshold keep the resident set close to what
+/// is live (measured: about 6.5 KiB per idle session with an empty mailbox,
+/// against 16 KiB with mimalloc and megabytes with glibc's defaults).
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "pillarbox", version, about = "Pillarbox IMAP server")]
 struct Cli {
@@ -204,6 +221,7 @@ async fn wait_for_signal() {
 }
 
 fn main() {
+    tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -216,6 +234,9 @@ fn main() {
         Cmd::Reindex => reindex_command(&config),
         Cmd::Serve(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
+            // Store calls run on blocking threads; a bounded pool keeps memory
+            // and SQLite connections bounded under connection storms.
+            .max_blocking_threads(64)
             .build()
             .context("starting the runtime")
             .and_then(|rt| rt.block_on(serve(config, args))),

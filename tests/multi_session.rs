@@ -169,3 +169,46 @@ async fn sequence_numbers_stay_consistent_under_concurrent_changes() {
     assert_eq!(uids, vec!["1", "3", "5", "7", "9", "11"]);
     s.stop().await;
 }
+
+/// IDLE hibernates the session's view; after DONE every attribute is served
+/// again and flags announced during IDLE are the ones reported.
+#[tokio::test]
+async fn view_is_complete_after_idle() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    let msg = message("kept", "body after idle");
+    a.append("INBOX", "", &msg).await;
+    a.append("INBOX", "", &message("other", "x")).await;
+    a.ok("SELECT INBOX").await;
+    b.ok("SELECT INBOX").await;
+    a.send_raw(b"i IDLE\r\n").await;
+    a.read_line_timeout(TIMEOUT).await.unwrap();
+    b.ok("STORE 1 +FLAGS ($Idle)").await;
+    let l = a.read_line_timeout(Duration::from_secs(3)).await.unwrap();
+    assert!(l.starts_with("* 1 FETCH (UID 1 FLAGS ($Idle))"), "{l}");
+    b.append("INBOX", "", &message("third", "x")).await;
+    assert_eq!(
+        a.read_line_timeout(Duration::from_secs(3)).await.unwrap(),
+        "* 3 EXISTS\r\n"
+    );
+    a.send_raw(b"DONE\r\n").await;
+    let r = a.read_until_tagged("i").await;
+    assert!(r.tagged.starts_with("OK"));
+    let r = a.ok("FETCH 1:3 (FLAGS RFC822.SIZE)").await;
+    assert!(
+        r.has(&format!(
+            "* 1 FETCH (FLAGS ($Idle) RFC822.SIZE {})",
+            msg.len()
+        )),
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.lines_starting("* ").len(), 3, "{}", r.text());
+    let r = a.ok("FETCH 1 BODY.PEEK[TEXT]").await;
+    assert!(r.has("body after idle"));
+    // Nothing is announced twice.
+    let r = a.ok("NOOP").await;
+    assert!(r.untagged.is_empty(), "{}", r.text());
+    s.stop().await;
+}

@@ -87,7 +87,7 @@ impl Connection {
     pub(crate) fn new(stream: Stream) -> Self {
         let tls = matches!(stream, Stream::Tls(_));
         Connection {
-            io: BufReader::with_capacity(4096, stream),
+            io: BufReader::with_capacity(1024, stream),
             partial: Vec::new(),
             discarding: false,
             tls,
@@ -177,7 +177,7 @@ impl Connection {
             }
         };
         let tls = acceptor.accept(tcp).await?;
-        self.io = BufReader::with_capacity(4096, Stream::Tls(Box::new(tls)));
+        self.io = BufReader::with_capacity(1024, Stream::Tls(Box::new(tls)));
         self.tls = true;
         Ok(())
     }

@@ -37,6 +37,7 @@ pub(crate) struct Shared {
     pub shutdown: watch::Receiver<bool>,
     pub conns: Mutex<ConnCounts>,
     pub metrics: Arc<metrics::Metrics>,
+    pub verifier: auth::Verifier,
 }
 
 #[derive(Default)]
@@ -104,6 +105,7 @@ impl Server {
             shutdown: shutdown_rx,
             conns: Mutex::new(ConnCounts::default()),
             metrics: metrics::Metrics::new(),
+            verifier: auth::Verifier::new(),
         });
         let mut tasks = JoinSet::new();
         let imap_addr = imap_l.as_ref().and_then(|l| l.local_addr().ok());

@@ -1,6 +1,12 @@
 //! `SelectedMailbox`: the mailbox as this session has announced it to its
 //! client. Sequence numbers are positions in `messages`; they change only when
 //! the session itself sends EXPUNGE (or VANISHED), never behind the client's back.
+//!
+//! A session in IDLE *hibernates* its view: only UIDs, modseqs and an index
+//! into a table of distinct flag sets are kept (12 bytes a message instead of
+//! a full `MessageMeta` with its heap strings), which is all that pushing
+//! EXISTS / EXPUNGE / FETCH FLAGS needs. Leaving IDLE rehydrates the rest from
+//! the store, keeping the flags and modseqs as announced.
 
 use pillarbox_proto::types::{SeqNum, SequenceSet};
 use pillarbox_store::{MailboxChanges, MailboxId, MessageMeta, ModSeq, Uid};
@@ -16,6 +22,174 @@ pub(crate) struct SelectedMailbox {
     /// UIDs expunged in the store but not yet announced (an EXPUNGE may not be
     /// sent during FETCH/STORE/SEARCH by sequence number).
     pub pending_expunge: Vec<Uid>,
+    /// Set while hibernated (then `messages` is empty).
+    pub hibernated: Option<Hibernated>,
+}
+
+/// The compact view of a hibernated session: runs of consecutive UIDs that
+/// share one flag set (an index into a table of distinct sets), so a typical
+/// mailbox needs a few bytes per *run* rather than per message. Modseqs are
+/// kept (8 bytes a message) only when the session uses CONDSTORE, the one
+/// case where a change of modseq alone must be announced.
+#[derive(Debug, Default)]
+pub(crate) struct Hibernated {
+    runs: Vec<Run>,
+    count: usize,
+    modseqs: Option<Vec<ModSeq>>,
+    sets: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    first: Uid,
+    len: u32,
+    flags: u32,
+}
+
+impl Hibernated {
+    fn new(keep_modseqs: bool) -> Self {
+        Hibernated {
+            modseqs: keep_modseqs.then(Vec::new),
+            ..Default::default()
+        }
+    }
+
+    fn intern(&mut self, flags: &[String]) -> u32 {
+        if let Some(i) = self.sets.iter().position(|s| s == flags) {
+            return i as u32;
+        }
+        self.sets.push(flags.to_vec());
+        (self.sets.len() - 1) as u32
+    }
+
+    /// (run index, offset in run, position in sequence order) of a UID.
+    fn find(&self, uid: Uid) -> Option<(usize, u32, usize)> {
+        let mut pos = 0usize;
+        for (r, run) in self.runs.iter().enumerate() {
+            if uid >= run.first && uid - run.first < run.len {
+                let off = uid - run.first;
+                return Some((r, off, pos + off as usize));
+            }
+            if run.first > uid {
+                return None;
+            }
+            pos += run.len as usize;
+        }
+        None
+    }
+
+    fn position(&self, uid: Uid) -> Option<usize> {
+        self.find(uid).map(|(_, _, p)| p)
+    }
+
+    fn at(&self, pos: usize) -> Option<(Uid, u32)> {
+        let mut base = 0usize;
+        for run in &self.runs {
+            if pos < base + run.len as usize {
+                return Some((run.first + (pos - base) as u32, run.flags));
+            }
+            base += run.len as usize;
+        }
+        None
+    }
+
+    fn max_uid(&self) -> Uid {
+        self.runs.last().map(|r| r.first + r.len - 1).unwrap_or(0)
+    }
+
+    fn modseq_at(&self, pos: usize) -> ModSeq {
+        self.modseqs
+            .as_ref()
+            .and_then(|m| m.get(pos).copied())
+            .unwrap_or(0)
+    }
+
+    fn push(&mut self, uid: Uid, flags: &[String], modseq: ModSeq) {
+        let f = self.intern(flags);
+        match self.runs.last_mut() {
+            Some(last) if last.flags == f && last.first + last.len == uid => last.len += 1,
+            _ => self.runs.push(Run {
+                first: uid,
+                len: 1,
+                flags: f,
+            }),
+        }
+        self.count += 1;
+        if let Some(m) = self.modseqs.as_mut() {
+            m.push(modseq);
+        }
+    }
+
+    /// Replaces the run at `r` by the pieces before and after offset `off`,
+    /// with `middle` (if any) in between.
+    fn split(&mut self, r: usize, off: u32, middle: Option<Run>) {
+        let run = self.runs[r];
+        let mut pieces = Vec::with_capacity(3);
+        if off > 0 {
+            pieces.push(Run {
+                first: run.first,
+                len: off,
+                flags: run.flags,
+            });
+        }
+        pieces.extend(middle);
+        if off + 1 < run.len {
+            pieces.push(Run {
+                first: run.first + off + 1,
+                len: run.len - off - 1,
+                flags: run.flags,
+            });
+        }
+        self.runs.splice(r..=r, pieces);
+    }
+
+    /// Sets a message's flags and modseq; returns whether either changed as
+    /// far as the client can see.
+    fn set(&mut self, uid: Uid, flags: &[String], modseq: ModSeq, announce_modseq: bool) -> bool {
+        let Some((r, off, pos)) = self.find(uid) else {
+            return false;
+        };
+        let f = self.intern(flags);
+        let old_modseq = self.modseq_at(pos);
+        if let Some(m) = self.modseqs.as_mut() {
+            m[pos] = modseq;
+        }
+        let modseq_changed = announce_modseq && old_modseq != modseq;
+        if self.runs[r].flags == f {
+            return modseq_changed;
+        }
+        self.split(
+            r,
+            off,
+            Some(Run {
+                first: uid,
+                len: 1,
+                flags: f,
+            }),
+        );
+        true
+    }
+
+    fn remove(&mut self, uid: Uid) -> Option<usize> {
+        let (r, off, pos) = self.find(uid)?;
+        self.split(r, off, None);
+        self.count -= 1;
+        if let Some(m) = self.modseqs.as_mut() {
+            m.remove(pos);
+        }
+        Some(pos)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Uid, &[String])> + '_ {
+        self.runs.iter().flat_map(move |r| {
+            let set = self
+                .sets
+                .get(r.flags as usize)
+                .map(|s| s.as_slice())
+                .unwrap_or(&[]);
+            (0..r.len).map(move |k| (r.first + k, set))
+        })
+    }
 }
 
 /// The untagged responses a sync produces, in order.
@@ -33,14 +207,94 @@ pub(crate) struct SyncOutput {
 
 impl SelectedMailbox {
     pub fn seq_of(&self, uid: Uid) -> Option<u32> {
-        self.messages
-            .binary_search_by_key(&uid, |m| m.uid)
-            .ok()
-            .map(|i| i as u32 + 1)
+        let i = match &self.hibernated {
+            Some(h) => h.position(uid),
+            None => self.messages.binary_search_by_key(&uid, |m| m.uid).ok(),
+        };
+        i.map(|i| i as u32 + 1)
     }
 
     pub fn max_uid(&self) -> Uid {
-        self.messages.last().map(|m| m.uid).unwrap_or(0)
+        match &self.hibernated {
+            Some(h) => h.max_uid(),
+            None => self.messages.last().map(|m| m.uid).unwrap_or(0),
+        }
+    }
+
+    /// Number of messages (the EXISTS the client knows).
+    pub fn len(&self) -> usize {
+        match &self.hibernated {
+            Some(h) => h.count,
+            None => self.messages.len(),
+        }
+    }
+
+    /// Flags and modseq of a message by sequence number, as announced.
+    pub fn flags_modseq(&self, seq: u32) -> Option<(&[String], ModSeq)> {
+        let i = (seq as usize).checked_sub(1)?;
+        match &self.hibernated {
+            Some(h) => {
+                let (_, f) = h.at(i)?;
+                Some((h.sets.get(f as usize)?.as_slice(), h.modseq_at(i)))
+            }
+            None => self.messages.get(i).map(|m| (m.flags.as_slice(), m.modseq)),
+        }
+    }
+
+    /// Drops everything but what IDLE needs (see the module docs).
+    /// `keep_modseqs`: the session uses CONDSTORE.
+    pub fn hibernate(&mut self, keep_modseqs: bool) {
+        if self.hibernated.is_some() {
+            return;
+        }
+        let mut h = Hibernated::new(keep_modseqs);
+        for m in std::mem::take(&mut self.messages) {
+            h.push(m.uid, &m.flags, m.modseq);
+        }
+        h.runs.shrink_to_fit();
+        if let Some(m) = h.modseqs.as_mut() {
+            m.shrink_to_fit();
+        }
+        self.pending_expunge.shrink_to_fit();
+        self.hibernated = Some(h);
+    }
+
+    /// Restores full metadata from `current` (the store's messages of this
+    /// mailbox, ascending UID), keeping the flags and modseqs as announced so
+    /// that the next sync still reports what changed. A message the store no
+    /// longer has (expunged, not yet announced) keeps a placeholder.
+    pub fn rehydrate(&mut self, current: Vec<MessageMeta>) {
+        let Some(h) = self.hibernated.take() else {
+            return;
+        };
+        let mut store = current.into_iter().peekable();
+        let mut out = Vec::with_capacity(h.count);
+        for (pos, (uid, flags)) in h.iter().enumerate() {
+            while store.peek().is_some_and(|m| m.uid < uid) {
+                store.next();
+            }
+            let modseq = h.modseqs.as_ref().map(|_| h.modseq_at(pos));
+            let meta = match store.next_if(|m| m.uid == uid) {
+                Some(mut m) => {
+                    m.flags = flags.to_vec();
+                    if let Some(ms) = modseq {
+                        m.modseq = ms;
+                    }
+                    m
+                }
+                None => MessageMeta {
+                    uid,
+                    modseq: modseq.unwrap_or(0),
+                    flags: flags.to_vec(),
+                    internal_date: 0,
+                    date_offset_minutes: 0,
+                    size: 0,
+                    blob: pillarbox_store::BlobId(String::new()),
+                },
+            };
+            out.push(meta);
+        }
+        self.messages = out;
     }
 
     /// Merges store changes. Expunges are applied only when `allow_expunge`,
@@ -60,6 +314,15 @@ impl SelectedMailbox {
         let max = self.max_uid();
         let mut added = false;
         for m in ch.changed {
+            if let Some(h) = self.hibernated.as_mut() {
+                if m.uid > max {
+                    h.push(m.uid, &m.flags, m.modseq);
+                    added = true;
+                } else if h.set(m.uid, &m.flags, m.modseq, announce_modseq) {
+                    out.flag_changes.push(m.uid);
+                }
+                continue;
+            }
             if m.uid > max {
                 self.messages.push(m);
                 added = true;
@@ -83,7 +346,7 @@ impl SelectedMailbox {
         }
         // Counted after the expunges above: EXISTS is written after them.
         if added {
-            out.exists = Some(self.messages.len() as u32);
+            out.exists = Some(self.len() as u32);
         }
         out
     }
@@ -103,7 +366,15 @@ impl SelectedMailbox {
         // Highest first: each sequence number is then valid as sent.
         for &uid in uids.iter().rev() {
             if let Some(seq) = self.seq_of(uid) {
-                self.messages.remove(seq as usize - 1);
+                let i = seq as usize - 1;
+                match self.hibernated.as_mut() {
+                    Some(h) => {
+                        h.remove(uid);
+                    }
+                    None => {
+                        self.messages.remove(i);
+                    }
+                }
                 seqs.push(seq);
                 removed.push(uid);
             }
@@ -208,6 +479,7 @@ mod tests {
             messages: uids.iter().map(|u| meta(*u, &[], 1)).collect(),
             known_modseq: 1,
             pending_expunge: vec![],
+            hibernated: None,
         }
     }
 
@@ -245,6 +517,96 @@ mod tests {
         let out = v.apply(changes(vec![], vec![], 5), true, false);
         assert_eq!(out.expunged_seqs, vec![2]);
         assert_eq!(v.messages.len(), 3);
+    }
+
+    #[test]
+    fn hibernated_view_syncs_like_the_full_one() {
+        let mut full = view(&[1, 2, 3, 4]);
+        let mut hib = view(&[1, 2, 3, 4]);
+        hib.hibernate(true);
+        assert!(hib.messages.is_empty());
+        let ch = || {
+            changes(
+                vec![meta(2, &["\\Seen"], 6), meta(5, &["$x"], 6)],
+                vec![3],
+                6,
+            )
+        };
+        let a = full.apply(ch(), true, true);
+        let b = hib.apply(ch(), true, true);
+        assert_eq!(
+            (a.expunged_seqs, a.exists, a.flag_changes),
+            (b.expunged_seqs, b.exists, b.flag_changes)
+        );
+        assert_eq!(hib.len(), 4);
+        assert_eq!(hib.seq_of(5), Some(4));
+        assert_eq!(hib.flags_modseq(2).unwrap().0, ["\\Seen".to_string()]);
+        // Rehydrating keeps the announced flags even if the store moved on.
+        let store: Vec<MessageMeta> = vec![
+            meta(1, &[], 1),
+            meta(2, &["\\Seen", "\\Flagged"], 9),
+            meta(5, &["$x"], 6),
+        ];
+        hib.rehydrate(store);
+        assert!(hib.hibernated.is_none());
+        let uids: Vec<u32> = hib.messages.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, vec![1, 2, 4, 5]);
+        assert_eq!(hib.messages[1].flags, vec!["\\Seen".to_string()]);
+        assert_eq!(
+            hib.messages[1].size, 10,
+            "other metadata comes from the store"
+        );
+        assert_eq!(
+            hib.messages[2].size, 0,
+            "uid 4 is gone from the store: placeholder"
+        );
+    }
+
+    #[test]
+    fn hibernated_runs_split_and_shrink() {
+        let mut v = view(&[1, 2, 3, 4, 5, 7, 8]);
+        v.hibernate(false);
+        let h = v.hibernated.as_ref().unwrap();
+        assert_eq!(
+            h.runs.len(),
+            2,
+            "two runs of consecutive UIDs with equal flags"
+        );
+        assert!(h.modseqs.is_none());
+        // A flag change in the middle of a run splits it.
+        let out = v.apply(
+            changes(vec![meta(3, &["\\Flagged"], 4)], vec![], 4),
+            true,
+            false,
+        );
+        assert_eq!(out.flag_changes, vec![3]);
+        assert_eq!(v.hibernated.as_ref().unwrap().runs.len(), 4);
+        assert_eq!(v.flags_modseq(3).unwrap().0, ["\\Flagged".to_string()]);
+        assert_eq!(v.flags_modseq(2).unwrap().0, [] as [String; 0]);
+        // Removing from the middle, the end and the start.
+        let out = v.apply(
+            changes(vec![meta(9, &[], 5)], vec![4, 8, 1], 5),
+            true,
+            false,
+        );
+        assert_eq!(out.expunged_seqs, vec![7, 4, 1]);
+        assert_eq!(out.exists, Some(5));
+        assert_eq!(
+            (1..=5)
+                .map(|s| v.hibernated.as_ref().unwrap().at(s - 1).unwrap().0)
+                .collect::<Vec<_>>(),
+            vec![2, 3, 5, 7, 9]
+        );
+        assert_eq!(v.seq_of(7), Some(4));
+        assert_eq!(v.seq_of(8), None);
+        assert_eq!(v.max_uid(), 9);
+        // Same flags again: not announced.
+        let out = v.apply(
+            changes(vec![meta(3, &["\\Flagged"], 6)], vec![], 6),
+            true,
+            false,
+        );
+        assert!(out.flag_changes.is_empty());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use base64::Engine;
 
 use super::{CmdError, CmdResult, Done};
-use crate::auth::{decode_plain, verify_password};
+use crate::auth::decode_plain;
 use crate::conn::Line;
 use crate::session::{Session, State};
 
@@ -110,10 +110,11 @@ impl Session {
         let pass = pass.to_vec();
         let ok_account = match account {
             Some(a) => {
-                let hash = a.password_hash.clone();
-                let ok = tokio::task::spawn_blocking(move || verify_password(&pass, &hash))
-                    .await
-                    .unwrap_or(false);
+                let ok = self
+                    .shared
+                    .verifier
+                    .verify(&a.name, &pass, &a.password_hash)
+                    .await;
                 ok.then_some(a)
             }
             None => None,

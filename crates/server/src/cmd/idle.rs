@@ -21,6 +21,11 @@ impl Session {
             None => self.shared.bus.subscribe(),
         };
         let max = self.shared.config.limits.max_line_length;
+        // Idle sessions keep only what pushing changes needs.
+        if let Some(sel) = self.selected.as_mut() {
+            sel.hibernate(self.condstore);
+        }
+        self.out = Vec::new();
         let keep = loop {
             tokio::select! {
                 line = self.conn.read_line(max) => match line {
@@ -52,6 +57,25 @@ impl Session {
             }
         };
         self.changes = Some(rx);
+        if keep && self.rehydrate().await.is_err() {
+            return false;
+        }
         keep
+    }
+
+    /// Restores the full view after IDLE (see `view` module docs).
+    pub(crate) async fn rehydrate(&mut self) -> Result<(), super::CmdError> {
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(());
+        };
+        if sel.hibernated.is_none() {
+            return Ok(());
+        }
+        let id = sel.id;
+        let (_, current) = self.db(move |s| s.snapshot(id)).await?;
+        if let Some(sel) = self.selected.as_mut() {
+            sel.rehydrate(current);
+        }
+        Ok(())
     }
 }

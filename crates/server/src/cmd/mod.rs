@@ -210,6 +210,9 @@ impl Session {
                 | Command::Sort { uid: false, .. }
                 | Command::Thread { uid: false, .. }
         );
+        // Each command's future is boxed: the session task then stays small
+        // (the size of the largest command is paid only while it runs), which
+        // matters for thousands of idle sessions.
         let result = match command {
             Command::Capability => self.cmd_capability(),
             Command::Noop | Command::Check => Ok(Done::ok(format!("{name} completed"))),
@@ -219,54 +222,61 @@ impl Session {
                 self.state = State::Logout;
                 return false;
             }
-            Command::StartTls => return self.cmd_starttls(&tag).await,
-            Command::Login { username, password } => self.cmd_login(&username, &password).await,
+            Command::StartTls => return Box::pin(self.cmd_starttls(&tag)).await,
+            Command::Login { username, password } => {
+                Box::pin(self.cmd_login(&username, &password)).await
+            }
             Command::Authenticate {
                 mechanism,
                 initial_response,
-            } => {
-                self.cmd_authenticate(&tag, &mechanism, initial_response)
-                    .await
-            }
+            } => Box::pin(self.cmd_authenticate(&tag, &mechanism, initial_response)).await,
             Command::Enable(caps) => self.cmd_enable(&caps),
             Command::Id(_) => self.cmd_id(),
             Command::Namespace => self.cmd_namespace(),
-            Command::Select { mailbox, params } => self.cmd_select(&mailbox, &params, false).await,
-            Command::Examine { mailbox, params } => self.cmd_select(&mailbox, &params, true).await,
+            Command::Select { mailbox, params } => {
+                Box::pin(self.cmd_select(&mailbox, &params, false)).await
+            }
+            Command::Examine { mailbox, params } => {
+                Box::pin(self.cmd_select(&mailbox, &params, true)).await
+            }
             Command::Create {
                 mailbox,
                 special_use,
-            } => self.cmd_create(&mailbox, &special_use).await,
-            Command::Delete(m) => self.cmd_delete(&m).await,
-            Command::Rename { from, to } => self.cmd_rename(&from, &to).await,
-            Command::Subscribe(m) => self.cmd_subscribe(&m, true).await,
-            Command::Unsubscribe(m) => self.cmd_subscribe(&m, false).await,
-            Command::List(l) => self.cmd_list(&l).await,
-            Command::Lsub { reference, pattern } => self.cmd_lsub(&reference, &pattern).await,
-            Command::Status { mailbox, items } => self.cmd_status(&mailbox, &items).await,
-            Command::Append { mailbox, messages } => self.cmd_append(&mailbox, messages).await,
-            Command::Idle => return self.cmd_idle(&tag).await,
-            Command::Close => self.cmd_close(true).await,
-            Command::Unselect => self.cmd_close(false).await,
-            Command::Expunge => self.cmd_expunge(None).await,
-            Command::UidExpunge(set) => self.cmd_expunge(Some(&set)).await,
-            Command::Search { uid, search } => self.cmd_search(&tag, uid, &search).await,
+            } => Box::pin(self.cmd_create(&mailbox, &special_use)).await,
+            Command::Delete(m) => Box::pin(self.cmd_delete(&m)).await,
+            Command::Rename { from, to } => Box::pin(self.cmd_rename(&from, &to)).await,
+            Command::Subscribe(m) => Box::pin(self.cmd_subscribe(&m, true)).await,
+            Command::Unsubscribe(m) => Box::pin(self.cmd_subscribe(&m, false)).await,
+            Command::List(l) => Box::pin(self.cmd_list(&l)).await,
+            Command::Lsub { reference, pattern } => {
+                Box::pin(self.cmd_lsub(&reference, &pattern)).await
+            }
+            Command::Status { mailbox, items } => Box::pin(self.cmd_status(&mailbox, &items)).await,
+            Command::Append { mailbox, messages } => {
+                Box::pin(self.cmd_append(&mailbox, messages)).await
+            }
+            Command::Idle => return Box::pin(self.cmd_idle(&tag)).await,
+            Command::Close => Box::pin(self.cmd_close(true)).await,
+            Command::Unselect => Box::pin(self.cmd_close(false)).await,
+            Command::Expunge => Box::pin(self.cmd_expunge(None)).await,
+            Command::UidExpunge(set) => Box::pin(self.cmd_expunge(Some(&set))).await,
+            Command::Search { uid, search } => Box::pin(self.cmd_search(&tag, uid, &search)).await,
             Command::Sort {
                 uid,
                 criteria,
                 search,
-            } => self.cmd_sort(&tag, uid, &criteria, &search).await,
+            } => Box::pin(self.cmd_sort(&tag, uid, &criteria, &search)).await,
             Command::Thread {
                 uid,
                 algorithm,
                 search,
-            } => self.cmd_thread(uid, algorithm, &search).await,
+            } => Box::pin(self.cmd_thread(uid, algorithm, &search)).await,
             Command::Fetch {
                 uid,
                 set,
                 attrs,
                 modifiers,
-            } => self.cmd_fetch(uid, &set, &attrs, &modifiers).await,
+            } => Box::pin(self.cmd_fetch(uid, &set, &attrs, &modifiers)).await,
             Command::Store {
                 uid,
                 set,
@@ -274,13 +284,14 @@ impl Session {
                 silent,
                 flags,
                 unchanged_since,
-            } => {
-                self.cmd_store(uid, &set, mode, silent, &flags, unchanged_since)
-                    .await
+            } => Box::pin(self.cmd_store(uid, &set, mode, silent, &flags, unchanged_since)).await,
+            Command::Copy { uid, set, mailbox } => {
+                Box::pin(self.cmd_copy(uid, &set, &mailbox, false)).await
             }
-            Command::Copy { uid, set, mailbox } => self.cmd_copy(uid, &set, &mailbox, false).await,
-            Command::Move { uid, set, mailbox } => self.cmd_copy(uid, &set, &mailbox, true).await,
-            Command::Notify(set) => self.cmd_notify(set.as_ref()).await,
+            Command::Move { uid, set, mailbox } => {
+                Box::pin(self.cmd_copy(uid, &set, &mailbox, true)).await
+            }
+            Command::Notify(set) => Box::pin(self.cmd_notify(set.as_ref())).await,
         };
         let close = match &result {
             Err(e) => e.close,
@@ -361,15 +372,17 @@ impl Session {
     pub(crate) fn write_flags_fetch(&mut self, uid: u32, with_uid: bool) {
         let Some(sel) = &self.selected else { return };
         let Some(seq) = sel.seq_of(uid) else { return };
-        let m = &sel.messages[seq as usize - 1];
+        let Some((flags, modseq)) = sel.flags_modseq(seq) else {
+            return;
+        };
         let mut line = format!("* {seq} FETCH (").into_bytes();
         if with_uid {
             line.extend_from_slice(format!("UID {uid} ").as_bytes());
         }
         line.extend_from_slice(b"FLAGS ");
-        respond::flag_list(&mut line, &m.flags);
+        respond::flag_list(&mut line, flags);
         if self.condstore {
-            line.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
+            line.extend_from_slice(format!(" MODSEQ ({modseq})").as_bytes());
         }
         line.extend_from_slice(b")\r\n");
         self.out.extend_from_slice(&line);

@@ -199,7 +199,17 @@ impl Session {
                             .as_ref()
                             .is_some_and(|s| s.max_uid() > old_max)
                         {
+                            let hibernated = self
+                                .selected
+                                .as_ref()
+                                .is_some_and(|s| s.hibernated.is_some());
+                            self.rehydrate().await?;
                             self.cmd_fetch(true, &set, &attrs, &[]).await?;
+                            if hibernated {
+                                if let Some(sel) = self.selected.as_mut() {
+                                    sel.hibernate(self.condstore);
+                                }
+                            }
                         }
                     }
                 }
