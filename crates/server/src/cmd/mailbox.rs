@@ -107,6 +107,7 @@ impl Session {
             known_modseq: info.highest_modseq,
             messages,
             pending_expunge: Vec::new(),
+            hibernated: None,
         });
         self.state = State::Selected;
         if let Some(q) = &params.qresync {
