@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use pillarbox_proto::types::Section;
+use pillarbox_proto::types::{Section, SectionText};
 use serde::{Deserialize, Serialize};
 
 mod binary_append;
@@ -39,7 +39,15 @@ pub struct Summary {
     body: Vec<u8>,
     root: structure::Part,
     sent_date: Option<i64>,
+    /// The message up to the end of its header: top-level HEADER and
+    /// HEADER.FIELDS(.NOT) are answered from it without reading the message.
+    #[serde(default)]
+    head: Vec<u8>,
 }
+
+/// First byte of the binary (postcard) serialisation; older summaries are JSON
+/// and start with `{`.
+const FORMAT_POSTCARD: u8 = 1;
 
 impl Summary {
     /// Parse `raw` (the exact stored bytes). Never panics, whatever the input.
@@ -56,20 +64,47 @@ impl Summary {
         let mut body = Vec::new();
         structure::write(&mut body, raw, &root, false);
         let sent_date = date::sent_date(&fields);
+        let head = raw[..root.body.min(raw.len())].to_vec();
         Summary {
             envelope,
             bodystructure,
             body,
             root,
             sent_date,
+            head,
         }
     }
     /// Compact serialisation for storage.
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        let out = vec![FORMAT_POSTCARD];
+        match postcard::to_extend(self, out) {
+            Ok(v) => v,
+            Err(_) => serde_json::to_vec(self).unwrap_or_default(),
+        }
     }
     pub fn from_bytes(bytes: &[u8]) -> Option<Summary> {
-        serde_json::from_slice(bytes).ok()
+        match bytes.split_first() {
+            Some((&FORMAT_POSTCARD, rest)) => postcard::from_bytes(rest).ok(),
+            _ => serde_json::from_slice(bytes).ok(),
+        }
+    }
+    /// Whether `section` can be answered by [`Summary::section_from_head`],
+    /// i.e. without the message bytes.
+    pub fn head_answers(section: &Section) -> bool {
+        section.part.is_empty()
+            && matches!(
+                section.text,
+                Some(
+                    SectionText::Header
+                        | SectionText::HeaderFields(_)
+                        | SectionText::HeaderFieldsNot(_)
+                )
+            )
+    }
+    /// `BODY[HEADER]`, `BODY[HEADER.FIELDS (...)]` or `BODY[HEADER.FIELDS.NOT
+    /// (...)]` of the whole message, from the header kept at ingest.
+    pub fn section_from_head(&self, section: &Section) -> Cow<'_, [u8]> {
+        section::section(&self.root, &self.head, section)
     }
     /// The ENVELOPE value, e.g. `("date" "subject" ((...)) ...)`, as wire bytes
     /// (strings quoted or as literals exactly as they must be sent).

@@ -55,7 +55,7 @@ pub(crate) struct Part {
     /// The inner message of a message/rfc822 part with an encoded CTE: not
     /// described in BODYSTRUCTURE nor numbered, but `n.HEADER` / `n.TEXT`
     /// still see it (Dovecot).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub opaque: Option<Box<Part>>,
 }
 

@@ -205,6 +205,43 @@ fn serde_round_trip() {
     let back = Summary::from_bytes(&m.to_bytes()).expect("round trip");
     assert_eq!(back, m);
     assert!(Summary::from_bytes(b"garbage").is_none());
+    // Summaries stored by earlier versions (JSON) still load.
+    let json = serde_json::to_vec(&m).unwrap();
+    assert_eq!(Summary::from_bytes(&json).expect("json"), m);
+}
+
+#[test]
+fn header_sections_from_the_stored_head_equal_those_from_the_message() {
+    use pillarbox_proto::types::{Section, SectionText};
+    for raw in [
+        MULTI,
+        b"Subject: x\r\nFrom: a@b\r\n\r\nbody\r\n".as_slice(),
+        b"no header at all".as_slice(),
+        b"".as_slice(),
+    ] {
+        let m = Summary::parse(raw);
+        for text in [
+            SectionText::Header,
+            SectionText::HeaderFields(vec!["subject".into(), "From".into()]),
+            SectionText::HeaderFieldsNot(vec!["Subject".into()]),
+        ] {
+            let s = Section {
+                part: vec![],
+                text: Some(text),
+            };
+            assert!(Summary::head_answers(&s));
+            assert_eq!(m.section_from_head(&s), m.section(raw, &s));
+        }
+        let body = Section {
+            part: vec![],
+            text: Some(SectionText::Text),
+        };
+        assert!(!Summary::head_answers(&body));
+        assert!(!Summary::head_answers(&Section {
+            part: vec![1],
+            text: Some(SectionText::Header)
+        }));
+    }
 }
 
 #[test]

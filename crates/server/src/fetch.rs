@@ -14,18 +14,21 @@ use crate::cmd::{CmdError, CmdResult, Done};
 use crate::session::Session;
 
 fn needs_raw(a: &FetchAttr) -> bool {
-    matches!(
-        a,
+    match a {
+        // The header sections of the whole message (what clients fetch to
+        // list a mailbox) come from the summary, without the message bytes.
+        FetchAttr::BodySection { section, .. } => !Summary::head_answers(section),
         FetchAttr::Rfc822
-            | FetchAttr::Rfc822Header
-            | FetchAttr::Rfc822Text
-            | FetchAttr::BodySection { .. }
-            | FetchAttr::Binary { .. }
-    )
+        | FetchAttr::Rfc822Header
+        | FetchAttr::Rfc822Text
+        | FetchAttr::Binary { .. } => true,
+        _ => false,
+    }
 }
 
 fn needs_summary(a: &FetchAttr) -> bool {
     needs_raw(a)
+        || matches!(a, FetchAttr::BodySection { .. })
         || matches!(
             a,
             FetchAttr::Envelope
@@ -100,6 +103,9 @@ fn data_literal(out: &mut Vec<u8>, data: &[u8]) {
         respond::literal(out, data);
     }
 }
+
+/// Messages loaded per trip to the blocking pool.
+const LOAD_BATCH: usize = 32;
 
 struct Loaded {
     raw: Option<Vec<u8>>,
@@ -205,7 +211,11 @@ impl Session {
         let want_raw = attrs.iter().any(needs_raw);
         let want_summary = attrs.iter().any(needs_summary);
         let mut failure: Option<BinaryError> = None;
-        for i in idxs {
+        let mut gone = false;
+        // Bodies and summaries are loaded in batches: one trip to the
+        // blocking pool per batch instead of one per message.
+        let mut batch: std::collections::VecDeque<(u32, Loaded)> = Default::default();
+        for (n, &i) in idxs.iter().enumerate() {
             let Some(sel) = self.selected.as_ref() else {
                 break;
             };
@@ -213,7 +223,29 @@ impl Session {
                 continue;
             };
             let seq = i as u32 + 1;
-            let loaded = self.load(mailbox, &meta, want_raw, want_summary).await?;
+            gone |= (want_raw || want_summary) && meta.blob.0.is_empty();
+            if batch.is_empty() && (want_raw || want_summary) {
+                let metas: Vec<MessageMeta> = idxs[n..(n + LOAD_BATCH).min(idxs.len())]
+                    .iter()
+                    .filter_map(|&j| sel.messages.get(j).cloned())
+                    .collect();
+                batch = self
+                    .load_batch(mailbox, metas, want_raw, want_summary)
+                    .await?
+                    .into();
+            }
+            let loaded = match batch.pop_front() {
+                Some((u, l)) if u == meta.uid => l,
+                _ => self
+                    .load_batch(mailbox, vec![meta.clone()], want_raw, want_summary)
+                    .await?
+                    .pop()
+                    .map(|x| x.1)
+                    .unwrap_or(Loaded {
+                        raw: None,
+                        summary: None,
+                    }),
+            };
             // Written straight into the output buffer: a large section is
             // copied once, from the stored bytes to the socket buffer.
             let mut line = std::mem::take(&mut self.out);
@@ -296,13 +328,20 @@ impl Session {
                     FetchAttr::BodySection {
                         section, partial, ..
                     } => {
-                        let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else {
+                        let Some(s) = &loaded.summary else {
                             continue;
                         };
-                        let data = if section.part.is_empty() && section.text.is_none() {
-                            Cow::Borrowed(raw.as_slice())
+                        let data = if Summary::head_answers(section) {
+                            s.section_from_head(section)
                         } else {
-                            s.section(raw, section)
+                            let Some(raw) = &loaded.raw else {
+                                continue;
+                            };
+                            if section.part.is_empty() && section.text.is_none() {
+                                Cow::Borrowed(raw.as_slice())
+                            } else {
+                                s.section(raw, section)
+                            }
                         };
                         sep(&mut line);
                         line.extend_from_slice(
@@ -382,59 +421,101 @@ impl Session {
             Some(BinaryError::Parse) => {
                 Err(CmdError::no_code("PARSE", "Invalid data in MIME part"))
             }
+            // RFC 5530 EXPUNGEISSUED: data of a message expunged meanwhile
+            // could not be returned.
+            None if gone => Err(CmdError::no_code(
+                "EXPUNGEISSUED",
+                "Some of the requested messages no longer exist",
+            )),
             None => Ok(Done::ok("Fetch completed")),
         }
     }
 
-    async fn load(
+    /// Loads the stored bytes and/or summaries of several messages in one
+    /// blocking call.
+    async fn load_batch(
         &self,
         mailbox: i64,
-        meta: &MessageMeta,
+        metas: Vec<MessageMeta>,
         raw: bool,
         summary: bool,
-    ) -> Result<Loaded, CmdError> {
+    ) -> Result<Vec<(u32, Loaded)>, CmdError> {
         if !raw && !summary {
-            return Ok(Loaded {
-                raw: None,
-                summary: None,
-            });
+            return Ok(metas
+                .iter()
+                .map(|m| {
+                    (
+                        m.uid,
+                        Loaded {
+                            raw: None,
+                            summary: None,
+                        },
+                    )
+                })
+                .collect());
         }
         let blobs = self.shared.blobs.clone();
         let store = self.shared.store.clone();
-        let blob = meta.blob.clone();
-        let uid = meta.uid;
-        let r = tokio::task::spawn_blocking(move || -> Result<Loaded, String> {
-            let raw_bytes = if raw {
-                Some(blobs.get(&blob).map_err(|e| e.to_string())?)
-            } else {
-                None
-            };
-            let summary = if summary {
-                let bytes = store.summary(mailbox, uid).map_err(|e| e.to_string())?;
-                match bytes.as_deref().and_then(Summary::from_bytes) {
-                    Some(s) => Some(s),
-                    // A summary that cannot be read (written by an older version, or
-                    // lost) is rebuilt from the message rather than failing the FETCH.
-                    None => {
-                        let raw = match &raw_bytes {
-                            Some(r) => Cow::Borrowed(r.as_slice()),
-                            None => Cow::Owned(blobs.get(&blob).map_err(|e| e.to_string())?),
-                        };
-                        Some(Summary::parse(&raw))
-                    }
+        let r = tokio::task::spawn_blocking(move || -> Result<Vec<(u32, Loaded)>, String> {
+            let mut out = Vec::with_capacity(metas.len());
+            for meta in metas {
+                let uid = meta.uid;
+                if meta.blob.0.is_empty() {
+                    // Expunged by another session before this one could know
+                    // more than its UID and flags (see `view::rehydrate`).
+                    out.push((
+                        uid,
+                        Loaded {
+                            raw: None,
+                            summary: None,
+                        },
+                    ));
+                    continue;
                 }
-            } else {
-                None
-            };
-            Ok(Loaded {
-                raw: raw_bytes,
-                summary,
-            })
+                let raw_bytes = if raw {
+                    Some(
+                        blobs
+                            .get(&meta.blob)
+                            .map_err(|e| format!("message {uid}: {e}"))?,
+                    )
+                } else {
+                    None
+                };
+                let summary = if summary {
+                    let bytes = store
+                        .summary(mailbox, uid)
+                        .map_err(|e| format!("message {uid}: {e}"))?;
+                    match bytes.as_deref().and_then(Summary::from_bytes) {
+                        Some(s) => Some(s),
+                        // A summary that cannot be read (written by an older version, or
+                        // lost) is rebuilt from the message rather than failing the FETCH.
+                        None => {
+                            let raw = match &raw_bytes {
+                                Some(r) => Cow::Borrowed(r.as_slice()),
+                                None => {
+                                    Cow::Owned(blobs.get(&meta.blob).map_err(|e| e.to_string())?)
+                                }
+                            };
+                            Some(Summary::parse(&raw))
+                        }
+                    }
+                } else {
+                    None
+                };
+                out.push((
+                    uid,
+                    Loaded {
+                        raw: raw_bytes,
+                        summary,
+                    },
+                ));
+            }
+            Ok(out)
         })
         .await
         .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))?;
         r.map_err(|e| {
-            tracing::error!("cannot load message {uid}: {e}");
+            tracing::error!("cannot load messages: {e}");
             CmdError::no_code("UNAVAILABLE", "Can't read the message; try again later")
         })
     }

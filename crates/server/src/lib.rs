@@ -38,6 +38,21 @@ pub(crate) struct Shared {
     pub conns: Mutex<ConnCounts>,
     pub metrics: Arc<metrics::Metrics>,
     pub verifier: auth::Verifier,
+    /// Per mailbox, how many changes were published in this process (see
+    /// `Session::sync`).
+    pub versions: Mutex<HashMap<pillarbox_store::MailboxId, u64>>,
+}
+
+impl Shared {
+    pub(crate) fn mailbox_version(&self, mailbox: pillarbox_store::MailboxId) -> u64 {
+        let v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        v.get(&mailbox).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn bump_version(&self, mailbox: pillarbox_store::MailboxId) {
+        let mut v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        *v.entry(mailbox).or_insert(0) += 1;
+    }
 }
 
 #[derive(Default)]
@@ -106,6 +121,7 @@ impl Server {
             conns: Mutex::new(ConnCounts::default()),
             metrics: metrics::Metrics::new(),
             verifier: auth::Verifier::new(),
+            versions: Mutex::new(HashMap::new()),
         });
         let mut tasks = JoinSet::new();
         let imap_addr = imap_l.as_ref().and_then(|l| l.local_addr().ok());

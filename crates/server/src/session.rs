@@ -496,6 +496,7 @@ impl Session {
     /// Announces a committed change to the other sessions (a hint; they re-read the store).
     pub(crate) fn publish_kind(&self, mailbox: i64, modseq: ModSeq, kind: ChangeKind) {
         if let Some(a) = &self.account {
+            self.shared.bump_version(mailbox);
             self.shared.bus.publish(ChangeEvent {
                 account: a.id,
                 mailbox,

@@ -24,6 +24,9 @@ pub(crate) struct SelectedMailbox {
     pub pending_expunge: Vec<Uid>,
     /// Set while hibernated (then `messages` is empty).
     pub hibernated: Option<Hibernated>,
+    /// The mailbox's publish counter when the store was last read, and when.
+    pub seen_version: u64,
+    pub checked_at: Option<std::time::Instant>,
 }
 
 /// The compact view of a hibernated session: runs of consecutive UIDs that
@@ -282,15 +285,20 @@ impl SelectedMailbox {
                     }
                     m
                 }
-                None => MessageMeta {
-                    uid,
-                    modseq: modseq.unwrap_or(0),
-                    flags: flags.to_vec(),
-                    internal_date: 0,
-                    date_offset_minutes: 0,
-                    size: 0,
-                    blob: pillarbox_store::BlobId(String::new()),
-                },
+                None => {
+                    // Already expunged in the store: announce it at the next
+                    // opportunity.
+                    self.pending_expunge.push(uid);
+                    MessageMeta {
+                        uid,
+                        modseq: modseq.unwrap_or(0),
+                        flags: flags.to_vec(),
+                        internal_date: 0,
+                        date_offset_minutes: 0,
+                        size: 0,
+                        blob: pillarbox_store::BlobId(String::new()),
+                    }
+                }
             };
             out.push(meta);
         }
@@ -480,6 +488,8 @@ mod tests {
             known_modseq: 1,
             pending_expunge: vec![],
             hibernated: None,
+            seen_version: 0,
+            checked_at: None,
         }
     }
 

@@ -181,7 +181,21 @@ impl BlobStore for FsBlobStore {
     fn get(&self, id: &BlobId) -> crate::Result<Vec<u8>> {
         let path = self.path_of(id)?;
         let file = File::open(&path)?;
-        let data = zstd::stream::decode_all(BufReader::new(file))?;
+        // A decompression context is costly to create (it showed as the top
+        // user-space cost of FETCH); each thread keeps one and resets it.
+        thread_local! {
+            static DCTX: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let data = DCTX.with(|cell| -> std::io::Result<Vec<u8>> {
+            let mut slot = cell.borrow_mut();
+            let ctx = slot.get_or_insert_with(zstd::zstd_safe::DCtx::create);
+            let _ = ctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly);
+            let mut out = Vec::new();
+            let mut dec = zstd::stream::read::Decoder::with_context(BufReader::new(file), ctx);
+            std::io::Read::read_to_end(&mut dec, &mut out)?;
+            Ok(out)
+        })?;
         if blake3::hash(&data).to_hex().as_str() != id.0 {
             return Err(StoreError::Other(format!("blob {} is corrupt", id.0)));
         }

@@ -9,7 +9,12 @@
 //! transaction from the database rows.
 //!
 //! Durability: WAL with `synchronous=FULL` fsyncs the WAL at every commit, so a
-//! call that returned `Ok` survives a power loss.
+//! call that returned `Ok` survives a power loss. Flag changes are the one
+//! exception (`write_relaxed`): they commit with `synchronous=NORMAL`, i.e.
+//! they survive a crash of the process at once and a power loss from the next
+//! fsynced commit or checkpoint on (as Dovecot's default `mail_fsync =
+//! optimized` does for its index); an fsync per STORE cost more than the rest
+//! of the command together.
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -84,6 +89,20 @@ impl SqliteStore {
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Like `write`, but the commit is not fsynced (see the module docs).
+    fn write_relaxed<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })();
+        conn.execute_batch("PRAGMA synchronous = FULL")?;
+        result
     }
 
     /// Runs `f` in one read transaction on a pooled reader connection, so all its
@@ -832,7 +851,7 @@ impl MetaStore for SqliteStore {
     ) -> Result<StoreFlagsResult> {
         // Validate the flags before taking the write lock.
         flags::apply(&[], op, flag_list)?;
-        self.write(|tx| {
+        self.write_relaxed(|tx| {
             let info = mailbox_by_id(tx, mailbox)?;
             let rows = rows_for_uids(tx, mailbox, uids, "uid, modseq, flags", |r| {
                 let f: String = r.get(2)?;

@@ -108,6 +108,8 @@ impl Session {
             messages,
             pending_expunge: Vec::new(),
             hibernated: None,
+            seen_version: 0,
+            checked_at: None,
         });
         self.state = State::Selected;
         if let Some(q) = &params.qresync {

@@ -94,6 +94,10 @@ impl Done {
 
 pub(crate) type CmdResult = Result<Done, CmdError>;
 
+/// How long a session trusts "no change was published" before reading the
+/// store again anyway (changes by other processes are not published here).
+const RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
 fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Capability => "CAPABILITY",
@@ -351,11 +355,25 @@ impl Session {
             return Ok(());
         };
         let (id, since) = (sel.id, sel.known_modseq);
+        // Skip the store when nothing was published for this mailbox since the
+        // last look, and that look is recent. Changes from other processes are
+        // not published here, so the store is still read at least every
+        // RECHECK: a change is delayed by at most that much, never lost.
+        let version = self.shared.mailbox_version(id);
+        let nothing_pending = sel.pending_expunge.is_empty() || !allow_expunge;
+        if nothing_pending
+            && sel.seen_version == version
+            && sel.checked_at.is_some_and(|t| t.elapsed() < RECHECK)
+        {
+            return Ok(());
+        }
         let ch = self.db(move |s| s.changes_since(id, since)).await?;
         let condstore = self.condstore;
         let Some(sel) = self.selected.as_mut() else {
             return Ok(());
         };
+        sel.seen_version = version;
+        sel.checked_at = Some(std::time::Instant::now());
         let out = sel.apply(ch, allow_expunge, condstore);
         self.write_expunged(&out.expunged_seqs, &out.expunged_uids);
         if let Some(n) = out.exists {
