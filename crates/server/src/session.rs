@@ -493,8 +493,29 @@ impl Session {
         self.publish_kind(mailbox, modseq, ChangeKind::Messages);
     }
 
+    /// Publishes a message change together with its exact content, so idle
+    /// sessions can apply it without reading the store.
+    pub(crate) fn publish_delta(&self, mailbox: i64, delta: pillarbox_store::Delta) {
+        self.publish_event(
+            mailbox,
+            delta.changes.highest_modseq,
+            ChangeKind::Messages,
+            Some(Arc::new(delta)),
+        );
+    }
+
     /// Announces a committed change to the other sessions (a hint; they re-read the store).
     pub(crate) fn publish_kind(&self, mailbox: i64, modseq: ModSeq, kind: ChangeKind) {
+        self.publish_event(mailbox, modseq, kind, None);
+    }
+
+    fn publish_event(
+        &self,
+        mailbox: i64,
+        modseq: ModSeq,
+        kind: ChangeKind,
+        delta: Option<Arc<pillarbox_store::Delta>>,
+    ) {
         if let Some(a) = &self.account {
             self.shared.bump_version(mailbox);
             self.shared.bus.publish(ChangeEvent {
@@ -504,6 +525,7 @@ impl Session {
                 committed_at: std::time::Instant::now(),
                 origin: self.id,
                 kind,
+                delta,
             });
         }
     }

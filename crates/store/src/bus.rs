@@ -13,6 +13,17 @@ pub struct ChangeEvent {
     /// session can skip notifications about its own commands (RFC 5465 5).
     pub origin: u64,
     pub kind: ChangeKind,
+    /// The change itself when the publisher knows it exactly: what
+    /// `changes_since(from_modseq)` would return if nothing else happened in
+    /// between. A receiver whose view is at exactly `from_modseq` may apply it
+    /// without reading the store; any other receiver reads the store.
+    pub delta: Option<std::sync::Arc<Delta>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delta {
+    pub from_modseq: ModSeq,
+    pub changes: crate::MailboxChanges,
 }
 
 /// What changed.

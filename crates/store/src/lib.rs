@@ -17,7 +17,7 @@ pub mod bus;
 pub mod sqlite;
 
 pub use blob::{BlobId, BlobStore, FsBlobStore};
-pub use bus::{ChangeBus, ChangeEvent, ChangeKind};
+pub use bus::{ChangeBus, ChangeEvent, ChangeKind, Delta};
 pub use sqlite::SqliteStore;
 
 pub type AccountId = i64;

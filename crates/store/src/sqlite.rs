@@ -30,6 +30,12 @@ use crate::{
 };
 
 mod flags;
+
+/// Flags as the store keeps them: system flags canonical, keywords deduplicated
+/// case-insensitively, sorted (what `MessageMeta::flags` will hold).
+pub fn normalize_flags(list: &[String]) -> Result<Vec<String>> {
+    flags::normalize(list)
+}
 pub(crate) mod fts;
 mod names;
 mod schema;

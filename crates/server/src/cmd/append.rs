@@ -116,6 +116,21 @@ impl Session {
             CmdError::no_code("UNAVAILABLE", "Can't store the message; try again later")
         })?;
         let id = info.id;
+        // What the new messages will look like in the store, for the delta
+        // published to idle sessions.
+        let described: Vec<(pillarbox_store::BlobId, u64, i64, i32, Vec<String>)> = prepared
+            .iter()
+            .map(|m| {
+                let flags = pillarbox_store::sqlite::normalize_flags(&m.flags).unwrap_or_default();
+                (
+                    m.blob.clone(),
+                    m.size,
+                    m.internal_date,
+                    m.date_offset_minutes,
+                    flags,
+                )
+            })
+            .collect();
         let bytes: u64 = prepared.iter().map(|m| m.size).sum();
         let count = prepared.len() as u64;
         let res = self
@@ -123,7 +138,41 @@ impl Session {
             .await?;
         self.shared.metrics.appended_bytes.inc_by(bytes);
         self.shared.metrics.appended_messages.inc_by(count);
-        self.publish(id, res.modseq);
+        if res.uids.len() == described.len() {
+            let changed = res
+                .uids
+                .iter()
+                .zip(described)
+                .map(
+                    |(&uid, (blob, size, internal_date, date_offset_minutes, flags))| {
+                        pillarbox_store::MessageMeta {
+                            uid,
+                            modseq: res.modseq,
+                            flags,
+                            internal_date,
+                            date_offset_minutes,
+                            size,
+                            blob,
+                        }
+                    },
+                )
+                .collect();
+            self.publish_delta(
+                id,
+                pillarbox_store::Delta {
+                    from_modseq: res.modseq.saturating_sub(1),
+                    changes: pillarbox_store::MailboxChanges {
+                        uidvalidity: res.uidvalidity,
+                        uidnext: res.uids.iter().max().map(|u| u + 1).unwrap_or(0),
+                        highest_modseq: res.modseq,
+                        changed,
+                        expunged: Vec::new(),
+                    },
+                },
+            );
+        } else {
+            self.publish(id, res.modseq);
+        }
         let mut code = format!("APPENDUID {} ", res.uidvalidity).into_bytes();
         let mut uids = res.uids.clone();
         uids.sort_unstable();

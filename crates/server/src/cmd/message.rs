@@ -72,7 +72,20 @@ impl Session {
         }
         let (gone, modseq) = self.db(move |s| s.expunge(id, &uids)).await?;
         self.announce_expunged(&gone);
-        self.publish(id, modseq);
+        let uidnext = self.selected.as_ref().map(|s| s.uidnext).unwrap_or(0);
+        self.publish_delta(
+            id,
+            pillarbox_store::Delta {
+                from_modseq: modseq.saturating_sub(1),
+                changes: pillarbox_store::MailboxChanges {
+                    uidvalidity: 0,
+                    uidnext,
+                    highest_modseq: modseq,
+                    changed: Vec::new(),
+                    expunged: gone,
+                },
+            },
+        );
         Ok(Done::ok("Expunge completed"))
     }
 
@@ -163,7 +176,36 @@ impl Session {
             }
         }
         if !res.updated.is_empty() {
-            self.publish(id, res.highest_modseq);
+            // The view now holds the new flags and modseqs of these messages.
+            let sel = self.selected.as_ref();
+            let changed: Option<Vec<pillarbox_store::MessageMeta>> = res
+                .updated
+                .iter()
+                .map(|(u, _, _)| {
+                    sel.and_then(|s| s.seq_of(*u))
+                        .and_then(|q| sel?.messages.get(q as usize - 1).cloned())
+                })
+                .collect();
+            match changed {
+                Some(mut changed) if res.updated.iter().all(|u| u.2 == res.highest_modseq) => {
+                    changed.sort_by_key(|m| m.uid);
+                    let uidnext = sel.map(|s| s.uidnext).unwrap_or(0);
+                    self.publish_delta(
+                        id,
+                        pillarbox_store::Delta {
+                            from_modseq: res.highest_modseq.saturating_sub(1),
+                            changes: pillarbox_store::MailboxChanges {
+                                uidvalidity: 0,
+                                uidnext,
+                                highest_modseq: res.highest_modseq,
+                                changed,
+                                expunged: Vec::new(),
+                            },
+                        },
+                    );
+                }
+                _ => self.publish(id, res.highest_modseq),
+            }
         }
         if !res.modified.is_empty() {
             let Some(sel) = self.selected.as_ref() else {

@@ -368,12 +368,37 @@ impl Session {
             return Ok(());
         }
         let ch = self.db(move |s| s.changes_since(id, since)).await?;
+        if let Some(sel) = self.selected.as_mut() {
+            sel.seen_version = version;
+            sel.checked_at = Some(std::time::Instant::now());
+        }
+        self.apply_changes(ch, allow_expunge);
+        Ok(())
+    }
+
+    /// Applies a published delta if it starts exactly where this session's view
+    /// is; otherwise (or if the view moved on) reads the store. True if applied.
+    pub(crate) fn apply_delta(
+        &mut self,
+        delta: &pillarbox_store::Delta,
+        allow_expunge: bool,
+    ) -> bool {
+        let Some(sel) = self.selected.as_ref() else {
+            return false;
+        };
+        if sel.known_modseq != delta.from_modseq {
+            return false;
+        }
+        self.apply_changes(delta.changes.clone(), allow_expunge);
+        true
+    }
+
+    /// Merges changes into the view and writes the untagged responses.
+    fn apply_changes(&mut self, ch: pillarbox_store::MailboxChanges, allow_expunge: bool) {
         let condstore = self.condstore;
         let Some(sel) = self.selected.as_mut() else {
-            return Ok(());
+            return;
         };
-        sel.seen_version = version;
-        sel.checked_at = Some(std::time::Instant::now());
         let out = sel.apply(ch, allow_expunge, condstore);
         self.write_expunged(&out.expunged_seqs, &out.expunged_uids);
         if let Some(n) = out.exists {
@@ -383,7 +408,6 @@ impl Session {
         for uid in out.flag_changes {
             self.write_flags_fetch(uid, true);
         }
-        Ok(())
     }
 
     /// `* seq FETCH (UID u FLAGS (...) [MODSEQ (m)])` for a message of the view.

@@ -188,7 +188,13 @@ impl Session {
                     in_idle || !notify_sel.as_ref().is_some_and(|(_, delayed)| *delayed);
                 let before = self.out.len();
                 let old_max = self.selected.as_ref().map(|s| s.max_uid()).unwrap_or(0);
-                self.sync(allow_expunge).await?;
+                let applied = ev
+                    .delta
+                    .as_ref()
+                    .is_some_and(|d| self.apply_delta(d, allow_expunge));
+                if !applied {
+                    self.sync(allow_expunge).await?;
+                }
                 if let Some((events, _)) = &notify_sel {
                     if events.message_new && !events.new_attrs.is_empty() {
                         let set =
