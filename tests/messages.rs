@@ -388,3 +388,54 @@ async fn condstore_modseq_changedsince_unchangedsince() {
     );
     s.stop().await;
 }
+
+/// Messages above the streaming threshold (4 MiB) are served from storage in
+/// chunks; the bytes must be exactly those of the in-memory path.
+#[tokio::test]
+async fn large_message_sections_are_streamed_exactly() {
+    let s = TestServer::start().await;
+    let mut c = s.login().await;
+    let mut big = b"From: big@example.org\r\nSubject: big\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nsmall part\r\n--B\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
+    let mut x: u32 = 7;
+    for i in 0..(6 << 20) / 64 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        big.extend_from_slice(
+            format!("{i:08} {x:010} abcdefghijklmnopqrstuvwxyz0123456789ABCDE\r\n").as_bytes(),
+        );
+    }
+    big.extend_from_slice(b"--B--\r\n");
+    let r = c.append("INBOX", "", &big).await;
+    assert!(r.tagged.starts_with("OK"), "{}", r.tagged);
+    c.ok("SELECT INBOX").await;
+    let item = |r: &Response| -> Vec<u8> {
+        let l = &r.untagged[0];
+        let open = l.iter().position(|b| *b == b'{').unwrap();
+        let close = open + l[open..].iter().position(|b| *b == b'}').unwrap();
+        let n: usize = std::str::from_utf8(&l[open + 1..close])
+            .unwrap()
+            .parse()
+            .unwrap();
+        l[close + 3..close + 3 + n].to_vec()
+    };
+    let r = c.ok("FETCH 1 BODY.PEEK[]").await;
+    assert_eq!(item(&r), big);
+    let r = c.ok("FETCH 1 BODY.PEEK[]<1000000.5000>").await;
+    assert!(r.has("BODY[]<1000000> {5000}"));
+    assert_eq!(item(&r), &big[1_000_000..1_005_000]);
+    let r = c.ok("FETCH 1 BODY.PEEK[1]").await;
+    assert_eq!(item(&r), b"small part");
+    let r = c
+        .ok("FETCH 1 (RFC822.SIZE BODY.PEEK[HEADER.FIELDS (Subject)])")
+        .await;
+    assert!(r.has(&format!("RFC822.SIZE {}", big.len())));
+    assert!(r.has("Subject: big"));
+    let r = c.ok("FETCH 1 RFC822.TEXT").await;
+    let head_len = big.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(item(&r), &big[head_len..]);
+    assert!(
+        r.has("FLAGS (\\Seen)"),
+        "non-peek streaming fetch still sets \\Seen"
+    );
+    c.ok("NOOP").await;
+    s.stop().await;
+}

@@ -124,6 +124,19 @@ impl Summary {
     pub fn section<'a>(&self, raw: &'a [u8], section: &Section) -> Cow<'a, [u8]> {
         section::section(&self.root, raw, section)
     }
+    /// The byte range of `section` in a message of `len` bytes when it is a
+    /// plain slice of the stored bytes (everything but HEADER.FIELDS(.NOT)),
+    /// so a large section can be streamed from storage without loading the
+    /// message.
+    pub fn section_range(&self, section: &Section, len: usize) -> Option<(usize, usize)> {
+        match section::locate(&self.root, len, section) {
+            section::Located::Slice(a, b) => {
+                let b = b.min(len);
+                Some((a.min(b), b))
+            }
+            section::Located::Fields { .. } => None,
+        }
+    }
     /// `BINARY[part]`: the decoded content of a part (`part` empty = the whole message,
     /// header included); composite parts come back with their nested leaves decoded.
     pub fn binary<'a>(&self, raw: &'a [u8], part: &[u32]) -> Result<Cow<'a, [u8]>, BinaryError> {

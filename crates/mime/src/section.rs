@@ -41,8 +41,23 @@ fn header_fields(block: &[u8], names: &[String], not: bool) -> Vec<u8> {
     out
 }
 
-pub(crate) fn section<'a>(root: &Part, raw: &'a [u8], section: &Section) -> Cow<'a, [u8]> {
-    let empty: Cow<'a, [u8]> = Cow::Borrowed(&[]);
+/// Where a BODY[section] is in the stored bytes: a plain slice, or the header
+/// block that HEADER.FIELDS(.NOT) filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located<'s> {
+    Slice(usize, usize),
+    Fields {
+        hdr: usize,
+        body: usize,
+        names: &'s [String],
+        not: bool,
+    },
+}
+
+/// Locates `section` in a message of `len` bytes (non-existent sections are
+/// the empty slice, as in Dovecot).
+pub(crate) fn locate<'s>(root: &Part, len: usize, section: &'s Section) -> Located<'s> {
+    let empty = Located::Slice(0, 0);
     let part = if section.part.is_empty() {
         root
     } else {
@@ -54,9 +69,9 @@ pub(crate) fn section<'a>(root: &Part, raw: &'a [u8], section: &Section) -> Cow<
     let text = match &section.text {
         None => {
             if section.part.is_empty() {
-                return Cow::Borrowed(raw);
+                return Located::Slice(0, len);
             }
-            return Cow::Borrowed(slice(raw, part.body, part.end));
+            return Located::Slice(part.body, part.end);
         }
         Some(t) => t,
     };
@@ -64,7 +79,7 @@ pub(crate) fn section<'a>(root: &Part, raw: &'a [u8], section: &Section) -> Cow<
         if section.part.is_empty() {
             return empty;
         }
-        return Cow::Borrowed(slice(raw, part.hdr, part.body));
+        return Located::Slice(part.hdr, part.body);
     }
     let msg = if section.part.is_empty() {
         part
@@ -76,15 +91,33 @@ pub(crate) fn section<'a>(root: &Part, raw: &'a [u8], section: &Section) -> Cow<
         }
     };
     match text {
-        SectionText::Header => Cow::Borrowed(slice(raw, msg.hdr, msg.body)),
-        SectionText::Text => Cow::Borrowed(slice(raw, msg.body, msg.end)),
-        SectionText::HeaderFields(names) => {
-            Cow::Owned(header_fields(slice(raw, msg.hdr, msg.body), names, false))
-        }
-        SectionText::HeaderFieldsNot(names) => {
-            Cow::Owned(header_fields(slice(raw, msg.hdr, msg.body), names, true))
-        }
+        SectionText::Header => Located::Slice(msg.hdr, msg.body),
+        SectionText::Text => Located::Slice(msg.body, msg.end),
+        SectionText::HeaderFields(names) => Located::Fields {
+            hdr: msg.hdr,
+            body: msg.body,
+            names,
+            not: false,
+        },
+        SectionText::HeaderFieldsNot(names) => Located::Fields {
+            hdr: msg.hdr,
+            body: msg.body,
+            names,
+            not: true,
+        },
         SectionText::Mime => empty,
+    }
+}
+
+pub(crate) fn section<'a>(root: &Part, raw: &'a [u8], section: &Section) -> Cow<'a, [u8]> {
+    match locate(root, raw.len(), section) {
+        Located::Slice(a, b) => Cow::Borrowed(slice(raw, a, b)),
+        Located::Fields {
+            hdr,
+            body,
+            names,
+            not,
+        } => Cow::Owned(header_fields(slice(raw, hdr, body), names, not)),
     }
 }
 

@@ -211,6 +211,41 @@ fn serde_round_trip() {
 }
 
 #[test]
+fn section_ranges_match_sections() {
+    use pillarbox_proto::types::{Section, SectionText};
+    let m = Summary::parse(MULTI);
+    let mut sections = vec![Section {
+        part: vec![],
+        text: None,
+    }];
+    for part in [vec![], vec![1], vec![2], vec![3], vec![1, 1], vec![9]] {
+        for text in [
+            None,
+            Some(SectionText::Header),
+            Some(SectionText::Text),
+            Some(SectionText::Mime),
+        ] {
+            if part.is_empty() && text.is_none() {
+                continue;
+            }
+            sections.push(Section {
+                part: part.clone(),
+                text,
+            });
+        }
+    }
+    for s in &sections {
+        let (a, b) = m.section_range(s, MULTI.len()).expect("plain slice");
+        assert_eq!(&MULTI[a..b], m.section(MULTI, s).as_ref(), "{s:?}");
+    }
+    let fields = Section {
+        part: vec![],
+        text: Some(SectionText::HeaderFields(vec!["Subject".into()])),
+    };
+    assert_eq!(m.section_range(&fields, MULTI.len()), None);
+}
+
+#[test]
 fn header_sections_from_the_stored_head_equal_those_from_the_message() {
     use pillarbox_proto::types::{Section, SectionText};
     for raw in [

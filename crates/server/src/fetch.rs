@@ -104,10 +104,19 @@ fn data_literal(out: &mut Vec<u8>, data: &[u8]) {
     }
 }
 
-/// Messages loaded per trip to the blocking pool.
+/// Messages loaded per trip to the blocking pool...
 const LOAD_BATCH: usize = 32;
+/// ...and at most this many message bytes per batch.
+const LOAD_BATCH_BYTES: u64 = 8 << 20;
+/// Messages larger than this are not loaded into memory for BODY[...] and
+/// RFC822*: their sections are streamed from storage to the socket.
+const STREAM_THRESHOLD: u64 = 4 << 20;
+/// Chunk size when streaming.
+const STREAM_CHUNK: usize = 256 << 10;
 
 struct Loaded {
+    /// The message was too large to load: its sections are streamed.
+    streamed: bool,
     raw: Option<Vec<u8>>,
     summary: Option<Summary>,
 }
@@ -210,6 +219,10 @@ impl Session {
         };
         let want_raw = attrs.iter().any(needs_raw);
         let want_summary = attrs.iter().any(needs_summary);
+        // BINARY decodes the whole part, so it needs the message in memory;
+        // everything else can stream large messages.
+        let can_stream = !attrs.iter().any(|a| matches!(a, FetchAttr::Binary { .. }));
+        let raw_limit = can_stream.then_some(STREAM_THRESHOLD);
         let mut failure: Option<BinaryError> = None;
         let mut gone = false;
         // Bodies and summaries are loaded in batches: one trip to the
@@ -225,25 +238,38 @@ impl Session {
             let seq = i as u32 + 1;
             gone |= (want_raw || want_summary) && meta.blob.0.is_empty();
             if batch.is_empty() && (want_raw || want_summary) {
+                let mut bytes = 0u64;
                 let metas: Vec<MessageMeta> = idxs[n..(n + LOAD_BATCH).min(idxs.len())]
                     .iter()
                     .filter_map(|&j| sel.messages.get(j).cloned())
+                    .enumerate()
+                    .take_while(|(k, m)| {
+                        bytes += m.size;
+                        *k == 0 || !want_raw || bytes <= LOAD_BATCH_BYTES
+                    })
+                    .map(|(_, m)| m)
                     .collect();
                 batch = self
-                    .load_batch(mailbox, metas, want_raw, want_summary)
+                    .load_batch(mailbox, metas, want_raw.then_some(raw_limit), want_summary)
                     .await?
                     .into();
             }
             let loaded = match batch.pop_front() {
                 Some((u, l)) if u == meta.uid => l,
                 _ => self
-                    .load_batch(mailbox, vec![meta.clone()], want_raw, want_summary)
+                    .load_batch(
+                        mailbox,
+                        vec![meta.clone()],
+                        want_raw.then_some(raw_limit),
+                        want_summary,
+                    )
                     .await?
                     .pop()
                     .map(|x| x.1)
                     .unwrap_or(Loaded {
                         raw: None,
                         summary: None,
+                        streamed: false,
                     }),
             };
             // Written straight into the output buffer: a large section is
@@ -302,13 +328,23 @@ impl Session {
                         line.extend_from_slice(v);
                     }
                     FetchAttr::Rfc822 | FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
-                        let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else {
-                            continue;
-                        };
                         let (name, text) = match a {
                             FetchAttr::Rfc822 => ("RFC822", None),
                             FetchAttr::Rfc822Header => ("RFC822.HEADER", Some(SectionText::Header)),
                             _ => ("RFC822.TEXT", Some(SectionText::Text)),
+                        };
+                        if let (None, Some(s)) = (&loaded.raw, &loaded.summary) {
+                            if loaded.streamed {
+                                let sec = Section { part: vec![], text };
+                                sep(&mut line);
+                                line.extend_from_slice(name.as_bytes());
+                                line.push(b' ');
+                                line = self.stream_section(line, &meta, s, &sec, None).await?;
+                            }
+                            continue;
+                        }
+                        let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else {
+                            continue;
                         };
                         let data: Cow<[u8]> = match text {
                             None => Cow::Borrowed(raw.as_slice()),
@@ -331,6 +367,23 @@ impl Session {
                         let Some(s) = &loaded.summary else {
                             continue;
                         };
+                        if loaded.raw.is_none()
+                            && loaded.streamed
+                            && !Summary::head_answers(section)
+                        {
+                            sep(&mut line);
+                            line.extend_from_slice(
+                                format!("BODY[{}]", section_name(section)).as_bytes(),
+                            );
+                            if let Some((off, _)) = partial {
+                                line.extend_from_slice(format!("<{off}>").as_bytes());
+                            }
+                            line.push(b' ');
+                            line = self
+                                .stream_section(line, &meta, s, section, *partial)
+                                .await?;
+                            continue;
+                        }
                         let data = if Summary::head_answers(section) {
                             s.section_from_head(section)
                         } else {
@@ -404,7 +457,7 @@ impl Session {
             self.shared
                 .metrics
                 .fetch_bytes
-                .inc_by((line.len() - line_start) as u64);
+                .inc_by(line.len().saturating_sub(line_start) as u64);
             self.out = line;
             if self.out.len() > 256 * 1024 {
                 self.flush().await.map_err(|_| CmdError {
@@ -432,27 +485,22 @@ impl Session {
     }
 
     /// Loads the stored bytes and/or summaries of several messages in one
-    /// blocking call.
+    /// blocking call. `raw`: None = no bytes; Some(None) = always; Some(Some(n))
+    /// = only for messages of at most n bytes (larger ones are streamed).
     async fn load_batch(
         &self,
         mailbox: i64,
         metas: Vec<MessageMeta>,
-        raw: bool,
+        raw: Option<Option<u64>>,
         summary: bool,
     ) -> Result<Vec<(u32, Loaded)>, CmdError> {
-        if !raw && !summary {
-            return Ok(metas
-                .iter()
-                .map(|m| {
-                    (
-                        m.uid,
-                        Loaded {
-                            raw: None,
-                            summary: None,
-                        },
-                    )
-                })
-                .collect());
+        let empty = || Loaded {
+            raw: None,
+            summary: None,
+            streamed: false,
+        };
+        if raw.is_none() && !summary {
+            return Ok(metas.iter().map(|m| (m.uid, empty())).collect());
         }
         let blobs = self.shared.blobs.clone();
         let store = self.shared.store.clone();
@@ -463,16 +511,11 @@ impl Session {
                 if meta.blob.0.is_empty() {
                     // Expunged by another session before this one could know
                     // more than its UID and flags (see `view::rehydrate`).
-                    out.push((
-                        uid,
-                        Loaded {
-                            raw: None,
-                            summary: None,
-                        },
-                    ));
+                    out.push((uid, empty()));
                     continue;
                 }
-                let raw_bytes = if raw {
+                let streamed = matches!(raw, Some(Some(limit)) if meta.size > limit);
+                let raw_bytes = if raw.is_some() && !streamed {
                     Some(
                         blobs
                             .get(&meta.blob)
@@ -481,7 +524,7 @@ impl Session {
                 } else {
                     None
                 };
-                let summary = if summary {
+                let summary = if summary || streamed {
                     let bytes = store
                         .summary(mailbox, uid)
                         .map_err(|e| format!("message {uid}: {e}"))?;
@@ -507,6 +550,7 @@ impl Session {
                     Loaded {
                         raw: raw_bytes,
                         summary,
+                        streamed,
                     },
                 ));
             }
@@ -518,6 +562,86 @@ impl Session {
             tracing::error!("cannot load messages: {e}");
             CmdError::no_code("UNAVAILABLE", "Can't read the message; try again later")
         })
+    }
+
+    /// Writes `line` (the response so far), then the literal of `section` of
+    /// a large message straight from storage in chunks, and returns the
+    /// emptied buffer to continue the response in. Header sections come from
+    /// the summary. Once the literal's length is sent the bytes must follow:
+    /// a storage error then closes the connection.
+    async fn stream_section(
+        &mut self,
+        mut line: Vec<u8>,
+        meta: &MessageMeta,
+        summary: &Summary,
+        section: &Section,
+        partial: Option<(u32, u32)>,
+    ) -> Result<Vec<u8>, CmdError> {
+        let lost = || CmdError {
+            close: true,
+            ..CmdError::no("Connection lost")
+        };
+        let Some((a, b)) = summary.section_range(section, meta.size as usize) else {
+            // HEADER.FIELDS(.NOT) of an inner message: small, load the message.
+            let blobs = self.shared.blobs.clone();
+            let id = meta.blob.clone();
+            let raw = tokio::task::spawn_blocking(move || blobs.get(&id))
+                .await
+                .map_err(|_| lost())?
+                .map_err(|_| lost())?;
+            let data = summary.section(&raw, section);
+            data_literal(&mut line, apply_partial(&data, partial));
+            return Ok(line);
+        };
+        let (start, end) = match partial {
+            None => (a, b),
+            Some((off, len)) => {
+                let s = a.saturating_add(off as usize).min(b);
+                (s, s.saturating_add(len as usize).min(b))
+            }
+        };
+        let total = end - start;
+        line.extend_from_slice(format!("{{{total}}}\r\n").as_bytes());
+        self.shared.metrics.fetch_bytes.inc_by(total as u64);
+        self.conn.write_all(&line).await.map_err(|_| lost())?;
+        line.clear();
+        let blobs = self.shared.blobs.clone();
+        let id = meta.blob.clone();
+        let mut reader = tokio::task::spawn_blocking(
+            move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
+                let mut r = blobs.open(&id).map_err(std::io::Error::other)?;
+                std::io::copy(
+                    &mut std::io::Read::take(&mut r, start as u64),
+                    &mut std::io::sink(),
+                )?;
+                Ok(r)
+            },
+        )
+        .await
+        .map_err(|_| lost())?
+        .map_err(|e| {
+            tracing::error!("streaming message {}: {e}", meta.uid);
+            lost()
+        })?;
+        let mut left = total;
+        while left > 0 {
+            let n = left.min(STREAM_CHUNK);
+            let (r, buf) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+                let mut buf = vec![0u8; n];
+                std::io::Read::read_exact(&mut reader, &mut buf)?;
+                Ok((reader, buf))
+            })
+            .await
+            .map_err(|_| lost())?
+            .map_err(|e| {
+                tracing::error!("streaming message {}: {e}", meta.uid);
+                lost()
+            })?;
+            self.conn.write_all(&buf).await.map_err(|_| lost())?;
+            reader = r;
+            left -= n;
+        }
+        Ok(line)
     }
 }
 

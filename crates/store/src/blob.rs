@@ -45,6 +45,12 @@ pub trait BlobStore: Send + Sync {
     /// all into memory.
     fn put_file(&self, path: &std::path::Path) -> crate::Result<BlobId>;
     fn get(&self, id: &BlobId) -> crate::Result<Vec<u8>>;
+    /// A reader over the blob's bytes, decompressed as they are read, so a
+    /// large message can be streamed to a client without holding it in
+    /// memory. (Unlike `get`, the content hash is not verified.)
+    fn open(&self, id: &BlobId) -> crate::Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(std::io::Cursor::new(self.get(id)?)))
+    }
     fn delete(&self, id: &BlobId) -> crate::Result<()>;
 }
 
@@ -202,6 +208,11 @@ impl BlobStore for FsBlobStore {
         Ok(data)
     }
 
+    fn open(&self, id: &BlobId) -> crate::Result<Box<dyn std::io::Read + Send>> {
+        let file = File::open(self.path_of(id)?)?;
+        Ok(Box::new(zstd::stream::read::Decoder::new(file)?))
+    }
+
     fn delete(&self, id: &BlobId) -> crate::Result<()> {
         match fs::remove_file(self.path_of(id)?) {
             Ok(()) => Ok(()),
@@ -235,6 +246,9 @@ mod tests {
         assert!(on_disk.len() < data.len());
         assert_eq!(zstd::decode_all(&on_disk[..]).unwrap(), data);
         assert_eq!(s.get(&id).unwrap(), data);
+        let mut streamed = Vec::new();
+        std::io::Read::read_to_end(&mut s.open(&id).unwrap(), &mut streamed).unwrap();
+        assert_eq!(streamed, data);
         assert!(s.contains(&id).unwrap());
         // no temp files left behind
         let names: Vec<_> = fs::read_dir(path.parent().unwrap())
