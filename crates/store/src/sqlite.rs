@@ -63,6 +63,17 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// APPENDs waiting for the next group commit (see `append_indexed`).
+    appends: Mutex<Vec<AppendJob>>,
+}
+
+/// One APPEND waiting to be committed with others.
+struct AppendJob {
+    mailbox: MailboxId,
+    messages: Vec<NewMessage>,
+    docs: Vec<SearchDoc>,
+    prepared: Vec<(String, bool, bool, i64)>,
+    reply: std::sync::mpsc::Sender<Result<AppendResult>>,
 }
 
 impl SqliteStore {
@@ -85,6 +96,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            appends: Mutex::new(Vec::new()),
         })
     }
 
@@ -212,6 +224,105 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageMeta> {
 }
 
 // ---------------------------------------------------------------- helpers (inside a transaction)
+
+/// Runs queued APPENDs in one transaction, each in a savepoint, and sends
+/// each its result after the commit (or the commit's error).
+fn commit_appends(conn: &mut Connection, jobs: Vec<AppendJob>) {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            for j in jobs {
+                let _ = j
+                    .reply
+                    .send(Err(StoreError::Other(format!("cannot begin: {e}"))));
+            }
+            return;
+        }
+    };
+    let mut results = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        let r = tx
+            .execute_batch("SAVEPOINT append_job")
+            .map_err(StoreError::from)
+            .and_then(|()| {
+                let r = append_in(&tx, j.mailbox, &j.messages, &j.docs, &j.prepared);
+                let end = if r.is_ok() {
+                    "RELEASE append_job"
+                } else {
+                    "ROLLBACK TO append_job; RELEASE append_job"
+                };
+                tx.execute_batch(end)?;
+                r
+            });
+        results.push((j.reply, r));
+    }
+    match tx.commit() {
+        Ok(()) => {
+            for (reply, r) in results {
+                let _ = reply.send(r);
+            }
+        }
+        Err(e) => {
+            for (reply, _) in results {
+                let _ = reply.send(Err(StoreError::Other(format!("commit failed: {e}"))));
+            }
+        }
+    }
+}
+
+/// The body of one APPEND inside a write transaction.
+fn append_in(
+    tx: &Transaction<'_>,
+    mailbox: MailboxId,
+    messages: &[NewMessage],
+    docs: &[SearchDoc],
+    prepared: &[(String, bool, bool, i64)],
+) -> Result<AppendResult> {
+    if messages.is_empty() {
+        let info = mailbox_by_id(tx, mailbox)?;
+        return Ok(AppendResult {
+            uidvalidity: info.uidvalidity,
+            uids: Vec::new(),
+            modseq: info.highest_modseq,
+        });
+    }
+    let (info, first, modseq) = bump(tx, mailbox, messages.len())?;
+    let m = to_i64(modseq)?;
+    for (msg, doc) in messages.iter().zip(docs) {
+        fts::insert_doc(tx, &msg.blob, doc)?;
+    }
+    // The document of the blob, if it is indexed (now or before).
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO messages(mailbox, uid, modseq, flags, seen, deleted, internal_date,
+                                  date_offset, size, blob, summary, docid)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
+                     (SELECT docid FROM search_docs WHERE blob = ?10))",
+    )?;
+    let mut uids = Vec::with_capacity(messages.len());
+    for (i, (msg, (fl, seen, deleted, size))) in messages.iter().zip(prepared).enumerate() {
+        // `bump` checked that first + len fits in a u32.
+        let uid = first + i as u32;
+        ins.execute(params![
+            mailbox,
+            i64::from(uid),
+            m,
+            fl,
+            seen,
+            deleted,
+            msg.internal_date,
+            i64::from(msg.date_offset_minutes),
+            size,
+            msg.blob.0,
+            msg.summary,
+        ])?;
+        uids.push(uid);
+    }
+    Ok(AppendResult {
+        uidvalidity: info.uidvalidity,
+        uids,
+        modseq,
+    })
+}
 
 fn mailbox_by_id(tx: &Transaction<'_>, id: MailboxId) -> Result<MailboxInfo> {
     tx.prepare_cached(&format!(
@@ -755,53 +866,33 @@ impl MetaStore for SqliteStore {
                 ))
             })
             .collect::<Result<_>>()?;
-        self.write(|tx| {
-            if messages.is_empty() {
-                let info = mailbox_by_id(tx, mailbox)?;
-                return Ok(AppendResult {
-                    uidvalidity: info.uidvalidity,
-                    uids: Vec::new(),
-                    modseq: info.highest_modseq,
-                });
+        // Group commit: concurrent APPENDs are queued, and whoever holds the
+        // writer next commits all queued ones in one transaction (one fsync),
+        // each inside its own savepoint so one failing APPEND does not fail the
+        // others. Every caller still returns only after its messages are
+        // durable.
+        let (reply, result) = std::sync::mpsc::channel();
+        self.appends
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(AppendJob {
+                mailbox,
+                messages: messages.to_vec(),
+                docs: docs.to_vec(),
+                prepared,
+                reply,
+            });
+        {
+            let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let jobs =
+                std::mem::take(&mut *self.appends.lock().unwrap_or_else(PoisonError::into_inner));
+            if !jobs.is_empty() {
+                commit_appends(&mut conn, jobs);
             }
-            let (info, first, modseq) = bump(tx, mailbox, messages.len())?;
-            let m = to_i64(modseq)?;
-            for (msg, doc) in messages.iter().zip(docs) {
-                fts::insert_doc(tx, &msg.blob, doc)?;
-            }
-            // The document of the blob, if it is indexed (now or before).
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO messages(mailbox, uid, modseq, flags, seen, deleted, internal_date,
-                                      date_offset, size, blob, summary, docid)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
-                         (SELECT docid FROM search_docs WHERE blob = ?10))",
-            )?;
-            let mut uids = Vec::with_capacity(messages.len());
-            for (i, (msg, (fl, seen, deleted, size))) in messages.iter().zip(&prepared).enumerate()
-            {
-                // `bump` checked that first + len fits in a u32.
-                let uid = first + i as u32;
-                ins.execute(params![
-                    mailbox,
-                    i64::from(uid),
-                    m,
-                    fl,
-                    seen,
-                    deleted,
-                    msg.internal_date,
-                    i64::from(msg.date_offset_minutes),
-                    size,
-                    msg.blob.0,
-                    msg.summary,
-                ])?;
-                uids.push(uid);
-            }
-            Ok(AppendResult {
-                uidvalidity: info.uidvalidity,
-                uids,
-                modseq,
-            })
-        })
+        }
+        result
+            .recv()
+            .unwrap_or_else(|_| Err(StoreError::Other("append was not processed".into())))
     }
 
     fn snapshot(&self, mailbox: MailboxId) -> Result<(MailboxInfo, Vec<MessageMeta>)> {

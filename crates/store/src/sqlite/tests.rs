@@ -976,3 +976,48 @@ fn concurrent_open_of_a_fresh_file() {
     // One row per migration: each applied exactly once.
     assert_eq!(n, schema::CURRENT_VERSION, "migration applied exactly once");
 }
+
+#[test]
+fn group_commit_isolates_a_failing_append_and_keeps_modseqs_contiguous() {
+    let f = fixture();
+    let a = f.store.create_account("alice", "h").unwrap();
+    let i = inbox(&f.store, a.id);
+    let st = Arc::new(f.store);
+    let start = st.status(i.id).unwrap().highest_modseq;
+    let mut handles = Vec::new();
+    for t in 0..8u32 {
+        let st = st.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut out = Vec::new();
+            for n in 0..20u32 {
+                // Every fourth thread appends to a mailbox that does not exist:
+                // its jobs fail inside the shared transaction, the others commit.
+                let target = if t % 4 == 3 { 999_999 } else { i.id };
+                out.push(st.append(target, &[msg(t * 100 + n, &[])]));
+            }
+            (t, out)
+        }));
+    }
+    let mut modseqs = Vec::new();
+    let mut uids = Vec::new();
+    for h in handles {
+        let (t, results) = h.join().unwrap();
+        for r in results {
+            if t % 4 == 3 {
+                assert!(matches!(r, Err(StoreError::NoSuchMailbox)), "{r:?}");
+            } else {
+                let r = r.unwrap();
+                modseqs.push(r.modseq);
+                uids.extend(r.uids);
+            }
+        }
+    }
+    // Each successful APPEND bumped the modseq by exactly one.
+    modseqs.sort_unstable();
+    let want: Vec<u64> = (start + 1..=start + 120).collect();
+    assert_eq!(modseqs, want);
+    uids.sort_unstable();
+    uids.dedup();
+    assert_eq!(uids.len(), 120);
+    assert_eq!(self::uids(&st, i.id).len(), 120);
+}
