@@ -1107,38 +1107,9 @@ impl Session {
         if only_save {
             return Ok(Done::ok("Search completed"));
         }
-        let mut line = b"* ESEARCH (TAG ".to_vec();
-        respond::string(&mut line, tag.as_bytes());
-        line.push(b')');
-        if uid {
-            line.extend_from_slice(b" UID");
-        }
         let mut sorted = nums.clone();
         sorted.sort_unstable();
-        for o in &opts {
-            match o {
-                SearchReturnOpt::Min => {
-                    if let Some(n) = sorted.first() {
-                        line.extend_from_slice(format!(" MIN {n}").as_bytes());
-                    }
-                }
-                SearchReturnOpt::Max => {
-                    if let Some(n) = sorted.last() {
-                        line.extend_from_slice(format!(" MAX {n}").as_bytes());
-                    }
-                }
-                SearchReturnOpt::Count => {
-                    line.extend_from_slice(format!(" COUNT {}", sorted.len()).as_bytes())
-                }
-                SearchReturnOpt::All => {
-                    if !sorted.is_empty() {
-                        line.extend_from_slice(b" ALL ");
-                        respond::sequence_set(&mut line, &sorted);
-                    }
-                }
-                SearchReturnOpt::Save => {}
-            }
-        }
+        let mut line = esearch_line(tag, uid, &opts, &sorted);
         if uses_modseq(&cmd.key) {
             if let Some(m) = max_modseq {
                 line.extend_from_slice(format!(" MODSEQ {m}").as_bytes());
@@ -1147,6 +1118,72 @@ impl Session {
         line.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(&line);
         Ok(Done::ok("Search completed"))
+    }
+}
+
+/// `* ESEARCH (TAG "t") [UID] MIN a MAX b COUNT n ALL set` without the line
+/// end (RFC 4731), also for ESORT (RFC 5267): `nums` are in result order
+/// (ascending for SEARCH, sort order for SORT); MIN and MAX are the first and
+/// last of that order and ALL keeps it.
+pub(crate) fn esearch_line(
+    tag: &str,
+    uid: bool,
+    opts: &[SearchReturnOpt],
+    nums: &[u32],
+) -> Vec<u8> {
+    let mut line = b"* ESEARCH (TAG ".to_vec();
+    respond::string(&mut line, tag.as_bytes());
+    line.push(b')');
+    if uid {
+        line.extend_from_slice(b" UID");
+    }
+    for o in opts {
+        match o {
+            SearchReturnOpt::Min => {
+                if let Some(n) = nums.first() {
+                    line.extend_from_slice(format!(" MIN {n}").as_bytes());
+                }
+            }
+            SearchReturnOpt::Max => {
+                if let Some(n) = nums.last() {
+                    line.extend_from_slice(format!(" MAX {n}").as_bytes());
+                }
+            }
+            SearchReturnOpt::Count => {
+                line.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes())
+            }
+            SearchReturnOpt::All => {
+                if !nums.is_empty() {
+                    line.extend_from_slice(b" ALL ");
+                    ordered_set(&mut line, nums);
+                }
+            }
+            SearchReturnOpt::Save => {}
+        }
+    }
+    line
+}
+
+/// A sequence set that keeps the given order: ascending runs become `a:b`
+/// (for ascending input this is the usual compressed set).
+pub(crate) fn ordered_set(out: &mut Vec<u8>, nums: &[u32]) {
+    let mut i = 0;
+    let mut first = true;
+    while i < nums.len() {
+        let mut j = i;
+        while j + 1 < nums.len() && nums[j + 1] == nums[j].wrapping_add(1) {
+            j += 1;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        if j > i {
+            out.extend_from_slice(format!("{}:{}", nums[i], nums[j]).as_bytes());
+        } else {
+            out.extend_from_slice(nums[i].to_string().as_bytes());
+        }
+        i = j + 1;
     }
 }
 

@@ -10,7 +10,6 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use pillarbox_proto::respond;
 use pillarbox_proto::types::{SearchCommand, SearchReturnOpt, SortCriterion, SortKey};
 use pillarbox_store::{BlobStore, MetaStore, Uid};
 
@@ -454,61 +453,10 @@ impl Session {
         } else {
             opts.clone()
         };
-        let mut line = b"* ESEARCH (TAG ".to_vec();
-        respond::string(&mut line, tag.as_bytes());
-        line.push(b')');
-        if uid {
-            line.extend_from_slice(b" UID");
-        }
-        for o in &opts {
-            match o {
-                SearchReturnOpt::Min => {
-                    if let Some(n) = nums.first() {
-                        line.extend_from_slice(format!(" MIN {n}").as_bytes());
-                    }
-                }
-                SearchReturnOpt::Max => {
-                    if let Some(n) = nums.last() {
-                        line.extend_from_slice(format!(" MAX {n}").as_bytes());
-                    }
-                }
-                SearchReturnOpt::Count => {
-                    line.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes())
-                }
-                SearchReturnOpt::All => {
-                    if !nums.is_empty() {
-                        line.extend_from_slice(b" ALL ");
-                        ordered_set(&mut line, &nums);
-                    }
-                }
-                SearchReturnOpt::Save => {}
-            }
-        }
+        let mut line = crate::search::esearch_line(tag, uid, &opts, &nums);
         line.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(&line);
         Ok(Done::ok("Sort completed"))
-    }
-}
-
-/// A sequence set that keeps the given order: ascending runs become `a:b`.
-fn ordered_set(out: &mut Vec<u8>, nums: &[u32]) {
-    let mut i = 0;
-    let mut first = true;
-    while i < nums.len() {
-        let mut j = i;
-        while j + 1 < nums.len() && nums[j + 1] == nums[j].wrapping_add(1) {
-            j += 1;
-        }
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        if j > i {
-            out.extend_from_slice(format!("{}:{}", nums[i], nums[j]).as_bytes());
-        } else {
-            out.extend_from_slice(nums[i].to_string().as_bytes());
-        }
-        i = j + 1;
     }
 }
 
@@ -571,7 +519,7 @@ mod tests {
     #[test]
     fn ordered_sets() {
         let mut v = Vec::new();
-        ordered_set(&mut v, &[5, 1, 2, 3, 9, 8]);
+        crate::search::ordered_set(&mut v, &[5, 1, 2, 3, 9, 8]);
         assert_eq!(v, b"5,1:3,9,8");
     }
 }
