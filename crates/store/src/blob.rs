@@ -8,6 +8,7 @@
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::PoisonError;
 
 use crate::StoreError;
 
@@ -52,11 +53,41 @@ pub trait BlobStore: Send + Sync {
         Ok(Box::new(std::io::Cursor::new(self.get(id)?)))
     }
     fn delete(&self, id: &BlobId) -> crate::Result<()>;
+    /// Like `put`, but durable only after a later [`BlobStore::sync_all`], so
+    /// that concurrent writers (APPEND under load) share one flush.
+    fn put_unsynced(&self, data: &[u8]) -> crate::Result<BlobId> {
+        self.put(data)
+    }
+    /// Like `put_file`, durable only after a later [`BlobStore::sync_all`].
+    fn put_file_unsynced(&self, path: &std::path::Path) -> crate::Result<BlobId> {
+        self.put_file(path)
+    }
+    /// Makes every blob stored before this call durable.
+    fn sync_all(&self) -> crate::Result<()> {
+        Ok(())
+    }
 }
 
 /// Blobs as files under `<data>/blobs/ab/cdef...zst`.
 pub struct FsBlobStore {
     root: PathBuf,
+    flush: FlushGroup,
+}
+
+/// Coalesces concurrent `sync_all` calls: a call is satisfied by a flush that
+/// *started* after it was requested; whoever finds no flush running starts
+/// one covering every request made so far, the others wait for it.
+#[derive(Default)]
+struct FlushGroup {
+    state: std::sync::Mutex<FlushState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct FlushState {
+    requested: u64,
+    completed: u64,
+    running: bool,
 }
 
 const ZSTD_LEVEL: i32 = 3;
@@ -66,7 +97,10 @@ impl FsBlobStore {
     /// Opens (creating if needed) the blob directory.
     pub fn open(root: PathBuf) -> crate::Result<Self> {
         fs::create_dir_all(&root)?;
-        Ok(FsBlobStore { root })
+        Ok(FsBlobStore {
+            root,
+            flush: FlushGroup::default(),
+        })
     }
 
     /// Where the blob with this id lives (whether or not it exists).
@@ -98,7 +132,12 @@ impl FsBlobStore {
     /// Compresses everything `src` yields into a temp file next to the final
     /// path, fsyncs it, and renames it into place. Returns the BLAKE3 of what was
     /// read so the caller can check it against the expected id.
-    fn write_blob(&self, id: &BlobId, src: &mut dyn Read) -> crate::Result<blake3::Hash> {
+    fn write_blob(
+        &self,
+        id: &BlobId,
+        src: &mut dyn Read,
+        sync: bool,
+    ) -> crate::Result<blake3::Hash> {
         let dir = self.ensure_dir(id)?;
         let tmp = dir.join(format!(".tmp.{}.{:016x}", id.0, rand::random::<u64>()));
         let result = (|| -> crate::Result<blake3::Hash> {
@@ -117,7 +156,9 @@ impl FsBlobStore {
                 enc.write_all(&buf[..n])?;
             }
             let file = enc.finish()?;
-            file.sync_all()?;
+            if sync {
+                file.sync_all()?;
+            }
             Ok(hasher.finalize())
         })();
         let hash = match result {
@@ -140,27 +181,33 @@ impl FsBlobStore {
             let _ = fs::remove_file(&tmp);
             return Err(e.into());
         }
-        sync_dir(&dir)?;
+        if sync {
+            sync_dir(&dir)?;
+        }
         Ok(hash)
     }
-}
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-impl BlobStore for FsBlobStore {
-    fn put(&self, data: &[u8]) -> crate::Result<BlobId> {
-        let id = BlobId::of(data);
-        if self.path_of(&id)?.is_file() {
-            return Ok(id);
+    /// Flushes the file system holding the blobs (data and directory entries).
+    fn flush_fs(&self) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let dir = File::open(&self.root)?;
+            // SAFETY: syncfs only reads the descriptor, which stays open.
+            if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
         }
-        let mut src = data;
-        self.write_blob(&id, &mut src)?;
-        Ok(id)
+        #[cfg(not(target_os = "linux"))]
+        {
+            // SAFETY: sync(2) takes no arguments and cannot fail.
+            unsafe { libc::sync() };
+            Ok(())
+        }
     }
 
-    fn put_file(&self, path: &Path) -> crate::Result<BlobId> {
+    fn put_path(&self, path: &Path, sync: bool) -> crate::Result<BlobId> {
         // Pass 1: hash (cheap, streaming) so an existing blob costs no write.
         let mut hasher = blake3::Hasher::new();
         let mut reader = BufReader::with_capacity(BUF_SIZE, File::open(path)?);
@@ -180,8 +227,67 @@ impl BlobStore for FsBlobStore {
         }
         // Pass 2: compress while hashing again; write_blob verifies the hash.
         let mut reader = BufReader::with_capacity(BUF_SIZE, File::open(path)?);
-        self.write_blob(&id, &mut reader)?;
+        self.write_blob(&id, &mut reader, sync)?;
         Ok(id)
+    }
+
+    fn put_data(&self, data: &[u8], sync: bool) -> crate::Result<BlobId> {
+        let id = BlobId::of(data);
+        if self.path_of(&id)?.is_file() {
+            return Ok(id);
+        }
+        let mut src = data;
+        self.write_blob(&id, &mut src, sync)?;
+        Ok(id)
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl BlobStore for FsBlobStore {
+    fn put(&self, data: &[u8]) -> crate::Result<BlobId> {
+        self.put_data(data, true)
+    }
+
+    fn put_unsynced(&self, data: &[u8]) -> crate::Result<BlobId> {
+        self.put_data(data, false)
+    }
+
+    fn put_file_unsynced(&self, path: &Path) -> crate::Result<BlobId> {
+        self.put_path(path, false)
+    }
+
+    fn sync_all(&self) -> crate::Result<()> {
+        let g = &self.flush;
+        let mut st = g.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.requested += 1;
+        let mine = st.requested;
+        loop {
+            if st.completed >= mine {
+                return Ok(());
+            }
+            if !st.running {
+                st.running = true;
+                let target = st.requested;
+                drop(st);
+                let r = self.flush_fs();
+                st = g.state.lock().unwrap_or_else(PoisonError::into_inner);
+                st.running = false;
+                if r.is_ok() {
+                    st.completed = st.completed.max(target);
+                }
+                g.done.notify_all();
+                r?;
+                continue;
+            }
+            st = g.done.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn put_file(&self, path: &Path) -> crate::Result<BlobId> {
+        self.put_path(path, true)
     }
 
     fn get(&self, id: &BlobId) -> crate::Result<Vec<u8>> {
@@ -336,5 +442,35 @@ mod tests {
         let path = s.path_of(&id).unwrap();
         fs::write(&path, zstd::encode_all(&b"tampered"[..], 3).unwrap()).unwrap();
         assert!(s.get(&id).is_err());
+    }
+}
+
+#[cfg(test)]
+mod flush_tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn unsynced_puts_then_a_shared_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(FsBlobStore::open(dir.path().join("blobs")).unwrap());
+        let mut handles = Vec::new();
+        for t in 0..8u8 {
+            let s = s.clone();
+            handles.push(std::thread::spawn(move || {
+                let data = vec![t; 10_000];
+                let id = s.put_unsynced(&data).unwrap();
+                s.sync_all().unwrap();
+                assert_eq!(s.get(&id).unwrap(), data);
+                id
+            }));
+        }
+        for h in handles {
+            let id = h.join().unwrap();
+            assert!(s.contains(&id).unwrap());
+        }
+        let st = s.flush.state.lock().unwrap();
+        assert_eq!(st.requested, 8);
+        assert!(st.completed == 8 && !st.running);
     }
 }

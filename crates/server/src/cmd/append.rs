@@ -67,8 +67,10 @@ impl Session {
                 let (blob, bytes) = match &msg.data {
                     LiteralData::Memory(v) => {
                         match pillarbox_mime::convert_binary_append(v).filter(|_| msg.binary) {
-                            Some(c) => (blobs.put(&c).map_err(|e| e.to_string())?, Some(c)),
-                            None => (blobs.put(v).map_err(|e| e.to_string())?, None),
+                            Some(c) => {
+                                (blobs.put_unsynced(&c).map_err(|e| e.to_string())?, Some(c))
+                            }
+                            None => (blobs.put_unsynced(v).map_err(|e| e.to_string())?, None),
                         }
                     }
                     LiteralData::Spooled { path, .. } => {
@@ -79,9 +81,11 @@ impl Session {
                             None
                         };
                         match converted {
-                            Some(c) => (blobs.put(&c).map_err(|e| e.to_string())?, Some(c)),
+                            Some(c) => {
+                                (blobs.put_unsynced(&c).map_err(|e| e.to_string())?, Some(c))
+                            }
                             None => (
-                                blobs.put_file(path).map_err(|e| e.to_string())?,
+                                blobs.put_file_unsynced(path).map_err(|e| e.to_string())?,
                                 Some(bytes),
                             ),
                         }
@@ -107,6 +111,10 @@ impl Session {
                     summary,
                 });
             }
+            // One flush for the blobs of this and any concurrent APPENDs; the
+            // metadata commit (itself grouped) follows, so nothing is
+            // acknowledged before both are durable.
+            blobs.sync_all().map_err(|e| e.to_string())?;
             Ok((out, docs))
         })
         .await
