@@ -235,3 +235,81 @@ pub(crate) fn quoted_printable(body: &[u8], out: &mut impl Sink) -> Result<(), B
     }
     Ok(())
 }
+
+/// Incremental decoding for streaming BINARY of large parts. Fed the encoded
+/// body in arbitrary chunks it produces, for data the strict decoders above
+/// accept, exactly what they produce for the whole body: base64 keeps its
+/// 4-character group across chunks, quoted-printable decodes whole lines (its
+/// rules are line-local) and keeps a partial line for the next chunk.
+pub struct StreamDecoder {
+    cte: Cte,
+    quad: [u8; 4],
+    n: usize,
+    /// Base64 padding seen: the rest is whitespace.
+    done: bool,
+    /// Quoted-printable: the start of a line not yet complete.
+    pending: Vec<u8>,
+}
+
+impl StreamDecoder {
+    pub(crate) fn new(cte: Cte) -> Self {
+        StreamDecoder {
+            cte,
+            quad: [0; 4],
+            n: 0,
+            done: false,
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        match self.cte {
+            Cte::Identity => out.extend_from_slice(input),
+            Cte::QuotedPrintable => {
+                self.pending.extend_from_slice(input);
+                if let Some(last) = self.pending.iter().rposition(|&b| b == b'\n') {
+                    let rest = self.pending.split_off(last + 1);
+                    let _ = quoted_printable(&self.pending, out);
+                    self.pending = rest;
+                }
+            }
+            Cte::Base64 => {
+                for &b in input {
+                    if self.done || matches!(b, b' ' | b'\t' | b'\r' | b'\n') {
+                        continue;
+                    }
+                    if b == b'=' {
+                        let q = self.quad;
+                        match self.n {
+                            2 => out.push((q[0] << 2) | (q[1] >> 4)),
+                            3 => {
+                                out.push((q[0] << 2) | (q[1] >> 4));
+                                out.push((q[1] << 4) | (q[2] >> 2));
+                            }
+                            _ => {}
+                        }
+                        self.done = true;
+                        continue;
+                    }
+                    let Some(v) = b64val(b) else { continue };
+                    self.quad[self.n] = v;
+                    self.n += 1;
+                    if self.n == 4 {
+                        let q = self.quad;
+                        out.push((q[0] << 2) | (q[1] >> 4));
+                        out.push((q[1] << 4) | (q[2] >> 2));
+                        out.push((q[2] << 6) | q[3]);
+                        self.n = 0;
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.cte == Cte::QuotedPrintable && !self.pending.is_empty() {
+            let _ = quoted_printable(&self.pending, out);
+            self.pending.clear();
+        }
+    }
+}

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 mod binary_append;
 mod date;
 mod decode;
+pub use decode::StreamDecoder;
 mod envelope;
 mod header;
 mod quote;
@@ -136,6 +137,14 @@ impl Summary {
             }
             section::Located::Fields { .. } => None,
         }
+    }
+    /// How to stream `BINARY[part]` of a large message: the encoded body's
+    /// byte range in the message, the decoded size, and a decoder to feed it
+    /// to. None when the part is composite, the whole message, or does not
+    /// decode (then use [`Summary::binary`]).
+    pub fn binary_stream(&self, part: &[u32]) -> Option<(usize, usize, u64, StreamDecoder)> {
+        let (start, end, cte, size) = section::stream_plan(&self.root, part)?;
+        Some((start, end, size, StreamDecoder::new(cte)))
     }
     /// `BINARY[part]`: the decoded content of a part (`part` empty = the whole message,
     /// header included); composite parts come back with their nested leaves decoded.

@@ -168,6 +168,25 @@ pub(crate) fn binary<'a>(
     Ok(Cow::Owned(conv.out))
 }
 
+/// For BINARY[path] of a leaf part whose data decodes: the encoded body's
+/// byte range, its encoding and the decoded size (recorded at ingest), so the
+/// part can be decoded as a stream.
+pub(crate) fn stream_plan(root: &Part, path: &[u32]) -> Option<(usize, usize, Cte, u64)> {
+    if path.is_empty() {
+        return None;
+    }
+    let part = find(root, path)?;
+    if children(part).is_some() {
+        return None;
+    }
+    let cte = decode::classify(part.bcte.as_deref()).ok()?;
+    let size = match cte {
+        Cte::Identity => span(part.body, part.end),
+        _ => part.bin?.1,
+    };
+    Some((part.body, part.end, cte, size))
+}
+
 fn target<'p>(root: &'p Part, path: &[u32]) -> Option<&'p Part> {
     if path.is_empty() {
         Some(root)

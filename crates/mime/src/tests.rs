@@ -336,3 +336,91 @@ fn no_panic_on_random_and_truncated_input() {
         }
     }
 }
+
+#[test]
+fn streamed_binary_equals_binary_for_any_chunking() {
+    use pillarbox_proto::types::{Section, SectionText};
+    let _ = (
+        Section {
+            part: vec![],
+            text: None,
+        },
+        SectionText::Text,
+    );
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..60 {
+        let len = (rnd() % 3000) as usize;
+        let data: Vec<u8> = (0..len).map(|_| (rnd() % 256) as u8).collect();
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&data);
+        let mut b64_lines = String::new();
+        let width = 60 + (rnd() % 20) as usize; // not always a multiple of 4
+        for (i, c) in b64.chars().enumerate() {
+            if i > 0 && i % width == 0 {
+                b64_lines.push_str("\r\n");
+            }
+            b64_lines.push(c);
+        }
+        let text: String = (0..len)
+            .map(|_| match rnd() % 20 {
+                0 => '=',
+                1 => ' ',
+                2 => '\n',
+                3 => 'é',
+                _ => (b'a' + (rnd() % 26) as u8) as char,
+            })
+            .collect();
+        let mut qp = String::new();
+        let mut col = 0;
+        for ch in text.chars() {
+            let enc = match ch {
+                '\n' => {
+                    qp.push_str("\r\n");
+                    col = 0;
+                    continue;
+                }
+                '=' => "=3D".to_string(),
+                'é' => "=C3=A9".to_string(),
+                c => c.to_string(),
+            };
+            if col + enc.len() > 72 {
+                qp.push_str("=\r\n");
+                col = 0;
+            }
+            col += enc.len();
+            qp.push_str(&enc);
+        }
+        for (cte, body) in [
+            ("base64", b64_lines.as_bytes()),
+            ("quoted-printable", qp.as_bytes()),
+            ("8bit", qp.as_bytes()),
+        ] {
+            let mut msg = format!("Subject: t\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: {cte}\r\n\r\n").into_bytes();
+            msg.extend_from_slice(body);
+            msg.extend_from_slice(b"\r\n--b--\r\n");
+            let m = Summary::parse(&msg);
+            let whole = m.binary(&msg, &[1]).expect("valid part").into_owned();
+            let (start, end, size, mut dec) = m.binary_stream(&[1]).expect("stream plan");
+            assert_eq!(size, whole.len() as u64, "round {round} {cte}");
+            let mut out = Vec::new();
+            let mut pos = start;
+            while pos < end {
+                let step = 1 + (rnd() % 97) as usize;
+                let next = (pos + step).min(end);
+                dec.feed(&msg[pos..next], &mut out);
+                pos = next;
+            }
+            dec.finish(&mut out);
+            assert_eq!(out, whole, "round {round} {cte}");
+        }
+    }
+    // Composite parts and the whole message are not streamed.
+    let m = Summary::parse(MULTI);
+    assert!(m.binary_stream(&[]).is_none());
+}

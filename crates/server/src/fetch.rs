@@ -219,10 +219,9 @@ impl Session {
         };
         let want_raw = attrs.iter().any(needs_raw);
         let want_summary = attrs.iter().any(needs_summary);
-        // BINARY decodes the whole part, so it needs the message in memory;
-        // everything else can stream large messages.
-        let can_stream = !attrs.iter().any(|a| matches!(a, FetchAttr::Binary { .. }));
-        let raw_limit = can_stream.then_some(STREAM_THRESHOLD);
+        // Large messages are streamed: sections as slices of storage, BINARY
+        // of a leaf part through an incremental decoder.
+        let raw_limit = Some(STREAM_THRESHOLD);
         let mut failure: Option<BinaryError> = None;
         let mut gone = false;
         // Bodies and summaries are loaded in batches: one trip to the
@@ -254,7 +253,7 @@ impl Session {
                     .await?
                     .into();
             }
-            let loaded = match batch.pop_front() {
+            let mut loaded = match batch.pop_front() {
                 Some((u, l)) if u == meta.uid => l,
                 _ => self
                     .load_batch(
@@ -407,6 +406,36 @@ impl Session {
                         data_literal(&mut line, apply_partial(&data, *partial));
                     }
                     FetchAttr::Binary { part, partial, .. } => {
+                        let Some(s) = &loaded.summary else {
+                            continue;
+                        };
+                        if loaded.raw.is_none() && loaded.streamed {
+                            if let Some(plan) = s.binary_stream(part) {
+                                sep(&mut line);
+                                line.extend_from_slice(
+                                    format!("BINARY[{}]", part_name(part)).as_bytes(),
+                                );
+                                if let Some((off, _)) = partial {
+                                    line.extend_from_slice(format!("<{off}>").as_bytes());
+                                }
+                                line.push(b' ');
+                                line = self.stream_binary(line, &meta, plan, *partial).await?;
+                                continue;
+                            }
+                            // Composite or undecodable: decode in memory.
+                            let blobs = self.shared.blobs.clone();
+                            let id = meta.blob.clone();
+                            let bytes = tokio::task::spawn_blocking(move || blobs.get(&id))
+                                .await
+                                .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))?
+                                .map_err(|_| {
+                                    CmdError::no_code(
+                                        "UNAVAILABLE",
+                                        "Can't read the message; try again later",
+                                    )
+                                })?;
+                            loaded.raw = Some(bytes);
+                        }
                         let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else {
                             continue;
                         };
@@ -562,6 +591,95 @@ impl Session {
             tracing::error!("cannot load messages: {e}");
             CmdError::no_code("UNAVAILABLE", "Can't read the message; try again later")
         })
+    }
+
+    /// Writes `line`, then `BINARY[part]` of a large message as a literal8
+    /// (decoded data may hold NUL), decoding the part's stored body chunk by
+    /// chunk. The length comes from the sizes recorded at ingest; if the
+    /// decoder ever disagrees the connection is closed rather than sending a
+    /// literal of the wrong length.
+    async fn stream_binary(
+        &mut self,
+        mut line: Vec<u8>,
+        meta: &MessageMeta,
+        plan: (usize, usize, u64, pillarbox_mime::StreamDecoder),
+        partial: Option<(u32, u32)>,
+    ) -> Result<Vec<u8>, CmdError> {
+        let lost = || CmdError {
+            close: true,
+            ..CmdError::no("Connection lost")
+        };
+        let (start, end, size, mut dec) = plan;
+        let (skip, total) = match partial {
+            None => (0, size),
+            Some((off, len)) => {
+                let s = u64::from(off).min(size);
+                (s, u64::from(len).min(size - s))
+            }
+        };
+        line.extend_from_slice(format!("~{{{total}}}\r\n").as_bytes());
+        self.shared.metrics.fetch_bytes.inc_by(total);
+        self.conn.write_all(&line).await.map_err(|_| lost())?;
+        line.clear();
+        let blobs = self.shared.blobs.clone();
+        let id = meta.blob.clone();
+        let mut reader = tokio::task::spawn_blocking(
+            move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
+                let mut r = blobs.open(&id).map_err(std::io::Error::other)?;
+                std::io::copy(
+                    &mut std::io::Read::take(&mut r, start as u64),
+                    &mut std::io::sink(),
+                )?;
+                Ok(r)
+            },
+        )
+        .await
+        .map_err(|_| lost())?
+        .map_err(|_| lost())?;
+        let mut encoded_left = end.saturating_sub(start);
+        let mut decoded_pos: u64 = 0;
+        let mut written: u64 = 0;
+        let mut out = Vec::with_capacity(STREAM_CHUNK);
+        while encoded_left > 0 && written < total {
+            let n = encoded_left.min(STREAM_CHUNK);
+            let (r, buf) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+                let mut buf = vec![0u8; n];
+                std::io::Read::read_exact(&mut reader, &mut buf)?;
+                Ok((reader, buf))
+            })
+            .await
+            .map_err(|_| lost())?
+            .map_err(|_| lost())?;
+            reader = r;
+            encoded_left -= n;
+            out.clear();
+            dec.feed(&buf, &mut out);
+            if encoded_left == 0 {
+                dec.finish(&mut out);
+            }
+            // The window [skip, skip + total) of the decoded stream.
+            let chunk_start = decoded_pos;
+            decoded_pos += out.len() as u64;
+            let from = skip.saturating_sub(chunk_start).min(out.len() as u64) as usize;
+            let until = (skip + total)
+                .saturating_sub(chunk_start)
+                .min(out.len() as u64) as usize;
+            if from < until {
+                self.conn
+                    .write_all(&out[from..until])
+                    .await
+                    .map_err(|_| lost())?;
+                written += (until - from) as u64;
+            }
+        }
+        if written != total {
+            tracing::error!(
+                "BINARY stream of message {} produced {written} bytes, expected {total}",
+                meta.uid
+            );
+            return Err(lost());
+        }
+        Ok(line)
     }
 
     /// Writes `line` (the response so far), then the literal of `section` of
