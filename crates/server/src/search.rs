@@ -833,6 +833,11 @@ pub(crate) struct MailboxKeys {
 }
 
 impl MailboxKeys {
+    /// Every row, by UID ascending.
+    pub(crate) fn rows(&self) -> &[KeyRow] {
+        &self.rows
+    }
+
     /// The keys of a message; an empty row for one no longer in the store.
     pub(crate) fn get(&self, uid: Uid) -> &KeyRow {
         static EMPTY: std::sync::OnceLock<KeyRow> = std::sync::OnceLock::new();

@@ -4,19 +4,139 @@
 //!
 //! The keys (Message-ID, References, In-Reply-To, base subject, sent date) come
 //! from the values stored at ingest, so threading never loads message blobs.
+//! Message-IDs and base subjects are interned to integers once per cached
+//! [`MailboxKeys`] ([`ThreadIndex`]), so a THREAD command hashes no strings:
+//! every table of the algorithms is a vector indexed by those integers.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use pillarbox_proto::types::{SearchCommand, ThreadAlgorithm};
 use pillarbox_store::{BlobStore, MetaStore, Uid};
 
 use super::{CmdError, CmdResult, Done};
-use crate::search::{mailbox_keys, KeyRow, Scope};
+use crate::search::{mailbox_keys, MailboxKeys, Scope};
 use crate::session::Session;
 
+/// "No value" for an interned id (empty Message-ID, empty base subject) and
+/// "no node" in the id → node tables.
+const NONE: u32 = u32::MAX;
+
+/// FxHash (rustc's): interning hashes each distinct string once per cache
+/// fill; SipHash's DoS resistance buys nothing for a table that lives for
+/// one pass over the mailbox's own keys.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().unwrap_or_default());
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Interns strings to dense integers `0..len`.
+#[derive(Default)]
+struct Interner<'a> {
+    map: FxMap<&'a str, u32>,
+}
+
+impl<'a> Interner<'a> {
+    fn id(&mut self, s: &'a str) -> u32 {
+        if s.is_empty() {
+            return NONE;
+        }
+        let next = self.map.len() as u32;
+        *self.map.entry(s).or_insert(next)
+    }
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// The THREAD keys of every row of one [`MailboxKeys`] (same order), interned:
+/// built once per cache entry, shared by the commands that thread it.
+pub(crate) struct ThreadIndex {
+    /// Interned Message-ID (ids shared with `refs`), or `NONE`.
+    msg_id: Vec<u32>,
+    /// Interned base subject, or `NONE` when empty.
+    subject: Vec<u32>,
+    /// Row `i`'s references are `refs[refs_at[i]..refs_at[i + 1]]`.
+    refs_at: Vec<u32>,
+    refs: Vec<u32>,
+    n_ids: usize,
+    n_subjects: usize,
+}
+
+impl ThreadIndex {
+    fn build(keys: &MailboxKeys) -> ThreadIndex {
+        let rows = keys.rows();
+        let mut ids = Interner::default();
+        let mut subjects = Interner::default();
+        let mut t = ThreadIndex {
+            msg_id: Vec::with_capacity(rows.len()),
+            subject: Vec::with_capacity(rows.len()),
+            refs_at: Vec::with_capacity(rows.len() + 1),
+            refs: Vec::with_capacity(rows.len() * 2),
+            n_ids: 0,
+            n_subjects: 0,
+        };
+        t.refs_at.push(0);
+        for r in rows {
+            t.refs.extend(r.refs.split_whitespace().map(|x| ids.id(x)));
+            t.refs_at.push(t.refs.len() as u32);
+            t.msg_id.push(ids.id(&r.message_id));
+            t.subject.push(subjects.id(&r.base_subject));
+        }
+        t.n_ids = ids.len();
+        t.n_subjects = subjects.len();
+        t
+    }
+
+    /// The index of `keys`, from a small process-wide cache keyed by the
+    /// cache entry itself (a new entry, e.g. after an APPEND, gets a new index).
+    fn of(keys: &Arc<MailboxKeys>) -> Arc<ThreadIndex> {
+        type Entries = Vec<(Weak<MailboxKeys>, Arc<ThreadIndex>)>;
+        static CACHE: Mutex<Entries> = Mutex::new(Vec::new());
+        const MAX: usize = 8;
+        let weak = Arc::downgrade(keys);
+        {
+            let mut c = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+            c.retain(|(w, _)| w.strong_count() > 0);
+            if let Some(pos) = c.iter().position(|(w, _)| w.ptr_eq(&weak)) {
+                let e = c.remove(pos);
+                let t = e.1.clone();
+                c.push(e); // most recently used last
+                return t;
+            }
+        }
+        let t = Arc::new(ThreadIndex::build(keys));
+        let mut c = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+        if !c.iter().any(|(w, _)| w.ptr_eq(&weak)) {
+            if c.len() >= MAX {
+                c.remove(0);
+            }
+            c.push((weak, t.clone()));
+        }
+        t
+    }
+}
+
 /// One message to thread: what the algorithms need of it (borrowed from
-/// the cached `KeyRow`, so threading 100,000 messages allocates little).
+/// the cached [`ThreadIndex`], so threading 100,000 messages allocates little).
 #[derive(Debug, Clone)]
 pub(crate) struct ThreadMsg<'a> {
     /// Number to print (sequence number or UID).
@@ -24,25 +144,13 @@ pub(crate) struct ThreadMsg<'a> {
     /// Sent date (INTERNALDATE when missing), then position, for ordering.
     pub date: i64,
     pub seq: usize,
-    pub message_id: &'a str,
-    /// References (or the first In-Reply-To id when there are none).
-    pub refs: Vec<&'a str>,
-    pub base_subject: &'a str,
+    /// Interned Message-ID (`NONE` when empty).
+    pub id: u32,
+    /// Interned References (or the first In-Reply-To id when there are none).
+    pub refs: &'a [u32],
+    /// Interned RFC 5256 base subject (`NONE` when empty).
+    pub subject: u32,
     pub reply: bool,
-}
-
-impl<'a> ThreadMsg<'a> {
-    pub(crate) fn new(num: u32, seq: usize, k: &'a KeyRow) -> Self {
-        ThreadMsg {
-            num,
-            date: k.date,
-            seq,
-            message_id: &k.message_id,
-            refs: k.refs.split_whitespace().collect(),
-            base_subject: &k.base_subject,
-            reply: k.reply,
-        }
-    }
 }
 
 /// A thread tree node: a message or a dummy (`msg == None`).
@@ -204,8 +312,8 @@ impl Forest<'_, '_> {
 pub(crate) fn ordered_subject(msgs: &[ThreadMsg<'_>]) -> String {
     let mut order: Vec<usize> = (0..msgs.len()).collect();
     order.sort_by(|&a, &b| {
-        (msgs[a].base_subject, msgs[a].date, msgs[a].seq).cmp(&(
-            msgs[b].base_subject,
+        (msgs[a].subject, msgs[a].date, msgs[a].seq).cmp(&(
+            msgs[b].subject,
             msgs[b].date,
             msgs[b].seq,
         ))
@@ -219,7 +327,7 @@ pub(crate) fn ordered_subject(msgs: &[ThreadMsg<'_>]) -> String {
     while i < order.len() {
         let root = f.new_node(Some(order[i]));
         let mut j = i + 1;
-        while j < order.len() && msgs[order[j]].base_subject == msgs[order[i]].base_subject {
+        while j < order.len() && msgs[order[j]].subject == msgs[order[i]].subject {
             let c = f.new_node(Some(order[j]));
             f.link(root, c);
             j += 1;
@@ -232,25 +340,32 @@ pub(crate) fn ordered_subject(msgs: &[ThreadMsg<'_>]) -> String {
 }
 
 /// REFERENCES (RFC 5256 section 3), or REFS when `refs` (no subject merging,
-/// threads ordered by their newest message).
-pub(crate) fn references(msgs: &[ThreadMsg<'_>], refs: bool) -> String {
+/// threads ordered by their newest message). Message ids are below `n_ids`,
+/// subject ids below `n_subjects`.
+pub(crate) fn references(
+    msgs: &[ThreadMsg<'_>],
+    n_ids: usize,
+    n_subjects: usize,
+    refs: bool,
+) -> String {
     let mut f = Forest {
         msgs,
-        nodes: Vec::new(),
+        nodes: Vec::with_capacity(msgs.len() * 3 / 2),
     };
-    let mut ids: HashMap<&str, usize> = HashMap::new();
+    // Message id → its node (`NONE`: none yet).
+    let mut ids: Vec<u32> = vec![NONE; n_ids];
     // Step 1.
     for (i, m) in msgs.iter().enumerate() {
         // A: link the references chain, unless already linked or looping.
         let mut prev: Option<usize> = None;
-        for r in &m.refs {
-            let c = match ids.get(r) {
-                Some(&c) => c,
-                None => {
+        for &r in m.refs {
+            let c = match ids[r as usize] {
+                NONE => {
                     let c = f.new_node(None);
-                    ids.insert(r, c);
+                    ids[r as usize] = c as u32;
                     c
                 }
+                c => c as usize,
             };
             if let Some(p) = prev {
                 if f.nodes[c].parent.is_none() && !f.is_ancestor(c, p) {
@@ -260,18 +375,20 @@ pub(crate) fn references(msgs: &[ThreadMsg<'_>], refs: bool) -> String {
             prev = Some(c);
         }
         // B: this message's container (a duplicate or missing id gets a new one).
-        let own = match ids.get(m.message_id) {
-            Some(&c) if !m.message_id.is_empty() && f.nodes[c].msg.is_none() => {
-                f.nodes[c].msg = Some(i);
-                c
-            }
-            Some(_) => f.new_node(Some(i)),
-            None => {
-                let c = f.new_node(Some(i));
-                if !m.message_id.is_empty() {
-                    ids.insert(m.message_id, c);
+        let own = if m.id == NONE {
+            f.new_node(Some(i))
+        } else {
+            match ids[m.id as usize] {
+                NONE => {
+                    let c = f.new_node(Some(i));
+                    ids[m.id as usize] = c as u32;
+                    c
                 }
-                c
+                c if f.nodes[c as usize].msg.is_none() => {
+                    f.nodes[c as usize].msg = Some(i);
+                    c as usize
+                }
+                _ => f.new_node(Some(i)),
             }
         };
         // C: the last reference becomes the parent (more definitive than a
@@ -297,48 +414,53 @@ pub(crate) fn references(msgs: &[ThreadMsg<'_>], refs: bool) -> String {
     }
     roots.sort_by_key(|&r| f.key(r));
     // Step 5: merge threads by base subject.
-    fn subject_of<'m>(f: &Forest<'_, 'm>, n: usize) -> Option<(&'m str, bool)> {
+    fn subject_of(f: &Forest<'_, '_>, n: usize) -> Option<(usize, bool)> {
         let m = match f.nodes[n].msg {
             Some(m) => m,
             None => f.nodes[n].children.first().and_then(|&c| f.nodes[c].msg)?,
         };
-        let s = f.msgs[m].base_subject;
-        (!s.is_empty()).then_some((s, f.msgs[m].reply))
+        let s = f.msgs[m].subject;
+        (s != NONE).then_some((s as usize, f.msgs[m].reply))
     }
-    let mut table: HashMap<&str, usize> = HashMap::new();
+    // Subject id → the root standing for it (`NONE`: none).
+    let mut table: Vec<u32> = vec![NONE; n_subjects];
     for &r in &roots {
         let Some((s, reply)) = subject_of(&f, r) else {
             continue;
         };
-        match table.get(s) {
-            None => {
-                table.insert(s, r);
-            }
-            Some(&t) => {
+        match table[s] {
+            NONE => table[s] = r as u32,
+            t => {
+                let t = t as usize;
                 let t_dummy = f.nodes[t].msg.is_none();
                 let r_dummy = f.nodes[r].msg.is_none();
                 let t_reply = f.nodes[t].msg.is_some_and(|m| f.msgs[m].reply);
                 if (!t_dummy && r_dummy) || (t_reply && !reply && !r_dummy) {
-                    table.insert(s, r);
+                    table[s] = r as u32;
                 }
             }
         }
     }
     // C: merge each root into the table's thread for its subject. `holder`
-    // is what currently stands in the root set for a table entry.
-    let mut holder: HashMap<usize, usize> = HashMap::new();
-    let mut merged_away: std::collections::HashSet<usize> = Default::default();
+    // is what currently stands in the root set for a table entry (by node;
+    // nodes added below are never table entries).
+    let mut holder: Vec<u32> = vec![NONE; f.nodes.len()];
+    let mut merged_away: Vec<bool> = vec![false; f.nodes.len()];
     for &r in &roots {
         let Some((s, reply)) = subject_of(&f, r) else {
             continue;
         };
-        let Some(&t) = table.get(s) else {
-            continue;
+        let t = match table[s] {
+            NONE => continue,
+            t => t as usize,
         };
         if t == r {
             continue;
         }
-        let h = *holder.get(&t).unwrap_or(&t);
+        let h = match holder[t] {
+            NONE => t,
+            h => h as usize,
+        };
         let h_dummy = f.nodes[h].msg.is_none();
         let r_dummy = f.nodes[r].msg.is_none();
         let h_reply = f.nodes[h].msg.is_some_and(|m| f.msgs[m].reply);
@@ -348,30 +470,33 @@ pub(crate) fn references(msgs: &[ThreadMsg<'_>], refs: bool) -> String {
                 f.nodes[c].parent = None;
                 f.link(h, c);
             }
-            merged_away.insert(r);
+            merged_away[r] = true;
         } else if h_dummy {
             f.link(h, r);
-            merged_away.insert(r);
+            merged_away[r] = true;
         } else if r_dummy {
             // The message goes under the dummy, which stands for the thread.
             f.link(r, h);
-            merged_away.insert(t);
-            holder.insert(t, r);
+            merged_away[t] = true;
+            holder[t] = r as u32;
         } else if !h_reply && reply {
             f.link(h, r);
-            merged_away.insert(r);
+            merged_away[r] = true;
         } else {
             let d = f.new_node(None);
             f.link(d, h);
             f.link(d, r);
-            merged_away.insert(r);
-            holder.insert(t, d);
+            merged_away[r] = true;
+            holder[t] = d as u32;
         }
     }
     let out_roots: Vec<usize> = roots
         .iter()
-        .filter(|r| !merged_away.contains(r))
-        .map(|r| *holder.get(r).unwrap_or(r))
+        .filter(|&&r| !merged_away[r])
+        .map(|&r| match holder[r] {
+            NONE => r,
+            h => h as usize,
+        })
         .collect();
     // Step 6: sort siblings everywhere; the root set keeps step 4's order.
     for &r in &out_roots {
@@ -414,17 +539,55 @@ impl Session {
             let idxs =
                 crate::search::run(&uids, &key, charset.as_deref(), saved.as_deref(), &scope)?;
             let keys = mailbox_keys(&store, &*blobs, mailbox, uids.len())?;
+            let index = ThreadIndex::of(&keys);
+            let rows = keys.rows();
+            // The view's UIDs ascend, like the rows: walk both, searching
+            // ahead only past rows the view does not have.
+            let mut at = 0usize;
             let msgs: Vec<ThreadMsg> = idxs
                 .iter()
                 .map(|&i| {
-                    let num = if uid { uids[i] } else { i as u32 + 1 };
-                    ThreadMsg::new(num, i, keys.get(uids[i]))
+                    let u = uids[i];
+                    let num = if uid { u } else { i as u32 + 1 };
+                    let row = if rows.get(at).is_some_and(|r| r.uid == u) {
+                        Some(at)
+                    } else {
+                        rows.binary_search_by_key(&u, |r| r.uid).ok()
+                    };
+                    match row {
+                        Some(j) => {
+                            at = j + 1;
+                            let refs = &index.refs
+                                [index.refs_at[j] as usize..index.refs_at[j + 1] as usize];
+                            ThreadMsg {
+                                num,
+                                date: rows[j].date,
+                                seq: i,
+                                id: index.msg_id[j],
+                                refs,
+                                subject: index.subject[j],
+                                reply: rows[j].reply,
+                            }
+                        }
+                        // No longer in the store: an empty row.
+                        None => ThreadMsg {
+                            num,
+                            date: 0,
+                            seq: i,
+                            id: NONE,
+                            refs: &[],
+                            subject: NONE,
+                            reply: false,
+                        },
+                    }
                 })
                 .collect();
             Ok(match algorithm {
                 ThreadAlgorithm::OrderedSubject => ordered_subject(&msgs),
-                ThreadAlgorithm::References => references(&msgs, false),
-                ThreadAlgorithm::Refs => references(&msgs, true),
+                ThreadAlgorithm::References => {
+                    references(&msgs, index.n_ids, index.n_subjects, false)
+                }
+                ThreadAlgorithm::Refs => references(&msgs, index.n_ids, index.n_subjects, true),
             })
         })
         .await
@@ -444,62 +607,75 @@ impl Session {
 mod tests {
     use super::*;
 
-    fn m<'a>(num: u32, date: i64, id: &'a str, refs: &[&'a str], subject: &str) -> ThreadMsg<'a> {
-        let (base, reply) = crate::cmd::sort::base_subject(subject);
-        // Leaked: test data only.
-        let base: &'a str = Box::leak(base.to_uppercase().into_boxed_str());
-        ThreadMsg {
-            num,
-            date,
-            seq: num as usize,
-            message_id: id,
-            refs: refs.to_vec(),
-            base_subject: base,
-            reply,
+    type Spec<'a> = (u32, i64, &'a str, &'a [&'a str], &'a str);
+
+    /// Messages from (num, date, Message-ID, references, subject), interned
+    /// like [`ThreadIndex::build`]; also the numbers of ids and subjects.
+    fn msgs(specs: &[Spec<'_>]) -> (Vec<ThreadMsg<'static>>, usize, usize) {
+        let mut ids = Interner::default();
+        let mut subjects = Interner::default();
+        let mut out = Vec::new();
+        for &(num, date, id, refs, subject) in specs {
+            let (base, reply) = crate::cmd::sort::base_subject(subject);
+            let base = base.to_uppercase();
+            // Leaked: test data only.
+            let refs: &'static [u32] = Vec::leak(refs.iter().map(|r| ids.id(r)).collect());
+            let id = ids.id(id);
+            let subject = subjects.id(Box::leak(base.into_boxed_str()));
+            out.push(ThreadMsg {
+                num,
+                date,
+                seq: num as usize,
+                id,
+                refs,
+                subject,
+                reply,
+            });
         }
+        (out, ids.len(), subjects.len())
     }
 
     #[test]
     fn ordered_subject_groups() {
         // Expected from RFC 5256: group by base subject, first (by date) is parent.
-        let msgs = [
-            m(1, 10, "<1>", &[], "Hello"),
-            m(2, 20, "<2>", &[], "Other"),
-            m(3, 30, "<3>", &[], "Re: Hello"),
-            m(4, 5, "<4>", &[], "Re: other"),
-            m(5, 40, "<5>", &[], "Hello"),
-        ];
+        let (msgs, _, _) = msgs(&[
+            (1, 10, "<1>", &[], "Hello"),
+            (2, 20, "<2>", &[], "Other"),
+            (3, 30, "<3>", &[], "Re: Hello"),
+            (4, 5, "<4>", &[], "Re: other"),
+            (5, 40, "<5>", &[], "Hello"),
+        ]);
         assert_eq!(ordered_subject(&msgs), "(4 2)(1 (3)(5))");
     }
 
     #[test]
     fn references_chains() {
-        let msgs = [
-            m(1, 10, "<a>", &[], "Topic"),
-            m(2, 20, "<b>", &["<a>"], "Re: Topic"),
-            m(3, 30, "<c>", &["<a>", "<b>"], "Re: Topic"),
-            m(4, 25, "<d>", &["<a>"], "Re: Topic"),
+        let (msgs, n, s) = msgs(&[
+            (1, 10, "<a>", &[], "Topic"),
+            (2, 20, "<b>", &["<a>"], "Re: Topic"),
+            (3, 30, "<c>", &["<a>", "<b>"], "Re: Topic"),
+            (4, 25, "<d>", &["<a>"], "Re: Topic"),
             // Parent never seen: a dummy with one child is promoted.
-            m(5, 5, "<e>", &["<missing>"], "Unrelated"),
+            (5, 5, "<e>", &["<missing>"], "Unrelated"),
             // Same base subject as 1 and not a reply: merged under a dummy.
-            m(6, 50, "<f>", &[], "Topic"),
-        ];
+            (6, 50, "<f>", &[], "Topic"),
+        ]);
         // Roots by date: 5 (5), 1 (10), 6 (50). 6 joins 1's thread: neither is a
         // reply, so both go under a new dummy which takes 1's place.
-        assert_eq!(references(&msgs, false), "(5)((1 (2 3)(4))(6))");
+        assert_eq!(references(&msgs, n, s, false), "(5)((1 (2 3)(4))(6))");
         // REFS: no subject merge; ordered by newest message: 5, 1's (30), 6.
-        assert_eq!(references(&msgs, true), "(5)(1 (2 3)(4))(6)");
+        assert_eq!(references(&msgs, n, s, true), "(5)(1 (2 3)(4))(6)");
     }
 
     #[test]
     fn references_loops_and_duplicates() {
-        let msgs = [
-            m(1, 10, "<a>", &["<b>"], "x"),
-            m(2, 20, "<b>", &["<a>"], "y"),
-            m(3, 30, "<a>", &[], "z"),
-        ];
+        let (msgs, n, s) = msgs(&[
+            (1, 10, "<a>", &["<b>"], "x"),
+            (2, 20, "<b>", &["<a>"], "y"),
+            (3, 30, "<a>", &[], "z"),
+        ]);
         // 1 is child of dummy <b>; 2 fills <b> but linking it under <a> (its
         // own child) would loop, so it stays the parent; 3 is a duplicate id.
-        assert_eq!(references(&msgs, false), "(2 1)(3)");
+        assert_eq!(references(&msgs, n, s, false), "(2 1)(3)");
     }
 }
