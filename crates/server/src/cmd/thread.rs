@@ -9,6 +9,7 @@
 //! every table of the algorithms is a vector indexed by those integers.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
@@ -227,11 +228,11 @@ impl Forest<'_, '_> {
 
     /// Sorts every set of siblings below `n` by sent date, youngest sets first.
     fn sort_children(&mut self, n: usize) {
-        let kids = self.nodes[n].children.clone();
+        // Taken out while sorting: a child's key never looks at its parent.
+        let mut kids = std::mem::take(&mut self.nodes[n].children);
         for &c in &kids {
             self.sort_children(c);
         }
-        let mut kids = kids;
         kids.sort_by_key(|&c| self.key(c));
         self.nodes[n].children = kids;
     }
@@ -239,32 +240,35 @@ impl Forest<'_, '_> {
     /// RFC 5256 REFERENCES step 4: prunes dummies below `list` (a sibling list),
     /// returning the new list. `root` tells whether these are root-set nodes.
     fn prune(&mut self, list: Vec<usize>, root: bool) -> Vec<usize> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(list.len());
         for n in list {
             let kids = std::mem::take(&mut self.nodes[n].children);
-            let kids = self.prune(kids, false);
+            let kids = if kids.is_empty() {
+                kids
+            } else {
+                self.prune(kids, false)
+            };
             for &k in &kids {
                 self.nodes[k].parent = Some(n);
             }
-            self.nodes[n].children = kids;
             if self.nodes[n].msg.is_some() {
+                self.nodes[n].children = kids;
                 out.push(n);
                 continue;
             }
-            let kids = self.nodes[n].children.clone();
             if kids.is_empty() {
                 continue; // A: dummy without children disappears.
             }
             if root && kids.len() > 1 {
+                self.nodes[n].children = kids;
                 out.push(n); // B: kept to hold several root-level children.
                 continue;
             }
-            // B: children promoted to this level.
+            // B: children promoted to this level (the dummy keeps none).
             for k in kids {
                 self.nodes[k].parent = self.nodes[n].parent;
                 out.push(k);
             }
-            self.nodes[n].children.clear();
         }
         out
     }
@@ -273,7 +277,7 @@ impl Forest<'_, '_> {
         let node = &self.nodes[n];
         let mut wrote = false;
         if let Some(m) = node.msg {
-            out.push_str(&self.msgs[m].num.to_string());
+            let _ = write!(out, "{}", self.msgs[m].num);
             wrote = true;
         }
         match node.children.len() {
@@ -296,7 +300,7 @@ impl Forest<'_, '_> {
     }
 
     fn render(&self, roots: &[usize]) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.msgs.len() * 8);
         for &r in roots {
             out.push('(');
             self.write(r, &mut out);
