@@ -457,6 +457,17 @@ impl Session {
         }
     }
 
+    /// Runs a small indexed read on the current thread. A hand-off to the
+    /// blocking pool costs more than such a query (tens of microseconds, a
+    /// WAL reader never waits for the writer); anything that may touch many
+    /// rows, write, or wait for a lock uses [`Session::db`].
+    pub(crate) fn db_quick<T>(
+        &self,
+        f: impl FnOnce(&dyn MetaStore) -> pillarbox_store::Result<T>,
+    ) -> Result<T, CmdError> {
+        f(&*self.shared.store).map_err(CmdError::from_store)
+    }
+
     pub(crate) fn account_id(&self) -> Result<i64, CmdError> {
         self.account
             .as_ref()

@@ -106,7 +106,7 @@ impl Session {
     async fn authenticate_user(&mut self, user: &[u8], pass: &[u8]) -> CmdResult {
         let name = String::from_utf8_lossy(user).into_owned();
         let lookup = name.clone();
-        let account = self.db(move |s| s.account(&lookup)).await?;
+        let account = self.db_quick(|s| s.account(&lookup))?;
         let pass = pass.to_vec();
         let ok_account = match account {
             Some(a) => {

@@ -32,8 +32,7 @@ impl Session {
     pub(crate) async fn find_mailbox(&self, name: &str) -> Result<MailboxInfo, CmdError> {
         let acc = self.account_id()?;
         let n = name.to_string();
-        self.db(move |s| s.mailbox(acc, &n))
-            .await?
+        self.db_quick(|s| s.mailbox(acc, &n))?
             .ok_or_else(|| CmdError::no_code("NONEXISTENT", "Mailbox doesn't exist"))
     }
 
@@ -305,7 +304,7 @@ impl Session {
         items: &[StatusItem],
     ) -> Result<Vec<u8>, CmdError> {
         let id = info.id;
-        let st: MailboxStatus = self.db(move |s| s.status(id)).await?;
+        let st: MailboxStatus = self.db_quick(|s| s.status(id))?;
         let mut line = b"* STATUS ".to_vec();
         respond::mailbox(&mut line, &info.name, self.utf8);
         line.extend_from_slice(b" (");

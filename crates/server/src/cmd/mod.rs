@@ -367,7 +367,7 @@ impl Session {
         {
             return Ok(());
         }
-        let ch = self.db(move |s| s.changes_since(id, since)).await?;
+        let ch = self.db_quick(|s| s.changes_since(id, since))?;
         if let Some(sel) = self.selected.as_mut() {
             sel.seen_version = version;
             sel.checked_at = Some(std::time::Instant::now());
