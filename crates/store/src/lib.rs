@@ -183,8 +183,22 @@ pub struct SortRow {
     pub internal_date: i64,
     pub size: u64,
     pub blob: BlobId,
-    /// Stored header values; `None` when the message is not indexed.
+    /// Stored header values; `None` when the message is not indexed. Stores
+    /// may leave out what SORT/THREAD do not use (the From/To/Cc/Bcc search
+    /// values and the sent day) and give an indexed message an empty `blob`.
     pub fields: Option<HeaderFields>,
+}
+
+/// The numeric SORT keys of one message (ARRIVAL, SIZE, DATE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortDate {
+    pub uid: Uid,
+    pub internal_date: i64,
+    pub size: u64,
+    /// Whether the message is indexed: only then is `sent_date` known (`None`
+    /// then means the message has no usable Date: header).
+    pub indexed: bool,
+    pub sent_date: Option<i64>,
 }
 
 /// Decoded header values and sort/thread keys of one message content.
@@ -358,6 +372,13 @@ pub trait MetaStore: Send + Sync {
             all.retain(|m| uids.contains(&m.uid));
         }
         Ok(all)
+    }
+    /// The numeric SORT keys of every message of the mailbox by UID ascending,
+    /// when the store keeps them apart (one cheap read); `None` otherwise
+    /// (callers then use [`MetaStore::sort_rows`]).
+    fn sort_dates(&self, mailbox: MailboxId) -> Result<Option<Vec<SortDate>>> {
+        let _ = mailbox;
+        Ok(None)
     }
     /// The mailbox's UIDVALIDITY and the SORT/THREAD rows of its messages with
     /// a UID greater than `after`, by UID ascending (one read transaction).

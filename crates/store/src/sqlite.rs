@@ -1108,6 +1108,10 @@ impl MetaStore for SqliteStore {
         })
     }
 
+    fn sort_dates(&self, mailbox: MailboxId) -> Result<Option<Vec<crate::SortDate>>> {
+        self.read(|tx| Ok(Some(fts::sort_dates(tx, mailbox)?)))
+    }
+
     fn sort_rows(&self, mailbox: MailboxId, after: Uid) -> Result<(u32, Vec<crate::SortRow>)> {
         self.read(|tx| {
             let info = mailbox_by_id(tx, mailbox)?;

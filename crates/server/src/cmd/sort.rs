@@ -8,6 +8,7 @@
 //! Dovecot's i;unicode-casemap). Ties keep sequence-number order (RFC 5256 3).
 
 use std::cmp::Ordering;
+use std::io::Write as _;
 use std::sync::Arc;
 
 use pillarbox_proto::types::{SearchCommand, SearchReturnOpt, SortCriterion, SortKey};
@@ -393,6 +394,82 @@ pub(crate) fn sort_indexes(
     rows.into_iter().map(|(_, i)| i).collect()
 }
 
+/// SORT by ARRIVAL, SIZE and DATE only, from the store's narrow numeric keys
+/// (one short range scan, no key cache needed: the first SORT (DATE) after
+/// SELECT on a large mailbox stays cheap). The same order as
+/// [`sort_indexes`]. `None` when a criterion needs other keys, the store does
+/// not keep these apart, or a selected message is not indexed yet (its Date:
+/// header is then read from the message: the general path does that).
+fn sort_numeric(
+    store: &dyn MetaStore,
+    mailbox: pillarbox_store::MailboxId,
+    uids: &[Uid],
+    idxs: &[usize],
+    criteria: &[SortCriterion],
+) -> Result<Option<Vec<usize>>, CmdError> {
+    if !criteria
+        .iter()
+        .all(|c| matches!(c.key, SortKey::Arrival | SortKey::Size | SortKey::Date))
+    {
+        return Ok(None);
+    }
+    let Some(dates) = store.sort_dates(mailbox).map_err(CmdError::from_store)? else {
+        return Ok(None);
+    };
+    // (ARRIVAL, SIZE, DATE, view index); a message gone from the store sorts
+    // with zero keys, like its empty `KeyRow`.
+    let mut rows: Vec<(i64, u64, i64, usize)> = Vec::with_capacity(idxs.len());
+    let mut at = 0usize;
+    for &i in idxs {
+        let u = uids[i];
+        let row = if dates.get(at).is_some_and(|d| d.uid == u) {
+            Some(at)
+        } else {
+            dates.binary_search_by_key(&u, |d| d.uid).ok()
+        };
+        match row {
+            Some(j) => {
+                at = j + 1;
+                let d = &dates[j];
+                if !d.indexed {
+                    return Ok(None);
+                }
+                let date = d.sent_date.unwrap_or(d.internal_date);
+                rows.push((d.internal_date, d.size, date, i));
+            }
+            None => rows.push((0, 0, 0, i)),
+        }
+    }
+    match criteria {
+        // The common single key: plain integer pairs (view indexes are
+        // distinct, so an unstable sort is exact).
+        [c] if !c.reverse && c.key == SortKey::Date => {
+            rows.sort_unstable_by_key(|r| (r.2, r.3));
+            return Ok(Some(rows.into_iter().map(|r| r.3).collect()));
+        }
+        [c] if c.reverse && c.key == SortKey::Date => {
+            rows.sort_unstable_by_key(|r| (std::cmp::Reverse(r.2), r.3));
+            return Ok(Some(rows.into_iter().map(|r| r.3).collect()));
+        }
+        _ => {}
+    }
+    rows.sort_unstable_by(|x, y| {
+        for c in criteria {
+            let o = match c.key {
+                SortKey::Arrival => x.0.cmp(&y.0),
+                SortKey::Size => x.1.cmp(&y.1),
+                _ => x.2.cmp(&y.2),
+            };
+            let o = if c.reverse { o.reverse() } else { o };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        x.3.cmp(&y.3)
+    });
+    Ok(Some(rows.into_iter().map(|r| r.3).collect()))
+}
+
 /// The sequence-ordered UIDs of the selected mailbox: all SORT takes from
 /// the session's view (keys are read from the store by UID).
 fn view_uids(sel: &crate::view::SelectedMailbox) -> Vec<Uid> {
@@ -428,8 +505,13 @@ impl Session {
             };
             let idxs =
                 crate::search::run(&uids, &key, charset.as_deref(), saved.as_deref(), &scope)?;
-            let keys = mailbox_keys(&store, &*blobs, mailbox, uids.len())?;
-            let sorted = sort_indexes(&uids, &idxs, &keys, &criteria);
+            let sorted = match sort_numeric(&*store, mailbox, &uids, &idxs, &criteria)? {
+                Some(sorted) => sorted,
+                None => {
+                    let keys = mailbox_keys(&store, &*blobs, mailbox, uids.len())?;
+                    sort_indexes(&uids, &idxs, &keys, &criteria)
+                }
+            };
             Ok(sorted
                 .into_iter()
                 .map(|i| if uid { uids[i] } else { i as u32 + 1 })
@@ -439,8 +521,9 @@ impl Session {
         .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))??;
         let Some(opts) = &cmd.return_opts else {
             let mut line = b"* SORT".to_vec();
+            line.reserve(nums.len() * 7);
             for n in &nums {
-                line.extend_from_slice(format!(" {n}").as_bytes());
+                let _ = write!(line, " {n}");
             }
             line.extend_from_slice(b"\r\n");
             self.out.extend_from_slice(&line);

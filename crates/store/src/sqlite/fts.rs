@@ -251,18 +251,30 @@ pub(crate) fn header_fields(
 }
 
 /// SORT/THREAD rows of the messages of a mailbox with UID > `after`: one
-/// range scan of the covering `messages_mailbox_docid` index, the documents
-/// joined by rowid.
+/// range scan of the covering `messages_mailbox_docid` index, ARRIVAL and
+/// SIZE from the narrow `sort_dates` table, the documents joined by rowid;
+/// the large message rows are only read for the blob of a message not
+/// indexed (an indexed one gets an empty blob id: its fields are stored).
+/// The header *search* values SORT/THREAD do not use (From/To/Cc/Bcc, the
+/// sent day) are left `None`.
 pub(crate) fn sort_rows(
     tx: &Transaction<'_>,
     mailbox: MailboxId,
     after: Uid,
 ) -> Result<Vec<crate::SortRow>> {
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT m.uid, m.internal_date, m.size, m.blob, {FIELD_COLS} FROM messages m
+    let mut stmt = tx.prepare_cached(
+        "SELECT m.uid, s.internal_date, s.size,
+             CASE WHEN d.docid IS NULL THEN
+                 (SELECT b.blob FROM messages b WHERE b.mailbox = m.mailbox AND b.uid = m.uid)
+             ELSE '' END,
+             d.subject, NULL, NULL, NULL, NULL, d.sent_date, NULL, d.sort_subject, d.sort_from,
+             d.sort_to, d.sort_cc, d.display_from, d.display_to, d.message_id, d.in_reply_to,
+             d.refs
+         FROM messages m INDEXED BY messages_mailbox_docid
+         JOIN sort_dates s ON s.mailbox = m.mailbox AND s.uid = m.uid
          LEFT JOIN search_docs d ON d.docid = m.docid
-         WHERE m.mailbox = ?1 AND m.uid > ?2 ORDER BY m.uid"
-    ))?;
+         WHERE m.mailbox = ?1 AND m.uid > ?2 ORDER BY m.uid",
+    )?;
     let rows = stmt.query_map(params![mailbox, i64::from(after)], |r| {
         Ok(crate::SortRow {
             uid: super::col_u32(r, 0)?,
@@ -270,6 +282,25 @@ pub(crate) fn sort_rows(
             size: super::col_u64(r, 2)?,
             blob: BlobId(r.get(3)?),
             fields: fields_row(r, 4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The numeric SORT keys of a mailbox's messages: one range scan of the
+/// narrow `sort_dates` table.
+pub(crate) fn sort_dates(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<Vec<crate::SortDate>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT uid, internal_date, size, indexed, sent_date FROM sort_dates
+         WHERE mailbox = ?1 ORDER BY uid",
+    )?;
+    let rows = stmt.query_map(params![mailbox], |r| {
+        Ok(crate::SortDate {
+            uid: super::col_u32(r, 0)?,
+            internal_date: r.get(1)?,
+            size: super::col_u64(r, 2)?,
+            indexed: r.get(3)?,
+            sent_date: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -375,6 +406,56 @@ mod tests {
     fn docs(st: &SqliteStore) -> i64 {
         st.read(|tx| Ok(tx.query_row("SELECT count(*) FROM search_docs", [], |r| r.get(0))?))
             .expect("count")
+    }
+
+    #[test]
+    fn sort_dates_follow_messages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = SqliteStore::open(&dir.path().join("m.sqlite")).expect("open");
+        let acc = st.create_account("u", "x").expect("account");
+        let inbox = st.mailbox(acc.id, "INBOX").expect("q").expect("inbox").id;
+        let trash = st.mailbox(acc.id, "Trash").expect("q").expect("trash").id;
+        let (m1, mut d1) = msg("one");
+        d1.fields.sent_date = Some(5);
+        let (m2, d2) = msg("two");
+        let (m3, mut d3) = msg("three");
+        d3.fields.sent_date = Some(7);
+        st.append_indexed(inbox, &[m1.clone(), m2.clone(), m3.clone()], &[d1, d2])
+            .expect("append");
+        let keys = |mb| -> Vec<(u32, bool, Option<i64>)> {
+            st.sort_dates(mb)
+                .expect("dates")
+                .expect("kept")
+                .into_iter()
+                .map(|d| {
+                    assert_eq!(d.internal_date, 1_700_000_000);
+                    (d.uid, d.indexed, d.sent_date)
+                })
+                .collect()
+        };
+        assert_eq!(
+            keys(inbox),
+            vec![(1, true, Some(5)), (2, true, None), (3, false, None)]
+        );
+        assert_eq!(
+            st.sort_dates(inbox).expect("d").expect("k")[1].size,
+            m2.size
+        );
+        st.index_docs(&[(m3.blob.clone(), d3)]).expect("index");
+        assert_eq!(keys(inbox)[2], (3, true, Some(7)));
+        st.copy(inbox, trash, &[1, 3], false).expect("copy");
+        st.expunge(inbox, &[1]).expect("expunge");
+        assert_eq!(keys(inbox), vec![(2, true, None), (3, true, Some(7))]);
+        assert_eq!(keys(trash), vec![(1, true, Some(5)), (2, true, Some(7))]);
+        // The SORT/THREAD rows agree with them; only unindexed ones carry a blob.
+        let (_, rows) = st.sort_rows(trash, 0).expect("rows");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].fields.as_ref().and_then(|f| f.sent_date), Some(7));
+        st.clear_search_index().expect("clear");
+        assert_eq!(keys(trash), vec![(1, false, None), (2, false, None)]);
+        let (_, rows) = st.sort_rows(trash, 0).expect("rows");
+        assert_eq!(rows[0].blob, m1.blob);
+        assert!(rows[0].fields.is_none());
     }
 
     #[test]

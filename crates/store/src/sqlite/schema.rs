@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Transaction};
 use crate::{Result, StoreError};
 
 /// The version this binary writes.
-pub(crate) const CURRENT_VERSION: i64 = 4;
+pub(crate) const CURRENT_VERSION: i64 = 5;
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -117,6 +117,38 @@ const V4: &str = "
 ALTER TABLE search_docs ADD COLUMN preview TEXT;
 ";
 
+/// The numeric SORT keys (ARRIVAL, SIZE, DATE) of every message in a narrow
+/// table ordered like the messages: a SORT (DATE) on a mailbox whose keys
+/// are not cached yet is one short range scan, instead of reading the
+/// message rows and their documents. Kept by triggers, so every write path
+/// (append, copy, move, expunge, mailbox delete, indexing, reindex) keeps it.
+const V5: &str = "
+CREATE TABLE sort_dates (
+    mailbox       INTEGER NOT NULL,
+    uid           INTEGER NOT NULL,
+    internal_date INTEGER NOT NULL,
+    size          INTEGER NOT NULL,
+    indexed       INTEGER NOT NULL,
+    sent_date     INTEGER,
+    PRIMARY KEY(mailbox, uid)
+) WITHOUT ROWID;
+INSERT INTO sort_dates
+    SELECT m.mailbox, m.uid, m.internal_date, m.size, m.docid IS NOT NULL, d.sent_date
+    FROM messages m LEFT JOIN search_docs d ON d.docid = m.docid;
+CREATE TRIGGER sort_dates_insert AFTER INSERT ON messages BEGIN
+    INSERT OR REPLACE INTO sort_dates VALUES (NEW.mailbox, NEW.uid, NEW.internal_date, NEW.size,
+        NEW.docid IS NOT NULL, (SELECT sent_date FROM search_docs WHERE docid = NEW.docid));
+END;
+CREATE TRIGGER sort_dates_docid AFTER UPDATE OF docid ON messages BEGIN
+    UPDATE sort_dates SET indexed = NEW.docid IS NOT NULL,
+        sent_date = (SELECT sent_date FROM search_docs WHERE docid = NEW.docid)
+    WHERE mailbox = NEW.mailbox AND uid = NEW.uid;
+END;
+CREATE TRIGGER sort_dates_delete AFTER DELETE ON messages BEGIN
+    DELETE FROM sort_dates WHERE mailbox = OLD.mailbox AND uid = OLD.uid;
+END;
+";
+
 /// Brings the database to [`CURRENT_VERSION`].
 pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
@@ -147,6 +179,10 @@ pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     if version < 4 {
         tx.execute_batch(V4)?;
         tx.execute("INSERT INTO schema_version(version) VALUES (4)", [])?;
+    }
+    if version < 5 {
+        tx.execute_batch(V5)?;
+        tx.execute("INSERT INTO schema_version(version) VALUES (5)", [])?;
     }
     Ok(())
 }
