@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pillarbox");
+mod common;
+
+use common::binary::{free_port, spawn_serve, BIN};
 
 fn run(data: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     let mut child = Command::new(BIN)
@@ -33,14 +35,6 @@ fn run(data: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Serve {
     child: Child,
     port: u16,
@@ -55,28 +49,7 @@ impl Drop for Serve {
 
 fn serve(data: &Path) -> Serve {
     let port = free_port();
-    let child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data)
-        .args([
-            "serve",
-            "--listen-imap",
-            &format!("127.0.0.1:{port}"),
-            "--listen-imaps",
-            "",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let child = spawn_serve(data, port, Stdio::piped());
     Serve { child, port }
 }
 
