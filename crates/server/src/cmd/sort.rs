@@ -9,10 +9,10 @@
 
 use std::cmp::Ordering;
 use std::io::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use pillarbox_proto::types::{SearchCommand, SearchReturnOpt, SortCriterion, SortKey};
-use pillarbox_store::{BlobStore, MetaStore, Uid};
+use pillarbox_store::{BlobStore, MailboxId, MetaStore, Uid};
 
 use super::{CmdError, CmdResult, Done};
 use crate::search::{mailbox_keys, KeyRow, MailboxKeys, Scope};
@@ -402,7 +402,7 @@ pub(crate) fn sort_indexes(
 /// header is then read from the message: the general path does that).
 fn sort_numeric(
     store: &dyn MetaStore,
-    mailbox: pillarbox_store::MailboxId,
+    mailbox: MailboxId,
     uids: &[Uid],
     idxs: &[usize],
     criteria: &[SortCriterion],
@@ -470,6 +470,79 @@ fn sort_numeric(
     Ok(Some(rows.into_iter().map(|r| r.3).collect()))
 }
 
+/// The key cache entry of a mailbox ([`mailbox_keys`]), loaded by one caller
+/// at a time per mailbox: a command arriving while another command or a
+/// background warm-up loads 100,000 rows waits for that load and then only
+/// reads what is new, instead of loading everything a second time.
+pub(crate) fn shared_keys(
+    store: &Arc<dyn MetaStore>,
+    blobs: &dyn BlobStore,
+    mailbox: MailboxId,
+    live: usize,
+) -> Result<Arc<MailboxKeys>, CmdError> {
+    type Gates = Vec<((usize, MailboxId), Arc<Mutex<()>>)>;
+    static GATES: Mutex<Gates> = Mutex::new(Vec::new());
+    let id = (Arc::as_ptr(store) as *const () as usize, mailbox);
+    let gate = {
+        let mut g = GATES.lock().unwrap_or_else(PoisonError::into_inner);
+        match g.iter().find(|(k, _)| *k == id) {
+            Some((_, gate)) => gate.clone(),
+            None => {
+                let gate = Arc::new(Mutex::new(()));
+                g.push((id, gate.clone()));
+                gate
+            }
+        }
+    };
+    let keys = {
+        let _held = gate.lock().unwrap_or_else(PoisonError::into_inner);
+        mailbox_keys(store, blobs, mailbox, live)
+    };
+    let mut g = GATES.lock().unwrap_or_else(PoisonError::into_inner);
+    // Only the table and this caller hold it: nobody is waiting.
+    if Arc::strong_count(&gate) == 2 {
+        g.retain(|(k, _)| *k != id);
+    }
+    keys
+}
+
+/// Fills the key cache of a mailbox in the background after a SORT that did
+/// not need it, so that a following SORT on strings or THREAD finds it warm
+/// (at most one warm-up per mailbox at a time; once warm, a warm-up only
+/// reads the rows appended since).
+fn warm_keys(
+    store: Arc<dyn MetaStore>,
+    blobs: Arc<dyn BlobStore>,
+    mailbox: MailboxId,
+    live: usize,
+) {
+    static WARMING: Mutex<Vec<(usize, MailboxId)>> = Mutex::new(Vec::new());
+    let id = (Arc::as_ptr(&store) as *const () as usize, mailbox);
+    {
+        let mut w = WARMING.lock().unwrap_or_else(PoisonError::into_inner);
+        if w.contains(&id) {
+            return;
+        }
+        w.push(id);
+    }
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        WARMING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|k| *k != id);
+        return;
+    };
+    rt.spawn_blocking(move || {
+        if let Ok(keys) = shared_keys(&store, &*blobs, mailbox, live) {
+            crate::cmd::thread::warm_index(&keys);
+        }
+        WARMING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|k| *k != id);
+    });
+}
+
 /// The sequence-ordered UIDs of the selected mailbox: all SORT takes from
 /// the session's view (keys are read from the store by UID).
 fn view_uids(sel: &crate::view::SelectedMailbox) -> Vec<Uid> {
@@ -506,9 +579,12 @@ impl Session {
             let idxs =
                 crate::search::run(&uids, &key, charset.as_deref(), saved.as_deref(), &scope)?;
             let sorted = match sort_numeric(&*store, mailbox, &uids, &idxs, &criteria)? {
-                Some(sorted) => sorted,
+                Some(sorted) => {
+                    warm_keys(store.clone(), blobs.clone(), mailbox, uids.len());
+                    sorted
+                }
                 None => {
-                    let keys = mailbox_keys(&store, &*blobs, mailbox, uids.len())?;
+                    let keys = shared_keys(&store, &*blobs, mailbox, uids.len())?;
                     sort_indexes(&uids, &idxs, &keys, &criteria)
                 }
             };

@@ -17,7 +17,7 @@ use pillarbox_proto::types::{SearchCommand, ThreadAlgorithm};
 use pillarbox_store::{BlobStore, MetaStore, Uid};
 
 use super::{CmdError, CmdResult, Done};
-use crate::search::{mailbox_keys, MailboxKeys, Scope};
+use crate::search::{MailboxKeys, Scope};
 use crate::session::Session;
 
 /// "No value" for an interned id (empty Message-ID, empty base subject) and
@@ -134,6 +134,11 @@ impl ThreadIndex {
         }
         t
     }
+}
+
+/// Builds the THREAD index of a key cache entry ahead of a THREAD command.
+pub(crate) fn warm_index(keys: &Arc<MailboxKeys>) {
+    ThreadIndex::of(keys);
 }
 
 /// One message to thread: what the algorithms need of it (borrowed from
@@ -542,7 +547,7 @@ impl Session {
             };
             let idxs =
                 crate::search::run(&uids, &key, charset.as_deref(), saved.as_deref(), &scope)?;
-            let keys = mailbox_keys(&store, &*blobs, mailbox, uids.len())?;
+            let keys = crate::cmd::sort::shared_keys(&store, &*blobs, mailbox, uids.len())?;
             let index = ThreadIndex::of(&keys);
             let rows = keys.rows();
             // The view's UIDs ascend, like the rows: walk both, searching
