@@ -407,16 +407,7 @@ async fn large_message_sections_are_streamed_exactly() {
     let r = c.append("INBOX", "", &big).await;
     assert!(r.tagged.starts_with("OK"), "{}", r.tagged);
     c.ok("SELECT INBOX").await;
-    let item = |r: &Response| -> Vec<u8> {
-        let l = &r.untagged[0];
-        let open = l.iter().position(|b| *b == b'{').unwrap();
-        let close = open + l[open..].iter().position(|b| *b == b'}').unwrap();
-        let n: usize = std::str::from_utf8(&l[open + 1..close])
-            .unwrap()
-            .parse()
-            .unwrap();
-        l[close + 3..close + 3 + n].to_vec()
-    };
+    let item = first_literal;
     let r = c.ok("FETCH 1 BODY.PEEK[]").await;
     assert_eq!(item(&r), big);
     let r = c.ok("FETCH 1 BODY.PEEK[]<1000000.5000>").await;
@@ -485,16 +476,7 @@ async fn large_base64_attachment_binary_is_streamed_exactly() {
     let r = c.append("INBOX", "", &msg).await;
     assert!(r.tagged.starts_with("OK"), "{}", r.tagged);
     c.ok("SELECT INBOX").await;
-    let item = |r: &Response| -> Vec<u8> {
-        let l = &r.untagged[0];
-        let open = l.iter().position(|b| *b == b'{').unwrap();
-        let close = open + l[open..].iter().position(|b| *b == b'}').unwrap();
-        let n: usize = std::str::from_utf8(&l[open + 1..close])
-            .unwrap()
-            .parse()
-            .unwrap();
-        l[close + 3..close + 3 + n].to_vec()
-    };
+    let item = first_literal;
     let r = c.ok("FETCH 1 (BINARY.SIZE[2] BINARY.PEEK[2])").await;
     assert!(r.has(&format!("BINARY.SIZE[2] {}", data.len())));
     assert!(r.has("BINARY[2] ~{"), "streamed BINARY is a literal8");
@@ -506,4 +488,16 @@ async fn large_base64_attachment_binary_is_streamed_exactly() {
     assert_eq!(item(&r), b"see attachment");
     c.ok("NOOP").await;
     s.stop().await;
+}
+
+/// The bytes of the first literal in the first untagged response.
+fn first_literal(r: &Response) -> Vec<u8> {
+    let l = &r.untagged[0];
+    let open = l.iter().position(|b| *b == b'{').unwrap();
+    let close = open + l[open..].iter().position(|b| *b == b'}').unwrap();
+    let n: usize = std::str::from_utf8(&l[open + 1..close])
+        .unwrap()
+        .parse()
+        .unwrap();
+    l[close + 3..close + 3 + n].to_vec()
 }

@@ -114,6 +114,19 @@ const STREAM_THRESHOLD: u64 = 4 << 20;
 /// Chunk size when streaming.
 const STREAM_CHUNK: usize = 256 << 10;
 
+type BlobReader = Box<dyn std::io::Read + Send>;
+
+/// Reads the next `n` bytes on the blocking pool (the reader goes there and back).
+async fn read_chunk(mut reader: BlobReader, n: usize) -> std::io::Result<(BlobReader, Vec<u8>)> {
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; n];
+        std::io::Read::read_exact(&mut reader, &mut buf)?;
+        Ok((reader, buf))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 struct Loaded {
     /// The message was too large to load: its sections are streamed.
     streamed: bool,
@@ -593,6 +606,22 @@ impl Session {
         })
     }
 
+    /// A reader over a message's stored bytes, positioned at `start`.
+    async fn open_at(&self, meta: &MessageMeta, start: usize) -> std::io::Result<BlobReader> {
+        let blobs = self.shared.blobs.clone();
+        let id = meta.blob.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<BlobReader> {
+            let mut r = blobs.open(&id).map_err(std::io::Error::other)?;
+            std::io::copy(
+                &mut std::io::Read::take(&mut r, start as u64),
+                &mut std::io::sink(),
+            )?;
+            Ok(r)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
     /// Writes `line`, then `BINARY[part]` of a large message as a literal8
     /// (decoded data may hold NUL), decoding the part's stored body chunk by
     /// chunk. The length comes from the sizes recorded at ingest; if the
@@ -621,35 +650,20 @@ impl Session {
         self.shared.metrics.fetch_bytes.inc_by(total);
         self.conn.write_all(&line).await.map_err(|_| lost())?;
         line.clear();
-        let blobs = self.shared.blobs.clone();
-        let id = meta.blob.clone();
-        let mut reader = tokio::task::spawn_blocking(
-            move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
-                let mut r = blobs.open(&id).map_err(std::io::Error::other)?;
-                std::io::copy(
-                    &mut std::io::Read::take(&mut r, start as u64),
-                    &mut std::io::sink(),
-                )?;
-                Ok(r)
-            },
-        )
-        .await
-        .map_err(|_| lost())?
-        .map_err(|_| lost())?;
+        let mut reader = self.open_at(meta, start).await.map_err(|e| {
+            tracing::error!("streaming message {}: {e}", meta.uid);
+            lost()
+        })?;
         let mut encoded_left = end.saturating_sub(start);
         let mut decoded_pos: u64 = 0;
         let mut written: u64 = 0;
         let mut out = Vec::with_capacity(STREAM_CHUNK);
         while encoded_left > 0 && written < total {
             let n = encoded_left.min(STREAM_CHUNK);
-            let (r, buf) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-                let mut buf = vec![0u8; n];
-                std::io::Read::read_exact(&mut reader, &mut buf)?;
-                Ok((reader, buf))
-            })
-            .await
-            .map_err(|_| lost())?
-            .map_err(|_| lost())?;
+            let (r, buf) = read_chunk(reader, n).await.map_err(|e| {
+                tracing::error!("streaming message {}: {e}", meta.uid);
+                lost()
+            })?;
             reader = r;
             encoded_left -= n;
             out.clear();
@@ -723,35 +737,14 @@ impl Session {
         self.shared.metrics.fetch_bytes.inc_by(total as u64);
         self.conn.write_all(&line).await.map_err(|_| lost())?;
         line.clear();
-        let blobs = self.shared.blobs.clone();
-        let id = meta.blob.clone();
-        let mut reader = tokio::task::spawn_blocking(
-            move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
-                let mut r = blobs.open(&id).map_err(std::io::Error::other)?;
-                std::io::copy(
-                    &mut std::io::Read::take(&mut r, start as u64),
-                    &mut std::io::sink(),
-                )?;
-                Ok(r)
-            },
-        )
-        .await
-        .map_err(|_| lost())?
-        .map_err(|e| {
+        let mut reader = self.open_at(meta, start).await.map_err(|e| {
             tracing::error!("streaming message {}: {e}", meta.uid);
             lost()
         })?;
         let mut left = total;
         while left > 0 {
             let n = left.min(STREAM_CHUNK);
-            let (r, buf) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-                let mut buf = vec![0u8; n];
-                std::io::Read::read_exact(&mut reader, &mut buf)?;
-                Ok((reader, buf))
-            })
-            .await
-            .map_err(|_| lost())?
-            .map_err(|e| {
+            let (r, buf) = read_chunk(reader, n).await.map_err(|e| {
                 tracing::error!("streaming message {}: {e}", meta.uid);
                 lost()
             })?;
