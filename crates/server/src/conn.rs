@@ -76,18 +76,23 @@ pub(crate) enum Line {
     Eof,
 }
 
+/// Read buffer of a connection (lines longer than this are read in pieces).
+pub(crate) const READ_CAPACITY: usize = 1024;
+
 pub(crate) struct Connection {
     io: BufReader<Stream>,
     partial: Vec<u8>,
     discarding: bool,
     pub(crate) tls: bool,
+    read_capacity: usize,
 }
 
 impl Connection {
     pub(crate) fn new(stream: Stream) -> Self {
         let tls = matches!(stream, Stream::Tls(_));
         Connection {
-            io: BufReader::with_capacity(1024, stream),
+            io: BufReader::with_capacity(READ_CAPACITY, stream),
+            read_capacity: READ_CAPACITY,
             partial: Vec::new(),
             discarding: false,
             tls,
@@ -163,6 +168,18 @@ impl Connection {
         let _ = self.io.get_mut().shutdown().await;
     }
 
+    /// Sets the read buffer's capacity (IDLE needs only room for `DONE`;
+    /// thousands of idle sessions make every byte count). Only when nothing is
+    /// buffered, so no input is ever dropped.
+    pub(crate) fn set_read_capacity(&mut self, capacity: usize) {
+        if !self.io.buffer().is_empty() || self.read_capacity == capacity {
+            return;
+        }
+        let stream = std::mem::replace(&mut self.io, BufReader::new(Stream::Closed)).into_inner();
+        self.io = BufReader::with_capacity(capacity, stream);
+        self.read_capacity = capacity;
+    }
+
     /// STARTTLS: anything the client pipelined after the command is discarded
     /// together with the plaintext read buffer (RFC 9051 6.2.1, CVE-2011-0411 class).
     pub(crate) async fn upgrade(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> io::Result<()> {
@@ -177,7 +194,8 @@ impl Connection {
             }
         };
         let tls = acceptor.accept(tcp).await?;
-        self.io = BufReader::with_capacity(1024, Stream::Tls(Box::new(tls)));
+        self.io = BufReader::with_capacity(READ_CAPACITY, Stream::Tls(Box::new(tls)));
+        self.read_capacity = READ_CAPACITY;
         self.tls = true;
         Ok(())
     }

@@ -119,7 +119,7 @@ impl Session {
             }
             None => None,
         };
-        let Some(account) = ok_account else {
+        let Some(mut account) = ok_account else {
             return Err(self.auth_failed().await);
         };
         if !self.count_user(&account.name) {
@@ -129,6 +129,8 @@ impl Session {
             ));
         }
         tracing::info!(user = %account.name, peer = %self.peer, "logged in");
+        // Not needed after login; every idle session saves the bytes.
+        account.password_hash = String::new();
         self.account = Some(account);
         self.state = State::Authenticated;
         self.changes = Some(self.shared.bus.subscribe());

@@ -5,6 +5,9 @@
 use std::time::Duration;
 
 use crate::conn::Line;
+
+/// Read buffer while idling: `DONE` and a little slack.
+const IDLE_READ_CAPACITY: usize = 64;
 use crate::session::Session;
 
 impl Session {
@@ -26,6 +29,7 @@ impl Session {
             sel.hibernate(self.condstore);
         }
         self.out = Vec::new();
+        self.conn.set_read_capacity(IDLE_READ_CAPACITY);
         let keep = loop {
             tokio::select! {
                 line = self.conn.read_line(max) => match line {
@@ -57,6 +61,7 @@ impl Session {
             }
         };
         self.changes = Some(rx);
+        self.conn.set_read_capacity(crate::conn::READ_CAPACITY);
         if keep && self.rehydrate().await.is_err() {
             return false;
         }
