@@ -8,7 +8,6 @@
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::PoisonError;
 
 use crate::StoreError;
 
@@ -71,23 +70,7 @@ pub trait BlobStore: Send + Sync {
 /// Blobs as files under `<data>/blobs/ab/cdef...zst`.
 pub struct FsBlobStore {
     root: PathBuf,
-    flush: FlushGroup,
-}
-
-/// Coalesces concurrent `sync_all` calls: a call is satisfied by a flush that
-/// *started* after it was requested; whoever finds no flush running starts
-/// one covering every request made so far, the others wait for it.
-#[derive(Default)]
-struct FlushGroup {
-    state: std::sync::Mutex<FlushState>,
-    done: std::sync::Condvar,
-}
-
-#[derive(Default)]
-struct FlushState {
-    requested: u64,
-    completed: u64,
-    running: bool,
+    flush: crate::flush::FlushGroup,
 }
 
 const ZSTD_LEVEL: i32 = 3;
@@ -99,7 +82,7 @@ impl FsBlobStore {
         fs::create_dir_all(&root)?;
         Ok(FsBlobStore {
             root,
-            flush: FlushGroup::default(),
+            flush: Default::default(),
         })
     }
 
@@ -260,30 +243,7 @@ impl BlobStore for FsBlobStore {
     }
 
     fn sync_all(&self) -> crate::Result<()> {
-        let g = &self.flush;
-        let mut st = g.state.lock().unwrap_or_else(PoisonError::into_inner);
-        st.requested += 1;
-        let mine = st.requested;
-        loop {
-            if st.completed >= mine {
-                return Ok(());
-            }
-            if !st.running {
-                st.running = true;
-                let target = st.requested;
-                drop(st);
-                let r = self.flush_fs();
-                st = g.state.lock().unwrap_or_else(PoisonError::into_inner);
-                st.running = false;
-                if r.is_ok() {
-                    st.completed = st.completed.max(target);
-                }
-                g.done.notify_all();
-                r?;
-                continue;
-            }
-            st = g.done.wait(st).unwrap_or_else(PoisonError::into_inner);
-        }
+        Ok(self.flush.run(|| self.flush_fs())?)
     }
 
     fn put_file(&self, path: &Path) -> crate::Result<BlobId> {
@@ -469,8 +429,8 @@ mod flush_tests {
             let id = h.join().unwrap();
             assert!(s.contains(&id).unwrap());
         }
-        let st = s.flush.state.lock().unwrap();
-        assert_eq!(st.requested, 8);
-        assert!(st.completed == 8 && !st.running);
+        let (requested, completed, running) = s.flush.snapshot();
+        assert_eq!(requested, 8);
+        assert!(completed == 8 && !running);
     }
 }

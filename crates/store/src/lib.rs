@@ -14,6 +14,7 @@
 
 pub mod blob;
 pub mod bus;
+mod flush;
 pub mod sqlite;
 
 pub use blob::{BlobId, BlobStore, FsBlobStore};

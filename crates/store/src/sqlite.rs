@@ -8,13 +8,16 @@
 //! memory: UIDs, modseqs and UIDVALIDITY are allocated inside the write
 //! transaction from the database rows.
 //!
-//! Durability: WAL with `synchronous=FULL` fsyncs the WAL at every commit, so a
-//! call that returned `Ok` survives a power loss. Flag changes are the one
-//! exception (`write_relaxed`): they commit with `synchronous=NORMAL`, i.e.
-//! they survive a crash of the process at once and a power loss from the next
-//! fsynced commit or checkpoint on (as Dovecot's default `mail_fsync =
-//! optimized` does for its index); an fsync per STORE cost more than the rest
-//! of the command together.
+//! Durability: the writer commits with `synchronous=NORMAL` (the WAL is not
+//! fsynced inside the commit, so the write lock is never held across an
+//! fsync), and every write method then fsyncs the WAL file itself before it
+//! returns, through a coalesced flush shared by concurrent writers (one fsync
+//! covers a whole group). So a call that returned `Ok` survives a power loss:
+//! its WAL frames are on disk, and a checkpoint that moved them into the
+//! database first synced the database (SQLite does that at NORMAL). Flag
+//! changes are the one exception (`write_relaxed`): they skip the flush and
+//! are durable from the next flush or checkpoint on (as Dovecot's default
+//! `mail_fsync = optimized` does for its index).
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -65,6 +68,8 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     /// APPENDs waiting for the next group commit (see `append_indexed`).
     appends: Mutex<Vec<AppendJob>>,
+    /// Coalesced fsyncs of the WAL after commits (see the module docs).
+    wal_flush: crate::flush::FlushGroup,
 }
 
 /// One APPEND waiting to be committed with others.
@@ -80,6 +85,9 @@ impl SqliteStore {
     /// Opens (creating and migrating if needed) the database file.
     pub fn open(path: &Path) -> crate::Result<Self> {
         let mut writer = open_connection(path, false)?;
+        // Commits are made durable by `sync_wal` after the write lock is
+        // released (see the module docs).
+        writer.execute_batch("PRAGMA synchronous = NORMAL")?;
         // Switching to WAL is persistent in the file; every opener asks anyway.
         let mode: String = writer.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -97,11 +105,21 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             appends: Mutex::new(Vec::new()),
+            wal_flush: Default::default(),
         })
     }
 
-    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`), committing on `Ok`.
+    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`), committing on
+    /// `Ok`, and returns once the commit is durable.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let out = self.write_relaxed(f)?;
+        self.sync_wal()?;
+        Ok(out)
+    }
+
+    /// Like `write`, but returns without waiting for the commit to be on disk
+    /// (see the module docs).
+    fn write_relaxed<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
@@ -109,18 +127,20 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// Like `write`, but the commit is not fsynced (see the module docs).
-    fn write_relaxed<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        conn.execute_batch("PRAGMA synchronous = NORMAL")?;
-        let result = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
-        })();
-        conn.execute_batch("PRAGMA synchronous = FULL")?;
-        result
+    /// Makes every commit made so far durable: fsync of the WAL file (opened
+    /// by path each time, so a WAL that SQLite truncated or recreated is still
+    /// the one synced). No WAL file means everything was checkpointed into the
+    /// database, which SQLite synced.
+    fn sync_wal(&self) -> Result<()> {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        self.wal_flush.run(|| match std::fs::File::open(&wal) {
+            Ok(f) => f.sync_all(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        })?;
+        Ok(())
     }
 
     /// Runs `f` in one read transaction on a pooled reader connection, so all its
@@ -890,9 +910,11 @@ impl MetaStore for SqliteStore {
                 commit_appends(&mut conn, jobs);
             }
         }
-        result
+        let out = result
             .recv()
-            .unwrap_or_else(|_| Err(StoreError::Other("append was not processed".into())))
+            .unwrap_or_else(|_| Err(StoreError::Other("append was not processed".into())))?;
+        self.sync_wal()?;
+        Ok(out)
     }
 
     fn snapshot(&self, mailbox: MailboxId) -> Result<(MailboxInfo, Vec<MessageMeta>)> {
