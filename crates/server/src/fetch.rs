@@ -94,6 +94,16 @@ fn apply_partial(data: &[u8], partial: Option<(u32, u32)>) -> &[u8] {
     }
 }
 
+/// `BODY[name]<origin> ` / `BINARY[name]<origin> `: the item name as echoed
+/// (only the origin of a partial, RFC 3501 7.4.2), then the space before the data.
+fn item_name(line: &mut Vec<u8>, kind: &str, name: &str, partial: Option<(u32, u32)>) {
+    line.extend_from_slice(format!("{kind}[{name}]").as_bytes());
+    if let Some((off, _)) = partial {
+        line.extend_from_slice(format!("<{off}>").as_bytes());
+    }
+    line.push(b' ');
+}
+
 /// A literal, or a literal8 when the data holds NUL (RFC 3516 4.2).
 fn data_literal(out: &mut Vec<u8>, data: &[u8]) {
     if data.contains(&0) {
@@ -384,13 +394,7 @@ impl Session {
                             && !Summary::head_answers(section)
                         {
                             sep(&mut line);
-                            line.extend_from_slice(
-                                format!("BODY[{}]", section_name(section)).as_bytes(),
-                            );
-                            if let Some((off, _)) = partial {
-                                line.extend_from_slice(format!("<{off}>").as_bytes());
-                            }
-                            line.push(b' ');
+                            item_name(&mut line, "BODY", &section_name(section), *partial);
                             line = self
                                 .stream_section(line, &meta, s, section, *partial)
                                 .await?;
@@ -409,13 +413,7 @@ impl Session {
                             }
                         };
                         sep(&mut line);
-                        line.extend_from_slice(
-                            format!("BODY[{}]", section_name(section)).as_bytes(),
-                        );
-                        if let Some((off, _)) = partial {
-                            line.extend_from_slice(format!("<{off}>").as_bytes());
-                        }
-                        line.push(b' ');
+                        item_name(&mut line, "BODY", &section_name(section), *partial);
                         data_literal(&mut line, apply_partial(&data, *partial));
                     }
                     FetchAttr::Binary { part, partial, .. } => {
@@ -425,28 +423,17 @@ impl Session {
                         if loaded.raw.is_none() && loaded.streamed {
                             if let Some(plan) = s.binary_stream(part) {
                                 sep(&mut line);
-                                line.extend_from_slice(
-                                    format!("BINARY[{}]", part_name(part)).as_bytes(),
-                                );
-                                if let Some((off, _)) = partial {
-                                    line.extend_from_slice(format!("<{off}>").as_bytes());
-                                }
-                                line.push(b' ');
+                                item_name(&mut line, "BINARY", &part_name(part), *partial);
                                 line = self.stream_binary(line, &meta, plan, *partial).await?;
                                 continue;
                             }
                             // Composite or undecodable: decode in memory.
-                            let blobs = self.shared.blobs.clone();
-                            let id = meta.blob.clone();
-                            let bytes = tokio::task::spawn_blocking(move || blobs.get(&id))
-                                .await
-                                .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))?
-                                .map_err(|_| {
-                                    CmdError::no_code(
-                                        "UNAVAILABLE",
-                                        "Can't read the message; try again later",
-                                    )
-                                })?;
+                            let bytes = self.read_blob(&meta).await.map_err(|_| {
+                                CmdError::no_code(
+                                    "UNAVAILABLE",
+                                    "Can't read the message; try again later",
+                                )
+                            })?;
                             loaded.raw = Some(bytes);
                         }
                         let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else {
@@ -455,13 +442,7 @@ impl Session {
                         match s.binary(raw, part) {
                             Ok(data) => {
                                 sep(&mut line);
-                                line.extend_from_slice(
-                                    format!("BINARY[{}]", part_name(part)).as_bytes(),
-                                );
-                                if let Some((off, _)) = partial {
-                                    line.extend_from_slice(format!("<{off}>").as_bytes());
-                                }
-                                line.push(b' ');
+                                item_name(&mut line, "BINARY", &part_name(part), *partial);
                                 data_literal(&mut line, apply_partial(&data, *partial));
                             }
                             Err(e) => failure = Some(e),
@@ -606,6 +587,15 @@ impl Session {
         })
     }
 
+    /// A message's stored bytes, read on the blocking pool.
+    async fn read_blob(&self, meta: &MessageMeta) -> std::io::Result<Vec<u8>> {
+        let blobs = self.shared.blobs.clone();
+        let id = meta.blob.clone();
+        tokio::task::spawn_blocking(move || blobs.get(&id).map_err(std::io::Error::other))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
     /// A reader over a message's stored bytes, positioned at `start`.
     async fn open_at(&self, meta: &MessageMeta, start: usize) -> std::io::Result<BlobReader> {
         let blobs = self.shared.blobs.clone();
@@ -715,12 +705,7 @@ impl Session {
         };
         let Some((a, b)) = summary.section_range(section, meta.size as usize) else {
             // HEADER.FIELDS(.NOT) of an inner message: small, load the message.
-            let blobs = self.shared.blobs.clone();
-            let id = meta.blob.clone();
-            let raw = tokio::task::spawn_blocking(move || blobs.get(&id))
-                .await
-                .map_err(|_| lost())?
-                .map_err(|_| lost())?;
+            let raw = self.read_blob(meta).await.map_err(|_| lost())?;
             let data = summary.section(&raw, section);
             data_literal(&mut line, apply_partial(&data, partial));
             return Ok(line);

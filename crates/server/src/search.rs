@@ -285,7 +285,7 @@ pub(crate) fn header_date(value: &str) -> Option<Date> {
 }
 
 /// Removes RFC 5322 comments `( ... )` (nested).
-fn strip_comments(v: &str) -> String {
+pub(crate) fn strip_comments(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     let mut depth = 0usize;
     for c in v.chars() {
@@ -1015,26 +1015,42 @@ pub fn reindex(
     Ok((n, size))
 }
 
+/// What a search over the selected mailbox produced, handed to the rest of
+/// the command on the blocking pool (SEARCH, SORT and THREAD share it).
+pub(crate) struct Searched {
+    pub store: Arc<dyn MetaStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub mailbox: MailboxId,
+    /// The view's UIDs in sequence order.
+    pub uids: Vec<Uid>,
+    /// Indexes into `uids` of the matching messages, ascending.
+    pub idxs: Vec<usize>,
+}
+
 impl Session {
-    pub(crate) async fn cmd_search(
-        &mut self,
-        tag: &str,
-        uid: bool,
+    /// Evaluates `cmd`'s search key over the selected mailbox on the blocking
+    /// pool, then runs `then` there on the result.
+    pub(crate) async fn search_then<T, F>(
+        &self,
         cmd: &SearchCommand,
-    ) -> CmdResult {
+        then: F,
+    ) -> Result<T, CmdError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Searched) -> Result<T, CmdError> + Send + 'static,
+    {
         let sel = self
             .selected
             .as_ref()
             .ok_or_else(|| CmdError::bad("No mailbox selected"))?;
         let uids = view_uids(sel);
+        let mailbox = sel.id;
         let saved = self.saved_search.clone();
+        let store: Arc<dyn MetaStore> = self.shared.store.clone();
         let blobs: Arc<dyn BlobStore> = self.shared.blobs.clone();
         let key = cmd.key.clone();
         let charset = cmd.charset.clone();
-        let store: Arc<dyn MetaStore> = self.shared.store.clone();
-        let mailbox = sel.id;
-        let with_modseq = uses_modseq(&cmd.key);
-        let (uids, idxs, max_modseq) = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let scope = Scope {
                 store: &*store,
                 blobs: &*blobs,
@@ -1042,22 +1058,49 @@ impl Session {
                 index: true,
             };
             let idxs = run(&uids, &key, charset.as_deref(), saved.as_deref(), &scope)?;
-            // RFC 7162 3.1.5: the highest modseq of the matches, from the store.
-            let max_modseq = if with_modseq && !idxs.is_empty() {
-                let found: Vec<Uid> = idxs.iter().map(|&i| uids[i]).collect();
-                store
-                    .search_meta(mailbox, Some(&found))
-                    .map_err(CmdError::from_store)?
-                    .iter()
-                    .map(|m| m.modseq)
-                    .max()
-            } else {
-                None
-            };
-            Ok::<_, CmdError>((uids, idxs, max_modseq))
+            then(Searched {
+                store,
+                blobs,
+                mailbox,
+                uids,
+                idxs,
+            })
         })
         .await
-        .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))??;
+        .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))?
+    }
+
+    pub(crate) async fn cmd_search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        cmd: &SearchCommand,
+    ) -> CmdResult {
+        let with_modseq = uses_modseq(&cmd.key);
+        let (uids, idxs, max_modseq) = self
+            .search_then(cmd, move |found| {
+                let Searched {
+                    store,
+                    mailbox,
+                    uids,
+                    idxs,
+                    ..
+                } = found;
+                // RFC 7162 3.1.5: the highest modseq of the matches, from the store.
+                let max_modseq = if with_modseq && !idxs.is_empty() {
+                    let matched: Vec<Uid> = idxs.iter().map(|&i| uids[i]).collect();
+                    store
+                        .search_meta(mailbox, Some(&matched))
+                        .map_err(CmdError::from_store)?
+                        .iter()
+                        .map(|m| m.modseq)
+                        .max()
+                } else {
+                    None
+                };
+                Ok((uids, idxs, max_modseq))
+            })
+            .await?;
         if uses_modseq(&cmd.key) {
             self.condstore = true;
         }

@@ -9,26 +9,10 @@ pub(crate) fn search(p: &mut Parser, uid: bool) -> Result<Command, ParseError> {
     if !p.eat(b' ') {
         return Err(p.err("Missing search criteria"));
     }
-    let mut return_opts = None;
     let mut charset = None;
-    if p.peek_bytes(b"RETURN ") {
-        p.keyword("RETURN")?;
-        p.sp_after("RETURN")?;
-        let opts = p.paren_list("SEARCH return options", true, |p| {
-            let name = p.keyword("SEARCH return option")?;
-            Ok(match name.as_str() {
-                "MIN" => SearchReturnOpt::Min,
-                "MAX" => SearchReturnOpt::Max,
-                "ALL" => SearchReturnOpt::All,
-                "COUNT" => SearchReturnOpt::Count,
-                "SAVE" => SearchReturnOpt::Save,
-                _ => return Err(p.err(format!("Unknown SEARCH return option {name}"))),
-            })
-        })?;
-        return_opts = Some(opts);
-        if !p.eat(b' ') {
-            return Err(p.err("Missing search criteria"));
-        }
+    let return_opts = return_options(p, "SEARCH", true)?;
+    if return_opts.is_some() && !p.eat(b' ') {
+        return Err(p.err("Missing search criteria"));
     }
     if p.peek_bytes(b"CHARSET ") {
         p.keyword("CHARSET")?;
@@ -39,15 +23,7 @@ pub(crate) fn search(p: &mut Parser, uid: bool) -> Result<Command, ParseError> {
             return Err(p.err("Missing search criteria"));
         }
     }
-    let mut keys = vec![search_key(p)?];
-    while p.eat(b' ') {
-        keys.push(search_key(p)?);
-    }
-    let key = if keys.len() == 1 {
-        keys.pop().unwrap_or(SearchKey::All)
-    } else {
-        SearchKey::And(keys)
-    };
+    let key = search_keys(p)?;
     Ok(Command::Search {
         uid,
         search: SearchCommand {
@@ -55,6 +31,45 @@ pub(crate) fn search(p: &mut Parser, uid: bool) -> Result<Command, ParseError> {
             return_opts,
             key,
         },
+    })
+}
+
+/// The optional `RETURN (...)` of SEARCH (RFC 4731, SAVE from RFC 5182) or
+/// SORT (RFC 5267, no SAVE); `RETURN ()` gives `Some(vec![])`.
+pub(super) fn return_options(
+    p: &mut Parser,
+    cmd: &str,
+    allow_save: bool,
+) -> Result<Option<Vec<SearchReturnOpt>>, ParseError> {
+    if !p.peek_bytes(b"RETURN ") {
+        return Ok(None);
+    }
+    p.keyword("RETURN")?;
+    p.sp_after("RETURN")?;
+    let opts = p.paren_list(&format!("{cmd} return options"), true, |p| {
+        let name = p.keyword(&format!("{cmd} return option"))?;
+        Ok(match name.as_str() {
+            "MIN" => SearchReturnOpt::Min,
+            "MAX" => SearchReturnOpt::Max,
+            "ALL" => SearchReturnOpt::All,
+            "COUNT" => SearchReturnOpt::Count,
+            "SAVE" if allow_save => SearchReturnOpt::Save,
+            _ => return Err(p.err(format!("Unknown {cmd} return option {name}"))),
+        })
+    })?;
+    Ok(Some(opts))
+}
+
+/// `search-key *(SP search-key)`: one key, or the AND of several.
+pub(super) fn search_keys(p: &mut Parser) -> Result<SearchKey, ParseError> {
+    let mut keys = vec![search_key(p)?];
+    while p.eat(b' ') {
+        keys.push(search_key(p)?);
+    }
+    Ok(if keys.len() == 1 {
+        keys.pop().unwrap_or(SearchKey::All)
+    } else {
+        SearchKey::And(keys)
     })
 }
 

@@ -2,10 +2,9 @@
 //! (RFC 5267) and THREAD (RFC 5256).
 
 use super::cursor::Parser;
-use super::search::search_key;
+use super::search::{return_options, search_keys};
 use crate::types::{
-    Command, ParseError, SearchCommand, SearchKey, SearchReturnOpt, SortCriterion, SortKey,
-    ThreadAlgorithm,
+    Command, ParseError, SearchCommand, SearchKey, SortCriterion, SortKey, ThreadAlgorithm,
 };
 
 /// `charset 1*(SP search-key)` after the SP that follows the criteria/algorithm.
@@ -15,36 +14,14 @@ fn charset_and_keys(p: &mut Parser, cmd: &str) -> Result<(String, SearchKey), Pa
     if !p.eat(b' ') {
         return Err(p.err(format!("Missing {cmd} search criteria")));
     }
-    let mut keys = vec![search_key(p)?];
-    while p.eat(b' ') {
-        keys.push(search_key(p)?);
-    }
-    let key = if keys.len() == 1 {
-        keys.pop().unwrap_or(SearchKey::All)
-    } else {
-        SearchKey::And(keys)
-    };
-    Ok((charset, key))
+    Ok((charset, search_keys(p)?))
 }
 
 /// `SORT [SP "RETURN" SP "(" [opts] ")"] SP "(" sort-criteria ")" SP charset 1*(SP search-key)`.
 pub(crate) fn sort(p: &mut Parser, uid: bool) -> Result<Command, ParseError> {
     p.sp_after("SORT")?;
-    let mut return_opts = None;
-    if p.peek_bytes(b"RETURN ") {
-        p.keyword("RETURN")?;
-        p.sp_after("RETURN")?;
-        let opts = p.paren_list("SORT return options", true, |p| {
-            let name = p.keyword("SORT return option")?;
-            Ok(match name.as_str() {
-                "MIN" => SearchReturnOpt::Min,
-                "MAX" => SearchReturnOpt::Max,
-                "ALL" => SearchReturnOpt::All,
-                "COUNT" => SearchReturnOpt::Count,
-                _ => return Err(p.err(format!("Unknown SORT return option {name}"))),
-            })
-        })?;
-        return_opts = Some(opts);
+    let return_opts = return_options(p, "SORT", false)?;
+    if return_opts.is_some() {
         p.sp_after("SORT return options")?;
     }
     let mut criteria: Vec<SortCriterion> = Vec::new();

@@ -15,7 +15,8 @@ use pillarbox_proto::types::{SearchCommand, SearchReturnOpt, SortCriterion, Sort
 use pillarbox_store::{BlobStore, MailboxId, MetaStore, Uid};
 
 use super::{CmdError, CmdResult, Done};
-use crate::search::{mailbox_keys, KeyRow, MailboxKeys, Scope};
+use crate::search::Searched;
+use crate::search::{mailbox_keys, KeyRow, MailboxKeys};
 use crate::session::Session;
 
 // ---------------------------------------------------------------- base subject (RFC 5256 2.1)
@@ -284,19 +285,7 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 /// zone-adjusted). Only when `crate::search::header_date` accepts it too.
 pub(crate) fn header_datetime(value: &str) -> Option<i64> {
     let date = crate::search::header_date(value)?;
-    let cleaned: String = {
-        let mut out = String::new();
-        let mut depth = 0usize;
-        for c in value.chars() {
-            match c {
-                '(' => depth += 1,
-                ')' if depth > 0 => depth -= 1,
-                _ if depth == 0 => out.push(c),
-                _ => {}
-            }
-        }
-        out
-    };
+    let cleaned = crate::search::strip_comments(value);
     let tokens: Vec<&str> = cleaned.split_whitespace().collect();
     // The time is the first token with ':'; the zone follows it.
     let ti = tokens.iter().position(|t| t.contains(':'))?;
@@ -543,12 +532,6 @@ fn warm_keys(
     });
 }
 
-/// The sequence-ordered UIDs of the selected mailbox: all SORT takes from
-/// the session's view (keys are read from the store by UID).
-fn view_uids(sel: &crate::view::SelectedMailbox) -> Vec<Uid> {
-    sel.messages.iter().map(|m| m.uid).collect()
-}
-
 impl Session {
     pub(crate) async fn cmd_sort(
         &mut self,
@@ -557,44 +540,32 @@ impl Session {
         criteria: &[SortCriterion],
         cmd: &SearchCommand,
     ) -> CmdResult {
-        let sel = self
-            .selected
-            .as_ref()
-            .ok_or_else(|| CmdError::bad("No mailbox selected"))?;
-        let uids = view_uids(sel);
-        let mailbox = sel.id;
-        let saved = self.saved_search.clone();
-        let blobs: Arc<dyn BlobStore> = self.shared.blobs.clone();
-        let store: Arc<dyn MetaStore> = self.shared.store.clone();
-        let key = cmd.key.clone();
-        let charset = cmd.charset.clone();
         let criteria = criteria.to_vec();
-        let nums = tokio::task::spawn_blocking(move || -> Result<Vec<u32>, CmdError> {
-            let scope = Scope {
-                store: &*store,
-                blobs: &*blobs,
-                mailbox,
-                index: true,
-            };
-            let idxs =
-                crate::search::run(&uids, &key, charset.as_deref(), saved.as_deref(), &scope)?;
-            let sorted = match sort_numeric(&*store, mailbox, &uids, &idxs, &criteria)? {
-                Some(sorted) => {
-                    warm_keys(store.clone(), blobs.clone(), mailbox, uids.len());
-                    sorted
-                }
-                None => {
-                    let keys = shared_keys(&store, &*blobs, mailbox, uids.len())?;
-                    sort_indexes(&uids, &idxs, &keys, &criteria)
-                }
-            };
-            Ok(sorted
-                .into_iter()
-                .map(|i| if uid { uids[i] } else { i as u32 + 1 })
-                .collect())
-        })
-        .await
-        .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))??;
+        let nums = self
+            .search_then(cmd, move |found| -> Result<Vec<u32>, CmdError> {
+                let Searched {
+                    store,
+                    blobs,
+                    mailbox,
+                    uids,
+                    idxs,
+                } = found;
+                let sorted = match sort_numeric(&*store, mailbox, &uids, &idxs, &criteria)? {
+                    Some(sorted) => {
+                        warm_keys(store.clone(), blobs.clone(), mailbox, uids.len());
+                        sorted
+                    }
+                    None => {
+                        let keys = shared_keys(&store, &*blobs, mailbox, uids.len())?;
+                        sort_indexes(&uids, &idxs, &keys, &criteria)
+                    }
+                };
+                Ok(sorted
+                    .into_iter()
+                    .map(|i| if uid { uids[i] } else { i as u32 + 1 })
+                    .collect())
+            })
+            .await?;
         let Some(opts) = &cmd.return_opts else {
             let mut line = b"* SORT".to_vec();
             line.reserve(nums.len() * 7);

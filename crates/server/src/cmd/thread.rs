@@ -14,10 +14,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use pillarbox_proto::types::{SearchCommand, ThreadAlgorithm};
-use pillarbox_store::{BlobStore, MetaStore, Uid};
 
 use super::{CmdError, CmdResult, Done};
-use crate::search::{MailboxKeys, Scope};
+use crate::search::MailboxKeys;
+use crate::search::Searched;
 use crate::session::Session;
 
 /// "No value" for an interned id (empty Message-ID, empty base subject) and
@@ -514,12 +514,6 @@ pub(crate) fn references(
     f.render(&out_roots)
 }
 
-/// The sequence-ordered UIDs of the selected mailbox: all THREAD takes from
-/// the session's view (keys are read from the store by UID).
-fn view_uids(sel: &crate::view::SelectedMailbox) -> Vec<Uid> {
-    sel.messages.iter().map(|m| m.uid).collect()
-}
-
 impl Session {
     pub(crate) async fn cmd_thread(
         &mut self,
@@ -527,80 +521,68 @@ impl Session {
         algorithm: ThreadAlgorithm,
         cmd: &SearchCommand,
     ) -> CmdResult {
-        let sel = self
-            .selected
-            .as_ref()
-            .ok_or_else(|| CmdError::bad("No mailbox selected"))?;
-        let uids = view_uids(sel);
-        let mailbox = sel.id;
-        let saved = self.saved_search.clone();
-        let blobs: Arc<dyn BlobStore> = self.shared.blobs.clone();
-        let store: Arc<dyn MetaStore> = self.shared.store.clone();
-        let key = cmd.key.clone();
-        let charset = cmd.charset.clone();
-        let line = tokio::task::spawn_blocking(move || -> Result<String, CmdError> {
-            let scope = Scope {
-                store: &*store,
-                blobs: &*blobs,
-                mailbox,
-                index: true,
-            };
-            let idxs =
-                crate::search::run(&uids, &key, charset.as_deref(), saved.as_deref(), &scope)?;
-            let keys = crate::cmd::sort::shared_keys(&store, &*blobs, mailbox, uids.len())?;
-            let index = ThreadIndex::of(&keys);
-            let rows = keys.rows();
-            // The view's UIDs ascend, like the rows: walk both, searching
-            // ahead only past rows the view does not have.
-            let mut at = 0usize;
-            let msgs: Vec<ThreadMsg> = idxs
-                .iter()
-                .map(|&i| {
-                    let u = uids[i];
-                    let num = if uid { u } else { i as u32 + 1 };
-                    let row = if rows.get(at).is_some_and(|r| r.uid == u) {
-                        Some(at)
-                    } else {
-                        rows.binary_search_by_key(&u, |r| r.uid).ok()
-                    };
-                    match row {
-                        Some(j) => {
-                            at = j + 1;
-                            let refs = &index.refs
-                                [index.refs_at[j] as usize..index.refs_at[j + 1] as usize];
-                            ThreadMsg {
-                                num,
-                                date: rows[j].date,
-                                seq: i,
-                                id: index.msg_id[j],
-                                refs,
-                                subject: index.subject[j],
-                                reply: rows[j].reply,
+        let line = self
+            .search_then(cmd, move |found| -> Result<String, CmdError> {
+                let Searched {
+                    store,
+                    blobs,
+                    mailbox,
+                    uids,
+                    idxs,
+                } = found;
+                let keys = crate::cmd::sort::shared_keys(&store, &*blobs, mailbox, uids.len())?;
+                let index = ThreadIndex::of(&keys);
+                let rows = keys.rows();
+                // The view's UIDs ascend, like the rows: walk both, searching
+                // ahead only past rows the view does not have.
+                let mut at = 0usize;
+                let msgs: Vec<ThreadMsg> = idxs
+                    .iter()
+                    .map(|&i| {
+                        let u = uids[i];
+                        let num = if uid { u } else { i as u32 + 1 };
+                        let row = if rows.get(at).is_some_and(|r| r.uid == u) {
+                            Some(at)
+                        } else {
+                            rows.binary_search_by_key(&u, |r| r.uid).ok()
+                        };
+                        match row {
+                            Some(j) => {
+                                at = j + 1;
+                                let refs = &index.refs
+                                    [index.refs_at[j] as usize..index.refs_at[j + 1] as usize];
+                                ThreadMsg {
+                                    num,
+                                    date: rows[j].date,
+                                    seq: i,
+                                    id: index.msg_id[j],
+                                    refs,
+                                    subject: index.subject[j],
+                                    reply: rows[j].reply,
+                                }
                             }
+                            // No longer in the store: an empty row.
+                            None => ThreadMsg {
+                                num,
+                                date: 0,
+                                seq: i,
+                                id: NONE,
+                                refs: &[],
+                                subject: NONE,
+                                reply: false,
+                            },
                         }
-                        // No longer in the store: an empty row.
-                        None => ThreadMsg {
-                            num,
-                            date: 0,
-                            seq: i,
-                            id: NONE,
-                            refs: &[],
-                            subject: NONE,
-                            reply: false,
-                        },
+                    })
+                    .collect();
+                Ok(match algorithm {
+                    ThreadAlgorithm::OrderedSubject => ordered_subject(&msgs),
+                    ThreadAlgorithm::References => {
+                        references(&msgs, index.n_ids, index.n_subjects, false)
                     }
+                    ThreadAlgorithm::Refs => references(&msgs, index.n_ids, index.n_subjects, true),
                 })
-                .collect();
-            Ok(match algorithm {
-                ThreadAlgorithm::OrderedSubject => ordered_subject(&msgs),
-                ThreadAlgorithm::References => {
-                    references(&msgs, index.n_ids, index.n_subjects, false)
-                }
-                ThreadAlgorithm::Refs => references(&msgs, index.n_ids, index.n_subjects, true),
             })
-        })
-        .await
-        .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))??;
+            .await?;
         let mut out = b"* THREAD".to_vec();
         if !line.is_empty() {
             out.push(b' ');
