@@ -50,35 +50,9 @@ say "build (release)"
 LOADGEN=$BIN/pillarbox-loadgen
 PILLARBOX=$BIN/pillarbox
 
-if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
-    say "installing dovecot-imapd"
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-imapd
-fi
-DOVECOT=$(command -v dovecot || echo /usr/sbin/dovecot)
-
+# shellcheck source=../common.sh
+. "$ROOT/benches/common.sh"
 ulimit -n "$(ulimit -Hn)" || true
-
-WORK=$(mktemp -d)
-chmod 755 "$WORK" # Dovecot's unprivileged processes need to traverse it
-PB_PID=""
-DC_PID=""
-cleanup() {
-    set +e
-    if [ -n "$PB_PID" ]; then kill "$PB_PID" 2>/dev/null; wait "$PB_PID" 2>/dev/null; fi
-    if [ -n "$DC_PID" ]; then kill "$DC_PID" 2>/dev/null; wait "$DC_PID" 2>/dev/null; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-wait_port() {
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "port $1 did not open" >&2
-    return 1
-}
 
 # Accounts: same names and passwords on both servers.
 USERFILE=$WORK/users.txt
