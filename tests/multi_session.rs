@@ -170,10 +170,21 @@ async fn sequence_numbers_stay_consistent_under_concurrent_changes() {
     s.stop().await;
 }
 
-/// IDLE hibernates the session's view; after DONE every attribute is served
-/// again and flags announced during IDLE are the ones reported.
+/// A short IDLE keeps the session's view; after DONE every attribute is
+/// served and flags announced during IDLE are the ones reported.
 #[tokio::test]
-async fn view_is_complete_after_idle() {
+async fn view_is_complete_after_short_idle() {
+    view_is_complete_after_idle(Duration::ZERO).await;
+}
+
+/// An IDLE longer than the hibernation delay (2 s) hibernates the view and
+/// pushes from the hibernated form; DONE rebuilds it, with the same result.
+#[tokio::test]
+async fn view_is_complete_after_hibernated_idle() {
+    view_is_complete_after_idle(Duration::from_millis(2500)).await;
+}
+
+async fn view_is_complete_after_idle(pause: Duration) {
     let s = TestServer::start().await;
     let mut a = s.login().await;
     let mut b = s.login().await;
@@ -184,6 +195,7 @@ async fn view_is_complete_after_idle() {
     b.ok("SELECT INBOX").await;
     a.send_raw(b"i IDLE\r\n").await;
     a.read_line_timeout(TIMEOUT).await.unwrap();
+    tokio::time::sleep(pause).await;
     b.ok("STORE 1 +FLAGS ($Idle)").await;
     let l = a.read_line_timeout(Duration::from_secs(3)).await.unwrap();
     assert!(l.starts_with("* 1 FETCH (UID 1 FLAGS ($Idle))"), "{l}");
@@ -192,10 +204,17 @@ async fn view_is_complete_after_idle() {
         a.read_line_timeout(Duration::from_secs(3)).await.unwrap(),
         "* 3 EXISTS\r\n"
     );
+    b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)").await;
+    b.ok("EXPUNGE").await;
+    let mut l = a.read_line_timeout(Duration::from_secs(3)).await.unwrap();
+    if l.starts_with("* 2 FETCH") {
+        l = a.read_line_timeout(Duration::from_secs(3)).await.unwrap();
+    }
+    assert_eq!(l, "* 2 EXPUNGE\r\n");
     a.send_raw(b"DONE\r\n").await;
     let r = a.read_until_tagged("i").await;
     assert!(r.tagged.starts_with("OK"));
-    let r = a.ok("FETCH 1:3 (FLAGS RFC822.SIZE)").await;
+    let r = a.ok("FETCH 1:2 (FLAGS RFC822.SIZE)").await;
     assert!(
         r.has(&format!(
             "* 1 FETCH (FLAGS ($Idle) RFC822.SIZE {})",
@@ -204,9 +223,10 @@ async fn view_is_complete_after_idle() {
         "{}",
         r.text()
     );
-    assert_eq!(r.lines_starting("* ").len(), 3, "{}", r.text());
-    let r = a.ok("FETCH 1 BODY.PEEK[TEXT]").await;
+    assert_eq!(r.lines_starting("* ").len(), 2, "{}", r.text());
+    let r = a.ok("FETCH 1:2 BODY.PEEK[TEXT]").await;
     assert!(r.has("body after idle"));
+    assert!(r.text().contains("* 2 FETCH (BODY[TEXT] {"), "{}", r.text());
     // Nothing is announced twice.
     let r = a.ok("NOOP").await;
     assert!(r.untagged.is_empty(), "{}", r.text());

@@ -137,6 +137,92 @@ async fn read_chunk(mut reader: BlobReader, n: usize) -> std::io::Result<(BlobRe
     .map_err(std::io::Error::other)?
 }
 
+/// A batch of at most this many messages, holding at most this many message
+/// bytes, is loaded on the session's own thread (see `load_batch`).
+const INLINE_LOAD_MESSAGES: usize = 32;
+const INLINE_LOAD_BYTES: u64 = 256 << 10;
+
+/// Reads what FETCH needs of `metas` (see `Session::load_batch`): the
+/// summaries in one store transaction, the bytes from the blob store.
+fn load_messages(
+    store: &dyn pillarbox_store::MetaStore,
+    blobs: &dyn pillarbox_store::BlobStore,
+    mailbox: i64,
+    metas: Vec<MessageMeta>,
+    raw: Option<Option<u64>>,
+    summary: bool,
+) -> Result<Vec<(u32, Loaded)>, String> {
+    let empty = || Loaded {
+        raw: None,
+        summary: None,
+        streamed: false,
+    };
+    if raw.is_none() && !summary {
+        return Ok(metas.iter().map(|m| (m.uid, empty())).collect());
+    }
+    // Expunged by another session before this one could know more than its
+    // UID and flags (see `view::rehydrate`): nothing to load.
+    let present = |m: &MessageMeta| !m.blob.0.is_empty();
+    let streamed = |m: &MessageMeta| matches!(raw, Some(Some(limit)) if m.size > limit);
+    let summary_uids: Vec<u32> = metas
+        .iter()
+        .filter(|m| present(m) && (summary || streamed(m)))
+        .map(|m| m.uid)
+        .collect();
+    let mut summaries = if summary_uids.is_empty() {
+        Vec::new()
+    } else {
+        store
+            .summaries(mailbox, &summary_uids)
+            .map_err(|e| format!("messages of mailbox {mailbox}: {e}"))?
+    }
+    .into_iter();
+    let mut out = Vec::with_capacity(metas.len());
+    for meta in metas {
+        let uid = meta.uid;
+        if !present(&meta) {
+            out.push((uid, empty()));
+            continue;
+        }
+        let streamed = streamed(&meta);
+        let raw_bytes = if raw.is_some() && !streamed {
+            Some(
+                blobs
+                    .get(&meta.blob)
+                    .map_err(|e| format!("message {uid}: {e}"))?,
+            )
+        } else {
+            None
+        };
+        let summary = if summary || streamed {
+            let stored = summaries.next().flatten();
+            match stored.as_deref().and_then(Summary::from_bytes) {
+                Some(s) => Some(s),
+                // A summary that cannot be read (written by an older version, or
+                // lost) is rebuilt from the message rather than failing the FETCH.
+                None => {
+                    let raw = match &raw_bytes {
+                        Some(r) => Cow::Borrowed(r.as_slice()),
+                        None => Cow::Owned(blobs.get(&meta.blob).map_err(|e| e.to_string())?),
+                    };
+                    Some(Summary::parse(&raw))
+                }
+            }
+        } else {
+            None
+        };
+        out.push((
+            uid,
+            Loaded {
+                raw: raw_bytes,
+                summary,
+                streamed,
+            },
+        ));
+    }
+    Ok(out)
+}
+
 struct Loaded {
     /// The message was too large to load: its sections are streamed.
     streamed: bool,
@@ -507,9 +593,12 @@ impl Session {
         }
     }
 
-    /// Loads the stored bytes and/or summaries of several messages in one
-    /// blocking call. `raw`: None = no bytes; Some(None) = always; Some(Some(n))
-    /// = only for messages of at most n bytes (larger ones are streamed).
+    /// Loads the stored bytes and/or summaries of several messages. `raw`:
+    /// None = no bytes; Some(None) = always; Some(Some(n)) = only for messages
+    /// of at most n bytes (larger ones are streamed). A small batch (summaries
+    /// only, or little message data) is read on the current thread: a trip to
+    /// the blocking pool costs more than those reads (two thread wake-ups);
+    /// anything larger goes to the blocking pool.
     async fn load_batch(
         &self,
         mailbox: i64,
@@ -517,70 +606,25 @@ impl Session {
         raw: Option<Option<u64>>,
         summary: bool,
     ) -> Result<Vec<(u32, Loaded)>, CmdError> {
-        let empty = || Loaded {
-            raw: None,
-            summary: None,
-            streamed: false,
-        };
-        if raw.is_none() && !summary {
-            return Ok(metas.iter().map(|m| (m.uid, empty())).collect());
-        }
         let blobs = self.shared.blobs.clone();
         let store = self.shared.store.clone();
-        let r = tokio::task::spawn_blocking(move || -> Result<Vec<(u32, Loaded)>, String> {
-            let mut out = Vec::with_capacity(metas.len());
-            for meta in metas {
-                let uid = meta.uid;
-                if meta.blob.0.is_empty() {
-                    // Expunged by another session before this one could know
-                    // more than its UID and flags (see `view::rehydrate`).
-                    out.push((uid, empty()));
-                    continue;
-                }
-                let streamed = matches!(raw, Some(Some(limit)) if meta.size > limit);
-                let raw_bytes = if raw.is_some() && !streamed {
-                    Some(
-                        blobs
-                            .get(&meta.blob)
-                            .map_err(|e| format!("message {uid}: {e}"))?,
-                    )
-                } else {
-                    None
-                };
-                let summary = if summary || streamed {
-                    let bytes = store
-                        .summary(mailbox, uid)
-                        .map_err(|e| format!("message {uid}: {e}"))?;
-                    match bytes.as_deref().and_then(Summary::from_bytes) {
-                        Some(s) => Some(s),
-                        // A summary that cannot be read (written by an older version, or
-                        // lost) is rebuilt from the message rather than failing the FETCH.
-                        None => {
-                            let raw = match &raw_bytes {
-                                Some(r) => Cow::Borrowed(r.as_slice()),
-                                None => {
-                                    Cow::Owned(blobs.get(&meta.blob).map_err(|e| e.to_string())?)
-                                }
-                            };
-                            Some(Summary::parse(&raw))
-                        }
-                    }
-                } else {
-                    None
-                };
-                out.push((
-                    uid,
-                    Loaded {
-                        raw: raw_bytes,
-                        summary,
-                        streamed,
-                    },
-                ));
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))?;
+        let raw_bytes: u64 = match raw {
+            None => 0,
+            Some(limit) => metas
+                .iter()
+                .filter(|m| limit.is_none_or(|l| m.size <= l))
+                .map(|m| m.size)
+                .sum(),
+        };
+        let r = if metas.len() <= INLINE_LOAD_MESSAGES && raw_bytes <= INLINE_LOAD_BYTES {
+            load_messages(&*store, &*blobs, mailbox, metas, raw, summary)
+        } else {
+            tokio::task::spawn_blocking(move || {
+                load_messages(&*store, &*blobs, mailbox, metas, raw, summary)
+            })
+            .await
+            .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))?
+        };
         r.map_err(|e| {
             tracing::error!("cannot load messages: {e}");
             CmdError::no_code("UNAVAILABLE", "Can't read the message; try again later")

@@ -461,6 +461,21 @@ impl Session {
     /// blocking pool costs more than such a query (tens of microseconds, a
     /// WAL reader never waits for the writer); anything that may touch many
     /// rows, write, or wait for a lock uses [`Session::db`].
+    /// A read that is small when `small` (e.g. the snapshot of a mailbox with
+    /// few messages): on the current thread, like [`Session::db_quick`];
+    /// otherwise on the blocking pool.
+    pub(crate) async fn db_read<T, F>(&self, small: bool, f: F) -> Result<T, CmdError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn MetaStore) -> pillarbox_store::Result<T> + Send + 'static,
+    {
+        if small {
+            self.db_quick(f)
+        } else {
+            self.db(f).await
+        }
+    }
+
     pub(crate) fn db_quick<T>(
         &self,
         f: impl FnOnce(&dyn MetaStore) -> pillarbox_store::Result<T>,

@@ -11,6 +11,11 @@
 use pillarbox_proto::types::{SeqNum, SequenceSet};
 use pillarbox_store::{MailboxChanges, MailboxId, MessageMeta, ModSeq, Uid};
 
+/// A mailbox whose UIDNEXT is at most this is read whole (SELECT, the end
+/// of a hibernated IDLE) on the session's own thread: such a read takes less
+/// than the hand-off to the blocking pool. Larger ones go to the pool.
+pub(crate) const SMALL_SNAPSHOT: u32 = 2000;
+
 pub(crate) struct SelectedMailbox {
     pub id: MailboxId,
     pub read_only: bool,

@@ -308,7 +308,12 @@ pub trait MetaStore: Send + Sync {
         remove_source: bool,
     ) -> Result<CopyResult>;
     /// The stored MIME summary of a message.
-    fn summary(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<Vec<u8>>>;
+    fn summary(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<Vec<u8>>> {
+        Ok(self.summaries(mailbox, &[uid])?.pop().flatten())
+    }
+    /// The stored MIME summaries of several messages, in the order of `uids`,
+    /// read in one transaction.
+    fn summaries(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Option<Vec<u8>>>>;
     fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus>;
 
     // ---- search index (see `sqlite::fts`). Defaults: no index, callers fall back to scans.

@@ -47,8 +47,14 @@ mod tests;
 
 /// How long a writer waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Idle reader connections kept for reuse (more are opened on demand).
-const MAX_IDLE_READERS: usize = 8;
+/// Idle reader connections kept for reuse (more are opened on demand). As
+/// many as the server runs store calls at once: opening and closing a
+/// connection (schema parse, file mapping) costs far more than a query.
+const MAX_IDLE_READERS: usize = 64;
+/// The database file grows in steps of this size, so that the memory map
+/// every connection holds is not remapped (and re-faulted) at each checkpoint
+/// that adds a page.
+const FILE_CHUNK_BYTES: i32 = 8 << 20;
 /// Up to this many UIDs are looked up one by one; more use one range scan.
 const POINT_LOOKUP_MAX: usize = 64;
 
@@ -88,6 +94,7 @@ impl SqliteStore {
         // Commits are made durable by `sync_wal` after the write lock is
         // released (see the module docs).
         writer.execute_batch("PRAGMA synchronous = NORMAL")?;
+        set_chunk_size(&writer, FILE_CHUNK_BYTES)?;
         // Switching to WAL is persistent in the file; every opener asks anyway.
         let mode: String = writer.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -185,12 +192,34 @@ fn open_connection(path: &Path, reader: bool) -> Result<Connection> {
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
-         PRAGMA journal_size_limit = 67108864;",
+         PRAGMA journal_size_limit = 67108864;
+         PRAGMA mmap_size = 17179869184;",
     )?;
     if reader {
         conn.execute_batch("PRAGMA query_only = ON;")?;
     }
     Ok(conn)
+}
+
+/// `SQLITE_FCNTL_CHUNK_SIZE` on the main database file.
+fn set_chunk_size(conn: &Connection, bytes: i32) -> Result<()> {
+    let mut v: std::os::raw::c_int = bytes;
+    // SAFETY: the handle is a live connection owned by `conn`; the file
+    // control reads one int through the pointer during the call only.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_CHUNK_SIZE,
+            (&mut v as *mut std::os::raw::c_int).cast(),
+        )
+    };
+    if rc != rusqlite::ffi::SQLITE_OK {
+        return Err(StoreError::Other(format!(
+            "cannot set the file chunk size (code {rc})"
+        )));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- conversions
@@ -1037,12 +1066,18 @@ impl MetaStore for SqliteStore {
         self.write(|tx| copy_in(tx, src, dst, uids, remove_source))
     }
 
-    fn summary(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<Vec<u8>>> {
+    fn summaries(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Option<Vec<u8>>>> {
         self.read(|tx| {
-            Ok(tx
-                .prepare_cached("SELECT summary FROM messages WHERE mailbox = ?1 AND uid = ?2")?
-                .query_row(params![mailbox, i64::from(uid)], |r| r.get(0))
-                .optional()?)
+            let mut stmt =
+                tx.prepare_cached("SELECT summary FROM messages WHERE mailbox = ?1 AND uid = ?2")?;
+            let mut out = Vec::with_capacity(uids.len());
+            for &uid in uids {
+                out.push(
+                    stmt.query_row(params![mailbox, i64::from(uid)], |r| r.get(0))
+                        .optional()?,
+                );
+            }
+            Ok(out)
         })
     }
 

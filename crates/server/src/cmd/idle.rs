@@ -8,6 +8,10 @@ use crate::conn::Line;
 
 /// Read buffer while idling: `DONE` and a little slack.
 const IDLE_READ_CAPACITY: usize = 64;
+/// A session idle this long hibernates (see `view`): shorter IDLEs (clients
+/// that re-issue IDLE after every change, or leave it to send a command) do
+/// not pay for rebuilding the full view from the store.
+const HIBERNATE_AFTER: Duration = Duration::from_secs(2);
 use crate::session::Session;
 
 impl Session {
@@ -24,14 +28,20 @@ impl Session {
             None => self.shared.bus.subscribe(),
         };
         let max = self.shared.config.limits.max_line_length;
-        // Idle sessions keep only what pushing changes needs.
-        if let Some(sel) = self.selected.as_mut() {
-            sel.hibernate(self.condstore);
-        }
-        self.out = Vec::new();
-        self.conn.set_read_capacity(IDLE_READ_CAPACITY);
+        let hibernate = tokio::time::sleep(HIBERNATE_AFTER);
+        tokio::pin!(hibernate);
+        let mut hibernated = false;
         let keep = loop {
             tokio::select! {
+                // Idle sessions keep only what pushing changes needs.
+                _ = &mut hibernate, if !hibernated => {
+                    hibernated = true;
+                    if let Some(sel) = self.selected.as_mut() {
+                        sel.hibernate(self.condstore);
+                    }
+                    self.out = Vec::new();
+                    self.conn.set_read_capacity(IDLE_READ_CAPACITY);
+                }
                 line = self.conn.read_line(max) => match line {
                     Ok(Line::Text(l)) if l.eq_ignore_ascii_case(b"DONE") => {
                         self.tagged(tag, "OK", None, "Idle completed");
@@ -61,7 +71,9 @@ impl Session {
             }
         };
         self.changes = Some(rx);
-        self.conn.set_read_capacity(crate::conn::READ_CAPACITY);
+        if hibernated {
+            self.conn.set_read_capacity(crate::conn::READ_CAPACITY);
+        }
         if keep && self.rehydrate().await.is_err() {
             return false;
         }
@@ -77,7 +89,8 @@ impl Session {
             return Ok(());
         }
         let id = sel.id;
-        let (_, current) = self.db(move |s| s.snapshot(id)).await?;
+        let small = sel.uidnext <= crate::view::SMALL_SNAPSHOT;
+        let (_, current) = self.db_read(small, move |s| s.snapshot(id)).await?;
         if let Some(sel) = self.selected.as_mut() {
             sel.rehydrate(current);
         }

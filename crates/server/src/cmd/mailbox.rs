@@ -58,7 +58,9 @@ impl Session {
         }
         let info = self.find_mailbox(&name).await?;
         let id = info.id;
-        let (info, messages) = self.db(move |s| s.snapshot(id)).await?;
+        // UIDNEXT bounds the message count from above.
+        let small = info.uidnext <= crate::view::SMALL_SNAPSHOT;
+        let (info, messages) = self.db_read(small, move |s| s.snapshot(id)).await?;
         let mut keywords: Vec<&str> = messages
             .iter()
             .flat_map(|m| m.flags.iter())
