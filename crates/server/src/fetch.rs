@@ -290,7 +290,7 @@ impl Session {
             if !unseen.is_empty() {
                 let seen = vec!["\\Seen".to_string()];
                 let res = self
-                    .db(move |s| s.store_flags(mailbox, &unseen, FlagOp::Add, &seen, None))
+                    .store_flags(mailbox, unseen, FlagOp::Add, seen, None)
                     .await?;
                 if let Some(sel) = self.selected.as_mut() {
                     for (u, f, ms) in &res.updated {

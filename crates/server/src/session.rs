@@ -17,6 +17,10 @@ use crate::conn::{Connection, Line, Stream};
 use crate::view::SelectedMailbox;
 use crate::Shared;
 
+/// A STORE of at most this many messages may run on the session's thread
+/// (see `Session::store_flags`).
+const INLINE_STORE_UIDS: usize = 64;
+
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, implicit_tls: bool) {
     let mut shutdown = shared.shutdown.clone();
     loop {
@@ -461,6 +465,27 @@ impl Session {
     /// blocking pool costs more than such a query (tens of microseconds, a
     /// WAL reader never waits for the writer); anything that may touch many
     /// rows, write, or wait for a lock uses [`Session::db`].
+    /// STORE: on the current thread when it is small and the write lock is
+    /// free (a flag change commits without an fsync, see the store), else on
+    /// the blocking pool.
+    pub(crate) async fn store_flags(
+        &self,
+        mailbox: i64,
+        uids: Vec<u32>,
+        op: pillarbox_store::FlagOp,
+        flags: Vec<String>,
+        unchanged_since: Option<u64>,
+    ) -> Result<pillarbox_store::StoreFlagsResult, CmdError> {
+        if uids.len() <= INLINE_STORE_UIDS {
+            let store = &self.shared.store;
+            if let Some(r) = store.try_store_flags(mailbox, &uids, op, &flags, unchanged_since) {
+                return r.map_err(CmdError::from_store);
+            }
+        }
+        self.db(move |s| s.store_flags(mailbox, &uids, op, &flags, unchanged_since))
+            .await
+    }
+
     /// A read that is small when `small` (e.g. the snapshot of a mailbox with
     /// few messages): on the current thread, like [`Session::db_quick`];
     /// otherwise on the blocking pool.

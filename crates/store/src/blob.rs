@@ -121,10 +121,7 @@ impl FsBlobStore {
         src: &mut dyn Read,
         sync: bool,
     ) -> crate::Result<blake3::Hash> {
-        let dir = self.ensure_dir(id)?;
-        let tmp = dir.join(format!(".tmp.{}.{:016x}", id.0, rand::random::<u64>()));
-        let result = (|| -> crate::Result<blake3::Hash> {
-            let file = File::create(&tmp)?;
+        self.install(id, sync, |file| {
             let mut enc = zstd::stream::Encoder::new(file, ZSTD_LEVEL)?;
             let mut hasher = blake3::Hasher::new();
             let mut buf = vec![0u8; BUF_SIZE];
@@ -138,27 +135,45 @@ impl FsBlobStore {
                 hasher.update(&buf[..n]);
                 enc.write_all(&buf[..n])?;
             }
-            let file = enc.finish()?;
+            enc.finish()?;
+            let hash = hasher.finalize();
+            if hash.to_hex().as_str() != id.0 {
+                return Err(StoreError::Other(format!(
+                    "blob content changed while storing (expected {}, got {})",
+                    id.0,
+                    hash.to_hex()
+                )));
+            }
+            Ok(hash)
+        })
+    }
+
+    /// Writes a blob through `fill` into a temp file next to the final path,
+    /// fsyncs it if `sync`, and renames it into place (then fsyncs the
+    /// directory if `sync`). The temp file is removed if anything fails.
+    fn install<T>(
+        &self,
+        id: &BlobId,
+        sync: bool,
+        fill: impl FnOnce(&mut File) -> crate::Result<T>,
+    ) -> crate::Result<T> {
+        let dir = self.ensure_dir(id)?;
+        let tmp = dir.join(format!(".tmp.{}.{:016x}", id.0, rand::random::<u64>()));
+        let result = (|| -> crate::Result<T> {
+            let mut file = File::create(&tmp)?;
+            let out = fill(&mut file)?;
             if sync {
                 file.sync_all()?;
             }
-            Ok(hasher.finalize())
+            Ok(out)
         })();
-        let hash = match result {
-            Ok(h) => h,
+        let out = match result {
+            Ok(out) => out,
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
                 return Err(e);
             }
         };
-        if hash.to_hex().as_str() != id.0 {
-            let _ = fs::remove_file(&tmp);
-            return Err(StoreError::Other(format!(
-                "blob content changed while storing (expected {}, got {})",
-                id.0,
-                hash.to_hex()
-            )));
-        }
         let dst = dir.join(&id.0);
         if let Err(e) = fs::rename(&tmp, &dst) {
             let _ = fs::remove_file(&tmp);
@@ -167,7 +182,7 @@ impl FsBlobStore {
         if sync {
             sync_dir(&dir)?;
         }
-        Ok(hash)
+        Ok(out)
     }
 
     /// Flushes the file system holding the blobs (data and directory entries).
@@ -219,10 +234,28 @@ impl FsBlobStore {
         if self.path_of(&id)?.is_file() {
             return Ok(id);
         }
-        let mut src = data;
-        self.write_blob(&id, &mut src, sync)?;
+        let compressed = compress(data)?;
+        self.install(&id, sync, |file| Ok(file.write_all(&compressed)?))?;
         Ok(id)
     }
+}
+
+/// One zstd frame of `data`. Each thread keeps its compression context: creating
+/// one (and zeroing its tables) cost more than compressing a typical message.
+/// Compressing the whole input at once also lets zstd size its tables to it.
+fn compress(data: &[u8]) -> io::Result<Vec<u8>> {
+    thread_local! {
+        static CCTX: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    CCTX.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let c = match slot.as_mut() {
+            Some(c) => c,
+            None => slot.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+        };
+        c.compress(data)
+    })
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -296,6 +296,21 @@ pub trait MetaStore: Send + Sync {
         flags: &[String],
         unchanged_since: Option<ModSeq>,
     ) -> Result<StoreFlagsResult>;
+    /// Like [`MetaStore::store_flags`], but returns None without doing
+    /// anything when it would have to wait for another writer, so that a
+    /// caller can run it on a thread that must not block and fall back to
+    /// `store_flags` elsewhere.
+    fn try_store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> Option<Result<StoreFlagsResult>> {
+        let _ = (mailbox, uids, op, flags, unchanged_since);
+        None
+    }
     /// Expunges the given UIDs (those that exist); returns them ascending and the new modseq.
     fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<(Vec<Uid>, ModSeq)>;
     /// Copies (or moves, when `remove_source`) messages, keeping flags and internal

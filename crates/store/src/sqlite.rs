@@ -18,6 +18,11 @@
 //! changes are the one exception (`write_relaxed`): they skip the flush and
 //! are durable from the next flush or checkpoint on (as Dovecot's default
 //! `mail_fsync = optimized` does for its index).
+//!
+//! Checkpoints run on a background thread with its own connection
+//! (`PASSIVE`, whenever the WAL has grown past [`CHECKPOINT_WAL_FRAMES`]), not
+//! inside a writer's commit as SQLite's automatic checkpoint would: a
+//! checkpoint fsyncs, and a commit holds the write lock.
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -55,6 +60,11 @@ const MAX_IDLE_READERS: usize = 64;
 /// every connection holds is not remapped (and re-faulted) at each checkpoint
 /// that adds a page.
 const FILE_CHUNK_BYTES: i32 = 8 << 20;
+/// The background checkpointer copies the WAL into the database once it
+/// holds this many frames (SQLite's own automatic threshold)...
+const CHECKPOINT_WAL_FRAMES: i32 = 1000;
+/// ...looking at the count the writer's WAL hook left this often.
+const CHECKPOINT_POLL: Duration = Duration::from_millis(100);
 /// Up to this many UIDs are looked up one by one; more use one range scan.
 const POINT_LOOKUP_MAX: usize = 64;
 
@@ -70,12 +80,18 @@ pub const DEFAULT_MAILBOXES: [(&str, Option<&str>); 6] = [
 
 pub struct SqliteStore {
     path: PathBuf,
+    /// Declared before `_wal_frames`: the connection (whose WAL hook points
+    /// at it) is dropped first.
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     /// APPENDs waiting for the next group commit (see `append_indexed`).
     appends: Mutex<Vec<AppendJob>>,
     /// Coalesced fsyncs of the WAL after commits (see the module docs).
     wal_flush: crate::flush::FlushGroup,
+    /// Dropping it stops the checkpointer thread.
+    _checkpointer: std::sync::mpsc::Sender<()>,
+    /// Frames in the WAL after the writer's last commit (set by its WAL hook).
+    _wal_frames: std::sync::Arc<std::sync::atomic::AtomicI32>,
 }
 
 /// One APPEND waiting to be committed with others.
@@ -93,8 +109,12 @@ impl SqliteStore {
         let mut writer = open_connection(path, false)?;
         // Commits are made durable by `sync_wal` after the write lock is
         // released (see the module docs).
-        writer.execute_batch("PRAGMA synchronous = NORMAL")?;
+        // No automatic checkpoint in commits (the pragma also removes
+        // SQLite's own WAL hook); the hook below feeds the checkpointer.
+        writer.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")?;
         set_chunk_size(&writer, FILE_CHUNK_BYTES)?;
+        let wal_frames = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+        set_wal_hook(&writer, &wal_frames);
         // Switching to WAL is persistent in the file; every opener asks anyway.
         let mode: String = writer.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -113,6 +133,8 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             appends: Mutex::new(Vec::new()),
             wal_flush: Default::default(),
+            _checkpointer: spawn_checkpointer(path, wal_frames.clone())?,
+            _wal_frames: wal_frames,
         })
     }
 
@@ -132,6 +154,43 @@ impl SqliteStore {
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Like `write_relaxed`, but None (nothing done) if the write lock is
+    /// held by another thread of this process, instead of waiting for it.
+    fn try_write_relaxed<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Option<Result<T>> {
+        let mut conn = match self.writer.try_lock() {
+            Ok(c) => c,
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        // Another process's write lock: do not wait for it either.
+        if let Err(e) = conn.busy_timeout(Duration::ZERO) {
+            return Some(Err(e.into()));
+        }
+        let err = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => {
+                return Some((|| {
+                    tx.busy_timeout(BUSY_TIMEOUT)?;
+                    let out = f(&tx)?;
+                    tx.commit()?;
+                    Ok(out)
+                })());
+            }
+            Err(e) => e,
+        };
+        if let Err(e) = conn.busy_timeout(BUSY_TIMEOUT) {
+            return Some(Err(e.into()));
+        }
+        match err {
+            rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DatabaseBusy => {
+                None
+            }
+            e => Some(Err(e.into())),
+        }
     }
 
     /// Makes every commit made so far durable: fsync of the WAL file (opened
@@ -199,6 +258,65 @@ fn open_connection(path: &Path, reader: bool) -> Result<Connection> {
         conn.execute_batch("PRAGMA query_only = ON;")?;
     }
     Ok(conn)
+}
+
+/// Starts the checkpointer thread (see the module docs); it ends when the
+/// returned sender is dropped.
+fn spawn_checkpointer(
+    path: &Path,
+    frames: std::sync::Arc<std::sync::atomic::AtomicI32>,
+) -> Result<std::sync::mpsc::Sender<()>> {
+    let conn = open_connection(path, false)?;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                rx.recv_timeout(CHECKPOINT_POLL)
+            {
+                if frames.load(std::sync::atomic::Ordering::Relaxed) < CHECKPOINT_WAL_FRAMES {
+                    continue;
+                }
+                match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get::<_, i32>(1)?, r.get::<_, i32>(2)?))
+                }) {
+                    // Everything copied: the next commit starts the WAL over.
+                    Ok((log, done)) if log == done => {
+                        frames.store(0, std::sync::atomic::Ordering::Relaxed)
+                    }
+                    // Readers still use older frames: try again next time.
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("checkpoint failed: {e}"),
+                }
+            }
+        })
+        .map_err(|e| StoreError::Other(format!("cannot start the checkpointer: {e}")))?;
+    Ok(tx)
+}
+
+/// Makes the writer's commits record the WAL's frame count in `frames`.
+fn set_wal_hook(conn: &Connection, frames: &std::sync::Arc<std::sync::atomic::AtomicI32>) {
+    unsafe extern "C" fn hook(
+        ctx: *mut std::os::raw::c_void,
+        _db: *mut rusqlite::ffi::sqlite3,
+        _name: *const std::os::raw::c_char,
+        pages: std::os::raw::c_int,
+    ) -> std::os::raw::c_int {
+        // SAFETY: `ctx` is the AtomicI32 of the store that owns the
+        // connection, which outlives it (see `SqliteStore::_wal_frames`).
+        let frames = unsafe { &*(ctx as *const std::sync::atomic::AtomicI32) };
+        frames.store(pages, std::sync::atomic::Ordering::Relaxed);
+        rusqlite::ffi::SQLITE_OK
+    }
+    // SAFETY: the handle is live; the pointer stays valid while the
+    // connection exists (the store drops the connection first).
+    unsafe {
+        rusqlite::ffi::sqlite3_wal_hook(
+            conn.handle(),
+            Some(hook),
+            std::sync::Arc::as_ptr(frames) as *mut std::os::raw::c_void,
+        );
+    }
 }
 
 /// `SQLITE_FCNTL_CHUNK_SIZE` on the main database file.
@@ -273,6 +391,66 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageMeta> {
 }
 
 // ---------------------------------------------------------------- helpers (inside a transaction)
+
+/// STORE inside the write transaction (see `MetaStore::store_flags`).
+fn store_flags_in(
+    tx: &Transaction<'_>,
+    mailbox: MailboxId,
+    uids: &[Uid],
+    op: FlagOp,
+    flag_list: &[String],
+    unchanged_since: Option<ModSeq>,
+) -> Result<StoreFlagsResult> {
+    let info = mailbox_by_id(tx, mailbox)?;
+    let rows = rows_for_uids(tx, mailbox, uids, "uid, modseq, flags", |r| {
+        let f: String = r.get(2)?;
+        Ok((col_u32(r, 0)?, col_u64(r, 1)?, flags::decode(&f)))
+    })?;
+    let mut modified = Vec::new();
+    let mut changes = Vec::new();
+    for (uid, modseq, current) in rows {
+        if let Some(limit) = unchanged_since {
+            if modseq > limit {
+                modified.push(uid);
+                continue;
+            }
+        }
+        let new = flags::apply(&current, op, flag_list)?;
+        if new != current {
+            changes.push((uid, new));
+        }
+    }
+    if changes.is_empty() {
+        return Ok(StoreFlagsResult {
+            updated: Vec::new(),
+            modified,
+            highest_modseq: info.highest_modseq,
+        });
+    }
+    let (_, _, modseq) = bump(tx, mailbox, 0)?;
+    let m = to_i64(modseq)?;
+    let mut upd = tx.prepare_cached(
+        "UPDATE messages SET flags = ?3, seen = ?4, deleted = ?5, modseq = ?6
+             WHERE mailbox = ?1 AND uid = ?2",
+    )?;
+    let mut updated = Vec::with_capacity(changes.len());
+    for (uid, new) in changes {
+        upd.execute(params![
+            mailbox,
+            i64::from(uid),
+            flags::encode(&new),
+            flags::has(&new, flags::SEEN),
+            flags::has(&new, flags::DELETED),
+            m
+        ])?;
+        updated.push((uid, new, modseq));
+    }
+    Ok(StoreFlagsResult {
+        updated,
+        modified,
+        highest_modseq: modseq,
+    })
+}
 
 /// Runs queued APPENDs in one transaction, each in a savepoint, and sends
 /// each its result after the commit (or the commit's error).
@@ -999,56 +1177,22 @@ impl MetaStore for SqliteStore {
     ) -> Result<StoreFlagsResult> {
         // Validate the flags before taking the write lock.
         flags::apply(&[], op, flag_list)?;
-        self.write_relaxed(|tx| {
-            let info = mailbox_by_id(tx, mailbox)?;
-            let rows = rows_for_uids(tx, mailbox, uids, "uid, modseq, flags", |r| {
-                let f: String = r.get(2)?;
-                Ok((col_u32(r, 0)?, col_u64(r, 1)?, flags::decode(&f)))
-            })?;
-            let mut modified = Vec::new();
-            let mut changes = Vec::new();
-            for (uid, modseq, current) in rows {
-                if let Some(limit) = unchanged_since {
-                    if modseq > limit {
-                        modified.push(uid);
-                        continue;
-                    }
-                }
-                let new = flags::apply(&current, op, flag_list)?;
-                if new != current {
-                    changes.push((uid, new));
-                }
-            }
-            if changes.is_empty() {
-                return Ok(StoreFlagsResult {
-                    updated: Vec::new(),
-                    modified,
-                    highest_modseq: info.highest_modseq,
-                });
-            }
-            let (_, _, modseq) = bump(tx, mailbox, 0)?;
-            let m = to_i64(modseq)?;
-            let mut upd = tx.prepare_cached(
-                "UPDATE messages SET flags = ?3, seen = ?4, deleted = ?5, modseq = ?6
-                 WHERE mailbox = ?1 AND uid = ?2",
-            )?;
-            let mut updated = Vec::with_capacity(changes.len());
-            for (uid, new) in changes {
-                upd.execute(params![
-                    mailbox,
-                    i64::from(uid),
-                    flags::encode(&new),
-                    flags::has(&new, flags::SEEN),
-                    flags::has(&new, flags::DELETED),
-                    m
-                ])?;
-                updated.push((uid, new, modseq));
-            }
-            Ok(StoreFlagsResult {
-                updated,
-                modified,
-                highest_modseq: modseq,
-            })
+        self.write_relaxed(|tx| store_flags_in(tx, mailbox, uids, op, flag_list, unchanged_since))
+    }
+
+    fn try_store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flag_list: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> Option<Result<StoreFlagsResult>> {
+        if let Err(e) = flags::apply(&[], op, flag_list) {
+            return Some(Err(e));
+        }
+        self.try_write_relaxed(|tx| {
+            store_flags_in(tx, mailbox, uids, op, flag_list, unchanged_since)
         })
     }
 

@@ -143,21 +143,26 @@ impl Session {
             StoreMode::Add => FlagOp::Add,
             StoreMode::Remove => FlagOp::Remove,
         };
-        let u2 = uids.clone();
         let res = self
-            .db(move |s| s.store_flags(id, &u2, op, &flags, unchanged_since))
+            .store_flags(id, uids.clone(), op, flags, unchanged_since)
             .await?;
         let mut new_keywords = false;
         if let Some(sel) = self.selected.as_mut() {
-            let known: std::collections::HashSet<String> = sel
-                .messages
-                .iter()
-                .flat_map(|m| m.flags.iter().cloned())
-                .collect();
+            // The keywords the mailbox had, if this STORE set any at all.
+            let is_keyword = |k: &String| !k.starts_with('\\');
+            let sets_keywords = res.updated.iter().any(|(_, f, _)| f.iter().any(is_keyword));
+            let known: std::collections::HashSet<String> = if sets_keywords {
+                sel.messages
+                    .iter()
+                    .flat_map(|m| m.flags.iter().filter(|k| is_keyword(k)).cloned())
+                    .collect()
+            } else {
+                Default::default()
+            };
             for (u, f, ms) in &res.updated {
                 if let Some(seq) = sel.seq_of(*u) {
                     let m = &mut sel.messages[seq as usize - 1];
-                    new_keywords |= f.iter().any(|k| !k.starts_with('\\') && !known.contains(k));
+                    new_keywords |= f.iter().any(|k| is_keyword(k) && !known.contains(k));
                     m.flags = f.clone();
                     m.modseq = *ms;
                 }

@@ -1021,3 +1021,46 @@ fn group_commit_isolates_a_failing_append_and_keeps_modseqs_contiguous() {
     assert_eq!(uids.len(), 120);
     assert_eq!(self::uids(&st, i.id).len(), 120);
 }
+
+/// Commits never checkpoint; the background checkpointer copies the WAL into
+/// the database once it passes the threshold, and the data stays readable.
+#[test]
+fn checkpointer_empties_the_wal_in_the_background() {
+    let f = fixture();
+    let st = &f.store;
+    let acc = st.create_account("ckpt", "x").unwrap();
+    let i = inbox(st, acc.id);
+    let msgs: Vec<NewMessage> = (1..=50).map(|n| msg(n, &[])).collect();
+    st.append(i.id, &msgs).unwrap();
+    let frames = || st._wal_frames.load(std::sync::atomic::Ordering::Relaxed);
+    let mut n = 0;
+    while frames() < CHECKPOINT_WAL_FRAMES {
+        let op = if (n / 50) % 2 == 0 {
+            FlagOp::Add
+        } else {
+            FlagOp::Remove
+        };
+        st.store_flags(i.id, &[1 + n % 50], op, &s(&["$k"]), None)
+            .unwrap();
+        n += 1;
+        assert!(n < 5_000, "the WAL hook never reported the frames");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while frames() >= CHECKPOINT_WAL_FRAMES {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint within 10 s ({} frames)",
+            frames()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The next commit starts the WAL over: the hook reports a short log.
+    st.store_flags(i.id, &[1], FlagOp::Add, &s(&["$after"]), None)
+        .unwrap();
+    assert!(frames() < 100, "{}", frames());
+    drop(f.store);
+    let again = SqliteStore::open(&f.path).unwrap();
+    let (_, all) = again.snapshot(i.id).unwrap();
+    assert_eq!(all.len(), 50);
+    assert!(all[0].flags.contains(&"$after".to_string()));
+}
