@@ -24,6 +24,32 @@ fn tune_allocator() {
     }
 }
 
+/// Idle sessions free most of their memory when they hibernate (after a
+/// second of IDLE), but glibc keeps freed memory that is not at the top of
+/// the heap. When sessions have hibernated since the last look, this returns
+/// the free pages to the system (`malloc_trim`), at most once a second.
+fn spawn_memory_trimmer() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::sync::atomic::Ordering;
+        let _ = std::thread::Builder::new()
+            .name("memory-trim".into())
+            .spawn(|| {
+                let mut seen = 0;
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    let now = pillarbox_server::HIBERNATIONS.load(Ordering::Relaxed);
+                    if now != seen {
+                        seen = now;
+                        // SAFETY: malloc_trim only releases free memory; it
+                        // is thread-safe (takes each arena's lock).
+                        unsafe { libc::malloc_trim(0) };
+                    }
+                }
+            });
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "pillarbox", version, about = "Pillarbox IMAP server")]
 struct Cli {
@@ -180,6 +206,7 @@ fn reindex_command(config: &Config) -> Result<()> {
 }
 
 async fn serve(mut config: Config, args: ServeArgs) -> Result<()> {
+    spawn_memory_trimmer();
     if let Some(a) = args.listen_imap {
         config.listen_imap = a;
     }

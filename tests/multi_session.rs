@@ -177,11 +177,11 @@ async fn view_is_complete_after_short_idle() {
     view_is_complete_after_idle(Duration::ZERO).await;
 }
 
-/// An IDLE longer than the hibernation delay (2 s) hibernates the view and
+/// An IDLE longer than the hibernation delay (1 s) hibernates the view and
 /// pushes from the hibernated form; DONE rebuilds it, with the same result.
 #[tokio::test]
 async fn view_is_complete_after_hibernated_idle() {
-    view_is_complete_after_idle(Duration::from_millis(2500)).await;
+    view_is_complete_after_idle(Duration::from_millis(1500)).await;
 }
 
 async fn view_is_complete_after_idle(pause: Duration) {

@@ -86,8 +86,11 @@ pub struct IdleMemArgs {
     /// Sessions logged in at the same time while connecting.
     #[arg(long, default_value_t = 32)]
     connect_concurrency: usize,
-    /// Seconds to wait after the last session is idle before measuring.
-    #[arg(long, default_value_t = 3)]
+    /// Seconds to wait after the last session is idle before measuring: the
+    /// steady state of an idle session, not the moments after it entered
+    /// IDLE (Pillarbox hibernates a session after 1 s of IDLE and hands the
+    /// freed memory back to the system within a second after that).
+    #[arg(long, default_value_t = 6)]
     settle: u64,
 }
 

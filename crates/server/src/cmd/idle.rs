@@ -11,7 +11,7 @@ const IDLE_READ_CAPACITY: usize = 64;
 /// A session idle this long hibernates (see `view`): shorter IDLEs (clients
 /// that re-issue IDLE after every change, or leave it to send a command) do
 /// not pay for rebuilding the full view from the store.
-const HIBERNATE_AFTER: Duration = Duration::from_secs(2);
+const HIBERNATE_AFTER: Duration = Duration::from_secs(1);
 use crate::session::Session;
 
 impl Session {
