@@ -1255,8 +1255,24 @@ impl MetaStore for SqliteStore {
     }
 
     fn index_docs(&self, docs: &[(BlobId, SearchDoc)]) -> Result<()> {
-        self.write(|tx| {
+        // The index is derived data: a commit lost in a crash leaves messages
+        // unindexed (still found, and indexed again at the next start), so it
+        // does not wait for the disk.
+        self.write_relaxed(|tx| {
+            let mut waiting = tx.prepare_cached(
+                "SELECT 1 FROM messages INDEXED BY messages_blob
+                 WHERE blob = ?1 AND docid IS NULL LIMIT 1",
+            )?;
             for (blob, doc) in docs {
+                // Expunged (or indexed) meanwhile: a document nobody links
+                // to would never be deleted.
+                if waiting
+                    .query_row([&blob.0], |_| Ok(()))
+                    .optional()?
+                    .is_none()
+                {
+                    continue;
+                }
                 let id = fts::insert_doc(tx, blob, doc)?;
                 fts::link(tx, blob, id)?;
             }

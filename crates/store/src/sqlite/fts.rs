@@ -408,6 +408,32 @@ mod tests {
             .expect("count")
     }
 
+    /// A document for a blob that no unindexed message uses any more
+    /// (expunged before it was indexed) is not written: nothing would ever
+    /// delete it.
+    #[test]
+    fn index_docs_skips_blobs_without_waiting_messages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = SqliteStore::open(&dir.path().join("m.sqlite")).expect("open");
+        let acc = st.create_account("u", "x").expect("account");
+        let inbox = st.mailbox(acc.id, "INBOX").expect("q").expect("inbox").id;
+        let (m1, d1) = msg("gone before indexing");
+        let (m2, d2) = msg("still here");
+        st.append(inbox, &[m1.clone(), m2.clone()]).expect("append");
+        st.expunge(inbox, &[1]).expect("expunge");
+        st.index_docs(&[(m1.blob.clone(), d1), (m2.blob.clone(), d2.clone())])
+            .expect("index");
+        assert_eq!(docs(&st), 1);
+        // Indexing again (already linked) adds nothing either.
+        st.index_docs(&[(m2.blob.clone(), d2)]).expect("index");
+        assert_eq!(docs(&st), 1);
+        assert_eq!(
+            st.text_candidates(inbox, TextPart::Body, "still")
+                .expect("q"),
+            Some(vec![2])
+        );
+    }
+
     #[test]
     fn sort_dates_follow_messages() {
         let dir = tempfile::tempdir().expect("tempdir");
