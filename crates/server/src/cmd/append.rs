@@ -51,99 +51,29 @@ impl Session {
             }
         }
         let blobs = self.shared.blobs.clone();
+        let store = self.shared.store.clone();
+        let id = info.id;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        // Each message's search document is computed here, at ingest, and
-        // stored in the same transaction as the message.
-        type Prepared = (Vec<NewMessage>, Vec<SearchDoc>);
-        let (prepared, docs) = tokio::task::spawn_blocking(move || -> Result<Prepared, String> {
-            let mut out = Vec::new();
-            let mut docs = Vec::new();
-            for msg in messages {
-                // A literal8 message is stored with its binary parts
-                // re-encoded as base64 (see pillarbox_mime::convert_binary_append).
-                let (blob, bytes) = match &msg.data {
-                    LiteralData::Memory(v) => {
-                        match pillarbox_mime::convert_binary_append(v).filter(|_| msg.binary) {
-                            Some(c) => {
-                                (blobs.put_unsynced(&c).map_err(|e| e.to_string())?, Some(c))
-                            }
-                            None => (blobs.put_unsynced(v).map_err(|e| e.to_string())?, None),
-                        }
-                    }
-                    LiteralData::Spooled { path, .. } => {
-                        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-                        let converted = if msg.binary {
-                            pillarbox_mime::convert_binary_append(&bytes)
-                        } else {
-                            None
-                        };
-                        match converted {
-                            Some(c) => {
-                                (blobs.put_unsynced(&c).map_err(|e| e.to_string())?, Some(c))
-                            }
-                            None => (
-                                blobs.put_file_unsynced(path).map_err(|e| e.to_string())?,
-                                Some(bytes),
-                            ),
-                        }
-                    }
-                };
-                let raw: &[u8] = match (&msg.data, &bytes) {
-                    (_, Some(b)) => b,
-                    (LiteralData::Memory(v), None) => v,
-                    _ => &[],
-                };
-                let summary = Summary::parse(raw).to_bytes();
-                docs.push(crate::search::make_doc(raw));
-                let (date, offset) = match msg.date {
-                    Some(d) => (d.unix, d.offset_minutes),
-                    None => (now, 0),
-                };
-                out.push(NewMessage {
-                    blob,
-                    size: raw.len() as u64,
-                    internal_date: date,
-                    date_offset_minutes: offset,
-                    flags: flag_strings(&msg.flags),
-                    summary,
-                });
-            }
-            // One flush for the blobs of this and any concurrent APPENDs; the
-            // metadata commit (itself grouped) follows, so nothing is
-            // acknowledged before both are durable.
-            blobs.sync_all().map_err(|e| e.to_string())?;
-            Ok((out, docs))
+        // One trip to the blocking pool: store the blobs, flush them, then
+        // commit the metadata (grouped with concurrent APPENDs).
+        let (res, described) = tokio::task::spawn_blocking(move || {
+            let (prepared, docs) = prepare(&*blobs, messages, now).map_err(|e| {
+                tracing::error!("storing message failed: {e}");
+                CmdError::no_code("UNAVAILABLE", "Can't store the message; try again later")
+            })?;
+            let described = describe(&prepared);
+            let res = store
+                .append_indexed(id, &prepared, &docs)
+                .map_err(CmdError::from_store)?;
+            Ok::<_, CmdError>((res, described))
         })
         .await
-        .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))?
-        .map_err(|e| {
-            tracing::error!("storing message failed: {e}");
-            CmdError::no_code("UNAVAILABLE", "Can't store the message; try again later")
-        })?;
-        let id = info.id;
-        // What the new messages will look like in the store, for the delta
-        // published to idle sessions.
-        let described: Vec<(pillarbox_store::BlobId, u64, i64, i32, Vec<String>)> = prepared
-            .iter()
-            .map(|m| {
-                let flags = pillarbox_store::sqlite::normalize_flags(&m.flags).unwrap_or_default();
-                (
-                    m.blob.clone(),
-                    m.size,
-                    m.internal_date,
-                    m.date_offset_minutes,
-                    flags,
-                )
-            })
-            .collect();
-        let bytes: u64 = prepared.iter().map(|m| m.size).sum();
-        let count = prepared.len() as u64;
-        let res = self
-            .db(move |s| s.append_indexed(id, &prepared, &docs))
-            .await?;
+        .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))??;
+        let bytes: u64 = described.iter().map(|m| m.1).sum();
+        let count = described.len() as u64;
         self.shared.metrics.appended_bytes.inc_by(bytes);
         self.shared.metrics.appended_messages.inc_by(count);
         if res.uids.len() == described.len() {
@@ -190,4 +120,88 @@ impl Session {
             "Append completed",
         ))
     }
+}
+
+/// What a stored message will look like in the store, for the delta
+/// published to idle sessions: blob, size, internal date, zone, flags.
+type Described = (pillarbox_store::BlobId, u64, i64, i32, Vec<String>);
+
+fn describe(prepared: &[NewMessage]) -> Vec<Described> {
+    prepared
+        .iter()
+        .map(|m| {
+            let flags = pillarbox_store::sqlite::normalize_flags(&m.flags).unwrap_or_default();
+            (
+                m.blob.clone(),
+                m.size,
+                m.internal_date,
+                m.date_offset_minutes,
+                flags,
+            )
+        })
+        .collect()
+}
+
+/// Stores the messages' blobs (durably: one coalesced flush) and computes
+/// their summaries and search documents, at ingest.
+fn prepare(
+    blobs: &dyn pillarbox_store::BlobStore,
+    messages: Vec<AppendMessage>,
+    now: i64,
+) -> Result<(Vec<NewMessage>, Vec<SearchDoc>), String> {
+    let mut out = Vec::new();
+    let mut docs = Vec::new();
+    for msg in messages {
+        // A literal8 message is stored with its binary parts
+        // re-encoded as base64 (see pillarbox_mime::convert_binary_append).
+        let (blob, bytes) = match &msg.data {
+            LiteralData::Memory(v) => {
+                match pillarbox_mime::convert_binary_append(v).filter(|_| msg.binary) {
+                    Some(c) => (blobs.put_unsynced(&c).map_err(|e| e.to_string())?, Some(c)),
+                    None => (blobs.put_unsynced(v).map_err(|e| e.to_string())?, None),
+                }
+            }
+            LiteralData::Spooled { path, .. } => {
+                let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+                let converted = if msg.binary {
+                    pillarbox_mime::convert_binary_append(&bytes)
+                } else {
+                    None
+                };
+                match converted {
+                    Some(c) => (blobs.put_unsynced(&c).map_err(|e| e.to_string())?, Some(c)),
+                    None => (
+                        blobs.put_file_unsynced(path).map_err(|e| e.to_string())?,
+                        Some(bytes),
+                    ),
+                }
+            }
+        };
+        let raw: &[u8] = match (&msg.data, &bytes) {
+            (_, Some(b)) => b,
+            (LiteralData::Memory(v), None) => v,
+            _ => &[],
+        };
+        // Each message's search document is computed here, at ingest, and
+        // stored in the same transaction as the message.
+        let summary = Summary::parse(raw).to_bytes();
+        docs.push(crate::search::make_doc(raw));
+        let (date, offset) = match msg.date {
+            Some(d) => (d.unix, d.offset_minutes),
+            None => (now, 0),
+        };
+        out.push(NewMessage {
+            blob,
+            size: raw.len() as u64,
+            internal_date: date,
+            date_offset_minutes: offset,
+            flags: flag_strings(&msg.flags),
+            summary,
+        });
+    }
+    // One flush for the blobs of this and any concurrent APPENDs; the
+    // metadata commit (itself grouped) follows, so nothing is acknowledged
+    // before both are durable.
+    blobs.sync_all().map_err(|e| e.to_string())?;
+    Ok((out, docs))
 }
