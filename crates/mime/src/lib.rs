@@ -35,14 +35,19 @@ pub enum BinaryError {
 /// What FETCH needs of a message, computed once at ingest.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
+    // `serde_bytes`: read as one slice, not byte by byte (the encoding is the
+    // same: postcard writes a byte sequence as length + bytes either way).
+    #[serde(with = "serde_bytes")]
     envelope: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     bodystructure: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     body: Vec<u8>,
     root: structure::Part,
     sent_date: Option<i64>,
     /// The message up to the end of its header: top-level HEADER and
     /// HEADER.FIELDS(.NOT) are answered from it without reading the message.
-    #[serde(default)]
+    #[serde(default, with = "serde_bytes")]
     head: Vec<u8>,
 }
 

@@ -424,3 +424,39 @@ fn streamed_binary_equals_binary_for_any_chunking() {
     let m = Summary::parse(MULTI);
     assert!(m.binary_stream(&[]).is_none());
 }
+
+/// Summaries stored before the byte fields were marked `serde_bytes` decode
+/// unchanged, and new ones decode with the old layout: the encoding is the
+/// same (postcard writes a byte sequence as its length and the bytes).
+#[test]
+fn summary_encoding_is_unchanged_by_serde_bytes() {
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Old {
+        envelope: Vec<u8>,
+        bodystructure: Vec<u8>,
+        body: Vec<u8>,
+        root: crate::structure::Part,
+        sent_date: Option<i64>,
+        #[serde(default)]
+        head: Vec<u8>,
+    }
+    let raw = b"From: a@example.com\r\nSubject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nhello\r\n--b--\r\n";
+    let new = Summary::parse(raw);
+    let old = Old {
+        envelope: new.envelope.clone(),
+        bodystructure: new.bodystructure.clone(),
+        body: new.body.clone(),
+        root: new.root.clone(),
+        sent_date: new.sent_date,
+        head: new.head.clone(),
+    };
+    let mut old_bytes = vec![1u8];
+    old_bytes.extend(postcard::to_stdvec(&old).unwrap());
+    assert_eq!(new.to_bytes(), old_bytes);
+    assert_eq!(Summary::from_bytes(&old_bytes), Some(new.clone()));
+    let back: Old = postcard::from_bytes(&new.to_bytes()[1..]).unwrap();
+    assert_eq!(back, old);
+    // The JSON form of the first summaries still reads too.
+    let json = serde_json::to_vec(&old).unwrap();
+    assert_eq!(Summary::from_bytes(&json), Some(new));
+}

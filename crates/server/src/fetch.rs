@@ -336,6 +336,15 @@ impl Session {
         // Bodies and summaries are loaded in batches: one trip to the
         // blocking pool per batch instead of one per message.
         let mut batch: std::collections::VecDeque<(u32, Loaded)> = Default::default();
+        // Section names as echoed, computed once per command, not per message.
+        let names: Vec<String> = attrs
+            .iter()
+            .map(|a| match a {
+                FetchAttr::BodySection { section, .. } => section_name(section),
+                FetchAttr::Binary { part, .. } | FetchAttr::BinarySize { part } => part_name(part),
+                _ => String::new(),
+            })
+            .collect();
         for (n, &i) in idxs.iter().enumerate() {
             let Some(sel) = self.selected.as_ref() else {
                 break;
@@ -397,7 +406,7 @@ impl Session {
                 line.extend_from_slice(format!("UID {}", meta.uid).as_bytes());
             }
             let mut flags_sent = false;
-            for a in &attrs {
+            for (a, name) in attrs.iter().zip(&names) {
                 match a {
                     FetchAttr::Uid => {
                         if !uid {
@@ -480,7 +489,7 @@ impl Session {
                             && !Summary::head_answers(section)
                         {
                             sep(&mut line);
-                            item_name(&mut line, "BODY", &section_name(section), *partial);
+                            item_name(&mut line, "BODY", name, *partial);
                             line = self
                                 .stream_section(line, &meta, s, section, *partial)
                                 .await?;
@@ -499,7 +508,7 @@ impl Session {
                             }
                         };
                         sep(&mut line);
-                        item_name(&mut line, "BODY", &section_name(section), *partial);
+                        item_name(&mut line, "BODY", name, *partial);
                         data_literal(&mut line, apply_partial(&data, *partial));
                     }
                     FetchAttr::Binary { part, partial, .. } => {
@@ -509,7 +518,7 @@ impl Session {
                         if loaded.raw.is_none() && loaded.streamed {
                             if let Some(plan) = s.binary_stream(part) {
                                 sep(&mut line);
-                                item_name(&mut line, "BINARY", &part_name(part), *partial);
+                                item_name(&mut line, "BINARY", name, *partial);
                                 line = self.stream_binary(line, &meta, plan, *partial).await?;
                                 continue;
                             }
@@ -528,7 +537,7 @@ impl Session {
                         match s.binary(raw, part) {
                             Ok(data) => {
                                 sep(&mut line);
-                                item_name(&mut line, "BINARY", &part_name(part), *partial);
+                                item_name(&mut line, "BINARY", name, *partial);
                                 data_literal(&mut line, apply_partial(&data, *partial));
                             }
                             Err(e) => failure = Some(e),
@@ -542,7 +551,7 @@ impl Session {
                             Ok(n) => {
                                 sep(&mut line);
                                 line.extend_from_slice(
-                                    format!("BINARY.SIZE[{}] {n}", part_name(part)).as_bytes(),
+                                    format!("BINARY.SIZE[{name}] {n}").as_bytes(),
                                 );
                             }
                             Err(e) => failure = Some(e),
