@@ -740,7 +740,9 @@ pub async fn idle_mem(env: &Env, a: IdleMemArgs) -> Result<()> {
     // One warm-up session so that one-time costs (caches, thread pools,
     // the mailbox's metadata) are not charged to the sessions.
     let (warm, _, _) = open_sessions(&target, &env.users, 1, 1, "INBOX", true, 0).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Every sample is taken `settle` seconds after the last session went
+    // idle, so that the marginal figure compares like with like.
+    tokio::time::sleep(Duration::from_secs(a.settle)).await;
     let m0 = procfs::memory(pid);
     let t0 = Instant::now();
     let tenth = (a.sessions / 10).max(1);
@@ -754,7 +756,7 @@ pub async fn idle_mem(env: &Env, a: IdleMemArgs) -> Result<()> {
         1,
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(a.settle)).await;
     let m1 = procfs::memory(pid);
     let rest = a.sessions - tenth.min(a.sessions);
     let (second, f2, e2) = open_sessions(

@@ -38,24 +38,92 @@ pub(crate) struct SelectedMailbox {
     pub checked_at: Option<std::time::Instant>,
 }
 
-/// The compact view of a hibernated session: runs of consecutive UIDs that
-/// share one flag set (an index into a table of distinct sets), so a typical
-/// mailbox needs a few bytes per *run* rather than per message. Modseqs are
-/// kept (8 bytes a message) only when the session uses CONDSTORE, the one
-/// case where a change of modseq alone must be announced.
+/// The compact view of a hibernated session: runs of consecutive UIDs, and
+/// per message one byte naming its flag set in a table of the distinct sets
+/// (four bytes each once a mailbox has more than 256 distinct sets), so a
+/// mailbox of a few hundred messages needs a few hundred bytes whatever its
+/// flags look like. Modseqs are kept (8 bytes a message) only when the
+/// session uses CONDSTORE, the one case where a change of modseq alone must
+/// be announced.
 #[derive(Debug, Default)]
 pub(crate) struct Hibernated {
     runs: Vec<Run>,
     count: usize,
+    set_of: SetIds,
     modseqs: Option<Vec<ModSeq>>,
     sets: Vec<Vec<String>>,
 }
 
+/// A run of consecutive UIDs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Run {
     first: Uid,
     len: u32,
-    flags: u32,
+}
+
+/// Per message (in sequence order), the index of its flag set.
+#[derive(Debug)]
+enum SetIds {
+    Small(Vec<u8>),
+    Large(Vec<u32>),
+}
+
+impl Default for SetIds {
+    fn default() -> Self {
+        SetIds::Small(Vec::new())
+    }
+}
+
+impl SetIds {
+    fn get(&self, pos: usize) -> Option<u32> {
+        match self {
+            SetIds::Small(v) => v.get(pos).map(|&x| u32::from(x)),
+            SetIds::Large(v) => v.get(pos).copied(),
+        }
+    }
+
+    /// Makes room for set index `id` (widening to four bytes if needed).
+    fn fit(&mut self, id: u32) {
+        if let SetIds::Small(v) = self {
+            if id > u32::from(u8::MAX) {
+                *self = SetIds::Large(v.iter().map(|&x| u32::from(x)).collect());
+            }
+        }
+    }
+
+    fn push(&mut self, id: u32) {
+        self.fit(id);
+        match self {
+            SetIds::Small(v) => v.push(id as u8),
+            SetIds::Large(v) => v.push(id),
+        }
+    }
+
+    fn set(&mut self, pos: usize, id: u32) {
+        self.fit(id);
+        match self {
+            SetIds::Small(v) => v[pos] = id as u8,
+            SetIds::Large(v) => v[pos] = id,
+        }
+    }
+
+    fn remove(&mut self, pos: usize) {
+        match self {
+            SetIds::Small(v) => {
+                v.remove(pos);
+            }
+            SetIds::Large(v) => {
+                v.remove(pos);
+            }
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match self {
+            SetIds::Small(v) => v.shrink_to_fit(),
+            SetIds::Large(v) => v.shrink_to_fit(),
+        }
+    }
 }
 
 impl Hibernated {
@@ -94,11 +162,13 @@ impl Hibernated {
         self.find(uid).map(|(_, _, p)| p)
     }
 
+    /// UID and flag set of the message at `pos` (sequence order).
     fn at(&self, pos: usize) -> Option<(Uid, u32)> {
         let mut base = 0usize;
         for run in &self.runs {
             if pos < base + run.len as usize {
-                return Some((run.first + (pos - base) as u32, run.flags));
+                let set = self.set_of.get(pos)?;
+                return Some((run.first + (pos - base) as u32, set));
             }
             base += run.len as usize;
         }
@@ -116,49 +186,24 @@ impl Hibernated {
             .unwrap_or(0)
     }
 
+    /// Appends a message (UIDs only grow).
     fn push(&mut self, uid: Uid, flags: &[String], modseq: ModSeq) {
         let f = self.intern(flags);
         match self.runs.last_mut() {
-            Some(last) if last.flags == f && last.first + last.len == uid => last.len += 1,
-            _ => self.runs.push(Run {
-                first: uid,
-                len: 1,
-                flags: f,
-            }),
+            Some(last) if last.first + last.len == uid => last.len += 1,
+            _ => self.runs.push(Run { first: uid, len: 1 }),
         }
+        self.set_of.push(f);
         self.count += 1;
         if let Some(m) = self.modseqs.as_mut() {
             m.push(modseq);
         }
     }
 
-    /// Replaces the run at `r` by the pieces before and after offset `off`,
-    /// with `middle` (if any) in between.
-    fn split(&mut self, r: usize, off: u32, middle: Option<Run>) {
-        let run = self.runs[r];
-        let mut pieces = Vec::with_capacity(3);
-        if off > 0 {
-            pieces.push(Run {
-                first: run.first,
-                len: off,
-                flags: run.flags,
-            });
-        }
-        pieces.extend(middle);
-        if off + 1 < run.len {
-            pieces.push(Run {
-                first: run.first + off + 1,
-                len: run.len - off - 1,
-                flags: run.flags,
-            });
-        }
-        self.runs.splice(r..=r, pieces);
-    }
-
     /// Sets a message's flags and modseq; returns whether either changed as
     /// far as the client can see.
     fn set(&mut self, uid: Uid, flags: &[String], modseq: ModSeq, announce_modseq: bool) -> bool {
-        let Some((r, off, pos)) = self.find(uid) else {
+        let Some(pos) = self.position(uid) else {
             return false;
         };
         let f = self.intern(flags);
@@ -167,24 +212,31 @@ impl Hibernated {
             m[pos] = modseq;
         }
         let modseq_changed = announce_modseq && old_modseq != modseq;
-        if self.runs[r].flags == f {
+        if self.set_of.get(pos) == Some(f) {
             return modseq_changed;
         }
-        self.split(
-            r,
-            off,
-            Some(Run {
-                first: uid,
-                len: 1,
-                flags: f,
-            }),
-        );
+        self.set_of.set(pos, f);
         true
     }
 
     fn remove(&mut self, uid: Uid) -> Option<usize> {
         let (r, off, pos) = self.find(uid)?;
-        self.split(r, off, None);
+        let run = self.runs[r];
+        let mut pieces = Vec::with_capacity(2);
+        if off > 0 {
+            pieces.push(Run {
+                first: run.first,
+                len: off,
+            });
+        }
+        if off + 1 < run.len {
+            pieces.push(Run {
+                first: run.first + off + 1,
+                len: run.len - off - 1,
+            });
+        }
+        self.runs.splice(r..=r, pieces);
+        self.set_of.remove(pos);
         self.count -= 1;
         if let Some(m) = self.modseqs.as_mut() {
             m.remove(pos);
@@ -193,14 +245,19 @@ impl Hibernated {
     }
 
     fn iter(&self) -> impl Iterator<Item = (Uid, &[String])> + '_ {
-        self.runs.iter().flat_map(move |r| {
-            let set = self
-                .sets
-                .get(r.flags as usize)
-                .map(|s| s.as_slice())
-                .unwrap_or(&[]);
-            (0..r.len).map(move |k| (r.first + k, set))
-        })
+        self.runs
+            .iter()
+            .flat_map(|r| (0..r.len).map(move |k| r.first + k))
+            .enumerate()
+            .map(move |(pos, uid)| {
+                let set = self
+                    .set_of
+                    .get(pos)
+                    .and_then(|f| self.sets.get(f as usize))
+                    .map(|s| s.as_slice())
+                    .unwrap_or(&[]);
+                (uid, set)
+            })
     }
 }
 
@@ -265,6 +322,7 @@ impl SelectedMailbox {
             h.push(m.uid, &m.flags, m.modseq);
         }
         h.runs.shrink_to_fit();
+        h.set_of.shrink_to_fit();
         if let Some(m) = h.modseqs.as_mut() {
             m.shrink_to_fit();
         }
@@ -587,20 +645,18 @@ mod tests {
         let mut v = view(&[1, 2, 3, 4, 5, 7, 8]);
         v.hibernate(false);
         let h = v.hibernated.as_ref().unwrap();
-        assert_eq!(
-            h.runs.len(),
-            2,
-            "two runs of consecutive UIDs with equal flags"
-        );
+        assert_eq!(h.runs.len(), 2, "two runs of consecutive UIDs");
+        assert!(matches!(&h.set_of, SetIds::Small(ids) if ids.len() == 7));
         assert!(h.modseqs.is_none());
-        // A flag change in the middle of a run splits it.
+        // A flag change keeps the runs and adds a set.
         let out = v.apply(
             changes(vec![meta(3, &["\\Flagged"], 4)], vec![], 4),
             true,
             false,
         );
         assert_eq!(out.flag_changes, vec![3]);
-        assert_eq!(v.hibernated.as_ref().unwrap().runs.len(), 4);
+        assert_eq!(v.hibernated.as_ref().unwrap().runs.len(), 2);
+        assert_eq!(v.hibernated.as_ref().unwrap().sets.len(), 2);
         assert_eq!(v.flags_modseq(3).unwrap().0, ["\\Flagged".to_string()]);
         assert_eq!(v.flags_modseq(2).unwrap().0, [] as [String; 0]);
         // Removing from the middle, the end and the start.
@@ -627,6 +683,37 @@ mod tests {
             false,
         );
         assert!(out.flag_changes.is_empty());
+    }
+
+    /// More than 256 distinct flag sets: the per-message ids widen, and
+    /// every message keeps its own flags through changes and expunges.
+    #[test]
+    fn hibernated_sets_widen_past_256() {
+        let uids: Vec<u32> = (1..=300).collect();
+        let mut v = view(&uids);
+        for m in v.messages.iter_mut() {
+            m.flags = vec![format!("k{}", m.uid)];
+        }
+        v.hibernate(false);
+        assert!(matches!(
+            &v.hibernated.as_ref().unwrap().set_of,
+            SetIds::Large(ids) if ids.len() == 300
+        ));
+        let out = v.apply(
+            changes(vec![meta(7, &["\\Seen"], 2)], vec![1, 150], 2),
+            true,
+            false,
+        );
+        assert_eq!(out.flag_changes, vec![7]);
+        assert_eq!(out.expunged_seqs, vec![150, 1]);
+        assert_eq!(v.flags_modseq(6).unwrap().0, ["\\Seen".to_string()]);
+        for seq in 1..=298u32 {
+            let uid = if seq < 149 { seq + 1 } else { seq + 2 };
+            assert_eq!(v.seq_of(uid), Some(seq));
+            if uid != 7 {
+                assert_eq!(v.flags_modseq(seq).unwrap().0, [format!("k{uid}")]);
+            }
+        }
     }
 
     #[test]

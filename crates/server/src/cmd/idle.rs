@@ -8,10 +8,6 @@ use crate::conn::Line;
 
 /// Read buffer while idling: `DONE` and a little slack.
 const IDLE_READ_CAPACITY: usize = 64;
-/// A session idle this long hibernates (see `view`): shorter IDLEs (clients
-/// that re-issue IDLE after every change, or leave it to send a command) do
-/// not pay for rebuilding the full view from the store.
-const HIBERNATE_AFTER: Duration = Duration::from_secs(1);
 use crate::session::Session;
 
 impl Session {
@@ -28,20 +24,16 @@ impl Session {
             None => self.shared.bus.subscribe(),
         };
         let max = self.shared.config.limits.max_line_length;
-        let hibernate = tokio::time::sleep(HIBERNATE_AFTER);
-        tokio::pin!(hibernate);
-        let mut hibernated = false;
+        // Idle sessions keep only what pushing changes needs. The full view
+        // comes back when a later command needs it (see `rehydrate`), so
+        // IDLE, DONE, IDLE costs nothing.
+        if let Some(sel) = self.selected.as_mut() {
+            sel.hibernate(self.condstore);
+        }
+        self.out = Vec::new();
+        self.conn.set_read_capacity(IDLE_READ_CAPACITY);
         let keep = loop {
             tokio::select! {
-                // Idle sessions keep only what pushing changes needs.
-                _ = &mut hibernate, if !hibernated => {
-                    hibernated = true;
-                    if let Some(sel) = self.selected.as_mut() {
-                        sel.hibernate(self.condstore);
-                    }
-                    self.out = Vec::new();
-                    self.conn.set_read_capacity(IDLE_READ_CAPACITY);
-                }
                 line = self.conn.read_line(max) => match line {
                     Ok(Line::Text(l)) if l.eq_ignore_ascii_case(b"DONE") => {
                         self.tagged(tag, "OK", None, "Idle completed");
@@ -71,16 +63,13 @@ impl Session {
             }
         };
         self.changes = Some(rx);
-        if hibernated {
-            self.conn.set_read_capacity(crate::conn::READ_CAPACITY);
-        }
-        if keep && self.rehydrate().await.is_err() {
-            return false;
-        }
+        self.conn.set_read_capacity(crate::conn::READ_CAPACITY);
         keep
     }
 
-    /// Restores the full view after IDLE (see `view` module docs).
+    /// Restores the full view hibernated by IDLE (see `view` module docs);
+    /// called before any command that needs more than UIDs, flags and
+    /// modseqs.
     pub(crate) async fn rehydrate(&mut self) -> Result<(), super::CmdError> {
         let Some(sel) = self.selected.as_ref() else {
             return Ok(());
