@@ -86,11 +86,11 @@ pub struct IdleMemArgs {
     /// Sessions logged in at the same time while connecting.
     #[arg(long, default_value_t = 32)]
     connect_concurrency: usize,
-    /// Seconds to wait after the last session is idle before measuring: the
-    /// steady state of an idle session, not the moments after it entered
-    /// IDLE (Pillarbox hibernates a session after 1 s of IDLE and hands the
-    /// freed memory back to the system within a second after that).
-    #[arg(long, default_value_t = 6)]
+    /// Seconds to wait after the last session is idle before each memory
+    /// sample: the steady state of idle sessions, not the moments after they
+    /// entered IDLE (a server may compact or release memory a little later;
+    /// Pillarbox returns freed memory to the system within a second).
+    #[arg(long, default_value_t = 3)]
     settle: u64,
 }
 
