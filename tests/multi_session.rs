@@ -171,16 +171,15 @@ async fn sequence_numbers_stay_consistent_under_concurrent_changes() {
 }
 
 /// IDLE hibernates the session's view and pushes from the hibernated form;
-/// the first command after DONE that needs more rebuilds it: every attribute
-/// is served and flags announced during IDLE are the ones reported.
+/// DONE rebuilds it: every attribute is served and flags announced during
+/// IDLE are the ones reported.
 #[tokio::test]
 async fn view_is_complete_after_idle() {
     idle_then_fetch(false).await;
 }
 
-/// IDLE, DONE, NOOP, IDLE keeps the view hibernated throughout (nothing is
-/// rebuilt for NOOP); pushes in the second IDLE and the FETCH after it are
-/// as with one IDLE.
+/// IDLE, DONE, NOOP, IDLE: pushes in the second IDLE and the FETCH after it
+/// are as with one IDLE.
 #[tokio::test]
 async fn view_is_complete_after_idle_noop_idle() {
     idle_then_fetch(true).await;
@@ -242,5 +241,38 @@ async fn idle_then_fetch(reidle: bool) {
     // Nothing is announced twice.
     let r = a.ok("NOOP").await;
     assert!(r.untagged.is_empty(), "{}", r.text());
+    s.stop().await;
+}
+
+/// A change committed by another process (not announced on this server's
+/// change bus) while a session is in IDLE is announced before IDLE's tagged
+/// OK: at DONE the view is synced with the store, then rebuilt, so the FETCH
+/// after it never meets a message that vanished unannounced.
+#[tokio::test]
+async fn done_announces_changes_made_by_another_process() {
+    use pillarbox_store::MetaStore;
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    for n in ["one", "two", "three"] {
+        a.append("INBOX", "", &message(n, &format!("body {n}")))
+            .await;
+    }
+    a.ok("SELECT INBOX").await;
+    a.send_raw(b"i IDLE\r\n").await;
+    a.read_line_timeout(TIMEOUT).await.unwrap();
+    {
+        let other =
+            pillarbox_store::sqlite::SqliteStore::open(&s.dir.path().join("meta.sqlite3")).unwrap();
+        let acc = other.account(USER).unwrap().unwrap();
+        let inbox = other.mailbox(acc.id, "INBOX").unwrap().unwrap();
+        assert_eq!(other.expunge(inbox.id, &[2]).unwrap().0, vec![2]);
+    }
+    a.send_raw(b"DONE\r\n").await;
+    let r = a.read_until_tagged("i").await;
+    assert!(r.tagged.starts_with("OK"), "{}", r.text());
+    assert!(r.has("* 2 EXPUNGE"), "{}", r.text());
+    let r = a.ok("FETCH 1:2 (UID BODY.PEEK[TEXT])").await;
+    assert!(r.text().contains("UID 3 BODY[TEXT]"), "{}", r.text());
+    assert!(r.text().contains("body three"), "{}", r.text());
     s.stop().await;
 }

@@ -24,52 +24,64 @@ impl Session {
             None => self.shared.bus.subscribe(),
         };
         let max = self.shared.config.limits.max_line_length;
-        // Idle sessions keep only what pushing changes needs. The full view
-        // comes back when a later command needs it (see `rehydrate`), so
-        // IDLE, DONE, IDLE costs nothing.
+        // Idle sessions keep only what pushing changes needs.
         if let Some(sel) = self.selected.as_mut() {
             sel.hibernate(self.condstore);
         }
         self.out = Vec::new();
         self.conn.set_read_capacity(IDLE_READ_CAPACITY);
-        let keep = loop {
+        // The tagged response that ends IDLE, once the client ended it.
+        let ending = loop {
             tokio::select! {
                 line = self.conn.read_line(max) => match line {
                     Ok(Line::Text(l)) if l.eq_ignore_ascii_case(b"DONE") => {
-                        self.tagged(tag, "OK", None, "Idle completed");
-                        break true;
+                        break Some(("OK", "Idle completed"));
                     }
                     Ok(Line::Text(_)) | Ok(Line::TooLong) => {
-                        self.tagged(tag, "BAD", None, "Expected DONE to end IDLE");
-                        break true;
+                        break Some(("BAD", "Expected DONE to end IDLE"));
                     }
-                    _ => break false,
+                    _ => break None,
                 },
                 ev = rx.recv() => {
                     if self.notify_event(ev, true).await.is_err() || self.flush().await.is_err() {
-                        break false;
+                        break None;
                     }
                 }
                 _ = ticker.tick() => {
                     self.out.extend_from_slice(b"* OK Still here\r\n");
                     if self.flush().await.is_err() {
-                        break false;
+                        break None;
                     }
                 }
                 _ = shutdown.changed() => {
                     self.bye("Server shutting down").await;
-                    break false;
+                    break None;
                 }
             }
         };
         self.changes = Some(rx);
         self.conn.set_read_capacity(crate::conn::READ_CAPACITY);
-        keep
+        let Some((status, text)) = ending else {
+            return false;
+        };
+        // Still inside IDLE: announce what changed since the last push (also
+        // expunges, which are allowed here and not once IDLE has ended), then
+        // rebuild the full view from the store. Done in that order, a message
+        // expunged meanwhile is announced rather than missing from the view's
+        // data (a later FETCH of it would fail).
+        if let Some(sel) = self.selected.as_mut() {
+            // Read the store even if nothing was published: a commit is
+            // published only after it is durable.
+            sel.checked_at = None;
+        }
+        if self.sync(true).await.is_err() || self.rehydrate().await.is_err() {
+            return false;
+        }
+        self.tagged(tag, status, None, text);
+        true
     }
 
-    /// Restores the full view hibernated by IDLE (see `view` module docs);
-    /// called before any command that needs more than UIDs, flags and
-    /// modseqs.
+    /// Restores the full view after IDLE (see `view` module docs).
     pub(crate) async fn rehydrate(&mut self) -> Result<(), super::CmdError> {
         let Some(sel) = self.selected.as_ref() else {
             return Ok(());

@@ -214,14 +214,6 @@ impl Session {
                 | Command::Sort { uid: false, .. }
                 | Command::Thread { uid: false, .. }
         );
-        // A view hibernated by IDLE is rebuilt only for commands that need
-        // more than its UIDs, flags and modseqs.
-        if !keeps_view_hibernated(&command) {
-            if let Err(e) = Box::pin(self.rehydrate()).await {
-                self.tagged(&tag, "NO", e.code.as_deref(), &e.text);
-                return !e.close;
-            }
-        }
         // Each command's future is boxed: the session task then stays small
         // (the size of the largest command is paid only while it runs), which
         // matters for thousands of idle sessions.
@@ -437,26 +429,4 @@ impl Session {
         line.extend_from_slice(b")\r\n");
         self.out.extend_from_slice(&line);
     }
-}
-
-/// Commands that work on a hibernated view (or replace or drop it): they do
-/// not make the session rebuild it from the store. Untagged EXISTS, EXPUNGE
-/// and FETCH FLAGS after them come from the hibernated form, as during IDLE.
-fn keeps_view_hibernated(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Noop
-            | Command::Check
-            | Command::Idle
-            | Command::Select { .. }
-            | Command::Examine { .. }
-            | Command::Unselect
-            | Command::Logout
-            | Command::Capability
-            | Command::Status { .. }
-            | Command::List(_)
-            | Command::Lsub { .. }
-            | Command::Namespace
-            | Command::Id(_)
-    )
 }
