@@ -24,7 +24,8 @@
 //! inside a writer's commit as SQLite's automatic checkpoint would: a
 //! checkpoint fsyncs, and a commit holds the write lock.
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{
@@ -65,6 +66,9 @@ const FILE_CHUNK_BYTES: i32 = 8 << 20;
 const CHECKPOINT_WAL_FRAMES: i32 = 1000;
 /// ...looking at the count the writer's WAL hook left this often.
 const CHECKPOINT_POLL: Duration = Duration::from_millis(100);
+/// The final (RESTART) step of a checkpoint waits at most this long for
+/// readers still using old frames.
+const CHECKPOINT_READER_WAIT: Duration = Duration::from_millis(50);
 /// Up to this many UIDs are looked up one by one; more use one range scan.
 const POINT_LOOKUP_MAX: usize = 64;
 
@@ -82,7 +86,7 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Declared before `_wal_frames`: the connection (whose WAL hook points
     /// at it) is dropped first.
-    writer: Mutex<Connection>,
+    writer: Arc<Mutex<Connection>>,
     readers: Mutex<Vec<Connection>>,
     /// APPENDs waiting for the next group commit (see `append_indexed`).
     appends: Mutex<Vec<AppendJob>>,
@@ -91,7 +95,7 @@ pub struct SqliteStore {
     /// Dropping it stops the checkpointer thread.
     _checkpointer: std::sync::mpsc::Sender<()>,
     /// Frames in the WAL after the writer's last commit (set by its WAL hook).
-    _wal_frames: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    _wal_frames: Arc<AtomicI32>,
 }
 
 /// One APPEND waiting to be committed with others.
@@ -113,7 +117,7 @@ impl SqliteStore {
         // SQLite's own WAL hook); the hook below feeds the checkpointer.
         writer.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")?;
         set_chunk_size(&writer, FILE_CHUNK_BYTES)?;
-        let wal_frames = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let wal_frames = Arc::new(AtomicI32::new(0));
         set_wal_hook(&writer, &wal_frames);
         // Switching to WAL is persistent in the file; every opener asks anyway.
         let mode: String = writer.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
@@ -127,13 +131,14 @@ impl SqliteStore {
             schema::migrate(&tx)?;
             tx.commit()?;
         }
+        let writer = Arc::new(Mutex::new(writer));
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            writer: Mutex::new(writer),
+            writer: writer.clone(),
             readers: Mutex::new(Vec::new()),
             appends: Mutex::new(Vec::new()),
             wal_flush: Default::default(),
-            _checkpointer: spawn_checkpointer(path, wal_frames.clone())?,
+            _checkpointer: spawn_checkpointer(path, writer, wal_frames.clone())?,
             _wal_frames: wal_frames,
         })
     }
@@ -260,13 +265,61 @@ fn open_connection(path: &Path, reader: bool) -> Result<Connection> {
     Ok(conn)
 }
 
+/// What the checkpointer thread holds. Fields drop in this order: the
+/// writer connection (whose WAL hook points at `frames`) before `frames`.
+struct Checkpointer {
+    writer: Arc<Mutex<Connection>>,
+    frames: Arc<AtomicI32>,
+    conn: Connection,
+}
+
+impl Checkpointer {
+    fn checkpoint(&self, mode: &str) -> rusqlite::Result<(bool, i32, i32)> {
+        self.conn
+            .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+                Ok((r.get::<_, i32>(0)? != 0, r.get(1)?, r.get(2)?))
+            })
+    }
+
+    /// Copies the WAL into the database without holding up writers
+    /// (PASSIVE), then, holding the writer for the few frames committed
+    /// meanwhile, finishes with RESTART: it waits (briefly) for readers of
+    /// old frames, so that the next commit starts the WAL over instead of
+    /// growing it. Without that last step a busy server never gets a moment
+    /// with the WAL fully copied and no new commit, and the WAL grows
+    /// without bound.
+    fn run(&self) {
+        if let Err(e) = self.checkpoint("PASSIVE") {
+            tracing::warn!("checkpoint failed: {e}");
+            return;
+        }
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.checkpoint("RESTART") {
+            Ok((false, log, done)) if log == done => self.frames.store(0, Ordering::Relaxed),
+            // Readers still on old frames: try again at the next poll.
+            Ok(_) => {}
+            Err(e) => tracing::warn!("checkpoint failed: {e}"),
+        }
+    }
+}
+
 /// Starts the checkpointer thread (see the module docs); it ends when the
 /// returned sender is dropped.
 fn spawn_checkpointer(
     path: &Path,
-    frames: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    writer: Arc<Mutex<Connection>>,
+    frames: Arc<AtomicI32>,
 ) -> Result<std::sync::mpsc::Sender<()>> {
     let conn = open_connection(path, false)?;
+    // Checkpoints are what extend the database file.
+    set_chunk_size(&conn, FILE_CHUNK_BYTES)?;
+    // RESTART waits this long at most for readers of old frames.
+    conn.busy_timeout(CHECKPOINT_READER_WAIT)?;
+    let ck = Checkpointer {
+        writer,
+        frames,
+        conn,
+    };
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -274,19 +327,8 @@ fn spawn_checkpointer(
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 rx.recv_timeout(CHECKPOINT_POLL)
             {
-                if frames.load(std::sync::atomic::Ordering::Relaxed) < CHECKPOINT_WAL_FRAMES {
-                    continue;
-                }
-                match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                    Ok((r.get::<_, i32>(1)?, r.get::<_, i32>(2)?))
-                }) {
-                    // Everything copied: the next commit starts the WAL over.
-                    Ok((log, done)) if log == done => {
-                        frames.store(0, std::sync::atomic::Ordering::Relaxed)
-                    }
-                    // Readers still use older frames: try again next time.
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("checkpoint failed: {e}"),
+                if ck.frames.load(Ordering::Relaxed) >= CHECKPOINT_WAL_FRAMES {
+                    ck.run();
                 }
             }
         })
@@ -295,7 +337,7 @@ fn spawn_checkpointer(
 }
 
 /// Makes the writer's commits record the WAL's frame count in `frames`.
-fn set_wal_hook(conn: &Connection, frames: &std::sync::Arc<std::sync::atomic::AtomicI32>) {
+fn set_wal_hook(conn: &Connection, frames: &Arc<AtomicI32>) {
     unsafe extern "C" fn hook(
         ctx: *mut std::os::raw::c_void,
         _db: *mut rusqlite::ffi::sqlite3,
@@ -304,8 +346,8 @@ fn set_wal_hook(conn: &Connection, frames: &std::sync::Arc<std::sync::atomic::At
     ) -> std::os::raw::c_int {
         // SAFETY: `ctx` is the AtomicI32 of the store that owns the
         // connection, which outlives it (see `SqliteStore::_wal_frames`).
-        let frames = unsafe { &*(ctx as *const std::sync::atomic::AtomicI32) };
-        frames.store(pages, std::sync::atomic::Ordering::Relaxed);
+        let frames = unsafe { &*(ctx as *const AtomicI32) };
+        frames.store(pages, Ordering::Relaxed);
         rusqlite::ffi::SQLITE_OK
     }
     // SAFETY: the handle is live; the pointer stays valid while the
@@ -314,7 +356,7 @@ fn set_wal_hook(conn: &Connection, frames: &std::sync::Arc<std::sync::atomic::At
         rusqlite::ffi::sqlite3_wal_hook(
             conn.handle(),
             Some(hook),
-            std::sync::Arc::as_ptr(frames) as *mut std::os::raw::c_void,
+            Arc::as_ptr(frames) as *mut std::os::raw::c_void,
         );
     }
 }
