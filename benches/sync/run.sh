@@ -258,10 +258,14 @@ row "idle-mem tls $IDLE_SESSIONS: PSS KiB/session" \
 if [ "$PB_IDLE_SESSIONS" -gt 0 ]; then
     row "idle-mem plain $PB_IDLE_SESSIONS: RSS KiB/session" \
         "$(get pillarbox idle-mem "transport=plain requested=$PB_IDLE_SESSIONS" rss_kib_per_session)" "" "pillarbox <= 8"
+    row "idle-mem plain $PB_IDLE_SESSIONS: marginal RSS KiB/session" \
+        "$(get pillarbox idle-mem "transport=plain requested=$PB_IDLE_SESSIONS" rss_kib_marginal)" "" "pillarbox <= 8"
     row "idle-mem plain $PB_IDLE_SESSIONS: sessions actually opened" \
         "$(get pillarbox idle-mem "transport=plain requested=$PB_IDLE_SESSIONS" sessions)" "" ""
     row "idle-mem tls $PB_IDLE_SESSIONS: RSS KiB/session" \
         "$(get pillarbox idle-mem "transport=tls requested=$PB_IDLE_SESSIONS" rss_kib_per_session)" "" ""
+    row "idle-mem tls $PB_IDLE_SESSIONS: marginal RSS KiB/session" \
+        "$(get pillarbox idle-mem "transport=tls requested=$PB_IDLE_SESSIONS" rss_kib_marginal)" "" ""
 fi
 if [ "$PB_PUSH_BIG" -gt 0 ]; then
     row "push $PB_PUSH_BIG idlers: p50 ms" "$(get pillarbox push idlers=$PB_PUSH_BIG p50_ms)" "" ""
