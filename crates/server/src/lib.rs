@@ -50,9 +50,12 @@ impl Shared {
         v.get(&mailbox).copied().unwrap_or(0)
     }
 
-    pub(crate) fn bump_version(&self, mailbox: pillarbox_store::MailboxId) {
+    /// Counts a published change; returns the mailbox's new version.
+    pub(crate) fn bump_version(&self, mailbox: pillarbox_store::MailboxId) -> u64 {
         let mut v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
-        *v.entry(mailbox).or_insert(0) += 1;
+        let n = v.entry(mailbox).or_insert(0);
+        *n += 1;
+        *n
     }
 }
 

@@ -546,13 +546,30 @@ impl Session {
 
     /// Publishes a message change together with its exact content, so idle
     /// sessions can apply it without reading the store.
-    pub(crate) fn publish_delta(&self, mailbox: i64, delta: pillarbox_store::Delta) {
+    pub(crate) fn publish_delta(&self, mailbox: i64, delta: pillarbox_store::Delta) -> u64 {
         self.publish_event(
             mailbox,
             delta.changes.highest_modseq,
             ChangeKind::Messages,
             Some(Arc::new(delta)),
-        );
+        )
+    }
+
+    /// Like `publish_delta`, for a change this session made to its selected
+    /// mailbox and has already applied to its view: when nothing else changed
+    /// since the view last read the store (the delta starts at the view's
+    /// modseq and no other change was published meanwhile), the view is
+    /// marked current, so the sync after the command does not read the store
+    /// only to find this change.
+    pub(crate) fn publish_own_delta(&mut self, mailbox: i64, delta: pillarbox_store::Delta) {
+        let (from, to) = (delta.from_modseq, delta.changes.highest_modseq);
+        let version = self.publish_delta(mailbox, delta);
+        if let Some(sel) = self.selected.as_mut() {
+            if sel.id == mailbox && sel.known_modseq == from && sel.seen_version + 1 == version {
+                sel.known_modseq = to;
+                sel.seen_version = version;
+            }
+        }
     }
 
     /// Announces a committed change to the other sessions (a hint; they re-read the store).
@@ -566,19 +583,21 @@ impl Session {
         modseq: ModSeq,
         kind: ChangeKind,
         delta: Option<Arc<pillarbox_store::Delta>>,
-    ) {
-        if let Some(a) = &self.account {
-            self.shared.bump_version(mailbox);
-            self.shared.bus.publish(ChangeEvent {
-                account: a.id,
-                mailbox,
-                modseq,
-                committed_at: std::time::Instant::now(),
-                origin: self.id,
-                kind,
-                delta,
-            });
-        }
+    ) -> u64 {
+        let Some(a) = &self.account else {
+            return 0;
+        };
+        let version = self.shared.bump_version(mailbox);
+        self.shared.bus.publish(ChangeEvent {
+            account: a.id,
+            mailbox,
+            modseq,
+            committed_at: std::time::Instant::now(),
+            origin: self.id,
+            kind,
+            delta,
+        });
+        version
     }
 
     pub(crate) fn is_loopback(&self) -> bool {

@@ -73,19 +73,23 @@ impl Session {
         let (gone, modseq) = self.db(move |s| s.expunge(id, &uids)).await?;
         self.announce_expunged(&gone);
         let uidnext = self.selected.as_ref().map(|s| s.uidnext).unwrap_or(0);
-        self.publish_delta(
-            id,
-            pillarbox_store::Delta {
-                from_modseq: modseq.saturating_sub(1),
-                changes: pillarbox_store::MailboxChanges {
-                    uidvalidity: 0,
-                    uidnext,
-                    highest_modseq: modseq,
-                    changed: Vec::new(),
-                    expunged: gone,
-                },
+        // The modseq moved only if this EXPUNGE removed something.
+        let own = !gone.is_empty();
+        let delta = pillarbox_store::Delta {
+            from_modseq: modseq.saturating_sub(1),
+            changes: pillarbox_store::MailboxChanges {
+                uidvalidity: 0,
+                uidnext,
+                highest_modseq: modseq,
+                changed: Vec::new(),
+                expunged: gone,
             },
-        );
+        };
+        if own {
+            self.publish_own_delta(id, delta);
+        } else {
+            self.publish_delta(id, delta);
+        }
         Ok(Done::ok("Expunge completed"))
     }
 
@@ -195,7 +199,7 @@ impl Session {
                 Some(mut changed) if res.updated.iter().all(|u| u.2 == res.highest_modseq) => {
                     changed.sort_by_key(|m| m.uid);
                     let uidnext = sel.map(|s| s.uidnext).unwrap_or(0);
-                    self.publish_delta(
+                    self.publish_own_delta(
                         id,
                         pillarbox_store::Delta {
                             from_modseq: res.highest_modseq.saturating_sub(1),
