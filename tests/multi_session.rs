@@ -276,3 +276,28 @@ async fn done_announces_changes_made_by_another_process() {
     assert!(r.text().contains("body three"), "{}", r.text());
     s.stop().await;
 }
+
+/// APPEND to the selected mailbox announces EXISTS in its own response:
+/// from the change itself when nothing else happened since the session last
+/// looked, from the store when another session appended meanwhile.
+#[tokio::test]
+async fn append_to_selected_mailbox_announces_exists() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    a.ok("SELECT INBOX").await;
+    let r = a.append("INBOX", "", &message("one", "1")).await;
+    assert!(r.has("* 1 EXISTS"), "{}", r.text());
+    assert!(r.tagged.starts_with("OK"), "{}", r.text());
+    b.append("INBOX", "", &message("two", "2")).await;
+    let r = a.append("INBOX", "\\Seen", &message("three", "3")).await;
+    assert!(r.has("* 3 EXISTS"), "{}", r.text());
+    assert_eq!(r.lines_starting("* ").len(), 1, "{}", r.text());
+    let r = a.ok("FETCH 1:* (UID FLAGS)").await;
+    assert!(r.has("* 1 FETCH (UID 1 FLAGS ())"), "{}", r.text());
+    assert!(r.has("* 2 FETCH (UID 2 FLAGS ())"), "{}", r.text());
+    assert!(r.has("* 3 FETCH (UID 3 FLAGS (\\Seen))"), "{}", r.text());
+    let r = a.ok("NOOP").await;
+    assert!(r.untagged.is_empty(), "{}", r.text());
+    s.stop().await;
+}

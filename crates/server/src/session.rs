@@ -564,6 +564,33 @@ impl Session {
     pub(crate) fn publish_own_delta(&mut self, mailbox: i64, delta: pillarbox_store::Delta) {
         let (from, to) = (delta.from_modseq, delta.changes.highest_modseq);
         let version = self.publish_delta(mailbox, delta);
+        self.mark_current(mailbox, from, to, version);
+    }
+
+    /// For a change this session made and published as `version` but has not
+    /// applied to its view yet (APPEND): applies it (announcing EXISTS) when
+    /// the view is exactly where the change starts, and marks the view current
+    /// as `publish_own_delta` does. Otherwise the sync after the command reads
+    /// the store as usual.
+    pub(crate) fn apply_own_delta(&mut self, delta: &pillarbox_store::Delta, version: u64) {
+        let Some(sel) = self.selected.as_ref() else {
+            return;
+        };
+        let mailbox = sel.id;
+        if sel.known_modseq != delta.from_modseq || sel.seen_version + 1 != version {
+            return;
+        }
+        if self.apply_delta(delta, true) {
+            self.mark_current(
+                mailbox,
+                delta.changes.highest_modseq,
+                delta.changes.highest_modseq,
+                version,
+            );
+        }
+    }
+
+    fn mark_current(&mut self, mailbox: i64, from: ModSeq, to: ModSeq, version: u64) {
         if let Some(sel) = self.selected.as_mut() {
             if sel.id == mailbox && sel.known_modseq == from && sel.seen_version + 1 == version {
                 sel.known_modseq = to;

@@ -95,19 +95,25 @@ impl Session {
                     },
                 )
                 .collect();
-            self.publish_delta(
-                id,
-                pillarbox_store::Delta {
-                    from_modseq: res.modseq.saturating_sub(1),
-                    changes: pillarbox_store::MailboxChanges {
-                        uidvalidity: res.uidvalidity,
-                        uidnext: res.uids.iter().max().map(|u| u + 1).unwrap_or(0),
-                        highest_modseq: res.modseq,
-                        changed,
-                        expunged: Vec::new(),
-                    },
+            let delta = pillarbox_store::Delta {
+                from_modseq: res.modseq.saturating_sub(1),
+                changes: pillarbox_store::MailboxChanges {
+                    uidvalidity: res.uidvalidity,
+                    uidnext: res.uids.iter().max().map(|u| u + 1).unwrap_or(0),
+                    highest_modseq: res.modseq,
+                    changed,
+                    expunged: Vec::new(),
                 },
-            );
+            };
+            // Appended to the selected mailbox: the session's own view takes
+            // the new messages from the delta (EXISTS) instead of the store.
+            if self.selected.as_ref().is_some_and(|s| s.id == id) {
+                let mine = delta.clone();
+                let version = self.publish_delta(id, delta);
+                self.apply_own_delta(&mine, version);
+            } else {
+                self.publish_delta(id, delta);
+            }
         } else {
             self.publish(id, res.modseq);
         }
