@@ -68,7 +68,7 @@ const CHECKPOINT_WAL_FRAMES: i32 = 1000;
 const CHECKPOINT_POLL: Duration = Duration::from_millis(100);
 /// The final (RESTART) step of a checkpoint waits at most this long for
 /// readers still using old frames.
-const CHECKPOINT_READER_WAIT: Duration = Duration::from_millis(50);
+const CHECKPOINT_READER_WAIT: Duration = Duration::from_millis(10);
 /// Up to this many UIDs are looked up one by one; more use one range scan.
 const POINT_LOOKUP_MAX: usize = 64;
 
