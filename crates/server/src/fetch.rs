@@ -163,10 +163,10 @@ fn load_messages(
     // Expunged by another session before this one could know more than its
     // UID and flags (see `view::rehydrate`): nothing to load.
     let present = |m: &MessageMeta| !m.blob.0.is_empty();
-    let streamed = |m: &MessageMeta| matches!(raw, Some(Some(limit)) if m.size > limit);
+    let too_large = |m: &MessageMeta| matches!(raw, Some(Some(limit)) if m.size > limit);
     let summary_uids: Vec<u32> = metas
         .iter()
-        .filter(|m| present(m) && (summary || streamed(m)))
+        .filter(|m| present(m) && (summary || too_large(m)))
         .map(|m| m.uid)
         .collect();
     let mut summaries = if summary_uids.is_empty() {
@@ -184,7 +184,7 @@ fn load_messages(
             out.push((uid, empty()));
             continue;
         }
-        let streamed = streamed(&meta);
+        let streamed = too_large(&meta);
         let raw_bytes = if raw.is_some() && !streamed {
             Some(
                 blobs
