@@ -9,7 +9,7 @@
 //! the store, keeping the flags and modseqs as announced.
 
 use pillarbox_proto::types::{SeqNum, SequenceSet};
-use pillarbox_store::{MailboxChanges, MailboxId, MessageMeta, ModSeq, Uid};
+use pillarbox_store::{MailboxChanges, MailboxId, MailboxInfo, MessageMeta, ModSeq, Uid};
 
 /// A mailbox whose UIDNEXT is at most this is read whole (SELECT, the end
 /// of a hibernated IDLE) on the session's own thread: such a read takes less
@@ -287,6 +287,34 @@ impl SelectedMailbox {
         match &self.hibernated {
             Some(h) => h.max_uid(),
             None => self.messages.last().map(|m| m.uid).unwrap_or(0),
+        }
+    }
+
+    /// What `current` (the store's messages of this mailbox in UID order, read
+    /// together with `info`) holds that this view has not taken in: messages
+    /// with a modseq past the view's (changed or new), and the view's
+    /// messages it lacks (expunged).
+    pub fn changes_in(&self, info: &MailboxInfo, current: &[MessageMeta]) -> MailboxChanges {
+        let present = |u: &Uid| current.binary_search_by_key(u, |m| m.uid).is_ok();
+        let expunged = match &self.hibernated {
+            Some(h) => h.iter().map(|(u, _)| u).filter(|u| !present(u)).collect(),
+            None => self
+                .messages
+                .iter()
+                .map(|m| m.uid)
+                .filter(|u| !present(u))
+                .collect(),
+        };
+        MailboxChanges {
+            uidvalidity: info.uidvalidity,
+            uidnext: info.uidnext,
+            highest_modseq: info.highest_modseq,
+            changed: current
+                .iter()
+                .filter(|m| m.modseq > self.known_modseq)
+                .cloned()
+                .collect(),
+            expunged,
         }
     }
 

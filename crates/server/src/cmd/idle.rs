@@ -64,25 +64,22 @@ impl Session {
         let Some((status, text)) = ending else {
             return false;
         };
-        // Still inside IDLE: announce what changed since the last push (also
-        // expunges, which are allowed here and not once IDLE has ended), then
-        // rebuild the full view from the store. Done in that order, a message
-        // expunged meanwhile is announced rather than missing from the view's
-        // data (a later FETCH of it would fail).
-        if let Some(sel) = self.selected.as_mut() {
-            // Read the store even if nothing was published: a commit is
-            // published only after it is durable.
-            sel.checked_at = None;
-        }
-        if self.sync(true).await.is_err() || self.rehydrate().await.is_err() {
+        // Still inside IDLE, so expunges may be announced too: bring the view
+        // up to date and rebuild it from one read of the store.
+        if self.rehydrate(true).await.is_err() {
             return false;
         }
         self.tagged(tag, status, None, text);
         true
     }
 
-    /// Restores the full view after IDLE (see `view` module docs).
-    pub(crate) async fn rehydrate(&mut self) -> Result<(), super::CmdError> {
+    /// Restores the full view after IDLE (see `view` module docs) from one
+    /// read of the store, first announcing what that read shows changed since
+    /// the last push (expunges only when `allow_expunge`). Both come from the
+    /// same read: a message expunged meanwhile (by another session, or by
+    /// another process, which publishes nothing here) is announced, never
+    /// left in the view without its data for a FETCH to fail on.
+    pub(crate) async fn rehydrate(&mut self, allow_expunge: bool) -> Result<(), super::CmdError> {
         let Some(sel) = self.selected.as_ref() else {
             return Ok(());
         };
@@ -91,8 +88,16 @@ impl Session {
         }
         let id = sel.id;
         let small = sel.uidnext <= crate::view::SMALL_SNAPSHOT;
-        let (_, current) = self.db_read(small, move |s| s.snapshot(id)).await?;
+        let version = self.shared.mailbox_version(id);
+        let (info, current) = self.db_read(small, move |s| s.snapshot(id)).await?;
+        let changes = match self.selected.as_ref() {
+            Some(sel) if sel.id == id => sel.changes_in(&info, &current),
+            _ => return Ok(()),
+        };
+        self.apply_changes(changes, allow_expunge);
         if let Some(sel) = self.selected.as_mut() {
+            sel.seen_version = version;
+            sel.checked_at = Some(std::time::Instant::now());
             sel.rehydrate(current);
         }
         Ok(())

@@ -209,7 +209,7 @@ impl Session {
                                 .selected
                                 .as_ref()
                                 .is_some_and(|s| s.hibernated.is_some());
-                            self.rehydrate().await?;
+                            self.rehydrate(allow_expunge).await?;
                             self.cmd_fetch(true, &set, &attrs, &[]).await?;
                             if hibernated {
                                 if let Some(sel) = self.selected.as_mut() {
