@@ -102,14 +102,7 @@ fn collect(part: &Part, raw: &[u8], out: &mut String, depth: usize) {
             if !searchable {
                 return;
             }
-            let body = raw.get(part.body..part.end).unwrap_or_default();
-            let decoded = lenient_decode(body, part.bcte.as_deref());
-            let charset = info
-                .params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(b"charset"))
-                .map(|(_, v)| v.as_slice());
-            out.push_str(&to_utf8(&decoded, charset));
+            out.push_str(&part_text(raw, part, &info));
             out.push('\n');
         }
     }
@@ -228,14 +221,7 @@ fn find_text(
             if !(is_plain || (is_html && html.is_none())) {
                 return;
             }
-            let body = raw.get(part.body..part.end).unwrap_or_default();
-            let decoded = lenient_decode(body, part.bcte.as_deref());
-            let charset = info
-                .params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(b"charset"))
-                .map(|(_, v)| v.as_slice());
-            let text = to_utf8(&decoded, charset);
+            let text = part_text(raw, part, &info);
             if is_plain {
                 *plain = Some(text);
             } else {
@@ -331,4 +317,17 @@ fn decode_entities(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A leaf part's body, transfer-decoded (leniently) and converted to UTF-8
+/// from its charset parameter.
+fn part_text(raw: &[u8], part: &Part, info: &Info) -> String {
+    let body = raw.get(part.body..part.end).unwrap_or_default();
+    let decoded = lenient_decode(body, part.bcte.as_deref());
+    let charset = info
+        .params
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(b"charset"))
+        .map(|(_, v)| v.as_slice());
+    to_utf8(&decoded, charset)
 }

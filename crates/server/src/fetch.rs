@@ -649,6 +649,26 @@ impl Session {
             .map_err(std::io::Error::other)?
     }
 
+    /// Sends `line` ending in a literal header (`prefix` "~" for a literal8)
+    /// of `total` bytes, and opens the message's stored bytes at `start` for
+    /// the data. Either failing ends the connection (the caller's `lost`).
+    async fn start_stream(
+        &mut self,
+        line: &mut Vec<u8>,
+        prefix: &str,
+        total: u64,
+        meta: &MessageMeta,
+        start: usize,
+    ) -> std::io::Result<BlobReader> {
+        line.extend_from_slice(format!("{prefix}{{{total}}}\r\n").as_bytes());
+        self.shared.metrics.fetch_bytes.inc_by(total);
+        self.conn.write_all(line).await?;
+        line.clear();
+        self.open_at(meta, start).await.inspect_err(|e| {
+            tracing::error!("streaming message {}: {e}", meta.uid);
+        })
+    }
+
     /// A reader over a message's stored bytes, positioned at `start`.
     async fn open_at(&self, meta: &MessageMeta, start: usize) -> std::io::Result<BlobReader> {
         let blobs = self.shared.blobs.clone();
@@ -689,14 +709,10 @@ impl Session {
                 (s, u64::from(len).min(size - s))
             }
         };
-        line.extend_from_slice(format!("~{{{total}}}\r\n").as_bytes());
-        self.shared.metrics.fetch_bytes.inc_by(total);
-        self.conn.write_all(&line).await.map_err(|_| lost())?;
-        line.clear();
-        let mut reader = self.open_at(meta, start).await.map_err(|e| {
-            tracing::error!("streaming message {}: {e}", meta.uid);
-            lost()
-        })?;
+        let mut reader = self
+            .start_stream(&mut line, "~", total, meta, start)
+            .await
+            .map_err(|_| lost())?;
         let mut encoded_left = end.saturating_sub(start);
         let mut decoded_pos: u64 = 0;
         let mut written: u64 = 0;
@@ -771,14 +787,10 @@ impl Session {
             }
         };
         let total = end - start;
-        line.extend_from_slice(format!("{{{total}}}\r\n").as_bytes());
-        self.shared.metrics.fetch_bytes.inc_by(total as u64);
-        self.conn.write_all(&line).await.map_err(|_| lost())?;
-        line.clear();
-        let mut reader = self.open_at(meta, start).await.map_err(|e| {
-            tracing::error!("streaming message {}: {e}", meta.uid);
-            lost()
-        })?;
+        let mut reader = self
+            .start_stream(&mut line, "", total as u64, meta, start)
+            .await
+            .map_err(|_| lost())?;
         let mut left = total;
         while left > 0 {
             let n = left.min(STREAM_CHUNK);

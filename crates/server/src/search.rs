@@ -1015,6 +1015,24 @@ pub fn reindex(
     Ok((n, size))
 }
 
+/// Index of the row for `uid` in `rows` (ascending by UID), for callers that
+/// walk UIDs in ascending order: `*at` (the row after the previous hit) is
+/// tried first, and only a view UID the rows lack costs a binary search.
+pub(crate) fn row_of<T>(
+    rows: &[T],
+    at: &mut usize,
+    uid: Uid,
+    key: impl Fn(&T) -> Uid,
+) -> Option<usize> {
+    let j = if rows.get(*at).is_some_and(|r| key(r) == uid) {
+        *at
+    } else {
+        rows.binary_search_by_key(&uid, key).ok()?
+    };
+    *at = j + 1;
+    Some(j)
+}
+
 /// What a search over the selected mailbox produced, handed to the rest of
 /// the command on the blocking pool (SEARCH, SORT and THREAD share it).
 pub(crate) struct Searched {

@@ -576,17 +576,14 @@ impl Session {
         let Some(sel) = self.selected.as_ref() else {
             return;
         };
-        let mailbox = sel.id;
         if sel.known_modseq != delta.from_modseq || sel.seen_version + 1 != version {
             return;
         }
+        // `apply_delta` moves the view's modseq to the delta's end.
         if self.apply_delta(delta, true) {
-            self.mark_current(
-                mailbox,
-                delta.changes.highest_modseq,
-                delta.changes.highest_modseq,
-                version,
-            );
+            if let Some(sel) = self.selected.as_mut() {
+                sel.seen_version = version;
+            }
         }
     }
 

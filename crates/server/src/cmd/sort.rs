@@ -410,15 +410,8 @@ fn sort_numeric(
     let mut rows: Vec<(i64, u64, i64, usize)> = Vec::with_capacity(idxs.len());
     let mut at = 0usize;
     for &i in idxs {
-        let u = uids[i];
-        let row = if dates.get(at).is_some_and(|d| d.uid == u) {
-            Some(at)
-        } else {
-            dates.binary_search_by_key(&u, |d| d.uid).ok()
-        };
-        match row {
+        match crate::search::row_of(&dates, &mut at, uids[i], |d| d.uid) {
             Some(j) => {
-                at = j + 1;
                 let d = &dates[j];
                 if !d.indexed {
                     return Ok(None);

@@ -541,14 +541,8 @@ impl Session {
                     .map(|&i| {
                         let u = uids[i];
                         let num = if uid { u } else { i as u32 + 1 };
-                        let row = if rows.get(at).is_some_and(|r| r.uid == u) {
-                            Some(at)
-                        } else {
-                            rows.binary_search_by_key(&u, |r| r.uid).ok()
-                        };
-                        match row {
+                        match crate::search::row_of(rows, &mut at, u, |r| r.uid) {
                             Some(j) => {
-                                at = j + 1;
                                 let refs = &index.refs
                                     [index.refs_at[j] as usize..index.refs_at[j + 1] as usize];
                                 ThreadMsg {
