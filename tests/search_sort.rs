@@ -338,3 +338,46 @@ async fn thread_algorithms_follow_rfc_5256() {
     c.bad("THREAD BOGUS UTF-8 ALL").await;
     s.stop().await;
 }
+
+/// A database whose index was emptied (what the schema 7 migration does, or
+/// an interrupted `pillarbox reindex`) is indexed again by the server in the
+/// background; searches are right before, during and after.
+#[tokio::test]
+async fn server_indexes_unindexed_messages_in_the_background() {
+    let mut s = TestServer::start().await;
+    let mut c = s.login().await;
+    fixture(&mut c).await;
+    c.ok("LOGOUT").await;
+    s.server.take().expect("running").shutdown().await;
+    {
+        let (store, _) = pillarbox_server::open_store(s.dir.path()).expect("store");
+        store.clear_search_index().expect("clear");
+        assert_eq!(store.unindexed_blobs(10).expect("q").len(), 5);
+    }
+    let config = pillarbox_server::Config {
+        data_dir: s.dir.path().to_path_buf(),
+        listen_imap: "127.0.0.1:0".into(),
+        listen_imaps: "127.0.0.1:0".into(),
+        ..Default::default()
+    };
+    let server = pillarbox_server::Server::start(config)
+        .await
+        .expect("restart");
+    let mut c = common::Client::connect(server.imap_addr.expect("addr")).await;
+    c.ok(&format!("LOGIN {} {}", common::USER, common::PASS))
+        .await;
+    c.ok("SELECT INBOX").await;
+    let check = |r: &common::Response, want: &[u32]| assert_eq!(numbers(r, "SEARCH"), want);
+    check(&c.ok("SEARCH BODY numbers").await, &[1, 3]);
+    let (store, _) = pillarbox_server::open_store(s.dir.path()).expect("store");
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    while !store.unindexed_blobs(1).expect("q").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "still unindexed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(store.search_index_size().expect("size").docs, 5);
+    check(&c.ok("SEARCH BODY numbers").await, &[1, 3]);
+    check(&c.ok("SEARCH SUBJECT straße").await, &[2]);
+    check(&c.ok("SEARCH BODY nowhere-at-all").await, &[]);
+    server.shutdown().await;
+}

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use config::Config;
-pub use search::reindex;
+pub use search::{index_unindexed, reindex};
 pub use view::HIBERNATIONS;
 
 /// Everything sessions share.
@@ -139,6 +139,7 @@ impl Server {
                 shared.shutdown.clone(),
             ));
         }
+        tasks.spawn(index_in_background(shared.clone()));
         if let Some(l) = imap_l {
             tracing::info!(addr = ?imap_addr, "IMAP (STARTTLS) listening");
             tasks.spawn(session::accept_loop(l, shared.clone(), false));
@@ -169,6 +170,29 @@ impl Server {
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
+    }
+}
+
+/// Indexes the messages that have no search document yet (a migration that
+/// rebuilt the index leaves every message so), on a blocking thread, giving
+/// up at shutdown.
+async fn index_in_background(shared: Arc<Shared>) {
+    let (store, blobs) = (shared.store.clone(), shared.blobs.clone());
+    let stop = shared.shutdown.clone();
+    let t0 = std::time::Instant::now();
+    let r = tokio::task::spawn_blocking(move || {
+        search::index_unindexed(&*store, &*blobs, &|| *stop.borrow())
+    })
+    .await;
+    match r {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(
+            documents = n,
+            seconds = t0.elapsed().as_secs_f64(),
+            "indexed messages that had no search document"
+        ),
+        Ok(Err(e)) => tracing::warn!("background indexing failed: {e}"),
+        Err(e) => tracing::warn!("background indexing failed: {e}"),
     }
 }
 

@@ -994,8 +994,23 @@ pub fn reindex(
     blobs: &dyn BlobStore,
 ) -> Result<(u64, pillarbox_store::SearchIndexSize), String> {
     store.clear_search_index().map_err(|e| e.to_string())?;
+    let n = index_unindexed(store, blobs, &|| false)?;
+    let size = store.search_index_size().map_err(|e| e.to_string())?;
+    Ok((n, size))
+}
+
+/// Indexes, in batches, every message content that has no search document
+/// (after `reindex` cleared the index, or a migration did; APPEND indexes its
+/// own messages). Until then SEARCH reads such messages, so this only makes
+/// searches fast again. Stops early when `stop()` says so between batches.
+/// Returns the number of documents written.
+pub fn index_unindexed(
+    store: &dyn MetaStore,
+    blobs: &dyn BlobStore,
+    stop: &dyn Fn() -> bool,
+) -> Result<u64, String> {
     let mut n = 0u64;
-    loop {
+    while !stop() {
         let batch = store.unindexed_blobs(256).map_err(|e| e.to_string())?;
         if batch.is_empty() {
             break;
@@ -1011,8 +1026,7 @@ pub fn reindex(
         n += docs.len() as u64;
         store.index_docs(&docs).map_err(|e| e.to_string())?;
     }
-    let size = store.search_index_size().map_err(|e| e.to_string())?;
-    Ok((n, size))
+    Ok(n)
 }
 
 /// Index of the row for `uid` in `rows` (ascending by UID), for callers that

@@ -50,6 +50,7 @@ mod names;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod tokenizer;
 
 /// How long a writer waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -251,6 +252,7 @@ fn open_connection(path: &Path, reader: bool) -> Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    tokenizer::register(&conn)?;
     // More distinct statements than rusqlite's default cache of 16.
     conn.set_prepared_statement_cache_capacity(64);
     conn.execute_batch(

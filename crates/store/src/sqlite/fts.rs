@@ -1,5 +1,6 @@
-//! The search index: SQLite FTS5 with the trigram tokenizer, plus a table of
-//! decoded header values and sort/thread keys.
+//! The search index: SQLite FTS5 with a trigram tokenizer (our own,
+//! `pillarbox_trigram`: see `tokenizer.rs`), plus a table of decoded header
+//! values and sort/thread keys.
 //!
 //! Design, and why:
 //! - **Keyed by message content (blob), not by (mailbox, uid).** Blobs are
@@ -24,7 +25,8 @@
 //! - **Never wrong, only slower, when something is not indexed.** A message
 //!   without a document (appended by a path that did not index it, or a
 //!   database migrated from schema 1) has `docid IS NULL` and is always a
-//!   candidate; `pillarbox reindex` fills such gaps.
+//!   candidate; the server indexes such messages in the background when it
+//!   starts, and `pillarbox reindex` rebuilds the whole index.
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
 use crate::{BlobId, HeaderFields, MailboxId, Result, SearchDoc, TextPart, Uid};
@@ -431,6 +433,75 @@ mod tests {
             st.text_candidates(inbox, TextPart::Body, "still")
                 .expect("q"),
             Some(vec![2])
+        );
+    }
+
+    /// Schema 7 moved the index to the `pillarbox_trigram` tokenizer. A
+    /// schema 6 database (built-in `trigram`) opens with its index emptied and
+    /// every message unindexed (found by reading it until the server indexes
+    /// it again), and new documents go to the new tables.
+    #[test]
+    fn migration_to_v7_rebuilds_the_index_tables() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.sqlite");
+        let inbox;
+        let (m1, d1) = msg("written by schema six");
+        {
+            let st = SqliteStore::open(&path).expect("open");
+            let acc = st.create_account("u", "x").expect("account");
+            inbox = st.mailbox(acc.id, "INBOX").expect("q").expect("inbox").id;
+            st.append_indexed(inbox, std::slice::from_ref(&m1), &[d1])
+                .expect("append");
+            // Back to what schema 6 had.
+            st.writer
+                .lock()
+                .expect("writer")
+                .execute_batch(
+                    "DELETE FROM schema_version WHERE version = 7;
+                     DROP TABLE fts_head; DROP TABLE fts_body;
+                     CREATE VIRTUAL TABLE fts_head USING fts5(t, tokenize = 'trigram',
+                         detail = 'none', content = '', contentless_delete = 1);
+                     CREATE VIRTUAL TABLE fts_body USING fts5(t, tokenize = 'trigram',
+                         detail = 'none', content = '', contentless_delete = 1);
+                     INSERT INTO fts_body(rowid, t) SELECT docid, 'written by schema six'
+                         FROM search_docs;",
+                )
+                .expect("downgrade");
+        }
+        let st = SqliteStore::open(&path).expect("reopen");
+        let sql: Vec<String> = st
+            .read(|tx| {
+                let mut q = tx.prepare(
+                    "SELECT sql FROM sqlite_master WHERE name IN ('fts_head', 'fts_body')",
+                )?;
+                let rows = q.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .expect("schema");
+        assert_eq!(sql.len(), 2);
+        assert!(
+            sql.iter().all(|s| s.contains("pillarbox_trigram")),
+            "{sql:?}"
+        );
+        assert_eq!(docs(&st), 0);
+        assert_eq!(st.unindexed_blobs(10).expect("q"), vec![m1.blob.clone()]);
+        // Unindexed: a candidate for any needle.
+        assert_eq!(
+            st.text_candidates(inbox, TextPart::Body, "nowhere")
+                .expect("q"),
+            Some(vec![1])
+        );
+        let (_, d1) = msg("written by schema six");
+        st.index_docs(&[(m1.blob.clone(), d1)]).expect("index");
+        assert_eq!(
+            st.text_candidates(inbox, TextPart::Body, "schema six")
+                .expect("q"),
+            Some(vec![1])
+        );
+        assert_eq!(
+            st.text_candidates(inbox, TextPart::Body, "nowhere")
+                .expect("q"),
+            Some(vec![])
         );
     }
 

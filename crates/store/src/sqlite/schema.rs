@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Transaction};
 use crate::{Result, StoreError};
 
 /// The version this binary writes.
-pub(crate) const CURRENT_VERSION: i64 = 6;
+pub(crate) const CURRENT_VERSION: i64 = 7;
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -157,6 +157,24 @@ CREATE INDEX messages_view
     ON messages(mailbox, uid, modseq, flags, internal_date, date_offset, size, blob);
 ";
 
+/// The search index moves to the `pillarbox_trigram` tokenizer (each distinct
+/// trigram of a document once). The index is contentless, so it cannot be
+/// re-tokenized in place: it starts over empty, every message becomes
+/// unindexed (still found by SEARCH, by reading it) and the server indexes
+/// them again in the background (`index_unindexed`).
+const V7: &str = "
+UPDATE messages SET docid = NULL WHERE docid IS NOT NULL;
+DELETE FROM search_docs;
+DROP TABLE fts_head;
+DROP TABLE fts_body;
+CREATE VIRTUAL TABLE fts_head USING fts5(
+    t, tokenize = 'pillarbox_trigram', detail = 'none', content = '', contentless_delete = 1
+);
+CREATE VIRTUAL TABLE fts_body USING fts5(
+    t, tokenize = 'pillarbox_trigram', detail = 'none', content = '', contentless_delete = 1
+);
+";
+
 /// Brings the database to [`CURRENT_VERSION`].
 pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
@@ -195,6 +213,10 @@ pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     if version < 6 {
         tx.execute_batch(V6)?;
         tx.execute("INSERT INTO schema_version(version) VALUES (6)", [])?;
+    }
+    if version < 7 {
+        tx.execute_batch(V7)?;
+        tx.execute("INSERT INTO schema_version(version) VALUES (7)", [])?;
     }
     Ok(())
 }
