@@ -296,7 +296,7 @@ impl Session {
                     for (u, f, ms) in &res.updated {
                         if let Some(seq) = sel.seq_of(*u) {
                             let m = &mut sel.messages[seq as usize - 1];
-                            m.flags = f.clone();
+                            m.flags = f.clone().into();
                             m.modseq = *ms;
                             flags_changed.insert(*u);
                         }

@@ -9,7 +9,7 @@
 //! the store, keeping the flags and modseqs as announced.
 
 use pillarbox_proto::types::{SeqNum, SequenceSet};
-use pillarbox_store::{MailboxChanges, MailboxId, MailboxInfo, MessageMeta, ModSeq, Uid};
+use pillarbox_store::{Flags, MailboxChanges, MailboxId, MailboxInfo, MessageMeta, ModSeq, Uid};
 
 /// A mailbox whose UIDNEXT is at most this is read whole (SELECT, the end
 /// of a hibernated IDLE) on the session's own thread: such a read takes less
@@ -51,7 +51,7 @@ pub(crate) struct Hibernated {
     count: usize,
     set_of: SetIds,
     modseqs: Option<Vec<ModSeq>>,
-    sets: Vec<Vec<String>>,
+    sets: Vec<Flags>,
 }
 
 /// A run of consecutive UIDs.
@@ -134,11 +134,11 @@ impl Hibernated {
         }
     }
 
-    fn intern(&mut self, flags: &[String]) -> u32 {
-        if let Some(i) = self.sets.iter().position(|s| s == flags) {
+    fn intern(&mut self, flags: &Flags) -> u32 {
+        if let Some(i) = self.sets.iter().position(|s| **s == **flags) {
             return i as u32;
         }
-        self.sets.push(flags.to_vec());
+        self.sets.push(flags.clone());
         (self.sets.len() - 1) as u32
     }
 
@@ -187,7 +187,7 @@ impl Hibernated {
     }
 
     /// Appends a message (UIDs only grow).
-    fn push(&mut self, uid: Uid, flags: &[String], modseq: ModSeq) {
+    fn push(&mut self, uid: Uid, flags: &Flags, modseq: ModSeq) {
         let f = self.intern(flags);
         match self.runs.last_mut() {
             Some(last) if last.first + last.len == uid => last.len += 1,
@@ -202,7 +202,7 @@ impl Hibernated {
 
     /// Sets a message's flags and modseq; returns whether either changed as
     /// far as the client can see.
-    fn set(&mut self, uid: Uid, flags: &[String], modseq: ModSeq, announce_modseq: bool) -> bool {
+    fn set(&mut self, uid: Uid, flags: &Flags, modseq: ModSeq, announce_modseq: bool) -> bool {
         let Some(pos) = self.position(uid) else {
             return false;
         };
@@ -244,18 +244,15 @@ impl Hibernated {
         Some(pos)
     }
 
-    fn iter(&self) -> impl Iterator<Item = (Uid, &[String])> + '_ {
+    /// UID and flag set (`None` only if the tables disagree, which they
+    /// cannot) of every message in sequence order.
+    fn iter(&self) -> impl Iterator<Item = (Uid, Option<&Flags>)> + '_ {
         self.runs
             .iter()
             .flat_map(|r| (0..r.len).map(move |k| r.first + k))
             .enumerate()
             .map(move |(pos, uid)| {
-                let set = self
-                    .set_of
-                    .get(pos)
-                    .and_then(|f| self.sets.get(f as usize))
-                    .map(|s| s.as_slice())
-                    .unwrap_or(&[]);
+                let set = self.set_of.get(pos).and_then(|f| self.sets.get(f as usize));
                 (uid, set)
             })
     }
@@ -369,13 +366,14 @@ impl SelectedMailbox {
         let mut store = current.into_iter().peekable();
         let mut out = Vec::with_capacity(h.count);
         for (pos, (uid, flags)) in h.iter().enumerate() {
+            let flags = flags.cloned().unwrap_or_default();
             while store.peek().is_some_and(|m| m.uid < uid) {
                 store.next();
             }
             let modseq = h.modseqs.as_ref().map(|_| h.modseq_at(pos));
             let meta = match store.next_if(|m| m.uid == uid) {
                 Some(mut m) => {
-                    m.flags = flags.to_vec();
+                    m.flags = flags;
                     if let Some(ms) = modseq {
                         m.modseq = ms;
                     }
@@ -388,7 +386,7 @@ impl SelectedMailbox {
                     MessageMeta {
                         uid,
                         modseq: modseq.unwrap_or(0),
-                        flags: flags.to_vec(),
+                        flags,
                         internal_date: 0,
                         date_offset_minutes: 0,
                         size: 0,
@@ -567,7 +565,7 @@ mod tests {
         MessageMeta {
             uid,
             modseq,
-            flags: flags.iter().map(|s| s.to_string()).collect(),
+            flags: Flags::new(flags.iter().map(|s| s.to_string()).collect()),
             internal_date: 0,
             date_offset_minutes: 0,
             size: 10,
@@ -657,7 +655,7 @@ mod tests {
         assert!(hib.hibernated.is_none());
         let uids: Vec<u32> = hib.messages.iter().map(|m| m.uid).collect();
         assert_eq!(uids, vec![1, 2, 4, 5]);
-        assert_eq!(hib.messages[1].flags, vec!["\\Seen".to_string()]);
+        assert_eq!(*hib.messages[1].flags, vec!["\\Seen".to_string()]);
         assert_eq!(
             hib.messages[1].size, 10,
             "other metadata comes from the store"
@@ -720,7 +718,7 @@ mod tests {
         let uids: Vec<u32> = (1..=300).collect();
         let mut v = view(&uids);
         for m in v.messages.iter_mut() {
-            m.flags = vec![format!("k{}", m.uid)];
+            m.flags = Flags::new(vec![format!("k{}", m.uid)]);
         }
         v.hibernate(false);
         assert!(matches!(

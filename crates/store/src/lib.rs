@@ -69,6 +69,11 @@ pub struct MailboxInfo {
     pub special_use: Option<String>,
 }
 
+/// A message's flags (see [`MessageMeta::flags`]). Shared: messages with the
+/// same flags read together point to one list, so a view of a large mailbox
+/// holds a handful of lists, not one per message.
+pub type Flags = std::sync::Arc<Vec<String>>;
+
 /// Per-message metadata as a session needs it for its view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageMeta {
@@ -77,7 +82,7 @@ pub struct MessageMeta {
     /// Flags and keywords exactly as they should be shown: system flags in canonical
     /// case (`\Seen`, `\Answered`, `\Flagged`, `\Deleted`, `\Draft`), keywords as first set.
     /// Sorted, no duplicates (case-insensitive).
-    pub flags: Vec<String>,
+    pub flags: Flags,
     /// INTERNALDATE: seconds since the epoch (UTC) and the zone offset in minutes to show it in.
     pub internal_date: i64,
     pub date_offset_minutes: i32,

@@ -421,17 +421,42 @@ fn mailbox_row(row: &Row<'_>) -> rusqlite::Result<MailboxInfo> {
 
 const MESSAGE_COLS: &str = "uid, modseq, flags, internal_date, date_offset, size, blob";
 
-fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageMeta> {
-    let flags: String = row.get(2)?;
-    Ok(MessageMeta {
-        uid: col_u32(row, 0)?,
-        modseq: col_u64(row, 1)?,
-        flags: flags::decode(&flags),
-        internal_date: row.get(3)?,
-        date_offset_minutes: col_i32(row, 4)?,
-        size: col_u64(row, 5)?,
-        blob: BlobId(row.get(6)?),
-    })
+/// Decodes rows of [`MESSAGE_COLS`]. Rows with the same flags text share one
+/// decoded [`crate::Flags`] (a mailbox has few distinct flag sets), so a
+/// snapshot allocates per distinct set, not per message.
+#[derive(Default)]
+struct MessageRows {
+    sets: Vec<(Box<str>, crate::Flags)>,
+}
+
+impl MessageRows {
+    /// Distinct flag sets remembered per read (more are decoded each time).
+    const MAX_SETS: usize = 64;
+
+    fn row(&mut self, row: &Row<'_>) -> rusqlite::Result<MessageMeta> {
+        let text = row.get_ref(2)?.as_str().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+        })?;
+        let flags = match self.sets.iter().find(|(t, _)| **t == *text) {
+            Some((_, f)) => f.clone(),
+            None => {
+                let f = crate::Flags::new(flags::decode(text));
+                if self.sets.len() < Self::MAX_SETS {
+                    self.sets.push((text.into(), f.clone()));
+                }
+                f
+            }
+        };
+        Ok(MessageMeta {
+            uid: col_u32(row, 0)?,
+            modseq: col_u64(row, 1)?,
+            flags,
+            internal_date: row.get(3)?,
+            date_offset_minutes: col_i32(row, 4)?,
+            size: col_u64(row, 5)?,
+            blob: BlobId(row.get(6)?),
+        })
+    }
 }
 
 // ---------------------------------------------------------------- helpers (inside a transaction)
@@ -703,7 +728,7 @@ fn rows_for_uids<T>(
     mailbox: MailboxId,
     uids: &[Uid],
     cols: &str,
-    map: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
+    mut map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>> {
     let mut wanted = uids.to_vec();
     wanted.sort_unstable();
@@ -718,7 +743,7 @@ fn rows_for_uids<T>(
         ))?;
         for uid in wanted {
             if let Some(v) = stmt
-                .query_row(params![mailbox, i64::from(uid)], &map)
+                .query_row(params![mailbox, i64::from(uid)], &mut map)
                 .optional()?
             {
                 out.push(v);
@@ -1174,7 +1199,8 @@ impl MetaStore for SqliteStore {
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox = ?1 ORDER BY uid"
             ))?;
-            let rows = stmt.query_map([mailbox], message_row)?;
+            let mut dec = MessageRows::default();
+            let rows = stmt.query_map([mailbox], |r| dec.row(r))?;
             let msgs = rows.collect::<rusqlite::Result<_>>()?;
             Ok((info, msgs))
         })
@@ -1190,7 +1216,8 @@ impl MetaStore for SqliteStore {
                     "SELECT {MESSAGE_COLS} FROM messages INDEXED BY messages_modseq
                      WHERE mailbox = ?1 AND modseq > ?2 ORDER BY uid"
                 ))?;
-                let rows = stmt.query_map(params![mailbox, since], message_row)?;
+                let mut dec = MessageRows::default();
+                let rows = stmt.query_map(params![mailbox, since], |r| dec.row(r))?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()?
             };
             let expunged = {
@@ -1358,12 +1385,16 @@ impl MetaStore for SqliteStore {
 
     fn search_meta(&self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Vec<MessageMeta>> {
         self.read(|tx| match uids {
-            Some(uids) => rows_for_uids(tx, mailbox, uids, MESSAGE_COLS, message_row),
+            Some(uids) => {
+                let mut dec = MessageRows::default();
+                rows_for_uids(tx, mailbox, uids, MESSAGE_COLS, |r| dec.row(r))
+            }
             None => {
                 let mut stmt = tx.prepare_cached(&format!(
                     "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox = ?1 ORDER BY uid"
                 ))?;
-                let rows = stmt.query_map([mailbox], message_row)?;
+                let mut dec = MessageRows::default();
+                let rows = stmt.query_map([mailbox], |r| dec.row(r))?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
             }
         })

@@ -86,7 +86,7 @@ impl Session {
                         pillarbox_store::MessageMeta {
                             uid,
                             modseq: res.modseq,
-                            flags,
+                            flags: flags.into(),
                             internal_date,
                             date_offset_minutes,
                             size,

@@ -167,7 +167,7 @@ impl Session {
                 if let Some(seq) = sel.seq_of(*u) {
                     let m = &mut sel.messages[seq as usize - 1];
                     new_keywords |= f.iter().any(|k| is_keyword(k) && !known.contains(k));
-                    m.flags = f.clone();
+                    m.flags = f.clone().into();
                     m.modseq = *ms;
                 }
             }

@@ -230,8 +230,8 @@ fn append_snapshot_summary_status() {
     assert_eq!(info.uidnext, 4);
     assert_eq!(info.highest_modseq, 2);
     assert_eq!(msgs.len(), 3);
-    assert_eq!(msgs[0].flags, s(&["Work", "\\Seen"]));
-    assert_eq!(msgs[1].flags, s(&["\\Deleted", "work"]));
+    assert_eq!(*msgs[0].flags, s(&["Work", "\\Seen"]));
+    assert_eq!(*msgs[1].flags, s(&["\\Deleted", "work"]));
     assert!(msgs[2].flags.is_empty());
     assert_eq!(msgs[0].internal_date, 1_700_000_001);
     assert_eq!(msgs[0].date_offset_minutes, 60);
@@ -439,7 +439,7 @@ fn store_flags_ops_and_unchanged_since() {
     assert_eq!(r.updated, vec![(3, s(&["\\Seen"]), 6)]);
     assert_eq!(r.highest_modseq, 6);
     let (_, msgs) = st.snapshot(i.id).unwrap();
-    assert_eq!(msgs[0].flags, s(&["\\Draft", "x"]));
+    assert_eq!(*msgs[0].flags, s(&["\\Draft", "x"]));
     assert_eq!(st.status(i.id).unwrap().unseen, 2);
     // UNCHANGEDSINCE 0 fails for everything
     let r = st
@@ -501,7 +501,7 @@ fn copy_and_move() {
     assert_eq!(r.uidvalidity, arch.uidvalidity);
     let (ainfo, amsgs) = st.snapshot(arch.id).unwrap();
     assert!(ainfo.highest_modseq > before_arch);
-    assert_eq!(amsgs[1].flags, s(&["\\Seen"]));
+    assert_eq!(*amsgs[1].flags, s(&["\\Seen"]));
     assert_eq!(amsgs[1].internal_date, 1_700_000_001);
     assert_eq!(amsgs[1].modseq, ainfo.highest_modseq);
     assert_eq!(st.summary(arch.id, 3).unwrap(), Some(b"summary 3".to_vec()));
@@ -517,7 +517,7 @@ fn copy_and_move() {
     assert_eq!(c.expunged, vec![2, 3]);
     assert!(c.highest_modseq > src_before);
     let (_, amsgs) = st.snapshot(arch.id).unwrap();
-    assert_eq!(amsgs[3].flags, s(&["\\Flagged", "k"]));
+    assert_eq!(*amsgs[3].flags, s(&["\\Flagged", "k"]));
 
     // nothing to copy
     let r = st.copy(i.id, arch.id, &[2, 3], false).unwrap();
@@ -533,7 +533,7 @@ fn copy_and_move() {
     let r = st.copy(i.id, bi.id, &[1], true).unwrap();
     assert_eq!(r.dst_uids, vec![1]);
     assert!(uids(st, i.id).is_empty());
-    assert_eq!(st.snapshot(bi.id).unwrap().1[0].flags, s(&["\\Seen"]));
+    assert_eq!(*st.snapshot(bi.id).unwrap().1[0].flags, s(&["\\Seen"]));
 
     // move within the same mailbox
     let r = st.copy(bi.id, bi.id, &[1], true).unwrap();
@@ -1119,4 +1119,21 @@ fn wal_stays_bounded_under_continuous_commits() {
         restarts >= 3,
         "the WAL started over {restarts} times in {commits} commits (up to {max_frames} frames)"
     );
+}
+
+#[test]
+fn snapshot_shares_one_flag_list_per_distinct_set() {
+    let f = fixture();
+    let a = f.store.create_account("alice", "h").unwrap();
+    let i = inbox(&f.store, a.id);
+    let msgs: Vec<NewMessage> = (1..=6)
+        .map(|n| msg(n, if n % 2 == 0 { &["\\Seen"] } else { &[] }))
+        .collect();
+    f.store.append(i.id, &msgs).unwrap();
+    let (_, snap) = f.store.snapshot(i.id).unwrap();
+    assert_eq!(*snap[1].flags, s(&["\\Seen"]));
+    assert!(snap[0].flags.is_empty());
+    assert!(Arc::ptr_eq(&snap[1].flags, &snap[3].flags));
+    assert!(Arc::ptr_eq(&snap[0].flags, &snap[4].flags));
+    assert!(!Arc::ptr_eq(&snap[0].flags, &snap[1].flags));
 }
