@@ -181,7 +181,7 @@ fn user_command(config: &Config, cmd: UserCmd) -> Result<()> {
             for id in freed {
                 blobs
                     .delete(&id)
-                    .with_context(|| format!("cannot delete blob {}", id.0))?;
+                    .with_context(|| format!("cannot delete blob {id}"))?;
             }
             println!("user {name} deleted with all their mail");
         }

@@ -162,7 +162,7 @@ fn load_messages(
     }
     // Expunged by another session before this one could know more than its
     // UID and flags (see `view::rehydrate`): nothing to load.
-    let present = |m: &MessageMeta| !m.blob.0.is_empty();
+    let present = |m: &MessageMeta| !m.blob.is_empty();
     let too_large = |m: &MessageMeta| matches!(raw, Some(Some(limit)) if m.size > limit);
     let summary_uids: Vec<u32> = metas
         .iter()
@@ -353,7 +353,7 @@ impl Session {
                 continue;
             };
             let seq = i as u32 + 1;
-            gone |= (want_raw || want_summary) && meta.blob.0.is_empty();
+            gone |= (want_raw || want_summary) && meta.blob.is_empty();
             if batch.is_empty() && (want_raw || want_summary) {
                 let mut bytes = 0u64;
                 let metas: Vec<MessageMeta> = idxs[n..(n + LOAD_BATCH).min(idxs.len())]
@@ -643,7 +643,7 @@ impl Session {
     /// A message's stored bytes, read on the blocking pool.
     async fn read_blob(&self, meta: &MessageMeta) -> std::io::Result<Vec<u8>> {
         let blobs = self.shared.blobs.clone();
-        let id = meta.blob.clone();
+        let id = meta.blob;
         tokio::task::spawn_blocking(move || blobs.get(&id).map_err(std::io::Error::other))
             .await
             .map_err(std::io::Error::other)?
@@ -672,7 +672,7 @@ impl Session {
     /// A reader over a message's stored bytes, positioned at `start`.
     async fn open_at(&self, meta: &MessageMeta, start: usize) -> std::io::Result<BlobReader> {
         let blobs = self.shared.blobs.clone();
-        let id = meta.blob.clone();
+        let id = meta.blob;
         tokio::task::spawn_blocking(move || -> std::io::Result<BlobReader> {
             let mut r = blobs.open(&id).map_err(std::io::Error::other)?;
             std::io::copy(

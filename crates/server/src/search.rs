@@ -133,7 +133,7 @@ impl Ctx<'_> {
     }
     fn raw(&mut self) -> &[u8] {
         if self.raw.is_none() {
-            let blob = self.meta().map(|m| m.blob.clone());
+            let blob = self.meta().map(|m| m.blob);
             let raw = blob
                 .and_then(|b| self.scope.blobs.get(&b).ok())
                 .unwrap_or_default();

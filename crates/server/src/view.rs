@@ -390,7 +390,7 @@ impl SelectedMailbox {
                         internal_date: 0,
                         date_offset_minutes: 0,
                         size: 0,
-                        blob: pillarbox_store::BlobId(String::new()),
+                        blob: pillarbox_store::BlobId::empty(),
                     }
                 }
             };
@@ -569,7 +569,7 @@ mod tests {
             internal_date: 0,
             date_offset_minutes: 0,
             size: 10,
-            blob: BlobId(String::new()),
+            blob: BlobId::empty(),
         }
     }
 

@@ -12,28 +12,77 @@ use std::path::{Path, PathBuf};
 use crate::StoreError;
 
 /// BLAKE3 hash of the uncompressed message bytes, hex-encoded (64 chars).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BlobId(pub String);
+///
+/// Held inline (no heap allocation): a view of a mailbox holds one per
+/// message. Any text can be held (ids read from a damaged database, the empty
+/// placeholder of an expunged message); text that cannot be an id because it
+/// is longer than one, or not ASCII, is kept as [`BlobId::INVALID`], which
+/// [`BlobId::is_valid`] rejects like any other malformed id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobId {
+    len: u8,
+    text: [u8; BlobId::LEN],
+}
 
 impl BlobId {
+    /// Length of a valid id.
+    pub const LEN: usize = 64;
+    /// What text that cannot be an id becomes.
+    pub const INVALID: &'static str = "(invalid blob id)";
+
+    /// The id with this text.
+    pub fn new(text: &str) -> BlobId {
+        let text = if text.len() <= Self::LEN && text.is_ascii() {
+            text
+        } else {
+            Self::INVALID
+        };
+        let mut id = BlobId {
+            len: text.len() as u8,
+            text: [0; Self::LEN],
+        };
+        id.text[..text.len()].copy_from_slice(text.as_bytes());
+        id
+    }
+
+    /// The empty id: a message whose content is gone.
+    pub fn empty() -> BlobId {
+        BlobId::new("")
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever stored.
+        std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// The id of these bytes (what `put` would return), without storing anything.
     pub fn of(data: &[u8]) -> BlobId {
-        BlobId(blake3::hash(data).to_hex().to_string())
+        BlobId::new(blake3::hash(data).to_hex().as_str())
     }
 
     /// True if this looks like an id we produce: 64 lowercase hex digits.
     pub fn is_valid(&self) -> bool {
-        self.0.len() == 64
+        usize::from(self.len) == Self::LEN
             && self
-                .0
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                .text
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
     }
 }
 
 impl std::fmt::Display for BlobId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for BlobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BlobId({:?})", self.as_str())
     }
 }
 
@@ -89,9 +138,12 @@ impl FsBlobStore {
     /// Where the blob with this id lives (whether or not it exists).
     pub fn path_of(&self, id: &BlobId) -> crate::Result<PathBuf> {
         if !id.is_valid() {
-            return Err(StoreError::Other(format!("invalid blob id {:?}", id.0)));
+            return Err(StoreError::Other(format!(
+                "invalid blob id {:?}",
+                id.as_str()
+            )));
         }
-        Ok(self.root.join(&id.0[..2]).join(&id.0))
+        Ok(self.root.join(&id.as_str()[..2]).join(id.as_str()))
     }
 
     /// True if the blob is stored.
@@ -101,7 +153,7 @@ impl FsBlobStore {
 
     /// Creates the fan-out directory (durably) and returns it.
     fn ensure_dir(&self, id: &BlobId) -> crate::Result<PathBuf> {
-        let dir = self.root.join(&id.0[..2]);
+        let dir = self.root.join(&id.as_str()[..2]);
         if !dir.is_dir() {
             match fs::create_dir(&dir) {
                 Ok(()) => sync_dir(&self.root)?,
@@ -137,10 +189,10 @@ impl FsBlobStore {
             }
             enc.finish()?;
             let hash = hasher.finalize();
-            if hash.to_hex().as_str() != id.0 {
+            if hash.to_hex().as_str() != id.as_str() {
                 return Err(StoreError::Other(format!(
                     "blob content changed while storing (expected {}, got {})",
-                    id.0,
+                    id,
                     hash.to_hex()
                 )));
             }
@@ -158,7 +210,7 @@ impl FsBlobStore {
         fill: impl FnOnce(&mut File) -> crate::Result<T>,
     ) -> crate::Result<T> {
         let dir = self.ensure_dir(id)?;
-        let tmp = dir.join(format!(".tmp.{}.{:016x}", id.0, rand::random::<u64>()));
+        let tmp = dir.join(format!(".tmp.{}.{:016x}", id, rand::random::<u64>()));
         let result = (|| -> crate::Result<T> {
             let mut file = File::create(&tmp)?;
             let out = fill(&mut file)?;
@@ -174,7 +226,7 @@ impl FsBlobStore {
                 return Err(e);
             }
         };
-        let dst = dir.join(&id.0);
+        let dst = dir.join(id.as_str());
         if let Err(e) = fs::rename(&tmp, &dst) {
             let _ = fs::remove_file(&tmp);
             return Err(e.into());
@@ -219,7 +271,7 @@ impl FsBlobStore {
             };
             hasher.update(&buf[..n]);
         }
-        let id = BlobId(hasher.finalize().to_hex().to_string());
+        let id = BlobId::new(hasher.finalize().to_hex().as_str());
         if self.path_of(&id)?.is_file() {
             return Ok(id);
         }
@@ -301,8 +353,8 @@ impl BlobStore for FsBlobStore {
             std::io::Read::read_to_end(&mut dec, &mut out)?;
             Ok(out)
         })?;
-        if blake3::hash(&data).to_hex().as_str() != id.0 {
-            return Err(StoreError::Other(format!("blob {} is corrupt", id.0)));
+        if blake3::hash(&data).to_hex().as_str() != id.as_str() {
+            return Err(StoreError::Other(format!("blob {id} is corrupt")));
         }
         Ok(data)
     }
@@ -325,6 +377,24 @@ impl BlobStore for FsBlobStore {
 mod tests {
     use super::*;
 
+    #[test]
+    fn blob_ids_hold_any_text_but_only_ids_are_valid() {
+        let id = BlobId::of(b"hello");
+        assert!(id.is_valid());
+        assert_eq!(BlobId::new(id.as_str()), id);
+        assert_eq!(id.to_string(), blake3::hash(b"hello").to_hex().as_str());
+        assert_eq!(BlobId::new("nope").as_str(), "nope");
+        assert!(!BlobId::new("nope").is_valid());
+        assert!(BlobId::empty().is_empty() && !BlobId::empty().is_valid());
+        // Too long for an id (even if it starts like one), or not ASCII.
+        let long = format!("{}0", id.as_str());
+        assert_eq!(BlobId::new(&long).as_str(), BlobId::INVALID);
+        assert!(!BlobId::new(&long).is_valid());
+        assert_eq!(BlobId::new("é").as_str(), BlobId::INVALID);
+        // Uppercase hex is not what we produce.
+        assert!(!BlobId::new(&id.as_str().to_uppercase()).is_valid());
+    }
+
     fn store() -> (tempfile::TempDir, FsBlobStore) {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = FsBlobStore::open(dir.path().join("blobs")).expect("open");
@@ -338,7 +408,11 @@ mod tests {
         let id = s.put(&data).unwrap();
         assert!(id.is_valid());
         assert_eq!(id, BlobId::of(&data));
-        let path = dir.path().join("blobs").join(&id.0[..2]).join(&id.0);
+        let path = dir
+            .path()
+            .join("blobs")
+            .join(&id.as_str()[..2])
+            .join(id.as_str());
         assert!(path.is_file());
         // stored compressed
         let on_disk = fs::read(&path).unwrap();
@@ -425,7 +499,7 @@ mod tests {
         assert!(!s.contains(&id).unwrap());
         s.delete(&id).unwrap(); // missing is fine
         assert!(s.get(&id).is_err());
-        assert!(s.get(&BlobId("../../etc/passwd".into())).is_err());
+        assert!(s.get(&BlobId::new("../../etc/passwd")).is_err());
     }
 
     #[test]

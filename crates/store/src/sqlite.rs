@@ -421,6 +421,13 @@ fn mailbox_row(row: &Row<'_>) -> rusqlite::Result<MailboxInfo> {
 
 const MESSAGE_COLS: &str = "uid, modseq, flags, internal_date, date_offset, size, blob";
 
+/// A text column, borrowed from the row.
+pub(crate) fn col_str<'r>(row: &'r Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    row.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 /// Decodes rows of [`MESSAGE_COLS`]. Rows with the same flags text share one
 /// decoded [`crate::Flags`] (a mailbox has few distinct flag sets), so a
 /// snapshot allocates per distinct set, not per message.
@@ -434,9 +441,7 @@ impl MessageRows {
     const MAX_SETS: usize = 64;
 
     fn row(&mut self, row: &Row<'_>) -> rusqlite::Result<MessageMeta> {
-        let text = row.get_ref(2)?.as_str().map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
-        })?;
+        let text = col_str(row, 2)?;
         let flags = match self.sets.iter().find(|(t, _)| **t == *text) {
             Some((_, f)) => f.clone(),
             None => {
@@ -454,7 +459,7 @@ impl MessageRows {
             internal_date: row.get(3)?,
             date_offset_minutes: col_i32(row, 4)?,
             size: col_u64(row, 5)?,
-            blob: BlobId(row.get(6)?),
+            blob: BlobId::new(col_str(row, 6)?),
         })
     }
 }
@@ -608,7 +613,7 @@ fn append_in(
             msg.internal_date,
             i64::from(msg.date_offset_minutes),
             size,
-            msg.blob.0,
+            msg.blob.as_str(),
             msg.summary,
         ])?;
         uids.push(uid);
@@ -861,7 +866,7 @@ fn unreferenced(tx: &Transaction<'_>, blobs: Vec<String>) -> Result<Vec<BlobId>>
     let mut out = Vec::new();
     for b in blobs {
         if stmt.query_row([&b], |_| Ok(())).optional()?.is_none() {
-            out.push(BlobId(b));
+            out.push(BlobId::new(&b));
         }
     }
     out.sort();
@@ -1151,7 +1156,10 @@ impl MetaStore for SqliteStore {
             .iter()
             .map(|m| {
                 if !m.blob.is_valid() {
-                    return Err(StoreError::Other(format!("invalid blob id {:?}", m.blob.0)));
+                    return Err(StoreError::Other(format!(
+                        "invalid blob id {:?}",
+                        m.blob.as_str()
+                    )));
                 }
                 let f = flags::normalize(&m.flags)?;
                 Ok((
@@ -1338,7 +1346,7 @@ impl MetaStore for SqliteStore {
                 // Expunged (or indexed) meanwhile: a document nobody links
                 // to would never be deleted.
                 if waiting
-                    .query_row([&blob.0], |_| Ok(()))
+                    .query_row([blob.as_str()], |_| Ok(()))
                     .optional()?
                     .is_none()
                 {

@@ -138,7 +138,7 @@ fn describe(prepared: &[NewMessage]) -> Vec<Described> {
         .map(|m| {
             let flags = pillarbox_store::sqlite::normalize_flags(&m.flags).unwrap_or_default();
             (
-                m.blob.clone(),
+                m.blob,
                 m.size,
                 m.internal_date,
                 m.date_offset_minutes,

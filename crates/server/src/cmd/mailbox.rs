@@ -213,7 +213,7 @@ impl Session {
         let _ = tokio::task::spawn_blocking(move || {
             for id in ids {
                 if let Err(e) = blobs.delete(&id) {
-                    tracing::warn!("cannot delete blob {}: {e}", id.0);
+                    tracing::warn!("cannot delete blob {id}: {e}");
                 }
             }
         })

@@ -67,7 +67,7 @@ pub(crate) fn match_expr(needle: &str) -> Option<String> {
 pub(crate) fn insert_doc(tx: &Transaction<'_>, blob: &BlobId, doc: &SearchDoc) -> Result<i64> {
     if let Some(id) = tx
         .prepare_cached("SELECT docid FROM search_docs WHERE blob = ?1")?
-        .query_row([&blob.0], |r| r.get::<_, i64>(0))
+        .query_row([blob.as_str()], |r| r.get::<_, i64>(0))
         .optional()?
     {
         return Ok(id);
@@ -81,7 +81,7 @@ pub(crate) fn insert_doc(tx: &Transaction<'_>, blob: &BlobId, doc: &SearchDoc) -
                  ?18)",
     )?
     .execute(params![
-        blob.0,
+        blob.as_str(),
         f.subject,
         f.from,
         f.to,
@@ -111,7 +111,7 @@ pub(crate) fn insert_doc(tx: &Transaction<'_>, blob: &BlobId, doc: &SearchDoc) -
 /// Links every unindexed message with this blob to the document.
 pub(crate) fn link(tx: &Transaction<'_>, blob: &BlobId, docid: i64) -> Result<()> {
     tx.prepare_cached("UPDATE messages SET docid = ?2 WHERE blob = ?1 AND docid IS NULL")?
-        .execute(params![blob.0, docid])?;
+        .execute(params![blob.as_str(), docid])?;
     Ok(())
 }
 
@@ -282,7 +282,7 @@ pub(crate) fn sort_rows(
             uid: super::col_u32(r, 0)?,
             internal_date: r.get(1)?,
             size: super::col_u64(r, 2)?,
-            blob: BlobId(r.get(3)?),
+            blob: BlobId::new(super::col_str(r, 3)?),
             fields: fields_row(r, 4)?,
         })
     })?;
@@ -351,7 +351,7 @@ pub(crate) fn unindexed_blobs(tx: &Transaction<'_>, limit: usize) -> Result<Vec<
          WHERE docid IS NULL LIMIT ?1",
     )?;
     let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-        Ok(BlobId(r.get(0)?))
+        Ok(BlobId::new(super::col_str(r, 0)?))
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -423,11 +423,11 @@ mod tests {
         let (m2, d2) = msg("still here");
         st.append(inbox, &[m1.clone(), m2.clone()]).expect("append");
         st.expunge(inbox, &[1]).expect("expunge");
-        st.index_docs(&[(m1.blob.clone(), d1), (m2.blob.clone(), d2.clone())])
+        st.index_docs(&[(m1.blob, d1), (m2.blob, d2.clone())])
             .expect("index");
         assert_eq!(docs(&st), 1);
         // Indexing again (already linked) adds nothing either.
-        st.index_docs(&[(m2.blob.clone(), d2)]).expect("index");
+        st.index_docs(&[(m2.blob, d2)]).expect("index");
         assert_eq!(docs(&st), 1);
         assert_eq!(
             st.text_candidates(inbox, TextPart::Body, "still")
@@ -484,7 +484,7 @@ mod tests {
             "{sql:?}"
         );
         assert_eq!(docs(&st), 0);
-        assert_eq!(st.unindexed_blobs(10).expect("q"), vec![m1.blob.clone()]);
+        assert_eq!(st.unindexed_blobs(10).expect("q"), vec![m1.blob]);
         // Unindexed: a candidate for any needle.
         assert_eq!(
             st.text_candidates(inbox, TextPart::Body, "nowhere")
@@ -492,7 +492,7 @@ mod tests {
             Some(vec![1])
         );
         let (_, d1) = msg("written by schema six");
-        st.index_docs(&[(m1.blob.clone(), d1)]).expect("index");
+        st.index_docs(&[(m1.blob, d1)]).expect("index");
         assert_eq!(
             st.text_candidates(inbox, TextPart::Body, "schema six")
                 .expect("q"),
@@ -538,7 +538,7 @@ mod tests {
             st.sort_dates(inbox).expect("d").expect("k")[1].size,
             m2.size
         );
-        st.index_docs(&[(m3.blob.clone(), d3)]).expect("index");
+        st.index_docs(&[(m3.blob, d3)]).expect("index");
         assert_eq!(keys(inbox)[2], (3, true, Some(7)));
         st.copy(inbox, trash, &[1, 3], false).expect("copy");
         st.expunge(inbox, &[1]).expect("expunge");
@@ -590,12 +590,9 @@ mod tests {
         st.expunge(trash, &[1, 2]).expect("expunge copy");
         assert_eq!(docs(&st), 1);
         // Indexing later links the unindexed message.
-        assert_eq!(
-            st.unindexed_blobs(10).expect("unindexed"),
-            vec![m3.blob.clone()]
-        );
+        assert_eq!(st.unindexed_blobs(10).expect("unindexed"), vec![m3.blob]);
         let (_, d3) = msg("gamma not indexed");
-        st.index_docs(&[(m3.blob.clone(), d3)]).expect("index");
+        st.index_docs(&[(m3.blob, d3)]).expect("index");
         assert!(st.unindexed_blobs(10).expect("unindexed").is_empty());
         assert_eq!(cand(inbox, TextPart::Body, "quick"), Some(vec![]));
         assert_eq!(cand(inbox, TextPart::Body, "gamma"), Some(vec![3]));

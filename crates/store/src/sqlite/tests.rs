@@ -122,7 +122,7 @@ fn delete_account_returns_unreferenced_blobs() {
     .unwrap();
     st.append(bi.id, std::slice::from_ref(&shared)).unwrap();
     let blobs = st.delete_account("alice").unwrap();
-    assert_eq!(blobs, vec![only_alice.blob.clone()]);
+    assert_eq!(blobs, vec![only_alice.blob]);
     let blobs = st.delete_account("bob").unwrap();
     assert_eq!(blobs, vec![shared.blob]);
 }
@@ -283,7 +283,7 @@ fn multiappend_is_atomic() {
     assert!(st.append(i.id, &[msg(1, &[]), msg(2, &[]), bad]).is_err());
     // An invalid blob id in the last message.
     let bad = NewMessage {
-        blob: BlobId("nope".into()),
+        blob: BlobId::new("nope"),
         ..msg(3, &[])
     };
     assert!(st.append(i.id, &[msg(1, &[]), bad]).is_err());
