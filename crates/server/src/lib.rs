@@ -98,6 +98,13 @@ impl Server {
     /// Binds the listeners and starts accepting. Errors name the flag to change.
     pub async fn start(config: Config) -> Result<Server, String> {
         let (store, blobs) = open_store(&config.data_dir)?;
+        // Texts a previous run queued for the search index but did not
+        // write: those messages are indexed again in the background.
+        match store.requeue_pending_texts() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(documents = n, "search texts left unwritten: indexing again"),
+            Err(e) => return Err(format!("cannot open the search index: {e}")),
+        }
         let imap = Config::parse_addr("--listen-imap", &config.listen_imap)?;
         let imaps = Config::parse_addr("--listen-imaps", &config.listen_imaps)?;
         let metrics_at = Config::parse_addr("--listen-metrics", &config.listen_metrics)?;

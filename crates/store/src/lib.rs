@@ -381,6 +381,16 @@ pub trait MetaStore: Send + Sync {
     fn clear_search_index(&self) -> Result<()> {
         Ok(())
     }
+    /// Makes the documents whose full text an earlier process queued but
+    /// did not write unindexed again (for `unindexed_blobs`). Call at start,
+    /// before this process appends anything. Returns how many there were.
+    fn requeue_pending_texts(&self) -> Result<usize> {
+        Ok(0)
+    }
+    /// Waits until the full text of every search document created so far by
+    /// this process is in the index (it is written in batches, shortly after
+    /// the APPEND; searches are right meanwhile, only slower).
+    fn flush_search_texts(&self) {}
     /// Up to `limit` distinct blobs of messages that are not indexed.
     fn unindexed_blobs(&self, limit: usize) -> Result<Vec<BlobId>> {
         let _ = limit;

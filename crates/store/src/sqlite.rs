@@ -50,6 +50,7 @@ mod names;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod texts;
 mod tokenizer;
 
 /// How long a writer waits for another process's write lock before failing.
@@ -93,6 +94,11 @@ pub struct SqliteStore {
     appends: Mutex<Vec<AppendJob>>,
     /// Coalesced fsyncs of the WAL after commits (see the module docs).
     wal_flush: crate::flush::FlushGroup,
+    /// Full texts of new search documents, written in batches (`texts.rs`).
+    texts: Arc<texts::TextQueue>,
+    /// Dropping it writes the queued texts and stops their thread (before
+    /// the checkpointer and `_wal_frames` go).
+    _text_writer: texts::TextWriter,
     /// Dropping it stops the checkpointer thread.
     _checkpointer: std::sync::mpsc::Sender<()>,
     /// Frames in the WAL after the writer's last commit (set by its WAL hook).
@@ -133,12 +139,15 @@ impl SqliteStore {
             tx.commit()?;
         }
         let writer = Arc::new(Mutex::new(writer));
+        let texts = Arc::new(texts::TextQueue::default());
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: writer.clone(),
             readers: Mutex::new(Vec::new()),
             appends: Mutex::new(Vec::new()),
             wal_flush: Default::default(),
+            texts: texts.clone(),
+            _text_writer: texts::TextWriter::spawn(writer.clone(), texts, wal_frames.clone())?,
             _checkpointer: spawn_checkpointer(path, writer, wal_frames.clone())?,
             _wal_frames: wal_frames,
         })
@@ -527,21 +536,22 @@ fn store_flags_in(
 }
 
 /// Runs queued APPENDs in one transaction, each in a savepoint, and sends
-/// each its result after the commit (or the commit's error).
-fn commit_appends(conn: &mut Connection, jobs: Vec<AppendJob>) {
-    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
-            for j in jobs {
-                let _ = j
-                    .reply
-                    .send(Err(StoreError::Other(format!("cannot begin: {e}"))));
-            }
-            return;
+/// each its result after the commit (or the commit's error). The full text
+/// of the search documents created goes to `texts` once committed.
+fn commit_appends(conn: &mut Connection, mut jobs: Vec<AppendJob>, texts: &texts::TextQueue) {
+    let fail_all = |jobs: Vec<AppendJob>, what: String| {
+        for j in jobs {
+            let _ = j.reply.send(Err(StoreError::Other(what.clone())));
         }
     };
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(jobs, format!("cannot begin: {e}")),
+    };
     let mut results = Vec::with_capacity(jobs.len());
-    for j in jobs {
+    // (job, document index, docid) of the documents created.
+    let mut created: Vec<(usize, usize, i64)> = Vec::new();
+    for (n, j) in jobs.iter().enumerate() {
         let r = tx
             .execute_batch("SAVEPOINT append_job")
             .map_err(StoreError::from)
@@ -555,42 +565,66 @@ fn commit_appends(conn: &mut Connection, jobs: Vec<AppendJob>) {
                 tx.execute_batch(end)?;
                 r
             });
-        results.push((j.reply, r));
+        results.push(r.map(|(res, new_docs)| {
+            created.extend(new_docs.into_iter().map(|(d, id)| (n, d, id)));
+            res
+        }));
     }
     match tx.commit() {
         Ok(()) => {
-            for (reply, r) in results {
-                let _ = reply.send(r);
+            texts.push(
+                created
+                    .into_iter()
+                    .map(|(n, d, docid)| {
+                        let blob = jobs[n].messages[d].blob;
+                        let doc = &mut jobs[n].docs[d];
+                        texts::PendingText {
+                            docid,
+                            blob,
+                            headers: std::mem::take(&mut doc.headers),
+                            body: std::mem::take(&mut doc.body),
+                        }
+                    })
+                    .collect(),
+            );
+            for (j, r) in jobs.into_iter().zip(results) {
+                let _ = j.reply.send(r);
             }
         }
-        Err(e) => {
-            for (reply, _) in results {
-                let _ = reply.send(Err(StoreError::Other(format!("commit failed: {e}"))));
-            }
-        }
+        Err(e) => fail_all(jobs, format!("commit failed: {e}")),
     }
 }
 
-/// The body of one APPEND inside a write transaction.
+/// The body of one APPEND inside a write transaction. Returns, with the
+/// result, the search documents it created (index into `docs`, docid),
+/// marked pending: their text is for the caller to queue (`texts.rs`).
 fn append_in(
     tx: &Transaction<'_>,
     mailbox: MailboxId,
     messages: &[NewMessage],
     docs: &[SearchDoc],
     prepared: &[(String, bool, bool, i64)],
-) -> Result<AppendResult> {
+) -> Result<(AppendResult, Vec<(usize, i64)>)> {
     if messages.is_empty() {
         let info = mailbox_by_id(tx, mailbox)?;
-        return Ok(AppendResult {
-            uidvalidity: info.uidvalidity,
-            uids: Vec::new(),
-            modseq: info.highest_modseq,
-        });
+        return Ok((
+            AppendResult {
+                uidvalidity: info.uidvalidity,
+                uids: Vec::new(),
+                modseq: info.highest_modseq,
+            },
+            Vec::new(),
+        ));
     }
     let (info, first, modseq) = bump(tx, mailbox, messages.len())?;
     let m = to_i64(modseq)?;
-    for (msg, doc) in messages.iter().zip(docs) {
-        fts::insert_doc(tx, &msg.blob, doc)?;
+    let mut created = Vec::new();
+    for (d, (msg, doc)) in messages.iter().zip(docs).enumerate() {
+        let (id, new) = fts::insert_doc_row(tx, &msg.blob, doc)?;
+        if new {
+            texts::mark_pending(tx, id, &msg.blob)?;
+            created.push((d, id));
+        }
     }
     // The document of the blob, if it is indexed (now or before).
     let mut ins = tx.prepare_cached(
@@ -618,11 +652,14 @@ fn append_in(
         ])?;
         uids.push(uid);
     }
-    Ok(AppendResult {
-        uidvalidity: info.uidvalidity,
-        uids,
-        modseq,
-    })
+    Ok((
+        AppendResult {
+            uidvalidity: info.uidvalidity,
+            uids,
+            modseq,
+        },
+        created,
+    ))
 }
 
 fn mailbox_by_id(tx: &Transaction<'_>, id: MailboxId) -> Result<MailboxInfo> {
@@ -1191,7 +1228,7 @@ impl MetaStore for SqliteStore {
             let jobs =
                 std::mem::take(&mut *self.appends.lock().unwrap_or_else(PoisonError::into_inner));
             if !jobs.is_empty() {
-                commit_appends(&mut conn, jobs);
+                commit_appends(&mut conn, jobs, &self.texts);
             }
         }
         let out = result
@@ -1342,6 +1379,7 @@ impl MetaStore for SqliteStore {
                 "SELECT 1 FROM messages INDEXED BY messages_blob
                  WHERE blob = ?1 AND docid IS NULL LIMIT 1",
             )?;
+            let mut texts = Vec::new();
             for (blob, doc) in docs {
                 // Expunged (or indexed) meanwhile: a document nobody links
                 // to would never be deleted.
@@ -1352,8 +1390,15 @@ impl MetaStore for SqliteStore {
                 {
                     continue;
                 }
-                let id = fts::insert_doc(tx, blob, doc)?;
+                let (id, created) = fts::insert_doc_row(tx, blob, doc)?;
                 fts::link(tx, blob, id)?;
+                if created {
+                    texts.push((id, doc));
+                }
+            }
+            // Last: see `fts::insert_text`.
+            for (id, doc) in texts {
+                fts::insert_text(tx, id, &doc.headers, &doc.body)?;
             }
             Ok(())
         })
@@ -1381,6 +1426,14 @@ impl MetaStore for SqliteStore {
 
     fn clear_search_index(&self) -> Result<()> {
         self.write(fts::clear)
+    }
+
+    fn requeue_pending_texts(&self) -> Result<usize> {
+        self.write(texts::requeue)
+    }
+
+    fn flush_search_texts(&self) {
+        self.texts.flush();
     }
 
     fn unindexed_blobs(&self, limit: usize) -> Result<Vec<BlobId>> {

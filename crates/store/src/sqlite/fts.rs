@@ -63,14 +63,19 @@ pub(crate) fn match_expr(needle: &str) -> Option<String> {
     Some(quoted.join(" AND "))
 }
 
-/// The document of this blob, creating it (and its FTS rows) if needed.
-pub(crate) fn insert_doc(tx: &Transaction<'_>, blob: &BlobId, doc: &SearchDoc) -> Result<i64> {
+/// The document row of this blob, creating it if needed: its id, and whether
+/// it was created (then its text still has to go to [`insert_text`]).
+pub(crate) fn insert_doc_row(
+    tx: &Transaction<'_>,
+    blob: &BlobId,
+    doc: &SearchDoc,
+) -> Result<(i64, bool)> {
     if let Some(id) = tx
         .prepare_cached("SELECT docid FROM search_docs WHERE blob = ?1")?
         .query_row([blob.as_str()], |r| r.get::<_, i64>(0))
         .optional()?
     {
-        return Ok(id);
+        return Ok((id, false));
     }
     let f = &doc.fields;
     tx.prepare_cached(
@@ -100,12 +105,27 @@ pub(crate) fn insert_doc(tx: &Transaction<'_>, blob: &BlobId, doc: &SearchDoc) -
         f.references,
         doc.preview,
     ])?;
-    let id = tx.last_insert_rowid();
+    Ok((tx.last_insert_rowid(), true))
+}
+
+/// Adds a new document's text to the FTS tables. FTS5 keeps the text of a
+/// transaction in memory and writes it out as a new segment at commit, but
+/// also at every statement savepoint, which any later statement with a
+/// trigger or a foreign key opens (inserting a message does). So in a
+/// transaction that writes several documents, add all texts last: one
+/// segment then holds them all, instead of one segment (and later merges)
+/// per document.
+pub(crate) fn insert_text(
+    tx: &Transaction<'_>,
+    docid: i64,
+    headers: &str,
+    body: &str,
+) -> Result<()> {
     tx.prepare_cached("INSERT INTO fts_head(rowid, t) VALUES (?1, ?2)")?
-        .execute(params![id, doc.headers])?;
+        .execute(params![docid, headers])?;
     tx.prepare_cached("INSERT INTO fts_body(rowid, t) VALUES (?1, ?2)")?
-        .execute(params![id, doc.body])?;
-    Ok(id)
+        .execute(params![docid, body])?;
+    Ok(())
 }
 
 /// Links every unindexed message with this blob to the document.
@@ -126,6 +146,15 @@ pub(crate) fn gc(tx: &Transaction<'_>, mut docids: Vec<i64>) -> Result<()> {
         }
         tx.prepare_cached("DELETE FROM search_docs WHERE docid = ?1")?
             .execute([id])?;
+        // Text still queued (see `texts`): nothing in the FTS tables yet,
+        // and without its mark the queued text is dropped.
+        if tx
+            .prepare_cached("DELETE FROM fts_pending WHERE docid = ?1")?
+            .execute([id])?
+            > 0
+        {
+            continue;
+        }
         tx.prepare_cached("DELETE FROM fts_head WHERE rowid = ?1")?
             .execute([id])?;
         tx.prepare_cached("DELETE FROM fts_body WHERE rowid = ?1")?
@@ -172,6 +201,17 @@ pub(crate) fn candidates(
         let mut stmt = tx.prepare_cached(
             "SELECT uid FROM messages INDEXED BY messages_unindexed
              WHERE mailbox = ?1 AND docid IS NULL",
+        )?;
+        let mut rows = stmt.query([mailbox])?;
+        while let Some(r) = rows.next()? {
+            out.push(super::col_u32(r, 0)?);
+        }
+    }
+    {
+        // Documents whose text is still queued (see `texts`).
+        let mut stmt = tx.prepare_cached(
+            "SELECT m.uid FROM fts_pending p JOIN messages m INDEXED BY messages_docid
+                 ON m.docid = p.docid AND m.mailbox = ?1",
         )?;
         let mut rows = stmt.query([mailbox])?;
         while let Some(r) = rows.next()? {
@@ -339,6 +379,7 @@ pub(crate) fn clear(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch(
         "UPDATE messages SET docid = NULL WHERE docid IS NOT NULL;
          DELETE FROM search_docs;
+         DELETE FROM fts_pending;
          DELETE FROM fts_head;
          DELETE FROM fts_body;",
     )?;
@@ -457,7 +498,8 @@ mod tests {
                 .lock()
                 .expect("writer")
                 .execute_batch(
-                    "DELETE FROM schema_version WHERE version = 7;
+                    "DELETE FROM schema_version WHERE version >= 7;
+                     DROP TABLE fts_pending;
                      DROP TABLE fts_head; DROP TABLE fts_body;
                      CREATE VIRTUAL TABLE fts_head USING fts5(t, tokenize = 'trigram',
                          detail = 'none', content = '', contentless_delete = 1);
@@ -568,7 +610,11 @@ mod tests {
         st.append_indexed(inbox, &[m1.clone(), m2, m3.clone()], &[d1.clone(), d2])
             .expect("append");
         let cand = |mb, part, n: &str| st.text_candidates(mb, part, n).expect("cand");
-        // uid 3 is unindexed: always a candidate.
+        // Until their texts are written, new documents are candidates for
+        // any needle; uid 3 is unindexed: always a candidate.
+        assert_eq!(cand(inbox, TextPart::Body, "nowhere"), Some(vec![1, 2, 3]));
+        st.flush_search_texts();
+        assert_eq!(cand(inbox, TextPart::Body, "nowhere"), Some(vec![3]));
         assert_eq!(cand(inbox, TextPart::Body, "quick"), Some(vec![1, 3]));
         assert_eq!(
             cand(inbox, TextPart::Body, "LAZY".to_lowercase().as_str()),
@@ -612,8 +658,107 @@ mod tests {
         let x = st.mailbox(acc.id, "X").expect("q").expect("x").id;
         st.append_indexed(x, &[m1], &[d1]).expect("append x");
         assert_eq!(docs(&st), 1);
+        // Deleted while its text may still be queued: the text is dropped.
         st.delete_mailbox(acc.id, "X").expect("delete");
         assert_eq!(docs(&st), 0);
+        st.flush_search_texts();
+        assert_eq!(pending(&st), 0);
+        assert_eq!(body_hits(&st, "alpha"), 0);
+    }
+
+    fn pending(st: &SqliteStore) -> i64 {
+        st.read(|tx| Ok(tx.query_row("SELECT count(*) FROM fts_pending", [], |r| r.get(0))?))
+            .expect("count")
+    }
+
+    /// Documents in the body index holding all trigrams of `needle`.
+    fn body_hits(st: &SqliteStore, needle: &str) -> i64 {
+        let expr = match_expr(needle).expect("long enough");
+        st.read(|tx| {
+            Ok(tx.query_row(
+                "SELECT count(*) FROM fts_body WHERE fts_body MATCH ?1",
+                [expr],
+                |r| r.get(0),
+            )?)
+        })
+        .expect("count")
+    }
+
+    /// A document expunged before its queued text is written, and a new
+    /// document that reuses its docid meanwhile: only the new text is
+    /// written, under the new document.
+    #[test]
+    fn queued_text_of_a_deleted_document_is_dropped_even_if_its_docid_is_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = SqliteStore::open(&dir.path().join("m.sqlite")).expect("open");
+        let acc = st.create_account("u", "x").expect("account");
+        let inbox = st.mailbox(acc.id, "INBOX").expect("q").expect("inbox").id;
+        let (ma, da) = msg("first xylophone");
+        let (mb, db) = msg("second marimba");
+        let docid_of = |uid: u32| -> i64 {
+            st.read(|tx| {
+                Ok(tx.query_row(
+                    "SELECT docid FROM messages WHERE mailbox = ?1 AND uid = ?2",
+                    rusqlite::params![inbox, uid],
+                    |r| r.get(0),
+                )?)
+            })
+            .expect("docid")
+        };
+        // Nothing is written from the queue until `resume`.
+        st.texts.pause(true);
+        st.append_indexed(inbox, &[ma], &[da]).expect("append a");
+        let first = docid_of(1);
+        st.expunge(inbox, &[1]).expect("expunge a");
+        st.append_indexed(inbox, &[mb], &[db]).expect("append b");
+        let second = docid_of(2);
+        assert_eq!(first, second, "the docid is reused");
+        assert_eq!(pending(&st), 1);
+        st.texts.pause(false);
+        st.flush_search_texts();
+        assert_eq!(pending(&st), 0);
+        assert_eq!(body_hits(&st, "marimba"), 1);
+        assert_eq!(
+            st.text_candidates(inbox, TextPart::Body, "marimba")
+                .expect("q"),
+            Some(vec![2])
+        );
+        assert_eq!(body_hits(&st, "xylophone"), 0);
+    }
+
+    /// Texts queued by a process that stopped before writing them: at the
+    /// next start their documents become unindexed messages again.
+    #[test]
+    fn requeue_makes_pending_documents_unindexed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = SqliteStore::open(&dir.path().join("m.sqlite")).expect("open");
+        let acc = st.create_account("u", "x").expect("account");
+        let inbox = st.mailbox(acc.id, "INBOX").expect("q").expect("inbox").id;
+        let (m1, d1) = msg("left behind");
+        let (m2, d2) = msg("written fine");
+        st.append_indexed(inbox, &[m1.clone(), m2], &[d1, d2])
+            .expect("append");
+        st.flush_search_texts();
+        assert_eq!(st.requeue_pending_texts().expect("requeue"), 0);
+        // As if the first text had never been written.
+        st.writer
+            .lock()
+            .expect("writer")
+            .execute(
+                "INSERT INTO fts_pending(docid, blob)
+                 SELECT docid, blob FROM search_docs WHERE blob = ?1",
+                [m1.blob.as_str()],
+            )
+            .expect("mark");
+        assert_eq!(st.requeue_pending_texts().expect("requeue"), 1);
+        assert_eq!(pending(&st), 0);
+        assert_eq!(docs(&st), 1);
+        assert_eq!(st.unindexed_blobs(10).expect("q"), vec![m1.blob]);
+        assert_eq!(
+            st.text_candidates(inbox, TextPart::Body, "nowhere")
+                .expect("q"),
+            Some(vec![1])
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Transaction};
 use crate::{Result, StoreError};
 
 /// The version this binary writes.
-pub(crate) const CURRENT_VERSION: i64 = 7;
+pub(crate) const CURRENT_VERSION: i64 = 8;
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -175,6 +175,15 @@ CREATE VIRTUAL TABLE fts_body USING fts5(
 );
 ";
 
+/// Search documents whose full text is not in the FTS tables yet (see
+/// `texts.rs`).
+const V8: &str = "
+CREATE TABLE fts_pending (
+    docid INTEGER PRIMARY KEY,
+    blob  TEXT NOT NULL
+);
+";
+
 /// Brings the database to [`CURRENT_VERSION`].
 pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
@@ -217,6 +226,10 @@ pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     if version < 7 {
         tx.execute_batch(V7)?;
         tx.execute("INSERT INTO schema_version(version) VALUES (7)", [])?;
+    }
+    if version < 8 {
+        tx.execute_batch(V8)?;
+        tx.execute("INSERT INTO schema_version(version) VALUES (8)", [])?;
     }
     Ok(())
 }

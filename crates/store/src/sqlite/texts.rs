@@ -1,0 +1,237 @@
+//! Deferred full text: APPEND commits a message's search document (header
+//! fields, sort keys, preview) at once, but its full text goes into the FTS
+//! tables a little later, many documents per transaction.
+//!
+//! Why: FTS5 writes the text a transaction added as a new segment when the
+//! transaction commits (and merges segments later), so a document per
+//! transaction costs several times what a batch costs per document (an
+//! APPEND spent most of its time there). Batches come from this queue.
+//!
+//! How it stays correct:
+//! - APPEND records each document whose text is not in the index yet in
+//!   `fts_pending` (docid, blob), in its own transaction, so it is durable
+//!   with the message. SEARCH treats the messages of pending documents as
+//!   candidates (like unindexed ones) and checks them by reading them, so a
+//!   search right after an APPEND is right, only slower.
+//! - The texts wait in memory ([`TextQueue`]); a thread writes them in one
+//!   transaction after [`BATCH_DELAY`] (or when [`BATCH_MAX`] are waiting),
+//!   each only if its `fts_pending` row (same docid *and* blob: docids of
+//!   deleted documents are reused) still exists, and deletes that row. A
+//!   document expunged meanwhile lost its row, so its text is dropped.
+//! - That commit need not be durable (the index is derived data): if the
+//!   process stops before it, the `fts_pending` rows remain, and the server
+//!   turns them back into unindexed messages at its next start
+//!   (`MetaStore::requeue_pending_texts`), which it then indexes in the
+//!   background.
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+
+use crate::{BlobId, Result, StoreError};
+
+/// A text waits at most about this long for others to share its commit.
+pub(crate) const BATCH_DELAY: Duration = Duration::from_millis(25);
+/// ...or until this many are waiting.
+pub(crate) const BATCH_MAX: usize = 256;
+
+/// The full text of one new search document.
+pub(crate) struct PendingText {
+    pub docid: i64,
+    pub blob: BlobId,
+    pub headers: String,
+    pub body: String,
+}
+
+#[derive(Default)]
+pub(crate) struct TextQueue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+    /// Signalled after each batch is written (see [`TextQueue::flush`]).
+    written: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    texts: Vec<PendingText>,
+    /// Texts taken by the writer thread and not written yet.
+    in_flight: usize,
+    closed: bool,
+    #[cfg(test)]
+    paused: bool,
+}
+
+impl TextQueue {
+    pub(crate) fn push(&self, texts: Vec<PendingText>) {
+        if texts.is_empty() {
+            return;
+        }
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.texts.extend(texts);
+        self.wake.notify_one();
+    }
+
+    /// Waits until every text queued before this call has been written (or
+    /// dropped by a failed batch).
+    pub(crate) fn flush(&self) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while !st.texts.is_empty() || st.in_flight > 0 {
+            if st.closed {
+                return;
+            }
+            self.wake.notify_one();
+            st = self
+                .written
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// The next batch: waits for a first text, then up to [`BATCH_DELAY`]
+    /// for more. `None` once closed and empty.
+    fn next_batch(&self) -> Option<Vec<PendingText>> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            #[cfg(test)]
+            let held = st.paused;
+            #[cfg(not(test))]
+            let held = false;
+            if st.closed {
+                if st.texts.is_empty() {
+                    return None;
+                }
+                break;
+            }
+            if !st.texts.is_empty() && !held {
+                break;
+            }
+            st = self.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+        let deadline = Instant::now() + BATCH_DELAY;
+        while st.texts.len() < BATCH_MAX && !st.closed {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            st = self
+                .wake
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let batch = std::mem::take(&mut st.texts);
+        st.in_flight = batch.len();
+        Some(batch)
+    }
+
+    /// Tests: holds back (or lets go) the writing of queued texts.
+    #[cfg(test)]
+    pub(crate) fn pause(&self, paused: bool) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.paused = paused;
+        self.wake.notify_all();
+    }
+
+    fn batch_done(&self) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.in_flight = 0;
+        self.written.notify_all();
+    }
+
+    fn close(&self) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.closed = true;
+        self.wake.notify_all();
+        self.written.notify_all();
+    }
+}
+
+/// Records that a document's text is not in the FTS tables yet.
+pub(crate) fn mark_pending(tx: &Transaction<'_>, docid: i64, blob: &BlobId) -> Result<()> {
+    tx.prepare_cached("INSERT OR REPLACE INTO fts_pending(docid, blob) VALUES (?1, ?2)")?
+        .execute(params![docid, blob.as_str()])?;
+    Ok(())
+}
+
+/// Writes the texts whose pending mark still exists, removing the marks.
+/// All marks are checked before any text is added (see
+/// `fts::insert_text` on statement savepoints).
+pub(crate) fn write_texts(tx: &Transaction<'_>, texts: &[PendingText]) -> Result<usize> {
+    let mut keep = Vec::with_capacity(texts.len());
+    {
+        let mut unmark =
+            tx.prepare_cached("DELETE FROM fts_pending WHERE docid = ?1 AND blob = ?2")?;
+        for t in texts {
+            if unmark.execute(params![t.docid, t.blob.as_str()])? == 1 {
+                keep.push(t);
+            }
+        }
+    }
+    for t in &keep {
+        super::fts::insert_text(tx, t.docid, &t.headers, &t.body)?;
+    }
+    Ok(keep.len())
+}
+
+/// Turns the documents still pending (their text was queued by a process
+/// that stopped before writing it) back into unindexed messages, for the
+/// background indexer. Returns how many documents that was.
+pub(crate) fn requeue(tx: &Transaction<'_>) -> Result<usize> {
+    tx.execute_batch(
+        "UPDATE messages SET docid = NULL WHERE docid IN (SELECT docid FROM fts_pending);
+         DELETE FROM search_docs WHERE docid IN (SELECT docid FROM fts_pending);",
+    )?;
+    Ok(tx.execute("DELETE FROM fts_pending", [])?)
+}
+
+/// The thread that writes queued texts; closing the queue and joining it
+/// (on drop) writes what is still queued.
+pub(crate) struct TextWriter {
+    queue: Arc<TextQueue>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TextWriter {
+    /// `keep_alive` is held by the thread as long as it may use `writer`
+    /// (the writer's WAL hook points into it).
+    pub(crate) fn spawn<K: Send + 'static>(
+        writer: Arc<Mutex<Connection>>,
+        queue: Arc<TextQueue>,
+        keep_alive: K,
+    ) -> Result<TextWriter> {
+        let q = queue.clone();
+        let thread = std::thread::Builder::new()
+            .name("fts-writer".into())
+            .spawn(move || {
+                let _keep_alive = keep_alive;
+                while let Some(batch) = q.next_batch() {
+                    let r = (|| -> Result<usize> {
+                        let mut conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                        let n = write_texts(&tx, &batch)?;
+                        tx.commit()?;
+                        Ok(n)
+                    })();
+                    if let Err(e) = r {
+                        // The marks stay: the next start indexes them again.
+                        tracing::warn!("cannot write {} search texts: {e}", batch.len());
+                    }
+                    q.batch_done();
+                }
+            })
+            .map_err(|e| StoreError::Other(format!("cannot start the text writer: {e}")))?;
+        Ok(TextWriter {
+            queue,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for TextWriter {
+    fn drop(&mut self) {
+        self.queue.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
