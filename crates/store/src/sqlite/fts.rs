@@ -78,11 +78,15 @@ pub(crate) fn insert_doc_row(
         return Ok((id, false));
     }
     let f = &doc.fields;
+    // The docid is past every docid whose text may still be in the FTS
+    // tables (`fts_deleted`), so no new document inherits old postings.
     tx.prepare_cached(
-        "INSERT INTO search_docs(blob, subject, from_addr, to_addr, cc_addr, bcc_addr,
+        "INSERT INTO search_docs(docid, blob, subject, from_addr, to_addr, cc_addr, bcc_addr,
              sent_date, sent_day, sort_subject, sort_from, sort_to, sort_cc,
              display_from, display_to, message_id, in_reply_to, refs, preview)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+         VALUES (max(coalesce((SELECT max(docid) FROM search_docs), 0),
+                     coalesce((SELECT max(docid) FROM fts_deleted), 0)) + 1,
+                 ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
                  ?18)",
     )?
     .execute(params![
@@ -147,19 +151,26 @@ pub(crate) fn gc(tx: &Transaction<'_>, mut docids: Vec<i64>) -> Result<()> {
         tx.prepare_cached("DELETE FROM search_docs WHERE docid = ?1")?
             .execute([id])?;
         // Text still queued (see `texts`): nothing in the FTS tables yet,
-        // and without its mark the queued text is dropped.
+        // and without its mark the queued text is dropped. Otherwise the
+        // text writer removes it from the FTS tables (with others).
         if tx
             .prepare_cached("DELETE FROM fts_pending WHERE docid = ?1")?
             .execute([id])?
-            > 0
+            == 0
         {
-            continue;
+            tx.prepare_cached("INSERT OR IGNORE INTO fts_deleted(docid) VALUES (?1)")?
+                .execute([id])?;
         }
-        tx.prepare_cached("DELETE FROM fts_head WHERE rowid = ?1")?
-            .execute([id])?;
-        tx.prepare_cached("DELETE FROM fts_body WHERE rowid = ?1")?
-            .execute([id])?;
     }
+    Ok(())
+}
+
+/// Removes a deleted document's text from the FTS tables.
+pub(crate) fn delete_text(tx: &Transaction<'_>, docid: i64) -> Result<()> {
+    tx.prepare_cached("DELETE FROM fts_head WHERE rowid = ?1")?
+        .execute([docid])?;
+    tx.prepare_cached("DELETE FROM fts_body WHERE rowid = ?1")?
+        .execute([docid])?;
     Ok(())
 }
 
@@ -380,6 +391,7 @@ pub(crate) fn clear(tx: &Transaction<'_>) -> Result<()> {
         "UPDATE messages SET docid = NULL WHERE docid IS NOT NULL;
          DELETE FROM search_docs;
          DELETE FROM fts_pending;
+         DELETE FROM fts_deleted;
          DELETE FROM fts_head;
          DELETE FROM fts_body;",
     )?;
@@ -499,7 +511,7 @@ mod tests {
                 .expect("writer")
                 .execute_batch(
                     "DELETE FROM schema_version WHERE version >= 7;
-                     DROP TABLE fts_pending;
+                     DROP TABLE fts_pending; DROP TABLE fts_deleted;
                      DROP TABLE fts_head; DROP TABLE fts_body;
                      CREATE VIRTUAL TABLE fts_head USING fts5(t, tokenize = 'trigram',
                          detail = 'none', content = '', contentless_delete = 1);
@@ -724,6 +736,57 @@ mod tests {
             Some(vec![2])
         );
         assert_eq!(body_hits(&st, "xylophone"), 0);
+    }
+
+    /// A document deleted while its text is in the index: its postings stay
+    /// until the text writer removes them, match no message meanwhile, and
+    /// no new document takes its docid (it would inherit them, then lose
+    /// its own postings to the deletion).
+    #[test]
+    fn deleted_documents_leave_the_index_in_batches_without_docid_reuse() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = SqliteStore::open(&dir.path().join("m.sqlite")).expect("open");
+        let acc = st.create_account("u", "x").expect("account");
+        let inbox = st.mailbox(acc.id, "INBOX").expect("q").expect("inbox").id;
+        let (ma, da) = msg("old xylophone");
+        let (mb, db) = msg("new marimba");
+        st.append_indexed(inbox, &[ma], &[da]).expect("append a");
+        st.flush_search_texts();
+        assert_eq!(body_hits(&st, "xylophone"), 1);
+        st.texts.pause(true);
+        st.expunge(inbox, &[1]).expect("expunge a");
+        // Still in the FTS tables, but no message has it.
+        assert_eq!(body_hits(&st, "xylophone"), 1);
+        assert_eq!(
+            st.text_candidates(inbox, TextPart::Body, "xylophone")
+                .expect("q"),
+            Some(vec![])
+        );
+        st.append_indexed(inbox, &[mb], &[db]).expect("append b");
+        let docids: Vec<i64> = st
+            .read(|tx| {
+                let mut q = tx.prepare(
+                    "SELECT docid FROM search_docs UNION ALL SELECT docid FROM fts_deleted",
+                )?;
+                let rows = q.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .expect("docids");
+        assert_eq!(docids.len(), 2);
+        assert_ne!(docids[0], docids[1], "a deleted docid was reused");
+        st.texts.pause(false);
+        st.flush_search_texts();
+        assert_eq!(body_hits(&st, "xylophone"), 0);
+        assert_eq!(body_hits(&st, "marimba"), 1);
+        assert_eq!(
+            st.text_candidates(inbox, TextPart::Body, "marimba")
+                .expect("q"),
+            Some(vec![2])
+        );
+        let left: i64 = st
+            .read(|tx| Ok(tx.query_row("SELECT count(*) FROM fts_deleted", [], |r| r.get(0))?))
+            .expect("count");
+        assert_eq!(left, 0);
     }
 
     /// Texts queued by a process that stopped before writing them: at the

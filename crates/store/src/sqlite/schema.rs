@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Transaction};
 use crate::{Result, StoreError};
 
 /// The version this binary writes.
-pub(crate) const CURRENT_VERSION: i64 = 8;
+pub(crate) const CURRENT_VERSION: i64 = 9;
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -184,6 +184,12 @@ CREATE TABLE fts_pending (
 );
 ";
 
+/// Deleted search documents whose text is still in the FTS tables (see
+/// `texts.rs`).
+const V9: &str = "
+CREATE TABLE fts_deleted (docid INTEGER PRIMARY KEY);
+";
+
 /// Brings the database to [`CURRENT_VERSION`].
 pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
@@ -230,6 +236,10 @@ pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     if version < 8 {
         tx.execute_batch(V8)?;
         tx.execute("INSERT INTO schema_version(version) VALUES (8)", [])?;
+    }
+    if version < 9 {
+        tx.execute_batch(V9)?;
+        tx.execute("INSERT INTO schema_version(version) VALUES (9)", [])?;
     }
     Ok(())
 }

@@ -18,6 +18,13 @@
 //!   each only if its `fts_pending` row (same docid *and* blob: docids of
 //!   deleted documents are reused) still exists, and deletes that row. A
 //!   document expunged meanwhile lost its row, so its text is dropped.
+//! - Deleting a document (its last message expunged) removes it from the
+//!   FTS tables in the same batches: `fts::gc` records its docid in
+//!   `fts_deleted`, and no new document takes a docid recorded there
+//!   (`fts::insert_doc_row`), so the postings still in the index match no
+//!   message meanwhile. (Each FTS5 write, a delete included, ends in a
+//!   segment flush and merge work; one per EXPUNGE cost more than the rest
+//!   of the EXPUNGE.)
 //! - That commit need not be durable (the index is derived data): if the
 //!   process stops before it, the `fts_pending` rows remain, and the server
 //!   turns them back into unindexed messages at its next start
@@ -54,8 +61,10 @@ pub(crate) struct TextQueue {
 #[derive(Default)]
 struct QueueState {
     texts: Vec<PendingText>,
-    /// Texts taken by the writer thread and not written yet.
-    in_flight: usize,
+    /// Documents were (or may have been) deleted: `fts_deleted` has work.
+    deletes: bool,
+    /// A batch is taken by the writer thread and not written yet.
+    in_flight: bool,
     closed: bool,
     #[cfg(test)]
     paused: bool,
@@ -71,11 +80,18 @@ impl TextQueue {
         self.wake.notify_one();
     }
 
-    /// Waits until every text queued before this call has been written (or
-    /// dropped by a failed batch).
+    /// Tells the writer thread that `fts_deleted` may have rows.
+    pub(crate) fn note_deletes(&self) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.deletes = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits until every text queued and every deletion noted before this
+    /// call has been written (or dropped by a failed batch).
     pub(crate) fn flush(&self) {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        while !st.texts.is_empty() || st.in_flight > 0 {
+        while !st.texts.is_empty() || st.deletes || st.in_flight {
             if st.closed {
                 return;
             }
@@ -87,22 +103,24 @@ impl TextQueue {
         }
     }
 
-    /// The next batch: waits for a first text, then up to [`BATCH_DELAY`]
-    /// for more. `None` once closed and empty.
-    fn next_batch(&self) -> Option<Vec<PendingText>> {
+    /// The next batch (texts, and whether to apply deletions): waits for
+    /// work, then up to [`BATCH_DELAY`] for more. `None` once closed and
+    /// nothing is left.
+    fn next_batch(&self) -> Option<(Vec<PendingText>, bool)> {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             #[cfg(test)]
             let held = st.paused;
             #[cfg(not(test))]
             let held = false;
+            let work = !st.texts.is_empty() || st.deletes;
             if st.closed {
-                if st.texts.is_empty() {
+                if !work {
                     return None;
                 }
                 break;
             }
-            if !st.texts.is_empty() && !held {
+            if work && !held {
                 break;
             }
             st = self.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
@@ -120,8 +138,9 @@ impl TextQueue {
                 .0;
         }
         let batch = std::mem::take(&mut st.texts);
-        st.in_flight = batch.len();
-        Some(batch)
+        let deletes = std::mem::take(&mut st.deletes);
+        st.in_flight = true;
+        Some((batch, deletes))
     }
 
     /// Tests: holds back (or lets go) the writing of queued texts.
@@ -134,7 +153,7 @@ impl TextQueue {
 
     fn batch_done(&self) {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        st.in_flight = 0;
+        st.in_flight = false;
         self.written.notify_all();
     }
 
@@ -153,10 +172,15 @@ pub(crate) fn mark_pending(tx: &Transaction<'_>, docid: i64, blob: &BlobId) -> R
     Ok(())
 }
 
-/// Writes the texts whose pending mark still exists, removing the marks.
-/// All marks are checked before any text is added (see
-/// `fts::insert_text` on statement savepoints).
-pub(crate) fn write_texts(tx: &Transaction<'_>, texts: &[PendingText]) -> Result<usize> {
+/// Removes the deleted documents recorded in `fts_deleted` from the FTS
+/// tables (if `deletes`) and writes the texts whose pending mark still
+/// exists, removing the marks. Every plain-table statement runs before the
+/// first FTS write (see `fts::insert_text` on statement savepoints).
+pub(crate) fn write_texts(
+    tx: &Transaction<'_>,
+    texts: &[PendingText],
+    deletes: bool,
+) -> Result<usize> {
     let mut keep = Vec::with_capacity(texts.len());
     {
         let mut unmark =
@@ -166,6 +190,16 @@ pub(crate) fn write_texts(tx: &Transaction<'_>, texts: &[PendingText]) -> Result
                 keep.push(t);
             }
         }
+    }
+    let mut gone: Vec<i64> = Vec::new();
+    if deletes {
+        let mut q = tx.prepare_cached("SELECT docid FROM fts_deleted")?;
+        let rows = q.query_map([], |r| r.get(0))?;
+        gone = rows.collect::<rusqlite::Result<_>>()?;
+        tx.execute("DELETE FROM fts_deleted", [])?;
+    }
+    for id in gone {
+        super::fts::delete_text(tx, id)?;
     }
     for t in &keep {
         super::fts::insert_text(tx, t.docid, &t.headers, &t.body)?;
@@ -204,16 +238,17 @@ impl TextWriter {
             .name("fts-writer".into())
             .spawn(move || {
                 let _keep_alive = keep_alive;
-                while let Some(batch) = q.next_batch() {
+                while let Some((batch, deletes)) = q.next_batch() {
                     let r = (|| -> Result<usize> {
                         let mut conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
                         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                        let n = write_texts(&tx, &batch)?;
+                        let n = write_texts(&tx, &batch, deletes)?;
                         tx.commit()?;
                         Ok(n)
                     })();
                     if let Err(e) = r {
-                        // The marks stay: the next start indexes them again.
+                        // The marks stay: the next start indexes them again
+                        // (and applies the deletions).
                         tracing::warn!("cannot write {} search texts: {e}", batch.len());
                     }
                     q.batch_done();
