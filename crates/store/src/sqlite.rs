@@ -126,8 +126,7 @@ impl SqliteStore {
         set_chunk_size(&writer, FILE_CHUNK_BYTES)?;
         let wal_frames = Arc::new(AtomicI32::new(0));
         set_wal_hook(&writer, &wal_frames);
-        // Switching to WAL is persistent in the file; every opener asks anyway.
-        let mode: String = writer.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        let mode = switch_to_wal(&writer)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Other(format!(
                 "could not switch the database to WAL mode (got {mode})"
@@ -258,6 +257,27 @@ impl SqliteStore {
             pool.push(conn);
         }
         out
+    }
+}
+
+/// Puts the database file in WAL mode (persistent in the file; every opener
+/// asks anyway) and returns the mode it is in. The switch needs the file to
+/// itself, and SQLite answers "busy" at once instead of waiting when another
+/// connection holds it (several processes opening a fresh file): retried for
+/// as long as a writer would wait.
+fn switch_to_wal(conn: &Connection) -> Result<String> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(mode) => return Ok(mode),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

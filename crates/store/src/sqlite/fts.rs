@@ -537,6 +537,17 @@ mod tests {
             sql.iter().all(|s| s.contains("pillarbox_trigram")),
             "{sql:?}"
         );
+        let automerge: Vec<i64> = st
+            .read(|tx| {
+                let mut q = tx.prepare(
+                    "SELECT v FROM fts_head_config WHERE k = 'automerge'
+                     UNION ALL SELECT v FROM fts_body_config WHERE k = 'automerge'",
+                )?;
+                let rows = q.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .expect("config");
+        assert_eq!(automerge, [16, 16]);
         assert_eq!(docs(&st), 0);
         assert_eq!(st.unindexed_blobs(10).expect("q"), vec![m1.blob]);
         // Unindexed: a candidate for any needle.

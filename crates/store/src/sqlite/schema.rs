@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Transaction};
 use crate::{Result, StoreError};
 
 /// The version this binary writes.
-pub(crate) const CURRENT_VERSION: i64 = 9;
+pub(crate) const CURRENT_VERSION: i64 = 10;
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -190,6 +190,17 @@ const V9: &str = "
 CREATE TABLE fts_deleted (docid INTEGER PRIMARY KEY);
 ";
 
+/// FTS5 merges a level of the index once it has `automerge` segments (4 by
+/// default). The text writer's batches hold the write lock, and merge work
+/// done in them delayed APPENDs queued behind (APPEND p99 26 ms with 4, 15
+/// ms with 16, 10 clients; the total merge work also shrinks, as each
+/// document is rewritten on fewer levels). A query reads a few more
+/// segments per level.
+const V10: &str = "
+INSERT INTO fts_head(fts_head, rank) VALUES ('automerge', 16);
+INSERT INTO fts_body(fts_body, rank) VALUES ('automerge', 16);
+";
+
 /// Brings the database to [`CURRENT_VERSION`].
 pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
@@ -240,6 +251,10 @@ pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     if version < 9 {
         tx.execute_batch(V9)?;
         tx.execute("INSERT INTO schema_version(version) VALUES (9)", [])?;
+    }
+    if version < 10 {
+        tx.execute_batch(V10)?;
+        tx.execute("INSERT INTO schema_version(version) VALUES (10)", [])?;
     }
     Ok(())
 }
