@@ -170,23 +170,35 @@ async fn sequence_numbers_stay_consistent_under_concurrent_changes() {
     s.stop().await;
 }
 
-/// IDLE hibernates the session's view and pushes from the hibernated form;
-/// DONE rebuilds it: every attribute is served and flags announced during
-/// IDLE are the ones reported.
+/// A long IDLE hibernates the session's view and pushes from the hibernated
+/// form; DONE rebuilds it: every attribute is served and flags announced
+/// during IDLE are the ones reported.
 #[tokio::test]
 async fn view_is_complete_after_idle() {
-    idle_then_fetch(false).await;
+    idle_then_fetch(false, HIBERNATE_AT_ONCE).await;
 }
 
 /// IDLE, DONE, NOOP, IDLE: pushes in the second IDLE and the FETCH after it
 /// are as with one IDLE.
 #[tokio::test]
 async fn view_is_complete_after_idle_noop_idle() {
-    idle_then_fetch(true).await;
+    idle_then_fetch(true, HIBERNATE_AT_ONCE).await;
 }
 
-async fn idle_then_fetch(reidle: bool) {
-    let s = TestServer::start().await;
+/// The same with IDLEs too short to hibernate the view.
+#[tokio::test]
+async fn view_is_complete_after_short_idles() {
+    idle_then_fetch(false, NEVER_HIBERNATE).await;
+    idle_then_fetch(true, NEVER_HIBERNATE).await;
+}
+
+/// `idle_hibernate_ms` values: every IDLE hibernates at once, or none does
+/// within a test.
+const HIBERNATE_AT_ONCE: u64 = 0;
+const NEVER_HIBERNATE: u64 = 600_000;
+
+async fn idle_then_fetch(reidle: bool, hibernate_ms: u64) {
+    let s = TestServer::start_with(|c| c.idle_hibernate_ms = hibernate_ms).await;
     let mut a = s.login().await;
     let mut b = s.login().await;
     let msg = message("kept", "body after idle");
@@ -250,8 +262,13 @@ async fn idle_then_fetch(reidle: bool) {
 /// after it never meets a message that vanished unannounced.
 #[tokio::test]
 async fn done_announces_changes_made_by_another_process() {
+    announce_at_done(HIBERNATE_AT_ONCE).await;
+    announce_at_done(NEVER_HIBERNATE).await;
+}
+
+async fn announce_at_done(hibernate_ms: u64) {
     use pillarbox_store::MetaStore;
-    let s = TestServer::start().await;
+    let s = TestServer::start_with(|c| c.idle_hibernate_ms = hibernate_ms).await;
     let mut a = s.login().await;
     for n in ["one", "two", "three"] {
         a.append("INBOX", "", &message(n, &format!("body {n}")))

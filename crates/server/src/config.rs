@@ -23,6 +23,11 @@ pub struct Config {
     pub limits: Limits,
     /// Seconds between untagged keepalives during IDLE.
     pub idle_keepalive_secs: u64,
+    /// Milliseconds of IDLE after which a session drops all but what pushing
+    /// changes needs (about 1 byte per message instead of a full view; it
+    /// costs a read of the mailbox when IDLE ends). 0 (the default): at once.
+    /// Like Dovecot's `imap_hibernate_timeout`.
+    pub idle_hibernate_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +94,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             idle_keepalive_secs: 120,
+            idle_hibernate_ms: 0,
         }
     }
 }
@@ -167,6 +173,7 @@ mod tests {
         assert_eq!(c.listen_imap, "0.0.0.0:143");
         assert_eq!(c.limits.max_literal_size, 50 * 1024 * 1024);
         assert_eq!(c.idle_keepalive_secs, 120);
+        assert_eq!(c.idle_hibernate_ms, 0);
         assert!(!c.auth.allow_plaintext);
     }
 

@@ -24,15 +24,24 @@ impl Session {
             None => self.shared.bus.subscribe(),
         };
         let max = self.shared.config.limits.max_line_length;
-        // Idle sessions keep only what pushing changes needs.
-        if let Some(sel) = self.selected.as_mut() {
-            sel.hibernate(self.condstore);
-        }
-        self.out = Vec::new();
-        self.conn.set_read_capacity(IDLE_READ_CAPACITY);
+        // An IDLE that lasts `idle_hibernate_ms` hibernates the session (see
+        // the `view` module docs): a hibernated view costs a full read of the
+        // mailbox at DONE; a full one, memory while idle.
+        let nap = tokio::time::sleep(Duration::from_millis(self.shared.config.idle_hibernate_ms));
+        tokio::pin!(nap);
+        let mut asleep = false;
         // The tagged response that ends IDLE, once the client ended it.
         let ending = loop {
             tokio::select! {
+                () = &mut nap, if !asleep => {
+                    // Idle sessions keep only what pushing changes needs.
+                    asleep = true;
+                    if let Some(sel) = self.selected.as_mut() {
+                        sel.hibernate(self.condstore);
+                    }
+                    self.out = Vec::new();
+                    self.conn.set_read_capacity(IDLE_READ_CAPACITY);
+                }
                 line = self.conn.read_line(max) => match line {
                     Ok(Line::Text(l)) if l.eq_ignore_ascii_case(b"DONE") => {
                         break Some(("OK", "Idle completed"));
@@ -65,8 +74,17 @@ impl Session {
             return false;
         };
         // Still inside IDLE, so expunges may be announced too: bring the view
-        // up to date and rebuild it from one read of the store.
-        if self.rehydrate(true).await.is_err() {
+        // up to date (rebuilding it, if it hibernated, from one read of the
+        // store). The store is read even if nothing was published: other
+        // processes publish nothing here.
+        let synced = match self.selected.as_mut() {
+            Some(sel) if sel.hibernated.is_none() => {
+                sel.checked_at = None;
+                self.sync(true).await
+            }
+            _ => self.rehydrate(true).await,
+        };
+        if synced.is_err() {
             return false;
         }
         self.tagged(tag, status, None, text);
