@@ -501,3 +501,37 @@ fn first_literal(r: &Response) -> Vec<u8> {
         .unwrap();
     l[close + 3..close + 3 + n].to_vec()
 }
+
+/// Summaries served from the shared cache (a second FETCH, another session,
+/// a copy of the same message in another mailbox) are the ones read from
+/// the store: same answers as a server without the cache.
+#[tokio::test]
+async fn fetch_answers_are_the_same_with_and_without_the_summary_cache() {
+    const ITEMS: &str = "(ENVELOPE BODYSTRUCTURE BODY.PEEK[HEADER] \
+        BODY.PEEK[HEADER.FIELDS (SUBJECT TO)] BINARY.SIZE[1] BODY.PEEK[2.MIME])";
+    // The answer without its "* n FETCH" and tagged line.
+    let answer = |r: &Response| {
+        let t = r.text().replace(&r.tagged, "");
+        t[t.find("FETCH (").expect("FETCH")..].to_string()
+    };
+    let mut answers = Vec::new();
+    for mib in [0, 64] {
+        let s = TestServer::start_with(|c| c.summary_cache_mib = mib).await;
+        let mut a = setup(&s).await;
+        let mut b = s.login().await;
+        a.ok("COPY 3 Archive").await;
+        b.ok("SELECT Archive").await;
+        for _ in 0..2 {
+            let r = a.ok(&format!("FETCH 3 {ITEMS}")).await;
+            assert!(r.text().contains("Report attached"), "{}", r.text());
+            answers.push((mib, answer(&r)));
+        }
+        let r = b.ok(&format!("FETCH 1 {ITEMS}")).await;
+        answers.push((mib, answer(&r)));
+        s.stop().await;
+    }
+    let first = &answers[0].1;
+    for (mib, text) in &answers {
+        assert_eq!(text, first, "summary_cache_mib = {mib}");
+    }
+}

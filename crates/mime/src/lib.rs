@@ -88,6 +88,28 @@ impl Summary {
             Err(_) => serde_json::to_vec(self).unwrap_or_default(),
         }
     }
+    /// About how many bytes of heap this summary holds (for caches).
+    pub fn heap_size(&self) -> usize {
+        fn part(p: &structure::Part) -> usize {
+            let strings =
+                p.cte.as_ref().map_or(0, String::len) + p.bcte.as_ref().map_or(0, String::len);
+            let children = match &p.kind {
+                structure::Kind::Leaf => 0,
+                structure::Kind::Multipart(parts) => parts.iter().map(part).sum(),
+                structure::Kind::Message(inner) => inner.as_deref().map_or(0, part),
+            };
+            std::mem::size_of::<structure::Part>()
+                + strings
+                + children
+                + p.opaque.as_deref().map_or(0, part)
+        }
+        self.envelope.len()
+            + self.bodystructure.len()
+            + self.body.len()
+            + self.head.len()
+            + part(&self.root)
+    }
+
     pub fn from_bytes(bytes: &[u8]) -> Option<Summary> {
         match bytes.split_first() {
             Some((&FORMAT_POSTCARD, rest)) => postcard::from_bytes(rest).ok(),

@@ -28,6 +28,9 @@ pub struct Config {
     /// costs a read of the mailbox when IDLE ends). 0 (the default): at once.
     /// Like Dovecot's `imap_hibernate_timeout`.
     pub idle_hibernate_ms: u64,
+    /// Memory for decoded message summaries shared by all sessions (headers,
+    /// ENVELOPE, BODYSTRUCTURE of recently fetched messages), in MiB. 0: none.
+    pub summary_cache_mib: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +98,7 @@ impl Default for Config {
             limits: Limits::default(),
             idle_keepalive_secs: 120,
             idle_hibernate_ms: 0,
+            summary_cache_mib: 64,
         }
     }
 }
@@ -174,6 +178,7 @@ mod tests {
         assert_eq!(c.limits.max_literal_size, 50 * 1024 * 1024);
         assert_eq!(c.idle_keepalive_secs, 120);
         assert_eq!(c.idle_hibernate_ms, 0);
+        assert_eq!(c.summary_cache_mib, 64);
         assert!(!c.auth.allow_plaintext);
     }
 

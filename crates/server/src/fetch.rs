@@ -4,6 +4,7 @@
 //! the new FLAGS go out with the data.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use pillarbox_mime::{BinaryError, Summary};
 use pillarbox_proto::respond;
@@ -12,6 +13,7 @@ use pillarbox_store::{FlagOp, MessageMeta};
 
 use crate::cmd::{CmdError, CmdResult, Done};
 use crate::session::Session;
+use crate::summary_cache::SummaryCache;
 
 fn needs_raw(a: &FetchAttr) -> bool {
     match a {
@@ -147,6 +149,7 @@ const INLINE_LOAD_BYTES: u64 = 256 << 10;
 fn load_messages(
     store: &dyn pillarbox_store::MetaStore,
     blobs: &dyn pillarbox_store::BlobStore,
+    cache: &SummaryCache,
     mailbox: i64,
     metas: Vec<MessageMeta>,
     raw: Option<Option<u64>>,
@@ -164,10 +167,20 @@ fn load_messages(
     // UID and flags (see `view::rehydrate`): nothing to load.
     let present = |m: &MessageMeta| !m.blob.is_empty();
     let too_large = |m: &MessageMeta| matches!(raw, Some(Some(limit)) if m.size > limit);
+    // Summaries from the cache, then the store for the others.
+    let cached: Vec<Option<Arc<Summary>>> = metas
+        .iter()
+        .map(|m| {
+            (present(m) && (summary || too_large(m)))
+                .then(|| cache.get(&m.blob))
+                .flatten()
+        })
+        .collect();
     let summary_uids: Vec<u32> = metas
         .iter()
-        .filter(|m| present(m) && (summary || too_large(m)))
-        .map(|m| m.uid)
+        .zip(&cached)
+        .filter(|(m, c)| present(m) && (summary || too_large(m)) && c.is_none())
+        .map(|(m, _)| m.uid)
         .collect();
     let mut summaries = if summary_uids.is_empty() {
         Vec::new()
@@ -178,7 +191,7 @@ fn load_messages(
     }
     .into_iter();
     let mut out = Vec::with_capacity(metas.len());
-    for meta in metas {
+    for (meta, cached) in metas.into_iter().zip(cached) {
         let uid = meta.uid;
         if !present(&meta) {
             out.push((uid, empty()));
@@ -194,22 +207,27 @@ fn load_messages(
         } else {
             None
         };
-        let summary = if summary || streamed {
-            let stored = summaries.next().flatten();
-            match stored.as_deref().and_then(Summary::from_bytes) {
-                Some(s) => Some(s),
-                // A summary that cannot be read (written by an older version, or
-                // lost) is rebuilt from the message rather than failing the FETCH.
-                None => {
-                    let raw = match &raw_bytes {
-                        Some(r) => Cow::Borrowed(r.as_slice()),
-                        None => Cow::Owned(blobs.get(&meta.blob).map_err(|e| e.to_string())?),
-                    };
-                    Some(Summary::parse(&raw))
-                }
+        let summary = match cached {
+            Some(s) => Some(s),
+            None if summary || streamed => {
+                let stored = summaries.next().flatten();
+                let s = match stored.as_deref().and_then(Summary::from_bytes) {
+                    Some(s) => s,
+                    // A summary that cannot be read (written by an older version, or
+                    // lost) is rebuilt from the message rather than failing the FETCH.
+                    None => {
+                        let raw = match &raw_bytes {
+                            Some(r) => Cow::Borrowed(r.as_slice()),
+                            None => Cow::Owned(blobs.get(&meta.blob).map_err(|e| e.to_string())?),
+                        };
+                        Summary::parse(&raw)
+                    }
+                };
+                let s = Arc::new(s);
+                cache.insert(meta.blob, s.clone());
+                Some(s)
             }
-        } else {
-            None
+            None => None,
         };
         out.push((
             uid,
@@ -227,7 +245,7 @@ struct Loaded {
     /// The message was too large to load: its sections are streamed.
     streamed: bool,
     raw: Option<Vec<u8>>,
-    summary: Option<Summary>,
+    summary: Option<Arc<Summary>>,
 }
 
 impl Session {
@@ -617,6 +635,7 @@ impl Session {
     ) -> Result<Vec<(u32, Loaded)>, CmdError> {
         let blobs = self.shared.blobs.clone();
         let store = self.shared.store.clone();
+        let shared = self.shared.clone();
         let raw_bytes: u64 = match raw {
             None => 0,
             Some(limit) => metas
@@ -626,10 +645,26 @@ impl Session {
                 .sum(),
         };
         let r = if metas.len() <= INLINE_LOAD_MESSAGES && raw_bytes <= INLINE_LOAD_BYTES {
-            load_messages(&*store, &*blobs, mailbox, metas, raw, summary)
+            load_messages(
+                &*store,
+                &*blobs,
+                &shared.summaries,
+                mailbox,
+                metas,
+                raw,
+                summary,
+            )
         } else {
             tokio::task::spawn_blocking(move || {
-                load_messages(&*store, &*blobs, mailbox, metas, raw, summary)
+                load_messages(
+                    &*store,
+                    &*blobs,
+                    &shared.summaries,
+                    mailbox,
+                    metas,
+                    raw,
+                    summary,
+                )
             })
             .await
             .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))?

@@ -12,6 +12,7 @@ mod metrics;
 mod names;
 mod search;
 mod session;
+mod summary_cache;
 mod tls;
 mod view;
 
@@ -42,6 +43,8 @@ pub(crate) struct Shared {
     /// Per mailbox, how many changes were published in this process (see
     /// `Session::sync`).
     pub versions: Mutex<HashMap<pillarbox_store::MailboxId, u64>>,
+    /// Decoded summaries of recently fetched messages.
+    pub summaries: summary_cache::SummaryCache,
 }
 
 impl Shared {
@@ -121,6 +124,7 @@ impl Server {
             Some(a) => Some(bind(a, "--listen-metrics").await?),
             None => None,
         };
+        let summary_cache_bytes = config.summary_cache_mib.saturating_mul(1 << 20);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             config,
@@ -133,6 +137,7 @@ impl Server {
             metrics: metrics::Metrics::new(),
             verifier: auth::Verifier::new(),
             versions: Mutex::new(HashMap::new()),
+            summaries: summary_cache::SummaryCache::new(summary_cache_bytes),
         });
         let mut tasks = JoinSet::new();
         let imap_addr = imap_l.as_ref().and_then(|l| l.local_addr().ok());
