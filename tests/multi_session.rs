@@ -318,3 +318,83 @@ async fn append_to_selected_mailbox_announces_exists() {
     assert!(r.untagged.is_empty(), "{}", r.text());
     s.stop().await;
 }
+
+/// SELECT reuses the process's last read of the mailbox plus what changed
+/// since (see `snapshots.rs`): after changes by another session and by
+/// another process, and after the mailbox was deleted and created again
+/// under the same name, a new SELECT shows exactly what the store has.
+#[tokio::test]
+async fn select_after_changes_shows_the_store_state() {
+    use pillarbox_store::MetaStore;
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    a.ok("CREATE Box").await;
+    for n in 1..=5 {
+        a.append("Box", "", &message(&format!("m{n}"), "x")).await;
+    }
+    let flags_of = |r: &common::Response| -> Vec<String> {
+        r.lines_starting("* ")
+            .into_iter()
+            .filter(|l| l.contains(" FETCH "))
+            .map(|l| l.trim_end().to_string())
+            .collect()
+    };
+    let truth = |dir: &std::path::Path| -> Vec<String> {
+        let other = pillarbox_store::sqlite::SqliteStore::open(&dir.join("meta.sqlite3")).unwrap();
+        let acc = other.account(USER).unwrap().unwrap();
+        let bx = other.mailbox(acc.id, "Box").unwrap().unwrap();
+        let (_, msgs) = other.snapshot(bx.id).unwrap();
+        msgs.iter()
+            .enumerate()
+            .map(|(i, m)| {
+                format!(
+                    "* {} FETCH (UID {} FLAGS ({}))",
+                    i + 1,
+                    m.uid,
+                    m.flags.join(" ")
+                )
+            })
+            .collect()
+    };
+    let r = a.ok("SELECT Box").await;
+    assert!(r.has("* 5 EXISTS"), "{}", r.text());
+    // Another session: flags, an append, an expunge.
+    b.ok("SELECT Box").await;
+    b.ok("STORE 2 +FLAGS (\\Flagged)").await;
+    b.append("Box", "\\Seen", &message("m6", "x")).await;
+    b.ok("STORE 4 +FLAGS (\\Deleted)").await;
+    b.ok("EXPUNGE").await;
+    // Another process: an expunge and a flag change.
+    {
+        let other =
+            pillarbox_store::sqlite::SqliteStore::open(&s.dir.path().join("meta.sqlite3")).unwrap();
+        let acc = other.account(USER).unwrap().unwrap();
+        let bx = other.mailbox(acc.id, "Box").unwrap().unwrap();
+        other.expunge(bx.id, &[1]).unwrap();
+        other
+            .store_flags(
+                bx.id,
+                &[3],
+                pillarbox_store::FlagOp::Add,
+                &["$Other".to_string()],
+                None,
+            )
+            .unwrap();
+    }
+    let r = a.ok("SELECT Box").await;
+    assert!(r.has("* 4 EXISTS"), "{}", r.text());
+    let r = a.ok("FETCH 1:* (UID FLAGS)").await;
+    assert_eq!(flags_of(&r), truth(s.dir.path()));
+    // Deleted and created again: the same name, a new mailbox.
+    a.ok("SELECT INBOX").await;
+    b.ok("SELECT INBOX").await;
+    a.ok("DELETE Box").await;
+    a.ok("CREATE Box").await;
+    a.append("Box", "", &message("new", "y")).await;
+    let r = a.ok("SELECT Box").await;
+    assert!(r.has("* 1 EXISTS"), "{}", r.text());
+    let r = a.ok("FETCH 1:* (UID FLAGS)").await;
+    assert_eq!(flags_of(&r), truth(s.dir.path()));
+    s.stop().await;
+}

@@ -12,6 +12,7 @@ mod metrics;
 mod names;
 mod search;
 mod session;
+mod snapshots;
 mod summary_cache;
 mod tls;
 mod view;
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     pub versions: Mutex<HashMap<pillarbox_store::MailboxId, u64>>,
     /// Decoded summaries of recently fetched messages.
     pub summaries: summary_cache::SummaryCache,
+    /// The last full read of recently selected mailboxes.
+    pub snapshots: snapshots::Snapshots,
 }
 
 impl Shared {
@@ -138,6 +141,7 @@ impl Server {
             verifier: auth::Verifier::new(),
             versions: Mutex::new(HashMap::new()),
             summaries: summary_cache::SummaryCache::new(summary_cache_bytes),
+            snapshots: Default::default(),
         });
         let mut tasks = JoinSet::new();
         let imap_addr = imap_l.as_ref().and_then(|l| l.local_addr().ok());

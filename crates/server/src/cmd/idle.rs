@@ -107,7 +107,10 @@ impl Session {
         let id = sel.id;
         let small = sel.uidnext <= crate::view::SMALL_SNAPSHOT;
         let version = self.shared.mailbox_version(id);
-        let (info, current) = self.db_read(small, move |s| s.snapshot(id)).await?;
+        let shared = self.shared.clone();
+        let (info, current) = self
+            .db_read(small, move |s| shared.snapshots.current(s, id))
+            .await?;
         let changes = match self.selected.as_ref() {
             Some(sel) if sel.id == id => sel.changes_in(&info, &current),
             _ => return Ok(()),

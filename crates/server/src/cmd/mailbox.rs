@@ -60,7 +60,10 @@ impl Session {
         let id = info.id;
         // UIDNEXT bounds the message count from above.
         let small = info.uidnext <= crate::view::SMALL_SNAPSHOT;
-        let (info, messages) = self.db_read(small, move |s| s.snapshot(id)).await?;
+        let shared = self.shared.clone();
+        let (info, messages) = self
+            .db_read(small, move |s| shared.snapshots.current(s, id))
+            .await?;
         let mut keywords: Vec<&str> = messages
             .iter()
             .flat_map(|m| m.flags.iter())
