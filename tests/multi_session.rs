@@ -398,3 +398,47 @@ async fn select_after_changes_shows_the_store_state() {
     assert_eq!(flags_of(&r), truth(s.dir.path()));
     s.stop().await;
 }
+
+/// A session applies changes other sessions of this server published
+/// without reading the store only when they chain from its own state: a
+/// change made by another process in between (published nowhere here) makes
+/// it read the store, so nothing is skipped.
+#[tokio::test]
+async fn published_changes_are_applied_only_without_a_gap() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    for n in ["one", "two", "three"] {
+        a.append("INBOX", "", &message(n, n)).await;
+    }
+    a.ok("SELECT INBOX").await;
+    b.ok("SELECT INBOX").await;
+    // Without a gap: B's change reaches A as published.
+    b.ok("STORE 3 +FLAGS (\\Answered)").await;
+    let r = a.ok("NOOP").await;
+    assert!(
+        r.has("* 3 FETCH (UID 3 FLAGS (\\Answered))"),
+        "{}",
+        r.text()
+    );
+    let other = {
+        use pillarbox_store::MetaStore;
+        let st =
+            pillarbox_store::sqlite::SqliteStore::open(&s.dir.path().join("meta.sqlite3")).unwrap();
+        let acc = st.account(USER).unwrap().unwrap();
+        let inbox = st.mailbox(acc.id, "INBOX").unwrap().unwrap();
+        (st, inbox.id)
+    };
+    a.ok("NOOP").await;
+    {
+        use pillarbox_store::MetaStore;
+        other.0.expunge(other.1, &[1]).unwrap();
+    }
+    b.ok("STORE 2 +FLAGS (\\Flagged)").await;
+    let r = a.ok("NOOP").await;
+    assert!(r.has("* 1 EXPUNGE"), "{}", r.text());
+    assert!(r.has("* 1 FETCH (UID 2 FLAGS (\\Flagged))"), "{}", r.text());
+    let r = a.ok("FETCH 1:* (UID FLAGS)").await;
+    assert_eq!(r.lines_starting("* ").len(), 2, "{}", r.text());
+    s.stop().await;
+}

@@ -41,9 +41,9 @@ pub(crate) struct Shared {
     pub conns: Mutex<ConnCounts>,
     pub metrics: Arc<metrics::Metrics>,
     pub verifier: auth::Verifier,
-    /// Per mailbox, how many changes were published in this process (see
-    /// `Session::sync`).
-    pub versions: Mutex<HashMap<pillarbox_store::MailboxId, u64>>,
+    /// Per mailbox, how many changes were published in this process, and
+    /// the most recent ones (see `Session::sync`).
+    pub versions: Mutex<HashMap<pillarbox_store::MailboxId, MailboxLog>>,
     /// Decoded summaries of recently fetched messages.
     pub summaries: summary_cache::SummaryCache,
     /// The last full read of recently selected mailboxes.
@@ -53,16 +53,70 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn mailbox_version(&self, mailbox: pillarbox_store::MailboxId) -> u64 {
         let v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
-        v.get(&mailbox).copied().unwrap_or(0)
+        v.get(&mailbox).map_or(0, |l| l.version)
     }
 
-    /// Counts a published change; returns the mailbox's new version.
-    pub(crate) fn bump_version(&self, mailbox: pillarbox_store::MailboxId) -> u64 {
+    /// Counts a published change (with its content, if known); returns the
+    /// mailbox's new version.
+    pub(crate) fn bump_version(
+        &self,
+        mailbox: pillarbox_store::MailboxId,
+        delta: Option<Arc<pillarbox_store::Delta>>,
+    ) -> u64 {
         let mut v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
-        let n = v.entry(mailbox).or_insert(0);
-        *n += 1;
-        *n
+        let log = v.entry(mailbox).or_default();
+        log.version += 1;
+        // Only small deltas are kept: a large one is read from the store.
+        let delta = delta.filter(|d| d.changes.changed.len() + d.changes.expunged.len() <= 64);
+        log.recent.push_back((log.version, delta));
+        if log.recent.len() > MailboxLog::KEEP {
+            log.recent.pop_front();
+        }
+        log.version
     }
+
+    /// The contents of the changes published as versions `after + 1 ..=
+    /// upto`, ordered so that each starts where the previous ends, starting
+    /// at `from_modseq`; None if one is not known (not kept, or published
+    /// without content) or they do not chain up.
+    pub(crate) fn published_between(
+        &self,
+        mailbox: pillarbox_store::MailboxId,
+        after: u64,
+        upto: u64,
+        from_modseq: pillarbox_store::ModSeq,
+    ) -> Option<Vec<Arc<pillarbox_store::Delta>>> {
+        let v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        let log = v.get(&mailbox)?;
+        let mut deltas: Vec<Arc<pillarbox_store::Delta>> = Vec::new();
+        for version in after + 1..=upto {
+            let (_, d) = log.recent.iter().find(|(n, _)| *n == version)?;
+            deltas.push(d.clone()?);
+        }
+        drop(v);
+        // Publication order is not commit order: chain them by modseq.
+        deltas.sort_by_key(|d| d.from_modseq);
+        let mut at = from_modseq;
+        for d in &deltas {
+            if d.from_modseq != at {
+                return None;
+            }
+            at = d.changes.highest_modseq;
+        }
+        Some(deltas)
+    }
+}
+
+/// What this process published for one mailbox.
+#[derive(Default)]
+pub(crate) struct MailboxLog {
+    pub version: u64,
+    /// The last [`MailboxLog::KEEP`] versions and their deltas.
+    pub recent: std::collections::VecDeque<(u64, Option<Arc<pillarbox_store::Delta>>)>,
+}
+
+impl MailboxLog {
+    const KEEP: usize = 32;
 }
 
 #[derive(Default)]

@@ -611,7 +611,7 @@ impl Session {
         let Some(a) = &self.account else {
             return 0;
         };
-        let version = self.shared.bump_version(mailbox);
+        let version = self.shared.bump_version(mailbox, delta.clone());
         self.shared.bus.publish(ChangeEvent {
             account: a.id,
             mailbox,

@@ -94,6 +94,43 @@ impl Done {
 
 pub(crate) type CmdResult = Result<Done, CmdError>;
 
+/// Chained deltas as one change, as `changes_since` from the first one's
+/// start would report it: a message's last state, expunged ones only as
+/// expunged. (Applied one by one they would each announce, e.g. EXISTS
+/// twice.)
+fn merge_deltas(
+    deltas: &[std::sync::Arc<pillarbox_store::Delta>],
+) -> pillarbox_store::MailboxChanges {
+    let mut changed: std::collections::BTreeMap<u32, pillarbox_store::MessageMeta> =
+        std::collections::BTreeMap::new();
+    let mut expunged: Vec<u32> = Vec::new();
+    let mut out = pillarbox_store::MailboxChanges {
+        uidvalidity: 0,
+        uidnext: 0,
+        highest_modseq: 0,
+        changed: Vec::new(),
+        expunged: Vec::new(),
+    };
+    for d in deltas {
+        let c = &d.changes;
+        for m in &c.changed {
+            changed.insert(m.uid, m.clone());
+        }
+        for &u in &c.expunged {
+            changed.remove(&u);
+            expunged.push(u);
+        }
+        out.uidvalidity = c.uidvalidity;
+        out.uidnext = out.uidnext.max(c.uidnext);
+        out.highest_modseq = out.highest_modseq.max(c.highest_modseq);
+    }
+    expunged.sort_unstable();
+    expunged.dedup();
+    out.changed = changed.into_values().collect();
+    out.expunged = expunged;
+    out
+}
+
 /// How long a session trusts "no change was published" before reading the
 /// store again anyway (changes by other processes are not published here).
 const RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
@@ -367,6 +404,25 @@ impl Session {
         {
             return Ok(());
         }
+        // Only changes published here since the last look, and their
+        // contents chain from the view's modseq: apply them without reading
+        // the store. The store is still read at least every RECHECK (other
+        // processes publish nothing here), so `checked_at` stays.
+        if nothing_pending
+            && sel.checked_at.is_some_and(|t| t.elapsed() < RECHECK)
+            && sel.seen_version < version
+        {
+            if let Some(deltas) =
+                self.shared
+                    .published_between(id, sel.seen_version, version, since)
+            {
+                self.apply_changes(merge_deltas(&deltas), allow_expunge);
+                if let Some(sel) = self.selected.as_mut() {
+                    sel.seen_version = version;
+                }
+                return Ok(());
+            }
+        }
         let ch = self.db_quick(|s| s.changes_since(id, since))?;
         if let Some(sel) = self.selected.as_mut() {
             sel.seen_version = version;
@@ -428,5 +484,62 @@ impl Session {
         }
         line.extend_from_slice(b")\r\n");
         self.out.extend_from_slice(&line);
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use std::sync::Arc;
+
+    use pillarbox_store::{BlobId, Delta, Flags, MailboxChanges, MessageMeta};
+
+    fn meta(uid: u32, flag: &str, modseq: u64) -> MessageMeta {
+        MessageMeta {
+            uid,
+            modseq,
+            flags: Flags::new(vec![flag.to_string()]),
+            internal_date: 0,
+            date_offset_minutes: 0,
+            size: 1,
+            blob: BlobId::of(&uid.to_le_bytes()),
+        }
+    }
+
+    fn delta(from: u64, changed: Vec<MessageMeta>, expunged: Vec<u32>, uidnext: u32) -> Arc<Delta> {
+        Arc::new(Delta {
+            from_modseq: from,
+            changes: MailboxChanges {
+                uidvalidity: 0,
+                uidnext,
+                highest_modseq: from + 1,
+                changed,
+                expunged,
+            },
+        })
+    }
+
+    #[test]
+    fn merged_deltas_report_each_message_once_in_its_last_state() {
+        let ds = [
+            // 5 appended, 2 flagged.
+            delta(10, vec![meta(2, "a", 11), meta(5, "new", 11)], vec![], 6),
+            // 2 flagged again, 3 expunged.
+            delta(11, vec![meta(2, "b", 12)], vec![3], 6),
+            // 5 expunged right after it was appended; 6 appended.
+            delta(12, vec![meta(6, "x", 13)], vec![5], 7),
+        ];
+        let m = super::merge_deltas(&ds);
+        assert_eq!(m.highest_modseq, 13);
+        assert_eq!(m.uidnext, 7);
+        assert_eq!(m.expunged, [3, 5]);
+        let changed: Vec<(u32, String, u64)> = m
+            .changed
+            .iter()
+            .map(|c| (c.uid, c.flags[0].clone(), c.modseq))
+            .collect();
+        assert_eq!(
+            changed,
+            [(2, "b".to_string(), 12), (6, "x".to_string(), 13)]
+        );
     }
 }
