@@ -17,6 +17,24 @@ mod summary_cache;
 mod tls;
 mod view;
 
+#[cfg(test)]
+pub(crate) mod test_util {
+    use pillarbox_store::{BlobId, Flags, MessageMeta};
+
+    /// A message with one flag, for view and sync tests.
+    pub(crate) fn meta(uid: u32, flag: &str, modseq: u64) -> MessageMeta {
+        MessageMeta {
+            uid,
+            modseq,
+            flags: Flags::new(vec![flag.to_string()]),
+            internal_date: 0,
+            date_offset_minutes: 0,
+            size: u64::from(uid),
+            blob: BlobId::of(&uid.to_le_bytes()),
+        }
+    }
+}
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};

@@ -127,19 +127,7 @@ fn merge(old: &[MessageMeta], ch: MailboxChanges) -> Vec<MessageMeta> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pillarbox_store::{BlobId, Flags};
-
-    fn meta(uid: u32, flag: &str, modseq: u64) -> MessageMeta {
-        MessageMeta {
-            uid,
-            modseq,
-            flags: Flags::new(vec![flag.to_string()]),
-            internal_date: 0,
-            date_offset_minutes: 0,
-            size: u64::from(uid),
-            blob: BlobId::of(&uid.to_le_bytes()),
-        }
-    }
+    use crate::test_util::meta;
 
     #[test]
     fn merge_applies_changes_and_expunges_in_uid_order() {

@@ -491,19 +491,9 @@ impl Session {
 mod merge_tests {
     use std::sync::Arc;
 
-    use pillarbox_store::{BlobId, Delta, Flags, MailboxChanges, MessageMeta};
+    use pillarbox_store::{Delta, MailboxChanges, MessageMeta};
 
-    fn meta(uid: u32, flag: &str, modseq: u64) -> MessageMeta {
-        MessageMeta {
-            uid,
-            modseq,
-            flags: Flags::new(vec![flag.to_string()]),
-            internal_date: 0,
-            date_offset_minutes: 0,
-            size: 1,
-            blob: BlobId::of(&uid.to_le_bytes()),
-        }
-    }
+    use crate::test_util::meta;
 
     fn delta(from: u64, changed: Vec<MessageMeta>, expunged: Vec<u32>, uidnext: u32) -> Arc<Delta> {
         Arc::new(Delta {
