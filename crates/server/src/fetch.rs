@@ -13,7 +13,7 @@ use pillarbox_store::{FlagOp, MessageMeta};
 
 use crate::cmd::{CmdError, CmdResult, Done};
 use crate::session::Session;
-use crate::summary_cache::SummaryCache;
+use crate::Shared;
 
 fn needs_raw(a: &FetchAttr) -> bool {
     match a {
@@ -147,9 +147,7 @@ const INLINE_LOAD_BYTES: u64 = 256 << 10;
 /// Reads what FETCH needs of `metas` (see `Session::load_batch`): the
 /// summaries in one store transaction, the bytes from the blob store.
 fn load_messages(
-    store: &dyn pillarbox_store::MetaStore,
-    blobs: &dyn pillarbox_store::BlobStore,
-    cache: &SummaryCache,
+    shared: &Shared,
     mailbox: i64,
     metas: Vec<MessageMeta>,
     raw: Option<Option<u64>>,
@@ -165,21 +163,19 @@ fn load_messages(
     }
     // Expunged by another session before this one could know more than its
     // UID and flags (see `view::rehydrate`): nothing to load.
+    let (store, blobs, cache) = (&*shared.store, &*shared.blobs, &shared.summaries);
     let present = |m: &MessageMeta| !m.blob.is_empty();
     let too_large = |m: &MessageMeta| matches!(raw, Some(Some(limit)) if m.size > limit);
-    // Summaries from the cache, then the store for the others.
-    let cached: Vec<Option<Arc<Summary>>> = metas
+    // Summaries from the cache, then the store for the others (None: not
+    // wanted, Some(None): wanted, not cached).
+    let cached: Vec<Option<Option<Arc<Summary>>>> = metas
         .iter()
-        .map(|m| {
-            (present(m) && (summary || too_large(m)))
-                .then(|| cache.get(&m.blob))
-                .flatten()
-        })
+        .map(|m| (present(m) && (summary || too_large(m))).then(|| cache.get(&m.blob)))
         .collect();
     let summary_uids: Vec<u32> = metas
         .iter()
         .zip(&cached)
-        .filter(|(m, c)| present(m) && (summary || too_large(m)) && c.is_none())
+        .filter(|(_, c)| matches!(c, Some(None)))
         .map(|(m, _)| m.uid)
         .collect();
     let mut summaries = if summary_uids.is_empty() {
@@ -208,8 +204,9 @@ fn load_messages(
             None
         };
         let summary = match cached {
-            Some(s) => Some(s),
-            None if summary || streamed => {
+            None => None,
+            Some(Some(s)) => Some(s),
+            Some(None) => {
                 let stored = summaries.next().flatten();
                 let s = match stored.as_deref().and_then(Summary::from_bytes) {
                     Some(s) => s,
@@ -227,7 +224,6 @@ fn load_messages(
                 cache.insert(meta.blob, s.clone());
                 Some(s)
             }
-            None => None,
         };
         out.push((
             uid,
@@ -633,9 +629,6 @@ impl Session {
         raw: Option<Option<u64>>,
         summary: bool,
     ) -> Result<Vec<(u32, Loaded)>, CmdError> {
-        let blobs = self.shared.blobs.clone();
-        let store = self.shared.store.clone();
-        let shared = self.shared.clone();
         let raw_bytes: u64 = match raw {
             None => 0,
             Some(limit) => metas
@@ -644,30 +637,15 @@ impl Session {
                 .map(|m| m.size)
                 .sum(),
         };
-        let r = if metas.len() <= INLINE_LOAD_MESSAGES && raw_bytes <= INLINE_LOAD_BYTES {
-            load_messages(
-                &*store,
-                &*blobs,
-                &shared.summaries,
-                mailbox,
-                metas,
-                raw,
-                summary,
-            )
+        let inline = metas.len() <= INLINE_LOAD_MESSAGES && raw_bytes <= INLINE_LOAD_BYTES;
+        let shared = self.shared.clone();
+        let load = move || load_messages(&shared, mailbox, metas, raw, summary);
+        let r = if inline {
+            load()
         } else {
-            tokio::task::spawn_blocking(move || {
-                load_messages(
-                    &*store,
-                    &*blobs,
-                    &shared.summaries,
-                    mailbox,
-                    metas,
-                    raw,
-                    summary,
-                )
-            })
-            .await
-            .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))?
+            tokio::task::spawn_blocking(load)
+                .await
+                .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))?
         };
         r.map_err(|e| {
             tracing::error!("cannot load messages: {e}");

@@ -45,7 +45,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use config::Config;
-pub use search::{index_unindexed, reindex};
+pub use search::reindex;
 pub use view::HIBERNATIONS;
 
 /// Everything sessions share.
@@ -86,7 +86,7 @@ impl Shared {
         log.version += 1;
         // Only small deltas are kept: a large one is read from the store.
         let delta = delta.filter(|d| d.changes.changed.len() + d.changes.expunged.len() <= 64);
-        log.recent.push_back((log.version, delta));
+        log.recent.push_back(delta);
         if log.recent.len() > MailboxLog::KEEP {
             log.recent.pop_front();
         }
@@ -106,11 +106,14 @@ impl Shared {
     ) -> Option<Vec<Arc<pillarbox_store::Delta>>> {
         let v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
         let log = v.get(&mailbox)?;
-        let mut deltas: Vec<Arc<pillarbox_store::Delta>> = Vec::new();
-        for version in after + 1..=upto {
-            let (_, d) = log.recent.iter().find(|(n, _)| *n == version)?;
-            deltas.push(d.clone()?);
+        // `recent` ends at `log.version`.
+        let first = log.version + 1 - log.recent.len() as u64;
+        if after < first.saturating_sub(1) || upto > log.version {
+            return None;
         }
+        let mut deltas: Vec<Arc<pillarbox_store::Delta>> = (after + 1..=upto)
+            .map(|n| log.recent[(n - first) as usize].clone())
+            .collect::<Option<_>>()?;
         drop(v);
         // Publication order is not commit order: chain them by modseq.
         deltas.sort_by_key(|d| d.from_modseq);
@@ -129,8 +132,9 @@ impl Shared {
 #[derive(Default)]
 pub(crate) struct MailboxLog {
     pub version: u64,
-    /// The last [`MailboxLog::KEEP`] versions and their deltas.
-    pub recent: std::collections::VecDeque<(u64, Option<Arc<pillarbox_store::Delta>>)>,
+    /// The deltas of the last [`MailboxLog::KEEP`] versions (up to
+    /// `version`), None where published without content or too large.
+    pub recent: std::collections::VecDeque<Option<Arc<pillarbox_store::Delta>>>,
 }
 
 impl MailboxLog {

@@ -1004,7 +1004,7 @@ pub fn reindex(
 /// own messages). Until then SEARCH reads such messages, so this only makes
 /// searches fast again. Stops early when `stop()` says so between batches.
 /// Returns the number of documents written.
-pub fn index_unindexed(
+pub(crate) fn index_unindexed(
     store: &dyn MetaStore,
     blobs: &dyn BlobStore,
     stop: &dyn Fn() -> bool,

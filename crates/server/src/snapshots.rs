@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use pillarbox_store::{MailboxChanges, MailboxId, MailboxInfo, MessageMeta, MetaStore};
+use pillarbox_store::{MailboxId, MailboxInfo, MessageMeta, MetaStore};
 
 /// Messages kept over all entries (about 110 bytes each).
 const MAX_MESSAGES: usize = 200_000;
@@ -83,7 +83,7 @@ impl Snapshots {
                 if ch.highest_modseq == c.info.highest_modseq {
                     return Ok((info, c.messages.clone()));
                 }
-                let messages = merge(&c.messages, ch);
+                let messages = ch.apply_to(&c.messages);
                 self.put(Snapshot {
                     info: info.clone(),
                     messages: messages.clone(),
@@ -100,34 +100,11 @@ impl Snapshots {
     }
 }
 
-/// `old` (ascending UID) with `ch` applied: changed messages replace or join
-/// it, expunged ones leave it.
-fn merge(old: &[MessageMeta], ch: MailboxChanges) -> Vec<MessageMeta> {
-    let mut out = Vec::with_capacity(old.len() + ch.changed.len());
-    let mut changed = ch.changed.into_iter().peekable();
-    let mut expunged = ch.expunged.iter().peekable();
-    let mut gone = |uid: u32| {
-        while expunged.next_if(|&&u| u < uid).is_some() {}
-        expunged.peek().is_some_and(|&&u| u == uid)
-    };
-    for m in old {
-        while let Some(c) = changed.next_if(|c| c.uid < m.uid) {
-            out.push(c);
-        }
-        match changed.next_if(|c| c.uid == m.uid) {
-            Some(c) => out.push(c),
-            None if gone(m.uid) => {}
-            None => out.push(m.clone()),
-        }
-    }
-    out.extend(changed);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_util::meta;
+    use pillarbox_store::MailboxChanges;
 
     #[test]
     fn merge_applies_changes_and_expunges_in_uid_order() {
@@ -146,7 +123,8 @@ mod tests {
             // 3 and 7 expunged; 8 appended and expunged since.
             expunged: vec![3, 7, 8],
         };
-        let got: Vec<(u32, String)> = merge(&old, ch)
+        let got: Vec<(u32, String)> = ch
+            .apply_to(&old)
             .iter()
             .map(|m| (m.uid, m.flags[0].clone()))
             .collect();

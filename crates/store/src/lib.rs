@@ -123,6 +123,33 @@ pub struct MailboxChanges {
     pub expunged: Vec<Uid>,
 }
 
+impl MailboxChanges {
+    /// `old` (messages ascending by UID, as of the state these changes
+    /// start from) with the changes applied: changed messages replace or
+    /// join it, expunged ones leave it.
+    pub fn apply_to(&self, old: &[MessageMeta]) -> Vec<MessageMeta> {
+        let mut out = Vec::with_capacity(old.len() + self.changed.len());
+        let mut changed = self.changed.iter().peekable();
+        let mut expunged = self.expunged.iter().peekable();
+        let mut gone = |uid: Uid| {
+            while expunged.next_if(|&&u| u < uid).is_some() {}
+            expunged.peek().is_some_and(|&&u| u == uid)
+        };
+        for m in old {
+            while let Some(c) = changed.next_if(|c| c.uid < m.uid) {
+                out.push(c.clone());
+            }
+            match changed.next_if(|c| c.uid == m.uid) {
+                Some(c) => out.push(c.clone()),
+                None if gone(m.uid) => {}
+                None => out.push(m.clone()),
+            }
+        }
+        out.extend(changed.cloned());
+        out
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagOp {
     Replace,

@@ -172,11 +172,7 @@ impl SqliteStore {
     /// Like `write`, but returns without waiting for the commit to be on disk
     /// (see the module docs).
     fn write_relaxed<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        write_on(&self.writer, f)
     }
 
     /// Like `write_relaxed`, but None (nothing done) if the write lock is
@@ -257,6 +253,19 @@ impl SqliteStore {
         }
         out
     }
+}
+
+/// Runs `f` in one write transaction (`BEGIN IMMEDIATE`) on the writer
+/// connection, committing on `Ok` (not waiting for the disk).
+fn write_on<T>(
+    writer: &Mutex<Connection>,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    let mut conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
 }
 
 /// Puts the database file in WAL mode (persistent in the file; every opener
@@ -509,6 +518,16 @@ impl MessageRows {
 }
 
 // ---------------------------------------------------------------- helpers (inside a transaction)
+
+/// Every message of a mailbox, ascending UID.
+fn all_messages(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox = ?1 ORDER BY uid"
+    ))?;
+    let mut dec = MessageRows::default();
+    let rows = stmt.query_map([mailbox], |r| dec.row(r))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
 
 /// STORE inside the write transaction (see `MetaStore::store_flags`).
 fn store_flags_in(
@@ -1276,13 +1295,7 @@ impl MetaStore for SqliteStore {
     fn snapshot(&self, mailbox: MailboxId) -> Result<(MailboxInfo, Vec<MessageMeta>)> {
         self.read(|tx| {
             let info = mailbox_by_id(tx, mailbox)?;
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox = ?1 ORDER BY uid"
-            ))?;
-            let mut dec = MessageRows::default();
-            let rows = stmt.query_map([mailbox], |r| dec.row(r))?;
-            let msgs = rows.collect::<rusqlite::Result<_>>()?;
-            Ok((info, msgs))
+            Ok((info, all_messages(tx, mailbox)?))
         })
     }
 
@@ -1489,14 +1502,7 @@ impl MetaStore for SqliteStore {
                 let mut dec = MessageRows::default();
                 rows_for_uids(tx, mailbox, uids, MESSAGE_COLS, |r| dec.row(r))
             }
-            None => {
-                let mut stmt = tx.prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox = ?1 ORDER BY uid"
-                ))?;
-                let mut dec = MessageRows::default();
-                let rows = stmt.query_map([mailbox], |r| dec.row(r))?;
-                Ok(rows.collect::<rusqlite::Result<_>>()?)
-            }
+            None => all_messages(tx, mailbox),
         })
     }
 

@@ -101,9 +101,6 @@ pub(crate) type CmdResult = Result<Done, CmdError>;
 fn merge_deltas(
     deltas: &[std::sync::Arc<pillarbox_store::Delta>],
 ) -> pillarbox_store::MailboxChanges {
-    let mut changed: std::collections::BTreeMap<u32, pillarbox_store::MessageMeta> =
-        std::collections::BTreeMap::new();
-    let mut expunged: Vec<u32> = Vec::new();
     let mut out = pillarbox_store::MailboxChanges {
         uidvalidity: 0,
         uidnext: 0,
@@ -113,21 +110,14 @@ fn merge_deltas(
     };
     for d in deltas {
         let c = &d.changes;
-        for m in &c.changed {
-            changed.insert(m.uid, m.clone());
-        }
-        for &u in &c.expunged {
-            changed.remove(&u);
-            expunged.push(u);
-        }
+        out.changed = c.apply_to(&out.changed);
+        out.expunged.extend_from_slice(&c.expunged);
         out.uidvalidity = c.uidvalidity;
         out.uidnext = out.uidnext.max(c.uidnext);
         out.highest_modseq = out.highest_modseq.max(c.highest_modseq);
     }
-    expunged.sort_unstable();
-    expunged.dedup();
-    out.changed = changed.into_values().collect();
-    out.expunged = expunged;
+    out.expunged.sort_unstable();
+    out.expunged.dedup();
     out
 }
 
@@ -398,20 +388,15 @@ impl Session {
         // RECHECK: a change is delayed by at most that much, never lost.
         let version = self.shared.mailbox_version(id);
         let nothing_pending = sel.pending_expunge.is_empty() || !allow_expunge;
-        if nothing_pending
-            && sel.seen_version == version
-            && sel.checked_at.is_some_and(|t| t.elapsed() < RECHECK)
-        {
+        let recent = nothing_pending && sel.checked_at.is_some_and(|t| t.elapsed() < RECHECK);
+        if recent && sel.seen_version == version {
             return Ok(());
         }
         // Only changes published here since the last look, and their
         // contents chain from the view's modseq: apply them without reading
         // the store. The store is still read at least every RECHECK (other
         // processes publish nothing here), so `checked_at` stays.
-        if nothing_pending
-            && sel.checked_at.is_some_and(|t| t.elapsed() < RECHECK)
-            && sel.seen_version < version
-        {
+        if recent {
             if let Some(deltas) =
                 self.shared
                     .published_between(id, sel.seen_version, version, since)

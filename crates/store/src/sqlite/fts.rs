@@ -209,19 +209,13 @@ pub(crate) fn candidates(
         }
     }
     {
+        // Unindexed messages, and those whose document's text is still
+        // queued (see `texts`).
         let mut stmt = tx.prepare_cached(
             "SELECT uid FROM messages INDEXED BY messages_unindexed
-             WHERE mailbox = ?1 AND docid IS NULL",
-        )?;
-        let mut rows = stmt.query([mailbox])?;
-        while let Some(r) = rows.next()? {
-            out.push(super::col_u32(r, 0)?);
-        }
-    }
-    {
-        // Documents whose text is still queued (see `texts`).
-        let mut stmt = tx.prepare_cached(
-            "SELECT m.uid FROM fts_pending p JOIN messages m INDEXED BY messages_docid
+             WHERE mailbox = ?1 AND docid IS NULL
+             UNION ALL
+             SELECT m.uid FROM fts_pending p JOIN messages m INDEXED BY messages_docid
                  ON m.docid = p.docid AND m.mailbox = ?1",
         )?;
         let mut rows = stmt.query([mailbox])?;
@@ -433,7 +427,9 @@ pub(crate) fn size(tx: &Transaction<'_>) -> Result<crate::SearchIndexSize> {
 mod tests {
     use super::match_expr;
     use crate::sqlite::SqliteStore;
-    use crate::{BlobId, HeaderFields, MetaStore, NewMessage, SearchDoc, TextPart};
+    use crate::{
+        AccountId, BlobId, HeaderFields, MailboxId, MetaStore, NewMessage, SearchDoc, TextPart,
+    };
 
     fn msg(body: &str) -> (NewMessage, SearchDoc) {
         let raw = format!("Subject: {body}\r\n\r\n{body}\r\n");
@@ -458,9 +454,24 @@ mod tests {
         (m, d)
     }
 
-    fn docs(st: &SqliteStore) -> i64 {
-        st.read(|tx| Ok(tx.query_row("SELECT count(*) FROM search_docs", [], |r| r.get(0))?))
+    /// A fresh store with one account: its directory (kept alive by the
+    /// caller), the store, the account and its INBOX.
+    fn store() -> (tempfile::TempDir, SqliteStore, AccountId, MailboxId) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = SqliteStore::open(&dir.path().join("m.sqlite")).expect("open");
+        let acc = st.create_account("u", "x").expect("account").id;
+        let inbox = st.mailbox(acc, "INBOX").expect("q").expect("inbox").id;
+        (dir, st, acc, inbox)
+    }
+
+    /// Rows in a table.
+    fn rows(st: &SqliteStore, table: &str) -> i64 {
+        st.read(|tx| Ok(tx.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?))
             .expect("count")
+    }
+
+    fn docs(st: &SqliteStore) -> i64 {
+        rows(st, "search_docs")
     }
 
     /// A document for a blob that no unindexed message uses any more
@@ -468,10 +479,7 @@ mod tests {
     /// delete it.
     #[test]
     fn index_docs_skips_blobs_without_waiting_messages() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let st = SqliteStore::open(&dir.path().join("m.sqlite")).expect("open");
-        let acc = st.create_account("u", "x").expect("account");
-        let inbox = st.mailbox(acc.id, "INBOX").expect("q").expect("inbox").id;
+        let (_dir, st, _, inbox) = store();
         let (m1, d1) = msg("gone before indexing");
         let (m2, d2) = msg("still here");
         st.append(inbox, &[m1.clone(), m2.clone()]).expect("append");
@@ -572,11 +580,8 @@ mod tests {
 
     #[test]
     fn sort_dates_follow_messages() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let st = SqliteStore::open(&dir.path().join("m.sqlite")).expect("open");
-        let acc = st.create_account("u", "x").expect("account");
-        let inbox = st.mailbox(acc.id, "INBOX").expect("q").expect("inbox").id;
-        let trash = st.mailbox(acc.id, "Trash").expect("q").expect("trash").id;
+        let (_dir, st, acc, inbox) = store();
+        let trash = st.mailbox(acc, "Trash").expect("q").expect("trash").id;
         let (m1, mut d1) = msg("one");
         d1.fields.sent_date = Some(5);
         let (m2, d2) = msg("two");
@@ -622,11 +627,8 @@ mod tests {
 
     #[test]
     fn index_follows_messages() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let st = SqliteStore::open(&dir.path().join("m.sqlite")).expect("open");
-        let acc = st.create_account("u", "x").expect("account");
-        let inbox = st.mailbox(acc.id, "INBOX").expect("q").expect("inbox").id;
-        let trash = st.mailbox(acc.id, "Trash").expect("q").expect("trash").id;
+        let (_dir, st, acc, inbox) = store();
+        let trash = st.mailbox(acc, "Trash").expect("q").expect("trash").id;
         let (m1, d1) = msg("alpha quick brown");
         let (m2, d2) = msg("beta lazy dog");
         let (m3, _) = msg("gamma not indexed");
@@ -677,12 +679,12 @@ mod tests {
         assert_eq!(st.unindexed_blobs(10).expect("unindexed").len(), 2);
         let size = st.search_index_size().expect("size");
         assert_eq!(size.docs, 0);
-        st.create_mailbox(acc.id, "X", None).expect("create");
-        let x = st.mailbox(acc.id, "X").expect("q").expect("x").id;
+        st.create_mailbox(acc, "X", None).expect("create");
+        let x = st.mailbox(acc, "X").expect("q").expect("x").id;
         st.append_indexed(x, &[m1], &[d1]).expect("append x");
         assert_eq!(docs(&st), 1);
         // Deleted while its text may still be queued: the text is dropped.
-        st.delete_mailbox(acc.id, "X").expect("delete");
+        st.delete_mailbox(acc, "X").expect("delete");
         assert_eq!(docs(&st), 0);
         st.flush_search_texts();
         assert_eq!(pending(&st), 0);
@@ -690,8 +692,7 @@ mod tests {
     }
 
     fn pending(st: &SqliteStore) -> i64 {
-        st.read(|tx| Ok(tx.query_row("SELECT count(*) FROM fts_pending", [], |r| r.get(0))?))
-            .expect("count")
+        rows(st, "fts_pending")
     }
 
     /// Documents in the body index holding all trigrams of `needle`.
@@ -712,10 +713,7 @@ mod tests {
     /// written, under the new document.
     #[test]
     fn queued_text_of_a_deleted_document_is_dropped_even_if_its_docid_is_reused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let st = SqliteStore::open(&dir.path().join("m.sqlite")).expect("open");
-        let acc = st.create_account("u", "x").expect("account");
-        let inbox = st.mailbox(acc.id, "INBOX").expect("q").expect("inbox").id;
+        let (_dir, st, _, inbox) = store();
         let (ma, da) = msg("first xylophone");
         let (mb, db) = msg("second marimba");
         let docid_of = |uid: u32| -> i64 {
@@ -755,10 +753,7 @@ mod tests {
     /// its own postings to the deletion).
     #[test]
     fn deleted_documents_leave_the_index_in_batches_without_docid_reuse() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let st = SqliteStore::open(&dir.path().join("m.sqlite")).expect("open");
-        let acc = st.create_account("u", "x").expect("account");
-        let inbox = st.mailbox(acc.id, "INBOX").expect("q").expect("inbox").id;
+        let (_dir, st, _, inbox) = store();
         let (ma, da) = msg("old xylophone");
         let (mb, db) = msg("new marimba");
         st.append_indexed(inbox, &[ma], &[da]).expect("append a");
@@ -794,20 +789,14 @@ mod tests {
                 .expect("q"),
             Some(vec![2])
         );
-        let left: i64 = st
-            .read(|tx| Ok(tx.query_row("SELECT count(*) FROM fts_deleted", [], |r| r.get(0))?))
-            .expect("count");
-        assert_eq!(left, 0);
+        assert_eq!(rows(&st, "fts_deleted"), 0);
     }
 
     /// Texts queued by a process that stopped before writing them: at the
     /// next start their documents become unindexed messages again.
     #[test]
     fn requeue_makes_pending_documents_unindexed() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let st = SqliteStore::open(&dir.path().join("m.sqlite")).expect("open");
-        let acc = st.create_account("u", "x").expect("account");
-        let inbox = st.mailbox(acc.id, "INBOX").expect("q").expect("inbox").id;
+        let (_dir, st, _, inbox) = store();
         let (m1, d1) = msg("left behind");
         let (m2, d2) = msg("written fine");
         st.append_indexed(inbox, &[m1.clone(), m2], &[d1, d2])

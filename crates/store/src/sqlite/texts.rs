@@ -33,7 +33,7 @@
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, Transaction};
 
 use crate::{BlobId, Result, StoreError};
 
@@ -183,7 +183,7 @@ pub(crate) fn write_texts(
     tx: &Transaction<'_>,
     texts: &[PendingText],
     deletes: bool,
-) -> Result<usize> {
+) -> Result<()> {
     let mut keep = Vec::with_capacity(texts.len());
     {
         let mut unmark =
@@ -207,7 +207,7 @@ pub(crate) fn write_texts(
     for t in &keep {
         super::fts::insert_text(tx, t.docid, &t.headers, &t.body)?;
     }
-    Ok(keep.len())
+    Ok(())
 }
 
 /// Turns the documents still pending (their text was queued by a process
@@ -242,14 +242,8 @@ impl TextWriter {
             .spawn(move || {
                 let _keep_alive = keep_alive;
                 while let Some((batch, deletes)) = q.next_batch() {
-                    let r = (|| -> Result<usize> {
-                        let mut conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
-                        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                        let n = write_texts(&tx, &batch, deletes)?;
-                        tx.commit()?;
-                        Ok(n)
-                    })();
-                    if let Err(e) = r {
+                    if let Err(e) = super::write_on(&writer, |tx| write_texts(tx, &batch, deletes))
+                    {
                         // The marks stay: the next start indexes them again
                         // (and applies the deletions).
                         tracing::warn!("cannot write {} search texts: {e}", batch.len());
