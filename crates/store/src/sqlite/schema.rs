@@ -6,7 +6,11 @@ use rusqlite::{OptionalExtension, Transaction};
 use crate::{Result, StoreError};
 
 /// The version this binary writes.
-pub(crate) const CURRENT_VERSION: i64 = 10;
+pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Migration `n` (from 1) is `MIGRATIONS[n - 1]`; a file at version v gets
+/// every later one, in order, each recorded in `schema_version`.
+const MIGRATIONS: [&str; 10] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -216,45 +220,12 @@ pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
             "database schema version {version} is newer than this binary supports ({CURRENT_VERSION})"
         )));
     }
-    if version < 1 {
-        tx.execute_batch(V1)?;
-        tx.execute("INSERT INTO schema_version(version) VALUES (1)", [])?;
-    }
-    if version < 2 {
-        tx.execute_batch(V2)?;
-        tx.execute("INSERT INTO schema_version(version) VALUES (2)", [])?;
-    }
-    if version < 3 {
-        tx.execute_batch(V3)?;
-        tx.execute("INSERT INTO schema_version(version) VALUES (3)", [])?;
-    }
-    if version < 4 {
-        tx.execute_batch(V4)?;
-        tx.execute("INSERT INTO schema_version(version) VALUES (4)", [])?;
-    }
-    if version < 5 {
-        tx.execute_batch(V5)?;
-        tx.execute("INSERT INTO schema_version(version) VALUES (5)", [])?;
-    }
-    if version < 6 {
-        tx.execute_batch(V6)?;
-        tx.execute("INSERT INTO schema_version(version) VALUES (6)", [])?;
-    }
-    if version < 7 {
-        tx.execute_batch(V7)?;
-        tx.execute("INSERT INTO schema_version(version) VALUES (7)", [])?;
-    }
-    if version < 8 {
-        tx.execute_batch(V8)?;
-        tx.execute("INSERT INTO schema_version(version) VALUES (8)", [])?;
-    }
-    if version < 9 {
-        tx.execute_batch(V9)?;
-        tx.execute("INSERT INTO schema_version(version) VALUES (9)", [])?;
-    }
-    if version < 10 {
-        tx.execute_batch(V10)?;
-        tx.execute("INSERT INTO schema_version(version) VALUES (10)", [])?;
+    for (n, sql) in (1..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        tx.execute_batch(sql)?;
+        tx.execute("INSERT INTO schema_version(version) VALUES (?1)", [n])?;
     }
     Ok(())
 }
