@@ -38,7 +38,7 @@ pub(crate) fn convert(raw: &[u8]) -> Option<Vec<u8>> {
         let block = &raw[p.hdr..p.body];
         let mut done = false;
         let mut copied = 0;
-        for f in header::fields(block) {
+        for f in header::iter_fields(block) {
             let start = f.raw.as_ptr() as usize - block.as_ptr() as usize;
             out.extend_from_slice(&block[copied..start]);
             copied = start + f.raw.len();

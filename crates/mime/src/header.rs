@@ -38,38 +38,53 @@ pub(crate) fn header_end(raw: &[u8], start: usize, end: usize) -> usize {
 }
 
 pub(crate) fn memchr(c: u8, s: &[u8]) -> Option<usize> {
-    s.iter().position(|&b| b == c)
+    memchr::memchr(c, s)
 }
 
 /// Split a header block into fields (the terminating empty line is skipped).
 pub(crate) fn fields(block: &[u8]) -> Vec<Field<'_>> {
-    let mut out: Vec<Field<'_>> = Vec::new();
-    let mut pos = 0;
-    let len = block.len();
-    while pos < len {
-        let line_start = pos;
-        let line_end = match memchr(b'\n', &block[pos..]) {
+    iter_fields(block).collect()
+}
+
+/// The fields of a header block one by one, as [`fields`] lists them.
+pub(crate) fn iter_fields(block: &[u8]) -> Fields<'_> {
+    Fields { block, pos: 0 }
+}
+
+pub(crate) struct Fields<'a> {
+    block: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Fields<'a> {
+    /// The line at `pos`: (end including the line ending, content end).
+    fn line_at(&self, pos: usize) -> (usize, usize) {
+        let block = self.block;
+        let end = match memchr(b'\n', &block[pos..]) {
             Some(i) => pos + i + 1,
-            None => len,
+            None => block.len(),
         };
-        let line = &block[line_start..line_end];
-        let content = trim_eol(line);
-        if content.is_empty() {
+        (end, pos + trim_eol(&block[pos..end]).len())
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Field<'a>;
+
+    fn next(&mut self) -> Option<Field<'a>> {
+        let block = self.block;
+        let start = self.pos;
+        if start >= block.len() {
+            return None;
+        }
+        let (mut end, content_end) = self.line_at(start);
+        if content_end == start {
             // the empty line ending the header
-            break;
+            self.pos = block.len();
+            return None;
         }
-        if (line[0] == b' ' || line[0] == b'\t') && !out.is_empty() {
-            if let Some(last) = out.last_mut() {
-                let start = last.raw.as_ptr() as usize - block.as_ptr() as usize;
-                last.raw = &block[start..line_end];
-                let vstart = last.value.as_ptr() as usize - block.as_ptr() as usize;
-                let vend = line_start + content.len();
-                last.value = &block[vstart.min(vend)..vend];
-            }
-            pos = line_end;
-            continue;
-        }
-        let (name, value, has_colon) = match memchr(b':', content) {
+        let content = &block[start..content_end];
+        let (name, vs, has_colon) = match memchr(b':', content) {
             Some(c) => {
                 let mut n = &content[..c];
                 while let Some((&l, rest)) = n.split_last() {
@@ -83,24 +98,25 @@ pub(crate) fn fields(block: &[u8]) -> Vec<Field<'_>> {
                 while v < content.len() && (content[v] == b' ' || content[v] == b'\t') {
                     v += 1;
                 }
-                let vs = line_start + v;
-                (n, &block[vs..line_start + content.len()], true)
+                (n, start + v, true)
             }
-            None => (
-                content,
-                &block[line_start + content.len()..line_start + content.len()],
-                false,
-            ),
+            None => (content, content_end, false),
         };
-        out.push(Field {
+        let mut value_end = content_end;
+        // Continuation lines belong to this field.
+        while end < block.len() && (block[end] == b' ' || block[end] == b'\t') {
+            let (next_end, next_content_end) = self.line_at(end);
+            value_end = next_content_end;
+            end = next_end;
+        }
+        self.pos = end;
+        Some(Field {
             name,
-            value,
-            raw: line,
+            value: &block[vs.min(value_end)..value_end],
+            raw: &block[start..end],
             has_colon,
-        });
-        pos = line_end;
+        })
     }
-    out
 }
 
 pub(crate) fn trim_eol(line: &[u8]) -> &[u8] {
@@ -128,4 +144,62 @@ pub(crate) fn unfold(v: &[u8]) -> Vec<u8> {
         .copied()
         .filter(|&b| b != b'\r' && b != b'\n')
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (name, value, raw, has_colon) of each field.
+    fn split(block: &[u8]) -> Vec<(String, String, String, bool)> {
+        let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        iter_fields(block)
+            .map(|f| (s(f.name), s(f.value), s(f.raw), f.has_colon))
+            .collect()
+    }
+
+    fn field(name: &str, value: &str, raw: &str, colon: bool) -> (String, String, String, bool) {
+        (name.into(), value.into(), raw.into(), colon)
+    }
+
+    #[test]
+    fn fields_with_folding_odd_lines_and_the_end_of_the_header() {
+        let block = b" lead: x\r\nSubject : \t hello\r\n  world\r\n\tagain\r\nno colon here\r\n cont\r\nTo:a\n\r\nBody: not a field\r\n";
+        assert_eq!(
+            split(block),
+            vec![
+                // A first line starting with whitespace is a field of its own.
+                field(" lead", "x", " lead: x\r\n", true),
+                field(
+                    "Subject",
+                    "hello\r\n  world\r\n\tagain",
+                    "Subject : \t hello\r\n  world\r\n\tagain\r\n",
+                    true
+                ),
+                // A line without a colon does not end the header; its
+                // continuation lines are its value.
+                field(
+                    "no colon here",
+                    "\r\n cont",
+                    "no colon here\r\n cont\r\n",
+                    false
+                ),
+                field("To", "a", "To:a\n", true),
+            ]
+        );
+        assert_eq!(fields(block).len(), 4);
+    }
+
+    #[test]
+    fn fields_without_a_final_line_ending_or_empty_line() {
+        assert_eq!(
+            split(b"A: 1\r\nB:   \r\n C"),
+            vec![
+                field("A", "1", "A: 1\r\n", true),
+                field("B", "\r\n C", "B:   \r\n C", true),
+            ]
+        );
+        assert!(split(b"\r\nA: 1\r\n").is_empty());
+        assert!(split(b"").is_empty());
+    }
 }

@@ -19,7 +19,7 @@ fn slice(raw: &[u8], a: usize, b: usize) -> &[u8] {
 /// written, followed by the empty line.
 fn header_fields(block: &[u8], names: &[String], not: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    for f in header::fields(block) {
+    for f in header::iter_fields(block) {
         let matched = f.has_colon
             && names
                 .iter()
@@ -355,7 +355,7 @@ impl Converter<'_> {
 fn binary_header(block: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(block.len() + 40);
     let mut fields_len = 0;
-    for f in header::fields(block) {
+    for f in header::iter_fields(block) {
         let start = f.raw.as_ptr() as usize - block.as_ptr() as usize;
         fields_len = start + f.raw.len();
         if !(f.has_colon && f.name.eq_ignore_ascii_case(b"content-transfer-encoding")) {
