@@ -14,7 +14,8 @@
 //!   candidates (like unindexed ones) and checks them by reading them, so a
 //!   search right after an APPEND is right, only slower.
 //! - The texts wait in memory ([`TextQueue`]); a thread writes them in one
-//!   transaction after [`BATCH_DELAY`] (or when [`BATCH_MAX`] are waiting),
+//!   transaction after [`BATCH_DELAY`] (or when [`BATCH_MAX`] texts or
+//!   [`BATCH_MAX_BYTES`] are waiting),
 //!   each only if its `fts_pending` row (same docid *and* blob: docids of
 //!   deleted documents are reused) still exists, and deletes that row. A
 //!   document expunged meanwhile lost its row, so its text is dropped.
@@ -37,13 +38,18 @@ use rusqlite::{params, Connection, Transaction};
 
 use crate::{BlobId, Result, StoreError};
 
-/// A text waits at most about this long for others to share its commit.
-/// A batch holds the write lock while FTS5 takes it in, so APPENDs queue
-/// behind it: 10 ms batches gave APPEND p99 14-15 ms at 10 clients, 25 ms
-/// batches 17-19 ms, for the same CPU (A/B).
-pub(crate) const BATCH_DELAY: Duration = Duration::from_millis(10);
-/// ...or until this many are waiting.
+/// A text waits at most this long for others to share its commit...
+/// Fewer, larger batches cost less per document (FTS5 writes each distinct
+/// term of a batch once, and merges fewer segments): 10-client load mix,
+/// text writer CPU 0.64 s with 10 ms batches, 0.33 s with 100 ms (A/B).
+pub(crate) const BATCH_DELAY: Duration = Duration::from_millis(100);
+/// ...or until this many are waiting...
 pub(crate) const BATCH_MAX: usize = 256;
+/// ...or until their texts add up to this many bytes. A batch holds the
+/// write lock while FTS5 takes it in, so APPENDs queue behind it: this
+/// bounds that wait. 10 clients appending fill it about every 10 ms
+/// (APPEND p99 14-15 ms; 100 ms batches without this bound: 24-27 ms).
+pub(crate) const BATCH_MAX_BYTES: usize = 160 << 10;
 
 /// The full text of one new search document.
 pub(crate) struct PendingText {
@@ -64,6 +70,10 @@ pub(crate) struct TextQueue {
 #[derive(Default)]
 struct QueueState {
     texts: Vec<PendingText>,
+    /// Bytes of text in `texts`.
+    bytes: usize,
+    /// Someone waits in [`TextQueue::flush`]: write without waiting for more.
+    flushing: bool,
     /// Documents were (or may have been) deleted: `fts_deleted` has work.
     deletes: bool,
     /// A batch is taken by the writer thread and not written yet.
@@ -73,21 +83,43 @@ struct QueueState {
     paused: bool,
 }
 
+impl QueueState {
+    fn has_work(&self) -> bool {
+        !self.texts.is_empty() || self.deletes
+    }
+
+    fn batch_full(&self) -> bool {
+        self.texts.len() >= BATCH_MAX || self.bytes >= BATCH_MAX_BYTES
+    }
+}
+
 impl TextQueue {
     pub(crate) fn push(&self, texts: Vec<PendingText>) {
         if texts.is_empty() {
             return;
         }
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let idle = !st.has_work();
+        st.bytes += texts
+            .iter()
+            .map(|t| t.headers.len() + t.body.len())
+            .sum::<usize>();
         st.texts.extend(texts);
-        self.wake.notify_one();
+        // The writer needs waking only when work appears or a batch is full
+        // (a wake-up per APPEND would cost a context switch each).
+        if idle || st.batch_full() {
+            self.wake.notify_one();
+        }
     }
 
     /// Tells the writer thread that `fts_deleted` may have rows.
     pub(crate) fn note_deletes(&self) {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let idle = !st.has_work();
         st.deletes = true;
-        self.wake.notify_one();
+        if idle {
+            self.wake.notify_one();
+        }
     }
 
     /// Waits until every text queued and every deletion noted before this
@@ -98,6 +130,7 @@ impl TextQueue {
             if st.closed {
                 return;
             }
+            st.flushing = true;
             self.wake.notify_one();
             st = self
                 .written
@@ -116,7 +149,7 @@ impl TextQueue {
             let held = st.paused;
             #[cfg(not(test))]
             let held = false;
-            let work = !st.texts.is_empty() || st.deletes;
+            let work = st.has_work();
             if st.closed {
                 if !work {
                     return None;
@@ -129,7 +162,7 @@ impl TextQueue {
             st = self.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
         }
         let deadline = Instant::now() + BATCH_DELAY;
-        while st.texts.len() < BATCH_MAX && !st.closed {
+        while !st.batch_full() && !st.closed && !st.flushing {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -141,6 +174,8 @@ impl TextQueue {
                 .0;
         }
         let batch = std::mem::take(&mut st.texts);
+        st.bytes = 0;
+        st.flushing = false;
         let deletes = std::mem::take(&mut st.deletes);
         st.in_flight = true;
         Some((batch, deletes))
@@ -265,5 +300,64 @@ impl Drop for TextWriter {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(docid: i64, body_bytes: usize) -> PendingText {
+        PendingText {
+            docid,
+            blob: BlobId::empty(),
+            headers: "subject hi".into(),
+            body: "x".repeat(body_bytes),
+        }
+    }
+
+    /// A batch is full by count or by bytes, whichever comes first; taking
+    /// it starts the count again.
+    #[test]
+    fn batches_are_bounded_by_bytes_and_count() {
+        let q = TextQueue::default();
+        q.push(vec![text(1, 100)]);
+        assert!(!q.state.lock().unwrap().batch_full());
+        q.push(vec![text(2, BATCH_MAX_BYTES)]);
+        assert!(q.state.lock().unwrap().batch_full());
+        let (batch, deletes) = q.next_batch().unwrap();
+        assert_eq!(batch.iter().map(|t| t.docid).collect::<Vec<_>>(), [1, 2]);
+        assert!(!deletes);
+        q.batch_done();
+        let st = q.state.lock().unwrap();
+        assert_eq!(st.bytes, 0);
+        assert!(!st.has_work() && !st.batch_full());
+        drop(st);
+        q.push((0..BATCH_MAX as i64).map(|d| text(d, 1)).collect());
+        assert!(q.state.lock().unwrap().batch_full());
+    }
+
+    /// `flush` asks the writer not to wait for more texts (the `flushing`
+    /// flag), returns once the batch is written, and taking a batch clears
+    /// the flag again.
+    #[test]
+    fn flush_hands_over_the_waiting_batch() {
+        let q = Arc::new(TextQueue::default());
+        q.push(vec![text(1, 10)]);
+        let writer = {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                // Hold the first look until a flush is waiting.
+                while !q.state.lock().unwrap().flushing {
+                    std::thread::yield_now();
+                }
+                let (batch, _) = q.next_batch().unwrap();
+                q.batch_done();
+                batch.len()
+            })
+        };
+        q.flush();
+        assert_eq!(writer.join().unwrap(), 1);
+        assert!(!q.state.lock().unwrap().flushing);
     }
 }
