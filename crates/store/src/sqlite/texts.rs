@@ -48,7 +48,7 @@ pub(crate) const BATCH_MAX: usize = 256;
 /// ...or until their texts add up to this many bytes. A batch holds the
 /// write lock while FTS5 takes it in, so APPENDs queue behind it: this
 /// bounds that wait. 10 clients appending fill it about every 10 ms
-/// (APPEND p99 14-15 ms; 100 ms batches without this bound: 24-27 ms).
+/// (APPEND p99 13-15 ms; 100 ms batches without this bound: 24-27 ms).
 pub(crate) const BATCH_MAX_BYTES: usize = 160 << 10;
 
 /// The full text of one new search document.
