@@ -60,10 +60,14 @@ impl Session {
         let id = info.id;
         // UIDNEXT bounds the message count from above.
         let small = info.uidnext <= crate::view::SMALL_SNAPSHOT;
+        // Taken before the read: a change published after it is seen by the
+        // next sync.
+        let version = self.shared.mailbox_version(id);
         let shared = self.shared.clone();
         let (info, messages) = self
             .db_read(small, move |s| shared.snapshots.current(s, id))
             .await?;
+        let read_at = std::time::Instant::now();
         let mut keywords: Vec<&str> = messages
             .iter()
             .flat_map(|m| m.flags.iter())
@@ -112,8 +116,10 @@ impl Session {
             messages,
             pending_expunge: Vec::new(),
             hibernated: None,
-            seen_version: 0,
-            checked_at: None,
+            // The view is as fresh as a sync's store read (`current` reads
+            // the store), so the sync after SELECT need not read it again.
+            seen_version: version,
+            checked_at: Some(read_at),
         });
         self.state = State::Selected;
         if let Some(q) = &params.qresync {
