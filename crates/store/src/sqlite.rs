@@ -136,10 +136,11 @@ impl SqliteStore {
             schema::migrate(&tx)?;
             tx.commit()?;
         }
-        let writer = Arc::new(Mutex::new(writer));
         // Deletions an earlier process recorded but did not apply.
         let texts = Arc::new(texts::TextQueue::default());
         texts.note_deletes();
+        texts::watch_deletions(&writer, &texts);
+        let writer = Arc::new(Mutex::new(writer));
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: writer.clone(),
@@ -159,14 +160,6 @@ impl SqliteStore {
         let out = self.write_relaxed(f)?;
         self.sync_wal()?;
         Ok(out)
-    }
-
-    /// Like `write`, for transactions that may delete search documents: the
-    /// text writer then removes them from the FTS tables (`texts.rs`).
-    fn write_deleting<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let out = self.write(f);
-        self.texts.note_deletes();
-        out
     }
 
     /// Like `write`, but returns without waiting for the commit to be on disk
@@ -1115,7 +1108,7 @@ impl MetaStore for SqliteStore {
     }
 
     fn delete_account(&self, name: &str) -> Result<Vec<BlobId>> {
-        self.write_deleting(|tx| {
+        self.write(|tx| {
             let id: AccountId = tx
                 .prepare_cached("SELECT id FROM accounts WHERE name = ?1")?
                 .query_row([name], |r| r.get(0))
@@ -1184,7 +1177,7 @@ impl MetaStore for SqliteStore {
         if name == "INBOX" {
             return Err(StoreError::InvalidName("INBOX cannot be deleted".into()));
         }
-        self.write_deleting(|tx| {
+        self.write(|tx| {
             let info = mailbox_by_name(tx, account, name)?.ok_or(StoreError::NoSuchMailbox)?;
             let blobs: Vec<String> = {
                 let mut stmt =
@@ -1361,7 +1354,7 @@ impl MetaStore for SqliteStore {
     }
 
     fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<(Vec<Uid>, ModSeq)> {
-        self.write_deleting(|tx| expunge_in(tx, mailbox, uids))
+        self.write(|tx| expunge_in(tx, mailbox, uids))
     }
 
     fn copy(
@@ -1371,11 +1364,7 @@ impl MetaStore for SqliteStore {
         uids: &[Uid],
         remove_source: bool,
     ) -> Result<CopyResult> {
-        if remove_source {
-            self.write_deleting(|tx| copy_in(tx, src, dst, uids, remove_source))
-        } else {
-            self.write(|tx| copy_in(tx, src, dst, uids, remove_source))
-        }
+        self.write(|tx| copy_in(tx, src, dst, uids, remove_source))
     }
 
     fn summaries(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Option<Vec<u8>>>> {

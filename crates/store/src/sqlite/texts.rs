@@ -21,7 +21,8 @@
 //!   document expunged meanwhile lost its row, so its text is dropped.
 //! - Deleting a document (its last message expunged) removes it from the
 //!   FTS tables in the same batches: `fts::gc` records its docid in
-//!   `fts_deleted`, and no new document takes a docid recorded there
+//!   `fts_deleted` (which wakes the text writer, [`watch_deletions`]),
+//!   and no new document takes a docid recorded there
 //!   (`fts::insert_doc_row`), so the postings still in the index match no
 //!   message meanwhile. (Each FTS5 write, a delete included, ends in a
 //!   segment flush and merge work; one per EXPUNGE cost more than the rest
@@ -201,6 +202,21 @@ impl TextQueue {
         self.wake.notify_all();
         self.written.notify_all();
     }
+}
+
+/// Tells `queue` whenever `writer` records a deleted document in
+/// `fts_deleted` (`fts::gc`, on any path that deletes messages), so that the
+/// text writer removes it from the FTS tables. The hook runs inside the
+/// transaction; the text writer reads `fts_deleted` only once it holds the
+/// write lock, so after that transaction has committed (or rolled back:
+/// then it finds nothing to do).
+pub(crate) fn watch_deletions(writer: &Connection, queue: &Arc<TextQueue>) {
+    let queue = queue.clone();
+    writer.update_hook(Some(move |action, _db: &str, table: &str, _rowid: i64| {
+        if action == rusqlite::hooks::Action::SQLITE_INSERT && table == "fts_deleted" {
+            queue.note_deletes();
+        }
+    }));
 }
 
 /// Records that a document's text is not in the FTS tables yet.
