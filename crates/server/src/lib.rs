@@ -275,15 +275,15 @@ async fn index_in_background(shared: Arc<Shared>) {
     let r = tokio::task::spawn_blocking(move || {
         search::index_unindexed(&*store, &*blobs, &|| *stop.borrow())
     })
-    .await;
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
     match r {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::info!(
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
             documents = n,
             seconds = t0.elapsed().as_secs_f64(),
             "indexed messages that had no search document"
         ),
-        Ok(Err(e)) => tracing::warn!("background indexing failed: {e}"),
         Err(e) => tracing::warn!("background indexing failed: {e}"),
     }
 }

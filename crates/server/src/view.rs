@@ -135,7 +135,12 @@ impl Hibernated {
     }
 
     fn intern(&mut self, flags: &Flags) -> u32 {
-        if let Some(i) = self.sets.iter().position(|s| **s == **flags) {
+        // Messages read together share their lists: compare addresses first.
+        if let Some(i) = self
+            .sets
+            .iter()
+            .position(|s| std::sync::Arc::ptr_eq(s, flags) || **s == **flags)
+        {
             return i as u32;
         }
         self.sets.push(flags.clone());

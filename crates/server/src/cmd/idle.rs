@@ -106,20 +106,16 @@ impl Session {
         }
         let id = sel.id;
         let small = sel.uidnext <= crate::view::SMALL_SNAPSHOT;
-        let version = self.shared.mailbox_version(id);
-        let shared = self.shared.clone();
-        let (info, current) = self
-            .db_read(small, move |s| shared.snapshots.current(s, id))
-            .await?;
+        let read = self.read_mailbox(id, small).await?;
         let changes = match self.selected.as_ref() {
-            Some(sel) if sel.id == id => sel.changes_in(&info, &current),
+            Some(sel) if sel.id == id => sel.changes_in(&read.info, &read.messages),
             _ => return Ok(()),
         };
         self.apply_changes(changes, allow_expunge);
         if let Some(sel) = self.selected.as_mut() {
-            sel.seen_version = version;
-            sel.checked_at = Some(std::time::Instant::now());
-            sel.rehydrate(current);
+            sel.seen_version = read.version;
+            sel.checked_at = Some(read.at);
+            sel.rehydrate(read.messages);
         }
         Ok(())
     }

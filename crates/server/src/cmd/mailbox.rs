@@ -60,14 +60,8 @@ impl Session {
         let id = info.id;
         // UIDNEXT bounds the message count from above.
         let small = info.uidnext <= crate::view::SMALL_SNAPSHOT;
-        // Taken before the read: a change published after it is seen by the
-        // next sync.
-        let version = self.shared.mailbox_version(id);
-        let shared = self.shared.clone();
-        let (info, messages) = self
-            .db_read(small, move |s| shared.snapshots.current(s, id))
-            .await?;
-        let read_at = std::time::Instant::now();
+        let read = self.read_mailbox(id, small).await?;
+        let (info, messages) = (read.info, read.messages);
         let mut keywords: Vec<&str> = messages
             .iter()
             .flat_map(|m| m.flags.iter())
@@ -116,10 +110,10 @@ impl Session {
             messages,
             pending_expunge: Vec::new(),
             hibernated: None,
-            // The view is as fresh as a sync's store read (`current` reads
-            // the store), so the sync after SELECT need not read it again.
-            seen_version: version,
-            checked_at: Some(read_at),
+            // As fresh as a sync's store read: the sync after SELECT need
+            // not read the store again.
+            seen_version: read.version,
+            checked_at: Some(read.at),
         });
         self.state = State::Selected;
         if let Some(q) = &params.qresync {

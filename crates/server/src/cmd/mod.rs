@@ -121,6 +121,16 @@ fn merge_deltas(
     out
 }
 
+/// See [`Session::read_mailbox`].
+pub(crate) struct MailboxRead {
+    pub info: pillarbox_store::MailboxInfo,
+    pub messages: Vec<pillarbox_store::MessageMeta>,
+    /// For `SelectedMailbox::seen_version`.
+    pub version: u64,
+    /// For `SelectedMailbox::checked_at`.
+    pub at: std::time::Instant,
+}
+
 /// How long a session trusts "no change was published" before reading the
 /// store again anyway (changes by other processes are not published here).
 const RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
@@ -377,6 +387,28 @@ impl Session {
 
     /// Brings the selected mailbox view up to date with the store and writes
     /// the untagged EXPUNGE / EXISTS / FETCH responses.
+    /// The whole mailbox as the store has it now (through the process's
+    /// snapshot cache, `snapshots.rs`), with what a sync records of its store
+    /// read: the publish version, taken before the read (a change published
+    /// after it is seen by the next sync), and when the read was made.
+    pub(crate) async fn read_mailbox(
+        &self,
+        id: pillarbox_store::MailboxId,
+        small: bool,
+    ) -> Result<MailboxRead, CmdError> {
+        let version = self.shared.mailbox_version(id);
+        let shared = self.shared.clone();
+        let (info, messages) = self
+            .db_read(small, move |s| shared.snapshots.current(s, id))
+            .await?;
+        Ok(MailboxRead {
+            info,
+            messages,
+            version,
+            at: std::time::Instant::now(),
+        })
+    }
+
     pub(crate) async fn sync(&mut self, allow_expunge: bool) -> Result<(), CmdError> {
         let Some(sel) = &self.selected else {
             return Ok(());
