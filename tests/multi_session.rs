@@ -278,11 +278,8 @@ async fn announce_at_done(hibernate_ms: u64) {
     a.send_raw(b"i IDLE\r\n").await;
     a.read_line_timeout(TIMEOUT).await.unwrap();
     {
-        let other =
-            pillarbox_store::sqlite::SqliteStore::open(&s.dir.path().join("meta.sqlite3")).unwrap();
-        let acc = other.account(USER).unwrap().unwrap();
-        let inbox = other.mailbox(acc.id, "INBOX").unwrap().unwrap();
-        assert_eq!(other.expunge(inbox.id, &[2]).unwrap().0, vec![2]);
+        let (other, inbox) = other_process(&s, "INBOX");
+        assert_eq!(other.expunge(inbox, &[2]).unwrap().0, vec![2]);
     }
     a.send_raw(b"DONE\r\n").await;
     let r = a.read_until_tagged("i").await;
@@ -340,11 +337,9 @@ async fn select_after_changes_shows_the_store_state() {
             .map(|l| l.trim_end().to_string())
             .collect()
     };
-    let truth = |dir: &std::path::Path| -> Vec<String> {
-        let other = pillarbox_store::sqlite::SqliteStore::open(&dir.join("meta.sqlite3")).unwrap();
-        let acc = other.account(USER).unwrap().unwrap();
-        let bx = other.mailbox(acc.id, "Box").unwrap().unwrap();
-        let (_, msgs) = other.snapshot(bx.id).unwrap();
+    let truth = |s: &TestServer| -> Vec<String> {
+        let (other, bx) = other_process(s, "Box");
+        let (_, msgs) = other.snapshot(bx).unwrap();
         msgs.iter()
             .enumerate()
             .map(|(i, m)| {
@@ -367,14 +362,11 @@ async fn select_after_changes_shows_the_store_state() {
     b.ok("EXPUNGE").await;
     // Another process: an expunge and a flag change.
     {
-        let other =
-            pillarbox_store::sqlite::SqliteStore::open(&s.dir.path().join("meta.sqlite3")).unwrap();
-        let acc = other.account(USER).unwrap().unwrap();
-        let bx = other.mailbox(acc.id, "Box").unwrap().unwrap();
-        other.expunge(bx.id, &[1]).unwrap();
+        let (other, bx) = other_process(&s, "Box");
+        other.expunge(bx, &[1]).unwrap();
         other
             .store_flags(
-                bx.id,
+                bx,
                 &[3],
                 pillarbox_store::FlagOp::Add,
                 &["$Other".to_string()],
@@ -385,7 +377,7 @@ async fn select_after_changes_shows_the_store_state() {
     let r = a.ok("SELECT Box").await;
     assert!(r.has("* 4 EXISTS"), "{}", r.text());
     let r = a.ok("FETCH 1:* (UID FLAGS)").await;
-    assert_eq!(flags_of(&r), truth(s.dir.path()));
+    assert_eq!(flags_of(&r), truth(&s));
     // Deleted and created again: the same name, a new mailbox.
     a.ok("SELECT INBOX").await;
     b.ok("SELECT INBOX").await;
@@ -395,7 +387,7 @@ async fn select_after_changes_shows_the_store_state() {
     let r = a.ok("SELECT Box").await;
     assert!(r.has("* 1 EXISTS"), "{}", r.text());
     let r = a.ok("FETCH 1:* (UID FLAGS)").await;
-    assert_eq!(flags_of(&r), truth(s.dir.path()));
+    assert_eq!(flags_of(&r), truth(&s));
     s.stop().await;
 }
 
@@ -421,18 +413,11 @@ async fn published_changes_are_applied_only_without_a_gap() {
         "{}",
         r.text()
     );
-    let other = {
-        use pillarbox_store::MetaStore;
-        let st =
-            pillarbox_store::sqlite::SqliteStore::open(&s.dir.path().join("meta.sqlite3")).unwrap();
-        let acc = st.account(USER).unwrap().unwrap();
-        let inbox = st.mailbox(acc.id, "INBOX").unwrap().unwrap();
-        (st, inbox.id)
-    };
+    let (other, inbox) = other_process(&s, "INBOX");
     a.ok("NOOP").await;
     {
         use pillarbox_store::MetaStore;
-        other.0.expunge(other.1, &[1]).unwrap();
+        other.expunge(inbox, &[1]).unwrap();
     }
     b.ok("STORE 2 +FLAGS (\\Flagged)").await;
     let r = a.ok("NOOP").await;
@@ -441,4 +426,15 @@ async fn published_changes_are_applied_only_without_a_gap() {
     let r = a.ok("FETCH 1:* (UID FLAGS)").await;
     assert_eq!(r.lines_starting("* ").len(), 2, "{}", r.text());
     s.stop().await;
+}
+
+/// The store of `s` opened as another process would (its changes are
+/// published nowhere in the server), and the id of `mailbox` of the test user.
+fn other_process(s: &TestServer, mailbox: &str) -> (pillarbox_store::sqlite::SqliteStore, i64) {
+    use pillarbox_store::MetaStore;
+    let st =
+        pillarbox_store::sqlite::SqliteStore::open(&s.dir.path().join("meta.sqlite3")).unwrap();
+    let acc = st.account(USER).unwrap().unwrap();
+    let id = st.mailbox(acc.id, mailbox).unwrap().unwrap().id;
+    (st, id)
 }

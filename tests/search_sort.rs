@@ -348,24 +348,13 @@ async fn server_indexes_unindexed_messages_in_the_background() {
     let mut c = s.login().await;
     fixture(&mut c).await;
     c.ok("LOGOUT").await;
-    s.server.take().expect("running").shutdown().await;
-    {
-        let (store, _) = pillarbox_server::open_store(s.dir.path()).expect("store");
+    s.restart(|dir| {
+        let (store, _) = pillarbox_server::open_store(dir).expect("store");
         store.clear_search_index().expect("clear");
         assert_eq!(store.unindexed_blobs(10).expect("q").len(), 5);
-    }
-    let config = pillarbox_server::Config {
-        data_dir: s.dir.path().to_path_buf(),
-        listen_imap: "127.0.0.1:0".into(),
-        listen_imaps: "127.0.0.1:0".into(),
-        ..Default::default()
-    };
-    let server = pillarbox_server::Server::start(config)
-        .await
-        .expect("restart");
-    let mut c = common::Client::connect(server.imap_addr.expect("addr")).await;
-    c.ok(&format!("LOGIN {} {}", common::USER, common::PASS))
-        .await;
+    })
+    .await;
+    let mut c = s.login().await;
     c.ok("SELECT INBOX").await;
     let check = |r: &common::Response, want: &[u32]| assert_eq!(numbers(r, "SEARCH"), want);
     check(&c.ok("SEARCH BODY numbers").await, &[1, 3]);
@@ -379,5 +368,5 @@ async fn server_indexes_unindexed_messages_in_the_background() {
     check(&c.ok("SEARCH BODY numbers").await, &[1, 3]);
     check(&c.ok("SEARCH SUBJECT straße").await, &[2]);
     check(&c.ok("SEARCH BODY nowhere-at-all").await, &[]);
-    server.shutdown().await;
+    s.stop().await;
 }

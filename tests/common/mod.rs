@@ -29,15 +29,21 @@ impl TestServer {
         Self::start_with(|_| {}).await
     }
 
-    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
-        let dir = tempfile::tempdir().expect("tempdir");
+    /// The configuration of a test server on `dir`: loopback, any port.
+    fn config(dir: &std::path::Path) -> Config {
         let mut config = Config {
-            data_dir: dir.path().to_path_buf(),
+            data_dir: dir.to_path_buf(),
             listen_imap: "127.0.0.1:0".into(),
             listen_imaps: "127.0.0.1:0".into(),
             ..Config::default()
         };
         config.auth.failure_delay_ms = 10;
+        config
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Self::config(dir.path());
         tweak(&mut config);
         {
             let (store, _) = open_store(&config.data_dir).expect("store");
@@ -66,6 +72,22 @@ impl TestServer {
         let mut c = self.client().await;
         c.ok(&format!("LOGIN {USER} {PASS}")).await;
         c
+    }
+
+    /// Shuts the server down and starts it again on the same data
+    /// directory (default configuration, new ports); `between` runs while
+    /// it is down.
+    pub async fn restart(&mut self, between: impl FnOnce(&std::path::Path)) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+        between(self.dir.path());
+        let server = Server::start(Self::config(self.dir.path()))
+            .await
+            .expect("server restarts");
+        self.addr = server.imap_addr.expect("imap addr");
+        self.tls_addr = server.imaps_addr.expect("imaps addr");
+        self.server = Some(server);
     }
 
     pub async fn stop(mut self) {

@@ -474,6 +474,22 @@ mod tests {
         rows(st, "search_docs")
     }
 
+    /// The first column of every row `sql` returns.
+    fn column<T: rusqlite::types::FromSql>(st: &SqliteStore, sql: &str) -> Vec<T> {
+        st.read(|tx| {
+            let mut q = tx.prepare(sql)?;
+            let rows = q.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .expect("query")
+    }
+
+    /// Body-search candidates of a mailbox.
+    fn body_candidates(st: &SqliteStore, mailbox: MailboxId, needle: &str) -> Option<Vec<u32>> {
+        st.text_candidates(mailbox, TextPart::Body, needle)
+            .expect("candidates")
+    }
+
     /// A document for a blob that no unindexed message uses any more
     /// (expunged before it was indexed) is not written: nothing would ever
     /// delete it.
@@ -490,11 +506,7 @@ mod tests {
         // Indexing again (already linked) adds nothing either.
         st.index_docs(&[(m2.blob, d2)]).expect("index");
         assert_eq!(docs(&st), 1);
-        assert_eq!(
-            st.text_candidates(inbox, TextPart::Body, "still")
-                .expect("q"),
-            Some(vec![2])
-        );
+        assert_eq!(body_candidates(&st, inbox, "still"), Some(vec![2]));
     }
 
     /// Schema 7 moved the index to the `pillarbox_trigram` tokenizer. A
@@ -531,51 +543,29 @@ mod tests {
                 .expect("downgrade");
         }
         let st = SqliteStore::open(&path).expect("reopen");
-        let sql: Vec<String> = st
-            .read(|tx| {
-                let mut q = tx.prepare(
-                    "SELECT sql FROM sqlite_master WHERE name IN ('fts_head', 'fts_body')",
-                )?;
-                let rows = q.query_map([], |r| r.get(0))?;
-                Ok(rows.collect::<rusqlite::Result<_>>()?)
-            })
-            .expect("schema");
+        let sql: Vec<String> = column(
+            &st,
+            "SELECT sql FROM sqlite_master WHERE name IN ('fts_head', 'fts_body')",
+        );
         assert_eq!(sql.len(), 2);
         assert!(
             sql.iter().all(|s| s.contains("pillarbox_trigram")),
             "{sql:?}"
         );
-        let automerge: Vec<i64> = st
-            .read(|tx| {
-                let mut q = tx.prepare(
-                    "SELECT v FROM fts_head_config WHERE k = 'automerge'
-                     UNION ALL SELECT v FROM fts_body_config WHERE k = 'automerge'",
-                )?;
-                let rows = q.query_map([], |r| r.get(0))?;
-                Ok(rows.collect::<rusqlite::Result<_>>()?)
-            })
-            .expect("config");
+        let automerge: Vec<i64> = column(
+            &st,
+            "SELECT v FROM fts_head_config WHERE k = 'automerge'
+             UNION ALL SELECT v FROM fts_body_config WHERE k = 'automerge'",
+        );
         assert_eq!(automerge, [16, 16]);
         assert_eq!(docs(&st), 0);
         assert_eq!(st.unindexed_blobs(10).expect("q"), vec![m1.blob]);
         // Unindexed: a candidate for any needle.
-        assert_eq!(
-            st.text_candidates(inbox, TextPart::Body, "nowhere")
-                .expect("q"),
-            Some(vec![1])
-        );
+        assert_eq!(body_candidates(&st, inbox, "nowhere"), Some(vec![1]));
         let (_, d1) = msg("written by schema six");
         st.index_docs(&[(m1.blob, d1)]).expect("index");
-        assert_eq!(
-            st.text_candidates(inbox, TextPart::Body, "schema six")
-                .expect("q"),
-            Some(vec![1])
-        );
-        assert_eq!(
-            st.text_candidates(inbox, TextPart::Body, "nowhere")
-                .expect("q"),
-            Some(vec![])
-        );
+        assert_eq!(body_candidates(&st, inbox, "schema six"), Some(vec![1]));
+        assert_eq!(body_candidates(&st, inbox, "nowhere"), Some(vec![]));
     }
 
     #[test]
@@ -739,11 +729,7 @@ mod tests {
         st.flush_search_texts();
         assert_eq!(pending(&st), 0);
         assert_eq!(body_hits(&st, "marimba"), 1);
-        assert_eq!(
-            st.text_candidates(inbox, TextPart::Body, "marimba")
-                .expect("q"),
-            Some(vec![2])
-        );
+        assert_eq!(body_candidates(&st, inbox, "marimba"), Some(vec![2]));
         assert_eq!(body_hits(&st, "xylophone"), 0);
     }
 
@@ -763,32 +749,19 @@ mod tests {
         st.expunge(inbox, &[1]).expect("expunge a");
         // Still in the FTS tables, but no message has it.
         assert_eq!(body_hits(&st, "xylophone"), 1);
-        assert_eq!(
-            st.text_candidates(inbox, TextPart::Body, "xylophone")
-                .expect("q"),
-            Some(vec![])
-        );
+        assert_eq!(body_candidates(&st, inbox, "xylophone"), Some(vec![]));
         st.append_indexed(inbox, &[mb], &[db]).expect("append b");
-        let docids: Vec<i64> = st
-            .read(|tx| {
-                let mut q = tx.prepare(
-                    "SELECT docid FROM search_docs UNION ALL SELECT docid FROM fts_deleted",
-                )?;
-                let rows = q.query_map([], |r| r.get(0))?;
-                Ok(rows.collect::<rusqlite::Result<_>>()?)
-            })
-            .expect("docids");
+        let docids: Vec<i64> = column(
+            &st,
+            "SELECT docid FROM search_docs UNION ALL SELECT docid FROM fts_deleted",
+        );
         assert_eq!(docids.len(), 2);
         assert_ne!(docids[0], docids[1], "a deleted docid was reused");
         st.texts.pause(false);
         st.flush_search_texts();
         assert_eq!(body_hits(&st, "xylophone"), 0);
         assert_eq!(body_hits(&st, "marimba"), 1);
-        assert_eq!(
-            st.text_candidates(inbox, TextPart::Body, "marimba")
-                .expect("q"),
-            Some(vec![2])
-        );
+        assert_eq!(body_candidates(&st, inbox, "marimba"), Some(vec![2]));
         assert_eq!(rows(&st, "fts_deleted"), 0);
     }
 
@@ -817,11 +790,7 @@ mod tests {
         assert_eq!(pending(&st), 0);
         assert_eq!(docs(&st), 1);
         assert_eq!(st.unindexed_blobs(10).expect("q"), vec![m1.blob]);
-        assert_eq!(
-            st.text_candidates(inbox, TextPart::Body, "nowhere")
-                .expect("q"),
-            Some(vec![1])
-        );
+        assert_eq!(body_candidates(&st, inbox, "nowhere"), Some(vec![1]));
     }
 
     #[test]
