@@ -428,6 +428,95 @@ async fn published_changes_are_applied_only_without_a_gap() {
     s.stop().await;
 }
 
+/// Another device deletes the mailbox this session has selected, and creates
+/// one of the same name with new mail. Like Dovecot, the session is ended
+/// with `* BYE` (no tagged response): it never shows the new mailbox's
+/// messages as the old one's. Its next command finds out; in IDLE (both
+/// hibernating and not) it is told at once.
+#[tokio::test]
+async fn selected_mailbox_deleted_by_another_session_ends_the_session() {
+    let s = TestServer::start().await;
+    let mut b = s.login().await;
+    let mut a = s.login().await;
+    // "Work" is the newest mailbox: its id is the one a rowid would reuse.
+    b.ok("CREATE Work").await;
+    b.append("Work", "", &message("old", "x")).await;
+    a.ok("SELECT Work").await;
+    b.ok("DELETE Work").await;
+    b.ok("CREATE Work").await;
+    for n in ["new1", "new2"] {
+        b.append("Work", "", &message(n, "x")).await;
+    }
+    a.send_raw(b"n1 NOOP\r\n").await;
+    let lines = a.lines_until_closed().await;
+    assert_eq!(
+        lines,
+        ["* BYE Selected mailbox was deleted, have to disconnect.\r\n"],
+        "{lines:?}"
+    );
+    // The deleting session carries on; a new session sees the new mailbox.
+    let mut c = s.login().await;
+    let r = c.ok("SELECT Work").await;
+    assert!(r.has("* 2 EXISTS"), "{}", r.text());
+    b.ok("NOOP").await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn selected_mailbox_deleted_during_idle_is_told_at_once() {
+    for hibernate_ms in [HIBERNATE_AT_ONCE, NEVER_HIBERNATE] {
+        let s = TestServer::start_with(|c| c.idle_hibernate_ms = hibernate_ms).await;
+        let mut b = s.login().await;
+        let mut a = s.login().await;
+        b.ok("CREATE Work").await;
+        b.append("Work", "", &message("old", "x")).await;
+        a.ok("SELECT Work").await;
+        a.send_raw(b"i IDLE\r\n").await;
+        assert!(a
+            .read_line_timeout(TIMEOUT)
+            .await
+            .unwrap()
+            .starts_with("+ "));
+        b.ok("DELETE Work").await;
+        let lines = a.lines_until_closed().await;
+        assert_eq!(
+            lines,
+            ["* BYE Selected mailbox was deleted, have to disconnect.\r\n"],
+            "hibernate {hibernate_ms}: {lines:?}"
+        );
+        s.stop().await;
+    }
+}
+
+/// The same when another process deletes and recreates it (nothing is
+/// published in this one): the next command's store read finds out.
+#[tokio::test]
+async fn selected_mailbox_deleted_by_another_process_ends_the_session() {
+    use pillarbox_store::MetaStore;
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    a.ok("CREATE Work").await;
+    a.append("Work", "", &message("old", "x")).await;
+    a.ok("SELECT Work").await;
+    {
+        let (other, old) = other_process(&s, "Work");
+        let acc = other.account(USER).unwrap().unwrap().id;
+        other.delete_mailbox(acc, "Work").unwrap();
+        let new = other.create_mailbox(acc, "Work", None).unwrap();
+        assert_ne!(new.id, old);
+    }
+    // Past the recheck interval, so the sync reads the store.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.send_raw(b"n1 NOOP\r\n").await;
+    let lines = a.lines_until_closed().await;
+    assert_eq!(
+        lines,
+        ["* BYE Selected mailbox was deleted, have to disconnect.\r\n"],
+        "{lines:?}"
+    );
+    s.stop().await;
+}
+
 /// The store of `s` opened as another process would (its changes are
 /// published nowhere in the server), and the id of `mailbox` of the test user.
 fn other_process(s: &TestServer, mailbox: &str) -> (pillarbox_store::sqlite::SqliteStore, i64) {

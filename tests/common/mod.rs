@@ -275,6 +275,16 @@ impl Client {
         }
     }
 
+    /// Every response line until the server closes the connection (each read
+    /// bounded by TIMEOUT).
+    pub async fn lines_until_closed(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Some(l) = self.read_response_line().await {
+            lines.push(String::from_utf8_lossy(&l).into_owned());
+        }
+        lines
+    }
+
     /// True if the server closed the connection (EOF) within the timeout.
     pub async fn is_closed(&mut self) -> bool {
         let mut buf = Vec::new();

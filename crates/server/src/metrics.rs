@@ -79,7 +79,7 @@ impl Metrics {
         let session_end = Family::<Reason, Counter>::default();
         registry.register(
             "session_end",
-            "How connections ended (logout, eof, timeout, shutdown, auth_failures, error)",
+            "How connections ended (logout, eof, timeout, shutdown, auth_failures, mailbox_deleted, error)",
             session_end.clone(),
         );
         let auth_failures = Counter::default();

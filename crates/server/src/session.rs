@@ -192,6 +192,8 @@ pub(crate) struct Session {
     pub last_status: &'static str,
     /// RFC 5465 NOTIFY settings, when active.
     pub notify: Option<crate::cmd::notify::NotifyState>,
+    /// Set when the server ends the session after a command (for metrics).
+    pub end_reason: Option<&'static str>,
 }
 
 static NEXT_SESSION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -217,6 +219,7 @@ impl Session {
             id: NEXT_SESSION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             notify: None,
             last_status: "OK",
+            end_reason: None,
         }
     }
 
@@ -261,8 +264,13 @@ impl Session {
                     return "shutdown";
                 }
                 Wake::Event(ev) => {
-                    if self.notify_event(ev, false).await.is_err() || self.flush().await.is_err() {
+                    let r = self.notify_event(ev, false).await;
+                    if self.flush().await.is_err() {
                         return "error";
+                    }
+                    if r.is_err() {
+                        // What the client was told (e.g. BYE) is sent first.
+                        return self.end_reason.unwrap_or("error");
                     }
                     continue;
                 }
@@ -289,7 +297,9 @@ impl Session {
                         return "error";
                     }
                     if !keep {
-                        return if self.state == State::Logout {
+                        return if let Some(reason) = self.end_reason {
+                            reason
+                        } else if self.state == State::Logout {
                             "logout"
                         } else if self.auth_failures >= self.shared.config.auth.max_failures {
                             "auth_failures"

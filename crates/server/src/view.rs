@@ -22,6 +22,9 @@ pub static HIBERNATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomi
 
 pub(crate) struct SelectedMailbox {
     pub id: MailboxId,
+    /// The mailbox's UIDVALIDITY when selected: a store read that shows
+    /// another one is not of this mailbox (see `Session::sync`).
+    pub uidvalidity: u32,
     pub read_only: bool,
     pub uidnext: Uid,
     /// Messages in sequence order (ascending UID).
@@ -581,6 +584,7 @@ mod tests {
     fn view(uids: &[u32]) -> SelectedMailbox {
         SelectedMailbox {
             id: 1,
+            uidvalidity: 1,
             read_only: false,
             uidnext: uids.last().copied().unwrap_or(0) + 1,
             messages: uids.iter().map(|u| meta(*u, &[], 1)).collect(),

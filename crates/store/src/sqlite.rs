@@ -769,13 +769,20 @@ fn insert_mailbox(
     special_use: Option<&str>,
 ) -> Result<MailboxInfo> {
     let uidvalidity = next_uidvalidity(tx)?;
+    // Never an id a deleted mailbox had (schema V11).
+    let id: MailboxId = tx
+        .prepare_cached(
+            "UPDATE meta SET value = max(value, (SELECT coalesce(max(id), 0) FROM mailboxes)) + 1
+             WHERE key = 'last_mailbox_id' RETURNING value",
+        )?
+        .query_row([], |r| r.get(0))?;
     tx.prepare_cached(
-        "INSERT INTO mailboxes(account, name, uidvalidity, uidnext, highest_modseq, special_use)
-         VALUES (?1, ?2, ?3, 1, 1, ?4)",
+        "INSERT INTO mailboxes(id, account, name, uidvalidity, uidnext, highest_modseq, special_use)
+         VALUES (?1, ?2, ?3, ?4, 1, 1, ?5)",
     )?
-    .execute(params![account, name, i64::from(uidvalidity), special_use])?;
+    .execute(params![id, account, name, i64::from(uidvalidity), special_use])?;
     Ok(MailboxInfo {
-        id: tx.last_insert_rowid(),
+        id,
         account,
         name: name.to_string(),
         uidvalidity,

@@ -3,7 +3,7 @@
 
 use pillarbox_proto::respond;
 use pillarbox_proto::types::{MailboxName, QResyncParams, SelectParams, StatusItem};
-use pillarbox_store::{BlobId, ChangeKind, MailboxInfo, MailboxStatus};
+use pillarbox_store::{BlobId, ChangeKind, MailboxInfo, MailboxStatus, StoreError};
 
 use super::{CmdError, CmdResult, Done};
 use crate::names;
@@ -60,7 +60,10 @@ impl Session {
         let id = info.id;
         // UIDNEXT bounds the message count from above.
         let small = info.uidnext <= crate::view::SMALL_SNAPSHOT;
-        let read = self.read_mailbox(id, small).await?;
+        let read = self
+            .read_mailbox(id, small)
+            .await?
+            .ok_or_else(|| CmdError::from_store(StoreError::NoSuchMailbox))?;
         let (info, messages) = (read.info, read.messages);
         let mut keywords: Vec<&str> = messages
             .iter()
@@ -104,6 +107,7 @@ impl Session {
         self.out.extend_from_slice(o.as_bytes());
         self.selected = Some(SelectedMailbox {
             id: info.id,
+            uidvalidity: info.uidvalidity,
             read_only,
             uidnext: info.uidnext,
             known_modseq: info.highest_modseq,

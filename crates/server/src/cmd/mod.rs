@@ -347,6 +347,10 @@ impl Session {
                 tracing::warn!("sync failed: {}", e.text);
             }
         }
+        if self.end_reason.is_some() {
+            // Ended by the server (`selected_gone`): BYE only.
+            return false;
+        }
         match result {
             Ok(done) => {
                 let text = format!("{} completed", name);
@@ -385,30 +389,37 @@ impl Session {
         self.out.extend_from_slice(b"\r\n");
     }
 
-    /// Brings the selected mailbox view up to date with the store and writes
-    /// the untagged EXPUNGE / EXISTS / FETCH responses.
     /// The whole mailbox as the store has it now (through the process's
     /// snapshot cache, `snapshots.rs`), with what a sync records of its store
     /// read: the publish version, taken before the read (a change published
-    /// after it is seen by the next sync), and when the read was made.
+    /// after it is seen by the next sync), and when the read was made. None
+    /// if the mailbox does not exist (any more).
     pub(crate) async fn read_mailbox(
         &self,
         id: pillarbox_store::MailboxId,
         small: bool,
-    ) -> Result<MailboxRead, CmdError> {
+    ) -> Result<Option<MailboxRead>, CmdError> {
         let version = self.shared.mailbox_version(id);
         let shared = self.shared.clone();
-        let (info, messages) = self
-            .db_read(small, move |s| shared.snapshots.current(s, id))
+        let read = self
+            .db_read(small, move |s| match shared.snapshots.current(s, id) {
+                Err(StoreError::NoSuchMailbox) => Ok(None),
+                r => r.map(Some),
+            })
             .await?;
-        Ok(MailboxRead {
+        let Some((info, messages)) = read else {
+            return Ok(None);
+        };
+        Ok(Some(MailboxRead {
             info,
             messages,
             version,
             at: std::time::Instant::now(),
-        })
+        }))
     }
 
+    /// Brings the selected mailbox view up to date with the store and writes
+    /// the untagged EXPUNGE / EXISTS / FETCH responses.
     pub(crate) async fn sync(&mut self, allow_expunge: bool) -> Result<(), CmdError> {
         let Some(sel) = &self.selected else {
             return Ok(());
@@ -440,13 +451,41 @@ impl Session {
                 return Ok(());
             }
         }
-        let ch = self.db_quick(|s| s.changes_since(id, since))?;
+        let ch = self.db_quick(|s| match s.changes_since(id, since) {
+            Err(StoreError::NoSuchMailbox) => Ok(None),
+            r => r.map(Some),
+        })?;
+        let Some(ch) = ch.filter(|c| Some(c.uidvalidity) == self.selected_uidvalidity()) else {
+            return Err(self.selected_gone());
+        };
         if let Some(sel) = self.selected.as_mut() {
             sel.seen_version = version;
             sel.checked_at = Some(std::time::Instant::now());
         }
         self.apply_changes(ch, allow_expunge);
         Ok(())
+    }
+
+    pub(crate) fn selected_uidvalidity(&self) -> Option<u32> {
+        self.selected.as_ref().map(|s| s.uidvalidity)
+    }
+
+    /// The selected mailbox was deleted (by another session or process; ids
+    /// are never reused, and a store read with another UIDVALIDITY is not of
+    /// it either). Like Dovecot, the session ends: `* BYE`, no tagged
+    /// response, the connection is closed (`execute` sees `State::Logout`).
+    /// The client reconnects and finds the mailbox gone from LIST.
+    pub(crate) fn selected_gone(&mut self) -> CmdError {
+        if self.state != State::Logout {
+            self.out
+                .extend_from_slice(b"* BYE Selected mailbox was deleted, have to disconnect.\r\n");
+            self.selected = None;
+            self.state = State::Logout;
+            self.end_reason = Some("mailbox_deleted");
+        }
+        let mut e = CmdError::no_code("NONEXISTENT", "Selected mailbox was deleted");
+        e.close = true;
+        e
     }
 
     /// Applies a published delta if it starts exactly where this session's view

@@ -10,7 +10,7 @@ pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `n` (from 1) is `MIGRATIONS[n - 1]`; a file at version v gets
 /// every later one, in order, each recorded in `schema_version`.
-const MIGRATIONS: [&str; 10] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+const MIGRATIONS: [&str; 11] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -203,6 +203,16 @@ CREATE TABLE fts_deleted (docid INTEGER PRIMARY KEY);
 const V10: &str = "
 INSERT INTO fts_head(fts_head, rank) VALUES ('automerge', 16);
 INSERT INTO fts_body(fts_body, rank) VALUES ('automerge', 16);
+";
+
+/// Mailbox ids are never handed out twice. A rowid is max(id) + 1, so
+/// deleting the newest mailbox and creating another gave the new one the old
+/// id, and everything keyed by id (a session's selected mailbox, the change
+/// bus, the snapshot cache) could take one for the other. The last id handed
+/// out is kept like the last UIDVALIDITY.
+const V11: &str = "
+INSERT INTO meta(key, value) SELECT 'last_mailbox_id', coalesce(max(id), 0) FROM mailboxes WHERE true
+    ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value);
 ";
 
 /// Brings the database to [`CURRENT_VERSION`].

@@ -181,6 +181,60 @@ fn mailbox_create_delete_and_uidvalidity() {
 }
 
 #[test]
+fn mailbox_ids_are_never_reused() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    // The newest mailbox: a plain rowid would hand its id out again.
+    let old = st.create_mailbox(a.id, "Work", None).unwrap();
+    st.delete_mailbox(a.id, "Work").unwrap();
+    let new = st.create_mailbox(a.id, "Work", None).unwrap();
+    assert!(new.id > old.id, "{} reused", old.id);
+    assert!(matches!(
+        st.changes_since(old.id, 0),
+        Err(StoreError::NoSuchMailbox)
+    ));
+    // Also across reopening and deleting the whole account.
+    st.delete_mailbox(a.id, "Work").unwrap();
+    let f2 = SqliteStore::open(&f.path).unwrap();
+    f2.delete_account("alice").unwrap();
+    let b = f2.create_account("bob", "h").unwrap();
+    let ids: Vec<MailboxId> = f2
+        .list_mailboxes(b.id)
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    let again = f2.create_mailbox(b.id, "Work", None).unwrap();
+    assert!(
+        ids.iter().chain([&again.id]).all(|&id| id > new.id),
+        "{ids:?} {}",
+        again.id
+    );
+}
+
+#[test]
+fn migration_starts_mailbox_ids_after_the_highest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.sqlite");
+    let st = SqliteStore::open(&path).unwrap();
+    let a = st.create_account("alice", "h").unwrap();
+    let m = st.create_mailbox(a.id, "Work", None).unwrap();
+    drop(st);
+    // A file from before schema V11: no counter.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DELETE FROM meta WHERE key = 'last_mailbox_id';
+         DELETE FROM schema_version WHERE version = 11;",
+    )
+    .unwrap();
+    drop(conn);
+    let st = SqliteStore::open(&path).unwrap();
+    st.delete_mailbox(a.id, "Work").unwrap();
+    assert!(st.create_mailbox(a.id, "Work", None).unwrap().id > m.id);
+}
+
+#[test]
 fn uidvalidity_differs_after_account_recreate() {
     let f = fixture();
     let st = &f.store;
