@@ -29,6 +29,12 @@ USERS=${USERS:-20}                  # accounts on each server
 MSGS=${MSGS:-300}                   # messages pre-loaded into each INBOX
 DURATION=${DURATION:-20}            # seconds per mix / append run
 MIX_CLIENTS=${MIX_CLIENTS:-"10 50"}
+# The multi-device mix: MIX_DEVICE_CLIENTS clients, MIX_DEVICES per account
+# (a user's laptop, phone and webmail), so that an IDLE ends when another
+# device's change is pushed. In the plain mix, 10 clients have an account
+# each and every IDLE waits its full 50 ms (0: skip the multi-device runs).
+MIX_DEVICES=${MIX_DEVICES:-3}
+MIX_DEVICE_CLIENTS=${MIX_DEVICE_CLIENTS:-10}
 APPEND_CLIENTS=${APPEND_CLIENTS:-10}
 PUSH_IDLERS=${PUSH_IDLERS:-100}
 PUSH_OPS=${PUSH_OPS:-150}
@@ -171,6 +177,12 @@ for n in $MIX_CLIENTS; do
     pb mix --clients "$n" --duration "$DURATION"
     dc mix --clients "$n" --duration "$DURATION"
 done
+if [ "$MIX_DEVICES" -gt 1 ]; then
+    n=$MIX_DEVICE_CLIENTS
+    say "mix, $n clients, $MIX_DEVICES per account, ${DURATION}s"
+    pb mix --clients "$n" --devices "$MIX_DEVICES" --duration "$DURATION"
+    dc mix --clients "$n" --devices "$MIX_DEVICES" --duration "$DURATION"
+fi
 
 say "append, $APPEND_CLIENTS clients into one mailbox, ${DURATION}s"
 pb append --clients "$APPEND_CLIENTS" --duration "$DURATION"
@@ -227,14 +239,21 @@ row() { # name pillarbox dovecot goal
     printf '%-44s %14s %14s %9s   %s\n' "$1" "${2:--}" "${3:--}" "$r" "$4"
 }
 printf '%-44s %14s %14s %9s   %s\n' "figure" "pillarbox" "dovecot" "ratio" "goal"
+mix_rows() { # clients devices name
+    local sel="clients=$1 devices=$2"
+    row "$3: commands/s" "$(get pillarbox mix "$sel" cmds_per_s)" \
+        "$(get dovecot mix "$sel" cmds_per_s)" "ratio >= 3"
+    row "$3: server CPU s / 1000 cmds" "$(get pillarbox mix "$sel" cpu_s_per_1k)" \
+        "$(get dovecot mix "$sel" cpu_s_per_1k)" "ratio <= 0.15"
+    row "$3: p99 ms" "$(get pillarbox mix "$sel" p99_ms)" \
+        "$(get dovecot mix "$sel" p99_ms)" ""
+}
 for n in $MIX_CLIENTS; do
-    row "mix $n clients: commands/s" "$(get pillarbox mix clients=$n cmds_per_s)" \
-        "$(get dovecot mix clients=$n cmds_per_s)" "ratio >= 3"
-    row "mix $n clients: server CPU s / 1000 cmds" "$(get pillarbox mix clients=$n cpu_s_per_1k)" \
-        "$(get dovecot mix clients=$n cpu_s_per_1k)" "ratio <= 0.15"
-    row "mix $n clients: p99 ms" "$(get pillarbox mix clients=$n p99_ms)" \
-        "$(get dovecot mix clients=$n p99_ms)" ""
+    mix_rows "$n" 1 "mix $n clients"
 done
+if [ "$MIX_DEVICES" -gt 1 ]; then
+    mix_rows "$MIX_DEVICE_CLIENTS" "$MIX_DEVICES" "mix $MIX_DEVICE_CLIENTS clients, $MIX_DEVICES/account"
+fi
 row "append $APPEND_CLIENTS clients: msg/s" "$(get pillarbox append clients= msgs_per_s)" \
     "$(get dovecot append clients= msgs_per_s)" "ratio >= 2"
 row "append $APPEND_CLIENTS clients: p99 ms" "$(get pillarbox append clients= p99_ms)" \

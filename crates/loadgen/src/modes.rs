@@ -38,9 +38,17 @@ pub struct MixArgs {
     /// Weights per operation.
     #[arg(long, default_value = DEFAULT_MIX)]
     mix: String,
-    /// How long an `idle` operation stays in IDLE (ms).
+    /// How long an `idle` operation stays in IDLE (ms), unless a change
+    /// arrives first.
     #[arg(long, default_value_t = 50)]
     idle_ms: u64,
+    /// Clients per account: client i logs in as account i / devices, like a
+    /// user's laptop, phone and webmail. With 1, every client has its own
+    /// account (while there are enough), and an `idle` operation waits out
+    /// its `--idle-ms`: nobody else changes that account's INBOX. With more,
+    /// the other devices' changes end it as soon as the server pushes them.
+    #[arg(long, default_value_t = 1)]
+    devices: usize,
 }
 
 pub const DEFAULT_MIX: &str =
@@ -441,9 +449,13 @@ async fn mix_op(
 
 pub async fn mix(env: &Env, a: MixArgs) -> Result<()> {
     let table = Arc::new(parse_mix(&a.mix)?);
+    let devices = a.devices.max(1);
+    let users: Vec<(String, String)> = (0..a.clients)
+        .map(|i| env.users[(i / devices) % env.users.len()].clone())
+        .collect();
     let (sessions, failed, err) = open_sessions(
         &env.plain,
-        &env.users,
+        &users,
         a.clients,
         a.clients.min(32),
         "INBOX",
@@ -463,7 +475,7 @@ pub async fn mix(env: &Env, a: MixArgs) -> Result<()> {
     let deadline = t0 + Duration::from_secs(a.duration);
     let mut set = JoinSet::new();
     for (i, c, _) in sessions {
-        let user = env.users[i % env.users.len()].clone();
+        let user = users[i].clone();
         set.spawn(mix_client(
             env.plain.clone(),
             user,
@@ -483,15 +495,16 @@ pub async fn mix(env: &Env, a: MixArgs) -> Result<()> {
     let s = rec.summaries();
     let all = s.last().cloned().context("no summary")?;
     println!(
-        "[{}] mix: {} clients, {:.1} s, mix {}",
-        env.label, a.clients, secs, a.mix
+        "[{}] mix: {} clients ({} per account), {:.1} s, mix {}",
+        env.label, a.clients, devices, secs, a.mix
     );
     print!("{}", stats_table(&s, secs));
     println!("  {cpu_line}");
     println!(
-        "RESULT label={} mode=mix clients={} cmds_per_s={:.1} p50_ms={} p90_ms={} p99_ms={} errors={}{}",
+        "RESULT label={} mode=mix clients={} devices={} cmds_per_s={:.1} p50_ms={} p90_ms={} p99_ms={} errors={}{}",
         env.label,
         a.clients,
+        devices,
         all.count as f64 / secs,
         ms(all.p50),
         ms(all.p90),
