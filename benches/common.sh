@@ -22,6 +22,15 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Fails if something already listens on port $1: a server left over from an
+# earlier run would otherwise be measured in place of the one started here.
+port_free() {
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+        echo "port $1 is already in use (a server left from an earlier run?); stop it or choose other ports" >&2
+        return 1
+    fi
+}
+
 wait_port() {
     for _ in $(seq 1 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi

@@ -84,6 +84,7 @@ service imap-login {
   }
 }
 EOF
+port_free "$DC_PORT"
 "$DOVECOT" -F -c "$DC_DIR/dovecot.conf" &
 DC_PID=$!
 wait_port "$DC_PORT"
@@ -92,6 +93,7 @@ say "start Pillarbox and load the same mail over loopback"
 PB_DIR=$WORK/pillarbox
 mkdir -p "$PB_DIR"
 echo "$PASS" | "$PILLARBOX" --data-dir "$PB_DIR" user add "$USER_NAME" --password-stdin >/dev/null
+port_free "$PB_PORT"
 "$PILLARBOX" --data-dir "$PB_DIR" serve --listen-imap "127.0.0.1:$PB_PORT" --listen-imaps "" \
     >>"$PB_DIR/server.log" 2>&1 &
 PB_PID=$!

@@ -78,6 +78,8 @@ while read -r u p; do
 done <"$USERFILE"
 
 start_pb() {
+    port_free "$PB_PORT"
+    port_free "$PB_TLS_PORT"
     "$PILLARBOX" --data-dir "$PB_DIR" serve --listen-imap "127.0.0.1:$PB_PORT" \
         --listen-imaps "127.0.0.1:$PB_TLS_PORT" >>"$PB_DIR/server.log" 2>&1 &
     PB_PID=$!
@@ -148,6 +150,8 @@ service imap {
   process_limit = $LIMIT
 }
 EOF
+port_free "$DC_PORT"
+port_free "$DC_TLS_PORT"
 "$DOVECOT" -F -c "$DC_DIR/dovecot.conf" &
 DC_PID=$!
 wait_port "$DC_PORT"
@@ -236,9 +240,9 @@ row() { # name pillarbox dovecot goal
     if [ -n "$2" ] && [ -n "$3" ]; then
         r=$(awk -v a="$2" -v b="$3" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.3f", a / b }')
     fi
-    printf '%-44s %14s %14s %9s   %s\n' "$1" "${2:--}" "${3:--}" "$r" "$4"
+    printf '%-50s %14s %14s %9s   %s\n' "$1" "${2:--}" "${3:--}" "$r" "$4"
 }
-printf '%-44s %14s %14s %9s   %s\n' "figure" "pillarbox" "dovecot" "ratio" "goal"
+printf '%-50s %14s %14s %9s   %s\n' "figure" "pillarbox" "dovecot" "ratio" "goal"
 mix_rows() { # clients devices name
     local sel="clients=$1 devices=$2"
     row "$3: commands/s" "$(get pillarbox mix "$sel" cmds_per_s)" \
@@ -252,7 +256,7 @@ for n in $MIX_CLIENTS; do
     mix_rows "$n" 1 "mix $n clients"
 done
 if [ "$MIX_DEVICES" -gt 1 ]; then
-    mix_rows "$MIX_DEVICE_CLIENTS" "$MIX_DEVICES" "mix $MIX_DEVICE_CLIENTS clients, $MIX_DEVICES/account"
+    mix_rows "$MIX_DEVICE_CLIENTS" "$MIX_DEVICES" "mix $MIX_DEVICE_CLIENTS clients $MIX_DEVICES/account"
 fi
 row "append $APPEND_CLIENTS clients: msg/s" "$(get pillarbox append clients= msgs_per_s)" \
     "$(get dovecot append clients= msgs_per_s)" "ratio >= 2"
