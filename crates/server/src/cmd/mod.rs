@@ -473,8 +473,9 @@ impl Session {
     /// The selected mailbox was deleted (by another session or process; ids
     /// are never reused, and a store read with another UIDVALIDITY is not of
     /// it either). Like Dovecot, the session ends: `* BYE`, no tagged
-    /// response, the connection is closed (`execute` sees `State::Logout`).
-    /// The client reconnects and finds the mailbox gone from LIST.
+    /// response, the connection is closed (`execute` and the IDLE and NOTIFY
+    /// paths see `end_reason`). The client reconnects and finds the mailbox
+    /// gone from LIST.
     pub(crate) fn selected_gone(&mut self) -> CmdError {
         if self.state != State::Logout {
             self.out
