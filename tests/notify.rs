@@ -78,6 +78,28 @@ async fn selected_mailbox_events_with_fetch_attributes() {
     s.stop().await;
 }
 
+/// With NOTIFY on the selected mailbox, its deletion by another session
+/// ends this one at once, without a command (as in IDLE; see
+/// multi_session.rs): `* BYE`, then the connection closes.
+#[tokio::test]
+async fn selected_mailbox_deleted_under_notify_ends_the_session() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    b.ok("CREATE Work").await;
+    a.ok("SELECT Work").await;
+    a.ok("NOTIFY SET (SELECTED (MessageNew MessageExpunge))")
+        .await;
+    b.ok("DELETE Work").await;
+    let lines = a.lines_until_closed().await;
+    assert_eq!(
+        lines,
+        ["* BYE Selected mailbox was deleted, have to disconnect.\r\n"],
+        "{lines:?}"
+    );
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn mailbox_name_and_subscription_events() {
     let s = TestServer::start().await;
