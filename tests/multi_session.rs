@@ -428,6 +428,21 @@ async fn published_changes_are_applied_only_without_a_gap() {
     s.stop().await;
 }
 
+/// What a session is told when its selected mailbox was deleted.
+const MAILBOX_DELETED: &str = "Selected mailbox was deleted, have to disconnect.";
+
+/// Two sessions (devices) of the test user: B creates "Work" with one
+/// message (the newest mailbox, so its id is the one a rowid would reuse),
+/// A selects it.
+async fn work_selected_by_a(s: &TestServer) -> (Client, Client) {
+    let mut b = s.login().await;
+    let mut a = s.login().await;
+    b.ok("CREATE Work").await;
+    b.append("Work", "", &message("old", "x")).await;
+    a.ok("SELECT Work").await;
+    (a, b)
+}
+
 /// Another device deletes the mailbox this session has selected, and creates
 /// one of the same name with new mail. Like Dovecot, the session is ended
 /// with `* BYE` (no tagged response): it never shows the new mailbox's
@@ -436,24 +451,14 @@ async fn published_changes_are_applied_only_without_a_gap() {
 #[tokio::test]
 async fn selected_mailbox_deleted_by_another_session_ends_the_session() {
     let s = TestServer::start().await;
-    let mut b = s.login().await;
-    let mut a = s.login().await;
-    // "Work" is the newest mailbox: its id is the one a rowid would reuse.
-    b.ok("CREATE Work").await;
-    b.append("Work", "", &message("old", "x")).await;
-    a.ok("SELECT Work").await;
+    let (mut a, mut b) = work_selected_by_a(&s).await;
     b.ok("DELETE Work").await;
     b.ok("CREATE Work").await;
     for n in ["new1", "new2"] {
         b.append("Work", "", &message(n, "x")).await;
     }
     a.send_raw(b"n1 NOOP\r\n").await;
-    let lines = a.lines_until_closed().await;
-    assert_eq!(
-        lines,
-        ["* BYE Selected mailbox was deleted, have to disconnect.\r\n"],
-        "{lines:?}"
-    );
+    a.expect_bye_then_closed(MAILBOX_DELETED).await;
     // The deleting session carries on; a new session sees the new mailbox.
     let mut c = s.login().await;
     let r = c.ok("SELECT Work").await;
@@ -466,11 +471,7 @@ async fn selected_mailbox_deleted_by_another_session_ends_the_session() {
 async fn selected_mailbox_deleted_during_idle_is_told_at_once() {
     for hibernate_ms in [HIBERNATE_AT_ONCE, NEVER_HIBERNATE] {
         let s = TestServer::start_with(|c| c.idle_hibernate_ms = hibernate_ms).await;
-        let mut b = s.login().await;
-        let mut a = s.login().await;
-        b.ok("CREATE Work").await;
-        b.append("Work", "", &message("old", "x")).await;
-        a.ok("SELECT Work").await;
+        let (mut a, mut b) = work_selected_by_a(&s).await;
         a.send_raw(b"i IDLE\r\n").await;
         assert!(a
             .read_line_timeout(TIMEOUT)
@@ -478,12 +479,7 @@ async fn selected_mailbox_deleted_during_idle_is_told_at_once() {
             .unwrap()
             .starts_with("+ "));
         b.ok("DELETE Work").await;
-        let lines = a.lines_until_closed().await;
-        assert_eq!(
-            lines,
-            ["* BYE Selected mailbox was deleted, have to disconnect.\r\n"],
-            "hibernate {hibernate_ms}: {lines:?}"
-        );
+        a.expect_bye_then_closed(MAILBOX_DELETED).await;
         s.stop().await;
     }
 }
@@ -494,10 +490,7 @@ async fn selected_mailbox_deleted_during_idle_is_told_at_once() {
 async fn selected_mailbox_deleted_by_another_process_ends_the_session() {
     use pillarbox_store::MetaStore;
     let s = TestServer::start().await;
-    let mut a = s.login().await;
-    a.ok("CREATE Work").await;
-    a.append("Work", "", &message("old", "x")).await;
-    a.ok("SELECT Work").await;
+    let (mut a, _) = work_selected_by_a(&s).await;
     {
         let (other, old) = other_process(&s, "Work");
         let acc = other.account(USER).unwrap().unwrap().id;
@@ -508,12 +501,7 @@ async fn selected_mailbox_deleted_by_another_process_ends_the_session() {
     // Past the recheck interval, so the sync reads the store.
     tokio::time::sleep(Duration::from_millis(300)).await;
     a.send_raw(b"n1 NOOP\r\n").await;
-    let lines = a.lines_until_closed().await;
-    assert_eq!(
-        lines,
-        ["* BYE Selected mailbox was deleted, have to disconnect.\r\n"],
-        "{lines:?}"
-    );
+    a.expect_bye_then_closed(MAILBOX_DELETED).await;
     s.stop().await;
 }
 

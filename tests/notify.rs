@@ -91,12 +91,8 @@ async fn selected_mailbox_deleted_under_notify_ends_the_session() {
     a.ok("NOTIFY SET (SELECTED (MessageNew MessageExpunge))")
         .await;
     b.ok("DELETE Work").await;
-    let lines = a.lines_until_closed().await;
-    assert_eq!(
-        lines,
-        ["* BYE Selected mailbox was deleted, have to disconnect.\r\n"],
-        "{lines:?}"
-    );
+    a.expect_bye_then_closed("Selected mailbox was deleted, have to disconnect.")
+        .await;
     s.stop().await;
 }
 

@@ -275,14 +275,14 @@ impl Client {
         }
     }
 
-    /// Every response line until the server closes the connection (each read
-    /// bounded by TIMEOUT).
-    pub async fn lines_until_closed(&mut self) -> Vec<String> {
+    /// Asserts that all the server sends from now on is `* BYE {text}`,
+    /// then it closes the connection (each read bounded by TIMEOUT).
+    pub async fn expect_bye_then_closed(&mut self, text: &str) {
         let mut lines = Vec::new();
         while let Some(l) = self.read_response_line().await {
             lines.push(String::from_utf8_lossy(&l).into_owned());
         }
-        lines
+        assert_eq!(lines, [format!("* BYE {text}\r\n")], "{lines:?}");
     }
 
     /// True if the server closed the connection (EOF) within the timeout.

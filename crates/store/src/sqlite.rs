@@ -769,11 +769,11 @@ fn insert_mailbox(
     special_use: Option<&str>,
 ) -> Result<MailboxInfo> {
     let uidvalidity = next_uidvalidity(tx)?;
-    // Never an id a deleted mailbox had (schema V11).
+    // Never an id a deleted mailbox had (schema V11; every mailbox row is
+    // inserted here).
     let id: MailboxId = tx
         .prepare_cached(
-            "UPDATE meta SET value = max(value, (SELECT coalesce(max(id), 0) FROM mailboxes)) + 1
-             WHERE key = 'last_mailbox_id' RETURNING value",
+            "UPDATE meta SET value = value + 1 WHERE key = 'last_mailbox_id' RETURNING value",
         )?
         .query_row([], |r| r.get(0))?;
     tx.prepare_cached(

@@ -107,10 +107,7 @@ impl Session {
         let id = sel.id;
         let small = sel.uidnext <= crate::view::SMALL_SNAPSHOT;
         let read = self.read_mailbox(id, small).await?;
-        let Some(read) = read.filter(|r| Some(r.info.uidvalidity) == self.selected_uidvalidity())
-        else {
-            return Err(self.selected_gone());
-        };
+        let read = self.of_selected(read, |r| r.info.uidvalidity)?;
         let changes = match self.selected.as_ref() {
             Some(sel) if sel.id == id => sel.changes_in(&read.info, &read.messages),
             _ => return Ok(()),

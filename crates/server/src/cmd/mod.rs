@@ -121,6 +121,15 @@ fn merge_deltas(
     out
 }
 
+/// A store read of one mailbox, None if the mailbox does not exist (any
+/// more).
+fn if_exists<T>(r: pillarbox_store::Result<T>) -> pillarbox_store::Result<Option<T>> {
+    match r {
+        Err(StoreError::NoSuchMailbox) => Ok(None),
+        r => r.map(Some),
+    }
+}
+
 /// See [`Session::read_mailbox`].
 pub(crate) struct MailboxRead {
     pub info: pillarbox_store::MailboxInfo,
@@ -402,10 +411,7 @@ impl Session {
         let version = self.shared.mailbox_version(id);
         let shared = self.shared.clone();
         let read = self
-            .db_read(small, move |s| match shared.snapshots.current(s, id) {
-                Err(StoreError::NoSuchMailbox) => Ok(None),
-                r => r.map(Some),
-            })
+            .db_read(small, move |s| if_exists(shared.snapshots.current(s, id)))
             .await?;
         let Some((info, messages)) = read else {
             return Ok(None);
@@ -451,13 +457,8 @@ impl Session {
                 return Ok(());
             }
         }
-        let ch = self.db_quick(|s| match s.changes_since(id, since) {
-            Err(StoreError::NoSuchMailbox) => Ok(None),
-            r => r.map(Some),
-        })?;
-        let Some(ch) = ch.filter(|c| Some(c.uidvalidity) == self.selected_uidvalidity()) else {
-            return Err(self.selected_gone());
-        };
+        let ch = self.db_quick(|s| if_exists(s.changes_since(id, since)))?;
+        let ch = self.of_selected(ch, |c| c.uidvalidity)?;
         if let Some(sel) = self.selected.as_mut() {
             sel.seen_version = version;
             sel.checked_at = Some(std::time::Instant::now());
@@ -466,8 +467,18 @@ impl Session {
         Ok(())
     }
 
-    pub(crate) fn selected_uidvalidity(&self) -> Option<u32> {
-        self.selected.as_ref().map(|s| s.uidvalidity)
+    /// `read` (of the selected mailbox's id) if it is of the selected
+    /// mailbox: it exists, with the UIDVALIDITY it had when selected.
+    /// Otherwise the mailbox is gone ([`Session::selected_gone`]).
+    pub(crate) fn of_selected<T>(
+        &mut self,
+        read: Option<T>,
+        uidvalidity: impl FnOnce(&T) -> u32,
+    ) -> Result<T, CmdError> {
+        match (read, &self.selected) {
+            (Some(r), Some(sel)) if uidvalidity(&r) == sel.uidvalidity => Ok(r),
+            _ => Err(self.selected_gone()),
+        }
     }
 
     /// The selected mailbox was deleted (by another session or process; ids

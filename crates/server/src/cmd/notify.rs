@@ -181,14 +181,13 @@ impl Session {
             return Ok(());
         }
         let selected = self.selected.as_ref().map(|s| s.id);
-        if matches!(ev.kind, ChangeKind::MailboxDeleted { .. }) && Some(ev.mailbox) == selected {
-            // Told at once, like any change to the selected mailbox: during
-            // IDLE, or with NOTIFY SELECTED; otherwise at the next command.
-            if in_idle || self.notify.as_ref().is_some_and(|n| n.selected.is_some()) {
-                return Err(self.selected_gone());
-            }
-        }
-        if matches!(ev.kind, ChangeKind::Messages) && Some(ev.mailbox) == selected {
+        // A change to the selected mailbox, its deletion included (published
+        // without a delta: the sync reads the store and finds it gone).
+        if matches!(
+            ev.kind,
+            ChangeKind::Messages | ChangeKind::MailboxDeleted { .. }
+        ) && Some(ev.mailbox) == selected
+        {
             let notify_sel = self.notify.as_ref().and_then(|n| n.selected.clone());
             if in_idle || notify_sel.is_some() {
                 let allow_expunge =
