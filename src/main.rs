@@ -261,6 +261,9 @@ fn main() {
         Cmd::User(cmd) => user_command(&config, cmd),
         Cmd::Reindex => reindex_command(&config),
         Cmd::Serve(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(
+                config.session_threads(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            )
             .enable_all()
             // Store calls run on blocking threads; a bounded pool keeps memory
             // and SQLite connections bounded under connection storms.

@@ -31,6 +31,12 @@ pub struct Config {
     /// Memory for decoded message summaries shared by all sessions (headers,
     /// ENVELOPE, BODYSTRUCTURE of recently fetched messages), in MiB. 0: none.
     pub summary_cache_mib: u64,
+    /// Threads running sessions (the async runtime's workers). 0 (the
+    /// default): half the CPUs, at least one. Store work (SQLite, blob files,
+    /// fsync, the search-index writer) runs on other threads, so the event
+    /// loop needs fewer than all cores, and every extra worker costs
+    /// cross-thread wake-ups on each command.
+    pub worker_threads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,6 +105,7 @@ impl Default for Config {
             idle_keepalive_secs: 120,
             idle_hibernate_ms: 0,
             summary_cache_mib: 64,
+            worker_threads: 0,
         }
     }
 }
@@ -149,6 +156,16 @@ impl Config {
         toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
     }
 
+    /// The number of session threads to start: `worker_threads`, or half
+    /// of `cpus` (at least one) when that is 0.
+    pub fn session_threads(&self, cpus: usize) -> usize {
+        if self.worker_threads > 0 {
+            self.worker_threads
+        } else {
+            (cpus / 2).max(1)
+        }
+    }
+
     pub fn parse_addr(flag: &str, value: &str) -> Result<Option<SocketAddr>, String> {
         if value.is_empty() {
             return Ok(None);
@@ -179,7 +196,18 @@ mod tests {
         assert_eq!(c.idle_keepalive_secs, 120);
         assert_eq!(c.idle_hibernate_ms, 0);
         assert_eq!(c.summary_cache_mib, 64);
+        assert_eq!(c.worker_threads, 0);
         assert!(!c.auth.allow_plaintext);
+    }
+
+    #[test]
+    fn session_threads_default_to_half_the_cpus() {
+        let auto = Config::default();
+        assert_eq!(auto.session_threads(1), 1);
+        assert_eq!(auto.session_threads(2), 1);
+        assert_eq!(auto.session_threads(16), 8);
+        let set: Config = toml::from_str("worker_threads = 3").unwrap();
+        assert_eq!(set.session_threads(2), 3);
     }
 
     #[test]

@@ -558,6 +558,12 @@ mod tests {
              UNION ALL SELECT v FROM fts_body_config WHERE k = 'automerge'",
         );
         assert_eq!(automerge, [16, 16]);
+        let deletemerge: Vec<i64> = column(
+            &st,
+            "SELECT v FROM fts_head_config WHERE k = 'deletemerge'
+             UNION ALL SELECT v FROM fts_body_config WHERE k = 'deletemerge'",
+        );
+        assert_eq!(deletemerge, [50, 50]);
         assert_eq!(docs(&st), 0);
         assert_eq!(st.unindexed_blobs(10).expect("q"), vec![m1.blob]);
         // Unindexed: a candidate for any needle.

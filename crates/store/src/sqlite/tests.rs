@@ -225,7 +225,7 @@ fn migration_starts_mailbox_ids_after_the_highest() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DELETE FROM meta WHERE key = 'last_mailbox_id';
-         DELETE FROM schema_version WHERE version = 11;",
+         DELETE FROM schema_version WHERE version >= 11;",
     )
     .unwrap();
     drop(conn);
