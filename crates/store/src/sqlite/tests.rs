@@ -1191,3 +1191,35 @@ fn snapshot_shares_one_flag_list_per_distinct_set() {
     assert!(Arc::ptr_eq(&snap[0].flags, &snap[4].flags));
     assert!(!Arc::ptr_eq(&snap[0].flags, &snap[1].flags));
 }
+
+#[test]
+fn small_reads_see_commits_of_another_process() {
+    // Small reads run on the writer connection when it is free; its page
+    // cache must not hide what another connection (another process, e.g.
+    // the `user` command while the server runs) committed.
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    st.append(i.id, &[msg(1, &[])]).unwrap();
+    let before = st.changes_since(i.id, 0).unwrap();
+    assert_eq!(before.changed.len(), 1);
+    let other = rusqlite::Connection::open(&f.path).unwrap();
+    other
+        .execute_batch(
+            "UPDATE messages SET flags = '\\Flagged', modseq = modseq + 10;
+             UPDATE mailboxes SET highest_modseq = highest_modseq + 10 WHERE name = 'INBOX';
+             INSERT INTO subscriptions(account, name) SELECT id, 'Elsewhere' FROM accounts;",
+        )
+        .unwrap();
+    drop(other);
+    let after = st.changes_since(i.id, before.highest_modseq).unwrap();
+    assert_eq!(after.highest_modseq, before.highest_modseq + 10);
+    assert_eq!(after.changed.len(), 1);
+    assert_eq!(*after.changed[0].flags, s(&["\\Flagged"]));
+    assert!(st
+        .subscriptions(a.id)
+        .unwrap()
+        .contains(&"Elsewhere".to_string()));
+    assert!(st.mailbox(a.id, "INBOX").unwrap().is_some());
+}
