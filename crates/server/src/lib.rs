@@ -10,6 +10,7 @@ mod conn;
 mod fetch;
 mod metrics;
 mod names;
+mod publish_log;
 mod search;
 mod session;
 mod snapshots;
@@ -61,84 +62,11 @@ pub(crate) struct Shared {
     pub verifier: auth::Verifier,
     /// Per mailbox, how many changes were published in this process, and
     /// the most recent ones (see `Session::sync`).
-    pub versions: Mutex<HashMap<pillarbox_store::MailboxId, MailboxLog>>,
+    pub published: publish_log::PublishLog,
     /// Decoded summaries of recently fetched messages.
     pub summaries: summary_cache::SummaryCache,
     /// The last full read of recently selected mailboxes.
     pub snapshots: snapshots::Snapshots,
-}
-
-impl Shared {
-    pub(crate) fn mailbox_version(&self, mailbox: pillarbox_store::MailboxId) -> u64 {
-        let v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
-        v.get(&mailbox).map_or(0, |l| l.version)
-    }
-
-    /// Counts a published change (with its content, if known); returns the
-    /// mailbox's new version.
-    pub(crate) fn bump_version(
-        &self,
-        mailbox: pillarbox_store::MailboxId,
-        delta: Option<Arc<pillarbox_store::Delta>>,
-    ) -> u64 {
-        let mut v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
-        let log = v.entry(mailbox).or_default();
-        log.version += 1;
-        // Only small deltas are kept: a large one is read from the store.
-        let delta = delta.filter(|d| d.changes.changed.len() + d.changes.expunged.len() <= 64);
-        log.recent.push_back(delta);
-        if log.recent.len() > MailboxLog::KEEP {
-            log.recent.pop_front();
-        }
-        log.version
-    }
-
-    /// The contents of the changes published as versions `after + 1 ..=
-    /// upto`, ordered so that each starts where the previous ends, starting
-    /// at `from_modseq`; None if one is not known (not kept, or published
-    /// without content) or they do not chain up.
-    pub(crate) fn published_between(
-        &self,
-        mailbox: pillarbox_store::MailboxId,
-        after: u64,
-        upto: u64,
-        from_modseq: pillarbox_store::ModSeq,
-    ) -> Option<Vec<Arc<pillarbox_store::Delta>>> {
-        let v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
-        let log = v.get(&mailbox)?;
-        // `recent` ends at `log.version`.
-        let first = log.version + 1 - log.recent.len() as u64;
-        if after < first.saturating_sub(1) || upto > log.version {
-            return None;
-        }
-        let mut deltas: Vec<Arc<pillarbox_store::Delta>> = (after + 1..=upto)
-            .map(|n| log.recent[(n - first) as usize].clone())
-            .collect::<Option<_>>()?;
-        drop(v);
-        // Publication order is not commit order: chain them by modseq.
-        deltas.sort_by_key(|d| d.from_modseq);
-        let mut at = from_modseq;
-        for d in &deltas {
-            if d.from_modseq != at {
-                return None;
-            }
-            at = d.changes.highest_modseq;
-        }
-        Some(deltas)
-    }
-}
-
-/// What this process published for one mailbox.
-#[derive(Default)]
-pub(crate) struct MailboxLog {
-    pub version: u64,
-    /// The deltas of the last [`MailboxLog::KEEP`] versions (up to
-    /// `version`), None where published without content or too large.
-    pub recent: std::collections::VecDeque<Option<Arc<pillarbox_store::Delta>>>,
-}
-
-impl MailboxLog {
-    const KEEP: usize = 32;
 }
 
 #[derive(Default)]
@@ -215,7 +143,7 @@ impl Server {
             conns: Mutex::new(ConnCounts::default()),
             metrics: metrics::Metrics::new(),
             verifier: auth::Verifier::new(),
-            versions: Mutex::new(HashMap::new()),
+            published: Default::default(),
             summaries: summary_cache::SummaryCache::new(summary_cache_bytes),
             snapshots: Default::default(),
         });

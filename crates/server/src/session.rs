@@ -621,7 +621,7 @@ impl Session {
         let Some(a) = &self.account else {
             return 0;
         };
-        let version = self.shared.bump_version(mailbox, delta.clone());
+        let version = self.shared.published.bump(mailbox, delta.clone());
         self.shared.bus.publish(ChangeEvent {
             account: a.id,
             mailbox,

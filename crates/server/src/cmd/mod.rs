@@ -408,7 +408,7 @@ impl Session {
         id: pillarbox_store::MailboxId,
         small: bool,
     ) -> Result<Option<MailboxRead>, CmdError> {
-        let version = self.shared.mailbox_version(id);
+        let version = self.shared.published.version(id);
         let shared = self.shared.clone();
         let read = self
             .db_read(small, move |s| if_exists(shared.snapshots.current(s, id)))
@@ -435,7 +435,7 @@ impl Session {
         // last look, and that look is recent. Changes from other processes are
         // not published here, so the store is still read at least every
         // RECHECK: a change is delayed by at most that much, never lost.
-        let version = self.shared.mailbox_version(id);
+        let version = self.shared.published.version(id);
         let nothing_pending = sel.pending_expunge.is_empty() || !allow_expunge;
         let recent = nothing_pending && sel.checked_at.is_some_and(|t| t.elapsed() < RECHECK);
         if recent && sel.seen_version == version {
@@ -448,7 +448,8 @@ impl Session {
         if recent {
             if let Some(deltas) =
                 self.shared
-                    .published_between(id, sel.seen_version, version, since)
+                    .published
+                    .between(id, sel.seen_version, version, since)
             {
                 self.apply_changes(merge_deltas(&deltas), allow_expunge);
                 if let Some(sel) = self.selected.as_mut() {
