@@ -1415,31 +1415,25 @@ impl MetaStore for SqliteStore {
     }
 
     fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus> {
-        self.read(|tx| {
-            let info = mailbox_by_id(tx, mailbox)?;
-            let (messages, unseen, deleted, size) = tx
-                .prepare_cached(
-                    "SELECT count(*), coalesce(sum(seen = 0), 0), coalesce(sum(deleted), 0),
-                            coalesce(sum(size), 0)
-                     FROM messages INDEXED BY messages_status WHERE mailbox = ?1",
-                )?
-                .query_row([mailbox], |r| {
-                    Ok((
-                        col_u32(r, 0)?,
-                        col_u32(r, 1)?,
-                        col_u32(r, 2)?,
-                        col_u64(r, 3)?,
-                    ))
-                })?;
-            Ok(MailboxStatus {
-                messages,
-                unseen,
-                deleted,
-                size,
-                uidnext: info.uidnext,
-                uidvalidity: info.uidvalidity,
-                highest_modseq: info.highest_modseq,
+        // The counts are kept in the mailbox row (schema V13).
+        self.read_small(|tx| {
+            tx.prepare_cached(
+                "SELECT messages, unseen, deleted, size, uidnext, uidvalidity, highest_modseq
+                 FROM mailboxes WHERE id = ?1",
+            )?
+            .query_row([mailbox], |r| {
+                Ok(MailboxStatus {
+                    messages: col_u32(r, 0)?,
+                    unseen: col_u32(r, 1)?,
+                    deleted: col_u32(r, 2)?,
+                    size: col_u64(r, 3)?,
+                    uidnext: col_u32(r, 4)?,
+                    uidvalidity: col_u32(r, 5)?,
+                    highest_modseq: col_u64(r, 6)?,
+                })
             })
+            .optional()?
+            .ok_or(StoreError::NoSuchMailbox)
         })
     }
 

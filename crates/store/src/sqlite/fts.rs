@@ -541,6 +541,7 @@ mod tests {
                          FROM search_docs;",
                 )
                 .expect("downgrade");
+            crate::sqlite::tests::undo_v13(&st.writer.lock().expect("writer"));
         }
         let st = SqliteStore::open(&path).expect("reopen");
         let sql: Vec<String> = column(

@@ -10,7 +10,7 @@ pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `n` (from 1) is `MIGRATIONS[n - 1]`; a file at version v gets
 /// every later one, in order, each recorded in `schema_version`.
-const MIGRATIONS: [&str; 12] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
+const MIGRATIONS: [&str; 13] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -227,6 +227,46 @@ INSERT INTO meta(key, value) SELECT 'last_mailbox_id', coalesce(max(id), 0) FROM
 const V12: &str = "
 INSERT INTO fts_head(fts_head, rank) VALUES ('deletemerge', 50);
 INSERT INTO fts_body(fts_body, rank) VALUES ('deletemerge', 50);
+";
+
+/// STATUS counts (MESSAGES, UNSEEN, DELETED, SIZE) kept in the mailbox row,
+/// by triggers, so every path that adds, removes or reflags a message (and
+/// every process) keeps them right. Before, STATUS counted the messages
+/// through the `messages_status` index: a scan of the whole mailbox, on
+/// every STATUS and every NOTIFY status event, and an index entry rewritten
+/// by every flag change. The mailbox row is written by each of those
+/// changes anyway (its highest modseq), so a flag change now dirties one
+/// page fewer.
+const V13: &str = "
+ALTER TABLE mailboxes ADD COLUMN messages INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN unseen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+UPDATE mailboxes SET (messages, unseen, deleted, size) = (
+    SELECT count(*), coalesce(sum(seen = 0), 0), coalesce(sum(deleted), 0), coalesce(sum(size), 0)
+    FROM messages WHERE mailbox = mailboxes.id);
+CREATE TRIGGER mailbox_counts_insert AFTER INSERT ON messages BEGIN
+    UPDATE mailboxes SET messages = messages + 1, unseen = unseen + (NEW.seen = 0),
+        deleted = deleted + NEW.deleted, size = size + NEW.size
+    WHERE id = NEW.mailbox;
+END;
+CREATE TRIGGER mailbox_counts_delete AFTER DELETE ON messages BEGIN
+    UPDATE mailboxes SET messages = messages - 1, unseen = unseen - (OLD.seen = 0),
+        deleted = deleted - OLD.deleted, size = size - OLD.size
+    WHERE id = OLD.mailbox;
+END;
+CREATE TRIGGER mailbox_counts_update AFTER UPDATE OF mailbox, seen, deleted, size ON messages
+WHEN OLD.mailbox != NEW.mailbox OR OLD.seen != NEW.seen OR OLD.deleted != NEW.deleted
+    OR OLD.size != NEW.size
+BEGIN
+    UPDATE mailboxes SET messages = messages - 1, unseen = unseen - (OLD.seen = 0),
+        deleted = deleted - OLD.deleted, size = size - OLD.size
+    WHERE id = OLD.mailbox;
+    UPDATE mailboxes SET messages = messages + 1, unseen = unseen + (NEW.seen = 0),
+        deleted = deleted + NEW.deleted, size = size + NEW.size
+    WHERE id = NEW.mailbox;
+END;
+DROP INDEX messages_status;
 ";
 
 pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
