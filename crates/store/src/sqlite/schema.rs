@@ -215,7 +215,6 @@ INSERT INTO meta(key, value) SELECT 'last_mailbox_id', coalesce(max(id), 0) FROM
     ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value);
 ";
 
-/// Brings the database to [`CURRENT_VERSION`].
 /// A segment of a contentless-delete FTS5 table is merged early once
 /// `deletemerge` percent of its rows are deleted (10 by default), and every
 /// posting a merge reads is checked against the segment's tombstones. Mail is
@@ -269,6 +268,7 @@ END;
 DROP INDEX messages_status;
 ";
 
+/// Brings the database to [`CURRENT_VERSION`].
 pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
     let version: i64 = tx
