@@ -133,24 +133,51 @@ fn deleting_a_user_removes_their_mail() {
     let mut r = BufReader::new(s.try_clone().unwrap());
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
-    let msg = "Subject: unique message for deletion test 7f3a\r\n\r\nbody\r\n";
-    (&s).write_all(
-        format!(
-            "a LOGIN erin pw\r\nb APPEND INBOX {{{}+}}\r\n{msg}\r\nc LOGOUT\r\n",
+    // A small message (kept in the database) and a large one that does not
+    // compress (a file under blobs/).
+    let small = "Subject: unique message for deletion test 7f3a\r\n\r\nbody\r\n".to_string();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: String = (0..64 * 1024)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if i % 76 == 75 {
+                '\n'
+            } else {
+                char::from(b'0' + (x % 75) as u8)
+            }
+        })
+        .collect();
+    let big = format!("Subject: large\r\n\r\n{}\r\n", noise.replace('\n', "\r\n"));
+    let mut cmds = "a LOGIN erin pw\r\n".to_string();
+    for (tag, msg) in [("b", &small), ("c", &big)] {
+        cmds.push_str(&format!(
+            "{tag} APPEND INBOX {{{}+}}\r\n{msg}\r\n",
             msg.len()
-        )
-        .as_bytes(),
-    )
-    .unwrap();
+        ));
+    }
+    cmds.push_str("z LOGOUT\r\n");
+    (&s).write_all(cmds.as_bytes()).unwrap();
     let mut all = String::new();
     let _ = r.read_to_string(&mut all);
     assert!(all.contains("b OK [APPENDUID"), "{all}");
+    assert!(all.contains("c OK [APPENDUID"), "{all}");
     drop(srv);
+    let inline = |msg: &str| {
+        let st = pillarbox_store::SqliteStore::open(&dir.path().join("meta.sqlite3")).unwrap();
+        let id = pillarbox_store::BlobId::of(msg.as_bytes());
+        pillarbox_store::InlineBlobs::inline_blob(&st, &id)
+            .unwrap()
+            .is_some()
+    };
     let count_blobs = || walk(&dir.path().join("blobs"));
-    assert!(count_blobs() >= 1);
+    assert_eq!(count_blobs(), 1, "the large message is a file");
+    assert!(inline(&small) && !inline(&big));
     let (ok, _, err) = run(dir.path(), &["user", "delete", "erin"], None);
     assert!(ok, "{err}");
-    assert_eq!(count_blobs(), 0, "the user's message blobs must be gone");
+    assert_eq!(count_blobs(), 0, "the user's message files must be gone");
+    assert!(!inline(&small), "the user's small message must be gone");
 }
 
 fn walk(p: &Path) -> usize {

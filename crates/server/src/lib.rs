@@ -40,7 +40,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use pillarbox_store::{BlobStore, ChangeBus, FsBlobStore, MetaStore, SqliteStore};
+use pillarbox_store::{BlobStore, ChangeBus, FsBlobStore, MetaStore, SqliteStore, TieredBlobStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -89,9 +89,12 @@ pub fn open_store(data_dir: &std::path::Path) -> Result<Stores, String> {
             data_dir.display()
         )
     })?;
-    let blobs = FsBlobStore::open(data_dir.join("blobs"))
+    let files = FsBlobStore::open(data_dir.join("blobs"))
         .map_err(|e| format!("cannot open the blob store in {}: {e}", data_dir.display()))?;
-    Ok((Arc::new(store), Arc::new(blobs)))
+    // Small messages live in the database, written with their rows.
+    let store = Arc::new(store);
+    let blobs = TieredBlobStore::new(store.clone(), files);
+    Ok((store, Arc::new(blobs)))
 }
 
 /// A running server.

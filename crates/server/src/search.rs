@@ -1476,6 +1476,7 @@ mod tests {
                 date_offset_minutes: 0,
                 flags: Vec::new(),
                 summary: Vec::new(),
+                inline: None,
             };
             let docs = if i % 7 == 3 {
                 Vec::new()

@@ -17,7 +17,7 @@ pub mod bus;
 mod flush;
 pub mod sqlite;
 
-pub use blob::{BlobId, BlobStore, FsBlobStore};
+pub use blob::{BlobId, BlobStore, FsBlobStore, InlineBlobs, TieredBlobStore};
 pub use bus::{ChangeBus, ChangeEvent, ChangeKind, Delta};
 pub use sqlite::SqliteStore;
 
@@ -101,6 +101,10 @@ pub struct NewMessage {
     pub flags: Vec<String>,
     /// Serialised MIME summary (opaque to the store).
     pub summary: Vec<u8>,
+    /// The blob's compressed bytes ([`BlobStore::inline_form`]) when the
+    /// metadata store keeps them: written in the same transaction as the
+    /// message row. `None`: the blob is already durable in the blob store.
+    pub inline: Option<std::sync::Arc<[u8]>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

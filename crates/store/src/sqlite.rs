@@ -326,11 +326,15 @@ fn open_connection(path: &Path, reader: bool) -> Result<Connection> {
     // and writes than reading the pages (mix of 10 and 50 clients: 4-8% less
     // CPU per command without it). It also keeps an I/O error an error
     // instead of a SIGBUS.
+    // Temporary data in memory: the statement journal of an APPEND's
+    // savepoint (the first image of every page it changes) outgrew its
+    // memory buffer and became a file created and removed per APPEND.
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA journal_size_limit = 67108864;
-         PRAGMA mmap_size = 0;",
+         PRAGMA mmap_size = 0;
+         PRAGMA temp_store = MEMORY;",
     )?;
     if reader {
         conn.execute_batch("PRAGMA query_only = ON;")?;
@@ -698,6 +702,12 @@ fn append_in(
             created.push((d, id));
         }
     }
+    for msg in messages {
+        if let Some(data) = &msg.inline {
+            tx.prepare_cached("INSERT OR IGNORE INTO bodies(id, data) VALUES (?1, ?2)")?
+                .execute(params![msg.blob.as_str(), &data[..]])?;
+        }
+    }
     // The document of the blob, if it is indexed (now or before).
     let mut ins = tx.prepare_cached(
         "INSERT INTO messages(mailbox, uid, modseq, flags, seen, deleted, internal_date,
@@ -976,12 +986,16 @@ fn copy_in(
     })
 }
 
-/// Of these blobs, the ones no message row references any more.
+/// The blobs among `blobs` that no message references any more. Those kept
+/// in the database (`bodies`) are deleted here, in the caller's transaction;
+/// the caller deletes the files after its commit.
 fn unreferenced(tx: &Transaction<'_>, blobs: Vec<String>) -> Result<Vec<BlobId>> {
     let mut stmt = tx.prepare_cached("SELECT 1 FROM messages WHERE blob = ?1 LIMIT 1")?;
+    let mut body = tx.prepare_cached("DELETE FROM bodies WHERE id = ?1")?;
     let mut out = Vec::new();
     for b in blobs {
         if stmt.query_row([&b], |_| Ok(())).optional()?.is_none() {
+            body.execute([&b])?;
             out.push(BlobId::new(&b));
         }
     }
@@ -1088,6 +1102,17 @@ fn rename_in(tx: &Transaction<'_>, account: AccountId, from: &str, to: &str) -> 
 }
 
 // ---------------------------------------------------------------- the trait
+
+impl crate::InlineBlobs for SqliteStore {
+    fn inline_blob(&self, id: &BlobId) -> Result<Option<Vec<u8>>> {
+        self.read_small(|tx| {
+            Ok(tx
+                .prepare_cached("SELECT data FROM bodies WHERE id = ?1")?
+                .query_row([id.as_str()], |r| r.get(0))
+                .optional()?)
+        })
+    }
+}
 
 impl MetaStore for SqliteStore {
     fn create_account(&self, name: &str, password_hash: &str) -> Result<Account> {

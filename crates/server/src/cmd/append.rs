@@ -157,14 +157,24 @@ fn prepare(
 ) -> Result<(Vec<NewMessage>, Vec<SearchDoc>), String> {
     let mut out = Vec::new();
     let mut docs = Vec::new();
+    let mut to_flush = false;
     for msg in messages {
         // A literal8 message is stored with its binary parts
         // re-encoded as base64 (see pillarbox_mime::convert_binary_append).
-        let (blob, bytes) = match &msg.data {
+        // A small message goes into the metadata commit (`inline`), anything
+        // else into the blob store, flushed below before that commit.
+        let mut put = |data: &[u8]| match blobs.inline_form(data) {
+            Some((id, compressed)) => Ok((id, Some(compressed))),
+            None => {
+                to_flush = true;
+                blobs.put_unsynced(data).map(|id| (id, None))
+            }
+        };
+        let ((blob, inline), bytes) = match &msg.data {
             LiteralData::Memory(v) => {
                 match pillarbox_mime::convert_binary_append(v).filter(|_| msg.binary) {
-                    Some(c) => (blobs.put_unsynced(&c).map_err(|e| e.to_string())?, Some(c)),
-                    None => (blobs.put_unsynced(v).map_err(|e| e.to_string())?, None),
+                    Some(c) => (put(&c).map_err(|e| e.to_string())?, Some(c)),
+                    None => (put(v).map_err(|e| e.to_string())?, None),
                 }
             }
             LiteralData::Spooled { path, .. } => {
@@ -175,11 +185,12 @@ fn prepare(
                     None
                 };
                 match converted {
-                    Some(c) => (blobs.put_unsynced(&c).map_err(|e| e.to_string())?, Some(c)),
-                    None => (
-                        blobs.put_file_unsynced(path).map_err(|e| e.to_string())?,
-                        Some(bytes),
-                    ),
+                    Some(c) => (put(&c).map_err(|e| e.to_string())?, Some(c)),
+                    None => {
+                        to_flush = true;
+                        let id = blobs.put_file_unsynced(path).map_err(|e| e.to_string())?;
+                        ((id, None), Some(bytes))
+                    }
                 }
             }
         };
@@ -203,11 +214,14 @@ fn prepare(
             date_offset_minutes: offset,
             flags: flag_strings(&msg.flags),
             summary,
+            inline,
         });
     }
-    // One flush for the blobs of this and any concurrent APPENDs; the
+    // One flush for the blob files of this and any concurrent APPENDs; the
     // metadata commit (itself grouped) follows, so nothing is acknowledged
     // before both are durable.
-    blobs.sync_all().map_err(|e| e.to_string())?;
+    if to_flush {
+        blobs.sync_all().map_err(|e| e.to_string())?;
+    }
     Ok((out, docs))
 }

@@ -440,6 +440,7 @@ mod tests {
             date_offset_minutes: 0,
             flags: Vec::new(),
             summary: Vec::new(),
+            inline: None,
         };
         let d = SearchDoc {
             headers: format!("subject: {body}\n"),

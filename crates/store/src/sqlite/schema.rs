@@ -10,7 +10,7 @@ pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `n` (from 1) is `MIGRATIONS[n - 1]`; a file at version v gets
 /// every later one, in order, each recorded in `schema_version`.
-const MIGRATIONS: [&str; 13] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
+const MIGRATIONS: [&str; 14] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14];
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -266,6 +266,16 @@ BEGIN
     WHERE id = NEW.mailbox;
 END;
 DROP INDEX messages_status;
+";
+
+/// Small message blobs (compressed, see `blob::TieredBlobStore`), written in
+/// the transaction that adds the first message referencing them and deleted
+/// by the one that removes the last. Keyed by the blob id as everywhere else.
+const V14: &str = "
+CREATE TABLE bodies (
+    id   TEXT PRIMARY KEY NOT NULL,
+    data BLOB NOT NULL
+);
 ";
 
 /// Brings the database to [`CURRENT_VERSION`].

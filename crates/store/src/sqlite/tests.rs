@@ -33,6 +33,7 @@ fn msg(n: u32, flags: &[&str]) -> NewMessage {
         date_offset_minutes: 60,
         flags: s(flags),
         summary: format!("summary {n}").into_bytes(),
+        inline: None,
     }
 }
 
@@ -214,10 +215,12 @@ fn mailbox_ids_are_never_reused() {
 }
 
 /// Takes a database back to before schema V13 (STATUS counts in the mailbox
-/// row), for tests that re-run migrations from an earlier version.
+/// row) and V14 (small blobs in `bodies`), for tests that re-run migrations
+/// from an earlier version.
 pub(crate) fn undo_v13(conn: &rusqlite::Connection) {
     conn.execute_batch(
-        "DROP TRIGGER mailbox_counts_insert;
+        "DROP TABLE bodies;
+         DROP TRIGGER mailbox_counts_insert;
          DROP TRIGGER mailbox_counts_delete;
          DROP TRIGGER mailbox_counts_update;
          ALTER TABLE mailboxes DROP COLUMN messages;
@@ -1317,4 +1320,98 @@ fn small_reads_see_commits_of_another_process() {
         .unwrap()
         .contains(&"Elsewhere".to_string()));
     assert!(st.mailbox(a.id, "INBOX").unwrap().is_some());
+}
+
+/// A small message's bytes kept in the database (`bodies`), read through the
+/// tiered blob store, with a large one still a file; the body row lives as
+/// long as some message references it and goes in the same transaction as
+/// the last one.
+#[test]
+fn small_blobs_live_in_the_database_with_their_messages() {
+    use crate::blob::{BlobStore, InlineBlobs, TieredBlobStore, INLINE_MAX};
+    let dir = tempfile::tempdir().unwrap();
+    let st = Arc::new(SqliteStore::open(&dir.path().join("meta.sqlite")).unwrap());
+    let files = crate::FsBlobStore::open(dir.path().join("blobs")).unwrap();
+    let blobs = TieredBlobStore::new(st.clone(), files);
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(&st, a.id);
+    let work = st.create_mailbox(a.id, "Work", None).unwrap();
+
+    let small = b"Subject: small\r\n\r\nkept with its row\r\n".repeat(20);
+    let (id, compressed) = blobs.inline_form(&small).expect("small enough");
+    assert_eq!(id, BlobId::of(&small));
+    assert!(compressed.len() < small.len(), "stored compressed");
+    // Incompressible and larger than the limit: a file, as before.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let big: Vec<u8> = (0..INLINE_MAX + 4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b'!' + (x % 90) as u8
+        })
+        .collect();
+    assert!(blobs.inline_form(&big).is_none());
+    let big_id = blobs.put(&big).unwrap();
+
+    let with = |blob: BlobId, inline: Option<Arc<[u8]>>, size: usize| NewMessage {
+        blob,
+        size: size as u64,
+        inline,
+        ..msg(1, &[])
+    };
+    // An APPEND that fails (a bad flag in its second message) leaves no body.
+    let bad = NewMessage {
+        flags: s(&["bad flag"]),
+        ..msg(2, &[])
+    };
+    let first = with(id, Some(compressed.clone()), small.len());
+    assert!(st.append(i.id, &[first.clone(), bad]).is_err());
+    assert_eq!(st.inline_blob(&id).unwrap(), None);
+    assert!(blobs.get(&id).is_err(), "nothing stored anywhere");
+
+    st.append(i.id, &[first, with(big_id, None, big.len())])
+        .unwrap();
+    assert_eq!(
+        st.inline_blob(&id).unwrap().as_deref(),
+        Some(&compressed[..])
+    );
+    assert_eq!(blobs.get(&id).unwrap(), small);
+    let mut read = Vec::new();
+    std::io::Read::read_to_end(&mut *blobs.open(&id).unwrap(), &mut read).unwrap();
+    assert_eq!(read, small);
+    assert_eq!(st.inline_blob(&big_id).unwrap(), None);
+    assert_eq!(blobs.get(&big_id).unwrap(), big);
+
+    // The same content appended again (in another mailbox) shares the row;
+    // the bytes first written stay.
+    st.append(
+        work.id,
+        &[with(id, Some(Arc::from(&b"other"[..])), small.len())],
+    )
+    .unwrap();
+    assert_eq!(
+        st.inline_blob(&id).unwrap().as_deref(),
+        Some(&compressed[..])
+    );
+    // Still referenced from Work: kept.
+    let freed = st.delete_mailbox(a.id, "Work").unwrap();
+    assert!(!freed.contains(&id));
+    assert_eq!(blobs.get(&id).unwrap(), small);
+    // The last reference goes, and the row with it.
+    let freed = st.delete_account("alice").unwrap();
+    assert!(freed.contains(&id) && freed.contains(&big_id), "{freed:?}");
+    assert_eq!(st.inline_blob(&id).unwrap(), None);
+    for f in &freed {
+        blobs.delete(f).unwrap();
+    }
+    assert!(blobs.get(&big_id).is_err());
+
+    // Damaged bytes in the row are reported, not served.
+    let b = st.create_account("bob", "h").unwrap();
+    let bad_bytes = crate::blob::compress(b"something else").unwrap();
+    st.append(inbox(&st, b.id).id, &[with(id, Some(bad_bytes.into()), 14)])
+        .unwrap();
+    let err = blobs.get(&id).unwrap_err().to_string();
+    assert!(err.contains("corrupt"), "{err}");
 }
