@@ -117,11 +117,13 @@ pub trait BlobStore: Send + Sync {
     fn sync_all(&self) -> crate::Result<()> {
         Ok(())
     }
-    /// For a message small enough to be kept in the metadata store, in the
-    /// transaction that adds its row ([`crate::NewMessage::inline`]): its id
-    /// and compressed bytes. `None`: store it with `put` as usual.
-    fn inline_form(&self, _data: &[u8]) -> Option<(BlobId, std::sync::Arc<[u8]>)> {
-        None
+    /// Stores a new message's bytes for an APPEND: either here, like
+    /// `put_unsynced` (the second value is `None`), or, for a message small
+    /// enough, nowhere yet: the second value is then its compressed bytes,
+    /// for the metadata store to keep in the transaction that adds its row
+    /// ([`crate::NewMessage::inline`]).
+    fn stage(&self, data: &[u8]) -> crate::Result<(BlobId, Option<std::sync::Arc<[u8]>>)> {
+        Ok((self.put_unsynced(data)?, None))
     }
 }
 
@@ -208,14 +210,14 @@ impl BlobStore for TieredBlobStore {
         self.files.sync_all()
     }
 
-    fn inline_form(&self, data: &[u8]) -> Option<(BlobId, std::sync::Arc<[u8]>)> {
-        // Anything that would not fit compressed cannot be small enough;
-        // zstd rarely shrinks mail more than 10 times.
-        if data.len() > INLINE_MAX * 10 {
-            return None;
+    fn stage(&self, data: &[u8]) -> crate::Result<(BlobId, Option<std::sync::Arc<[u8]>>)> {
+        let id = BlobId::of(data);
+        let compressed = compress(data)?;
+        if compressed.len() <= INLINE_MAX {
+            return Ok((id, Some(compressed.into())));
         }
-        let compressed = compress(data).ok()?;
-        (compressed.len() <= INLINE_MAX).then(|| (BlobId::of(data), compressed.into()))
+        self.files.put_compressed(id, &compressed, false)?;
+        Ok((id, None))
     }
 }
 
@@ -389,9 +391,17 @@ impl FsBlobStore {
         if self.path_of(&id)?.is_file() {
             return Ok(id);
         }
-        let compressed = compress(data)?;
-        self.install(&id, sync, |file| Ok(file.write_all(&compressed)?))?;
+        self.put_compressed(id, &compress(data)?, sync)?;
         Ok(id)
+    }
+
+    /// Stores `compressed` (the zstd frame of the bytes whose id is `id`)
+    /// unless that blob exists.
+    fn put_compressed(&self, id: BlobId, compressed: &[u8], sync: bool) -> crate::Result<()> {
+        if self.path_of(&id)?.is_file() {
+            return Ok(());
+        }
+        self.install(&id, sync, |file| Ok(file.write_all(compressed)?))
     }
 }
 

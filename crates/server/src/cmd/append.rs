@@ -163,12 +163,10 @@ fn prepare(
         // re-encoded as base64 (see pillarbox_mime::convert_binary_append).
         // A small message goes into the metadata commit (`inline`), anything
         // else into the blob store, flushed below before that commit.
-        let mut put = |data: &[u8]| match blobs.inline_form(data) {
-            Some((id, compressed)) => Ok((id, Some(compressed))),
-            None => {
-                to_flush = true;
-                blobs.put_unsynced(data).map(|id| (id, None))
-            }
+        let mut put = |data: &[u8]| {
+            let (id, inline) = blobs.stage(data)?;
+            to_flush |= inline.is_none();
+            Ok::<_, pillarbox_store::StoreError>((id, inline))
         };
         let ((blob, inline), bytes) = match &msg.data {
             LiteralData::Memory(v) => {

@@ -1338,8 +1338,10 @@ fn small_blobs_live_in_the_database_with_their_messages() {
     let work = st.create_mailbox(a.id, "Work", None).unwrap();
 
     let small = b"Subject: small\r\n\r\nkept with its row\r\n".repeat(20);
-    let (id, compressed) = blobs.inline_form(&small).expect("small enough");
+    let (id, compressed) = blobs.stage(&small).unwrap();
+    let compressed = compressed.expect("small enough");
     assert_eq!(id, BlobId::of(&small));
+    assert!(blobs.get(&id).is_err(), "staged, not stored");
     assert!(compressed.len() < small.len(), "stored compressed");
     // Incompressible and larger than the limit: a file, as before.
     let mut x = 0x2545_f491_4f6c_dd1du64;
@@ -1351,8 +1353,9 @@ fn small_blobs_live_in_the_database_with_their_messages() {
             b'!' + (x % 90) as u8
         })
         .collect();
-    assert!(blobs.inline_form(&big).is_none());
-    let big_id = blobs.put(&big).unwrap();
+    let (big_id, none) = blobs.stage(&big).unwrap();
+    assert!(none.is_none());
+    assert_eq!(blobs.get(&big_id).unwrap(), big, "stored as a file");
 
     let with = |blob: BlobId, inline: Option<Arc<[u8]>>, size: usize| NewMessage {
         blob,
