@@ -22,6 +22,14 @@ mod view;
 pub(crate) mod test_util {
     use pillarbox_store::{BlobId, Flags, MessageMeta};
 
+    /// What sessions share, over the store of `dir`, with the default
+    /// configuration and no TLS.
+    pub(crate) fn shared(dir: &std::path::Path) -> super::Shared {
+        let stores = super::open_store(dir).expect("store");
+        let (_, shutdown) = tokio::sync::watch::channel(false);
+        super::Shared::new(super::Config::default(), stores, None, shutdown)
+    }
+
     /// A message with one flag, for view and sync tests.
     pub(crate) fn meta(uid: u32, flag: &str, modseq: u64) -> MessageMeta {
         MessageMeta {
@@ -67,6 +75,36 @@ pub(crate) struct Shared {
     pub summaries: summary_cache::SummaryCache,
     /// The last full read of recently selected mailboxes.
     pub snapshots: snapshots::Snapshots,
+    /// Held shared by an APPEND from storing its blob files to its commit,
+    /// and exclusively while blob files are deleted (see
+    /// `Session::free_blobs`).
+    pub blob_gate: std::sync::RwLock<()>,
+}
+
+impl Shared {
+    fn new(
+        config: Config,
+        (store, blobs): Stores,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Shared {
+        let summary_cache_bytes = config.summary_cache_mib.saturating_mul(1 << 20);
+        Shared {
+            config,
+            store,
+            blobs,
+            bus: ChangeBus::new(1024),
+            tls,
+            shutdown,
+            conns: Mutex::new(ConnCounts::default()),
+            metrics: metrics::Metrics::new(),
+            verifier: auth::Verifier::new(),
+            published: Default::default(),
+            summaries: summary_cache::SummaryCache::new(summary_cache_bytes),
+            snapshots: Default::default(),
+            blob_gate: Default::default(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -134,22 +172,8 @@ impl Server {
             Some(a) => Some(bind(a, "--listen-metrics").await?),
             None => None,
         };
-        let summary_cache_bytes = config.summary_cache_mib.saturating_mul(1 << 20);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            config,
-            store,
-            blobs,
-            bus: ChangeBus::new(1024),
-            tls,
-            shutdown: shutdown_rx,
-            conns: Mutex::new(ConnCounts::default()),
-            metrics: metrics::Metrics::new(),
-            verifier: auth::Verifier::new(),
-            published: Default::default(),
-            summaries: summary_cache::SummaryCache::new(summary_cache_bytes),
-            snapshots: Default::default(),
-        });
+        let shared = Arc::new(Shared::new(config, (store, blobs), tls, shutdown_rx));
         let mut tasks = JoinSet::new();
         let imap_addr = imap_l.as_ref().and_then(|l| l.local_addr().ok());
         let imaps_addr = imaps_l.as_ref().and_then(|l| l.local_addr().ok());

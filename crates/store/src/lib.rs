@@ -307,6 +307,11 @@ pub trait MetaStore: Send + Sync {
     /// Deletes the mailbox and its messages (not its children); returns blobs no
     /// longer referenced.
     fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<Vec<BlobId>>;
+    /// Of these blobs, the ones no message references (now). A caller about
+    /// to delete blob files checks again with this while no APPEND can be
+    /// between storing a file and committing its message: an APPEND of the
+    /// same content may have found the file present and referenced it since.
+    fn unreferenced_blobs(&self, ids: &[BlobId]) -> Result<Vec<BlobId>>;
     /// Renames the mailbox and all its children (`from/...`). Renaming INBOX
     /// moves all its messages into a new mailbox `to` and leaves INBOX empty.
     /// Creates missing parents of `to`. UIDVALIDITY is kept (except for INBOX).

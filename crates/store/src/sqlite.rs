@@ -1230,6 +1230,25 @@ impl MetaStore for SqliteStore {
         self.write(|tx| create_mailbox_in(tx, account, name, special_use))
     }
 
+    fn unreferenced_blobs(&self, ids: &[BlobId]) -> Result<Vec<BlobId>> {
+        self.read(|tx| {
+            let mut used = tx.prepare_cached(
+                "SELECT 1 FROM messages INDEXED BY messages_blob WHERE blob = ?1 LIMIT 1",
+            )?;
+            let mut out = Vec::new();
+            for id in ids {
+                if used
+                    .query_row([id.as_str()], |_| Ok(()))
+                    .optional()?
+                    .is_none()
+                {
+                    out.push(*id);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<Vec<BlobId>> {
         if name == "INBOX" {
             return Err(StoreError::InvalidName("INBOX cannot be deleted".into()));

@@ -50,8 +50,7 @@ impl Session {
                 }
             }
         }
-        let blobs = self.shared.blobs.clone();
-        let store = self.shared.store.clone();
+        let shared = self.shared.clone();
         let id = info.id;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -60,12 +59,19 @@ impl Session {
         // One trip to the blocking pool: store the blobs, flush them, then
         // commit the metadata (grouped with concurrent APPENDs).
         let (res, described) = tokio::task::spawn_blocking(move || {
-            let (prepared, docs) = prepare(&*blobs, messages, now).map_err(|e| {
+            // A blob file this APPEND finds already stored (same content) is
+            // not deleted before the commit that references it.
+            let _gate = shared
+                .blob_gate
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (prepared, docs) = prepare(&*shared.blobs, messages, now).map_err(|e| {
                 tracing::error!("storing message failed: {e}");
                 CmdError::no_code("UNAVAILABLE", "Can't store the message; try again later")
             })?;
             let described = describe(&prepared);
-            let res = store
+            let res = shared
+                .store
                 .append_indexed(id, &prepared, &docs)
                 .map_err(CmdError::from_store)?;
             Ok::<_, CmdError>((res, described))

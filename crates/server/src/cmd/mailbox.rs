@@ -216,15 +216,8 @@ impl Session {
         if ids.is_empty() {
             return;
         }
-        let blobs = self.shared.blobs.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            for id in ids {
-                if let Err(e) = blobs.delete(&id) {
-                    tracing::warn!("cannot delete blob {id}: {e}");
-                }
-            }
-        })
-        .await;
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || free_blob_files(&shared, &ids)).await;
     }
 
     pub(crate) async fn cmd_rename(&mut self, from: &MailboxName, to: &MailboxName) -> CmdResult {
@@ -450,5 +443,124 @@ pub(crate) fn uid_in_set(set: &pillarbox_proto::types::SequenceSet, uid: u32, ma
             };
             uid >= lo && uid <= hi
         }),
+    }
+}
+
+/// Deletes the files of `ids`, which the transaction that removed their last
+/// messages reported unreferenced. An APPEND of the same content may have
+/// found such a file present meanwhile (so it wrote none) and be about to
+/// commit a message that references it: under the exclusive gate no APPEND
+/// is between storing its files and its commit, so the references are
+/// checked again there, and a referenced file stays.
+pub(crate) fn free_blob_files(shared: &crate::Shared, ids: &[BlobId]) {
+    let _gate = shared
+        .blob_gate
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let unreferenced = match shared.store.unreferenced_blobs(ids) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!("cannot check blobs before deleting them (kept): {e}");
+            return;
+        }
+    };
+    for id in unreferenced {
+        if let Err(e) = shared.blobs.delete(&id) {
+            tracing::warn!("cannot delete blob {id}: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use pillarbox_store::{MetaStore, NewMessage};
+
+    use super::free_blob_files;
+
+    /// A message that does not compress: stored as a file, not in the database.
+    fn large_message() -> Vec<u8> {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut m = b"Subject: large\r\n\r\n".to_vec();
+        m.extend((0..64 << 10).map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if i % 78 == 77 {
+                b'\n'
+            } else {
+                b'!' + (x % 90) as u8
+            }
+        }));
+        m
+    }
+
+    fn add(store: &dyn MetaStore, mailbox: i64, blob: pillarbox_store::BlobId, size: usize) {
+        let m = NewMessage {
+            blob,
+            size: size as u64,
+            internal_date: 0,
+            date_offset_minutes: 0,
+            flags: Vec::new(),
+            summary: Vec::new(),
+            inline: None,
+        };
+        store.append(mailbox, &[m]).unwrap();
+    }
+
+    #[test]
+    fn a_blob_file_referenced_again_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = crate::test_util::shared(dir.path());
+        let (store, blobs) = (&*shared.store, &*shared.blobs);
+        let raw = large_message();
+        let (id, inline) = blobs.stage(&raw).unwrap();
+        assert!(inline.is_none(), "a file");
+        blobs.sync_all().unwrap();
+        let acc = store.create_account("a", "h").unwrap().id;
+        let work = store.create_mailbox(acc, "Work", None).unwrap().id;
+        let inbox = store.mailbox(acc, "INBOX").unwrap().unwrap().id;
+        add(store, work, id, raw.len());
+        let freed = store.delete_mailbox(acc, "Work").unwrap();
+        assert_eq!(freed, vec![id]);
+        // Meanwhile an APPEND of the same content found the file and
+        // committed a message referencing it: the file stays.
+        add(store, inbox, id, raw.len());
+        free_blob_files(&shared, &freed);
+        assert_eq!(blobs.get(&id).unwrap(), raw);
+        // Unreferenced for good: deleted.
+        let trash = store.mailbox(acc, "Trash").unwrap().unwrap().id;
+        store.copy(inbox, trash, &[1], true).unwrap();
+        let freed = store.delete_mailbox(acc, "Trash").unwrap();
+        assert_eq!(freed, vec![id]);
+        free_blob_files(&shared, &freed);
+        assert!(blobs.get(&id).is_err());
+    }
+
+    #[test]
+    fn blob_files_are_not_deleted_while_an_append_is_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = std::sync::Arc::new(crate::test_util::shared(dir.path()));
+        let raw = large_message();
+        let (id, _) = shared.blobs.stage(&raw).unwrap();
+        // An APPEND between storing its file and its commit.
+        let append = shared.blob_gate.read().unwrap();
+        let (done, finished) = mpsc::channel();
+        let s = shared.clone();
+        let t = std::thread::spawn(move || {
+            free_blob_files(&s, &[id]);
+            done.send(()).unwrap();
+        });
+        assert!(finished.recv_timeout(Duration::from_millis(200)).is_err());
+        assert_eq!(shared.blobs.get(&id).unwrap(), raw);
+        drop(append);
+        finished.recv_timeout(Duration::from_secs(10)).unwrap();
+        t.join().unwrap();
+        assert!(
+            shared.blobs.get(&id).is_err(),
+            "unreferenced: deleted after the commit"
+        );
     }
 }
