@@ -216,7 +216,9 @@ impl BlobStore for TieredBlobStore {
         if compressed.len() <= INLINE_MAX {
             return Ok((id, Some(compressed.into())));
         }
-        self.files.put_compressed(id, &compressed, false)?;
+        if !self.files.contains(&id)? {
+            self.files.put_compressed(id, &compressed, false)?;
+        }
         Ok((id, None))
     }
 }
@@ -395,12 +397,8 @@ impl FsBlobStore {
         Ok(id)
     }
 
-    /// Stores `compressed` (the zstd frame of the bytes whose id is `id`)
-    /// unless that blob exists.
+    /// Stores `compressed` (the zstd frame of the bytes whose id is `id`).
     fn put_compressed(&self, id: BlobId, compressed: &[u8], sync: bool) -> crate::Result<()> {
-        if self.path_of(&id)?.is_file() {
-            return Ok(());
-        }
         self.install(&id, sync, |file| Ok(file.write_all(compressed)?))
     }
 }
