@@ -428,9 +428,6 @@ async fn published_changes_are_applied_only_without_a_gap() {
     s.stop().await;
 }
 
-/// What a session is told when its selected mailbox was deleted.
-const MAILBOX_DELETED: &str = "Selected mailbox was deleted, have to disconnect.";
-
 /// Two sessions (devices) of the test user: B creates "Work" with one
 /// message (the newest mailbox, so its id is the one a rowid would reuse),
 /// A selects it.

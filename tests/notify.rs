@@ -91,8 +91,7 @@ async fn selected_mailbox_deleted_under_notify_ends_the_session() {
     a.ok("NOTIFY SET (SELECTED (MessageNew MessageExpunge))")
         .await;
     b.ok("DELETE Work").await;
-    a.expect_bye_then_closed("Selected mailbox was deleted, have to disconnect.")
-        .await;
+    a.expect_bye_then_closed(MAILBOX_DELETED).await;
     s.stop().await;
 }
 

@@ -16,6 +16,8 @@ use tokio::net::TcpStream;
 pub const USER: &str = "alice";
 pub const PASS: &str = "wonderland";
 pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// The BYE text of a session whose selected mailbox was deleted.
+pub const MAILBOX_DELETED: &str = "Selected mailbox was deleted, have to disconnect.";
 
 pub struct TestServer {
     pub server: Option<Server>,

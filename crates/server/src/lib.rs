@@ -77,7 +77,7 @@ pub(crate) struct Shared {
     pub snapshots: snapshots::Snapshots,
     /// Held shared by an APPEND from storing its blob files to its commit,
     /// and exclusively while blob files are deleted (see
-    /// `Session::free_blobs`).
+    /// `cmd::mailbox::free_blob_files`).
     pub blob_gate: std::sync::RwLock<()>,
 }
 

@@ -101,7 +101,7 @@ pub struct NewMessage {
     pub flags: Vec<String>,
     /// Serialised MIME summary (opaque to the store).
     pub summary: Vec<u8>,
-    /// The blob's compressed bytes ([`BlobStore::inline_form`]) when the
+    /// The blob's compressed bytes ([`BlobStore::stage`]) when the
     /// metadata store keeps them: written in the same transaction as the
     /// message row. `None`: the blob is already durable in the blob store.
     pub inline: Option<std::sync::Arc<[u8]>>,

@@ -20,7 +20,7 @@
 //! `mail_fsync = optimized` does for its index).
 //!
 //! Checkpoints run on a background thread with its own connection
-//! (`PASSIVE`, whenever the WAL has grown past [`CHECKPOINT_WAL_FRAMES`]), not
+//! (`PASSIVE`, whenever the WAL has grown past `CHECKPOINT_WAL_FRAMES`), not
 //! inside a writer's commit as SQLite's automatic checkpoint would: a
 //! checkpoint fsyncs, and a commit holds the write lock.
 use std::path::{Path, PathBuf};
@@ -990,11 +990,10 @@ fn copy_in(
 /// in the database (`bodies`) are deleted here, in the caller's transaction;
 /// the caller deletes the files after its commit.
 fn unreferenced(tx: &Transaction<'_>, blobs: Vec<String>) -> Result<Vec<BlobId>> {
-    let mut stmt = tx.prepare_cached("SELECT 1 FROM messages WHERE blob = ?1 LIMIT 1")?;
     let mut body = tx.prepare_cached("DELETE FROM bodies WHERE id = ?1")?;
     let mut out = Vec::new();
     for b in blobs {
-        if stmt.query_row([&b], |_| Ok(())).optional()?.is_none() {
+        if !blob_in_use(tx, &b)? {
             body.execute([&b])?;
             out.push(BlobId::new(&b));
         }
@@ -1002,6 +1001,15 @@ fn unreferenced(tx: &Transaction<'_>, blobs: Vec<String>) -> Result<Vec<BlobId>>
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+/// Does some message reference this blob?
+fn blob_in_use(tx: &Transaction<'_>, blob: &str) -> Result<bool> {
+    Ok(tx
+        .prepare_cached("SELECT 1 FROM messages INDEXED BY messages_blob WHERE blob = ?1 LIMIT 1")?
+        .query_row([blob], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 fn delete_mailbox_rows(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<()> {
@@ -1232,16 +1240,9 @@ impl MetaStore for SqliteStore {
 
     fn unreferenced_blobs(&self, ids: &[BlobId]) -> Result<Vec<BlobId>> {
         self.read(|tx| {
-            let mut used = tx.prepare_cached(
-                "SELECT 1 FROM messages INDEXED BY messages_blob WHERE blob = ?1 LIMIT 1",
-            )?;
             let mut out = Vec::new();
             for id in ids {
-                if used
-                    .query_row([id.as_str()], |_| Ok(()))
-                    .optional()?
-                    .is_none()
-                {
+                if !blob_in_use(tx, id.as_str())? {
                     out.push(*id);
                 }
             }

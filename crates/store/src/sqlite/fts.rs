@@ -542,7 +542,7 @@ mod tests {
                          FROM search_docs;",
                 )
                 .expect("downgrade");
-            crate::sqlite::tests::undo_v13(&st.writer.lock().expect("writer"));
+            crate::sqlite::tests::undo_from_v13(&st.writer.lock().expect("writer"));
         }
         let st = SqliteStore::open(&path).expect("reopen");
         let sql: Vec<String> = column(

@@ -217,7 +217,7 @@ fn mailbox_ids_are_never_reused() {
 /// Takes a database back to before schema V13 (STATUS counts in the mailbox
 /// row) and V14 (small blobs in `bodies`), for tests that re-run migrations
 /// from an earlier version.
-pub(crate) fn undo_v13(conn: &rusqlite::Connection) {
+pub(crate) fn undo_from_v13(conn: &rusqlite::Connection) {
     conn.execute_batch(
         "DROP TABLE bodies;
          DROP TRIGGER mailbox_counts_insert;
@@ -310,7 +310,7 @@ fn migration_counts_the_existing_messages() {
     let before = st.status(i.id).unwrap();
     drop(st);
     let conn = rusqlite::Connection::open(&path).unwrap();
-    undo_v13(&conn);
+    undo_from_v13(&conn);
     conn.execute("DELETE FROM schema_version WHERE version >= 13", [])
         .unwrap();
     drop(conn);
@@ -340,7 +340,7 @@ fn migration_starts_mailbox_ids_after_the_highest() {
          DELETE FROM schema_version WHERE version >= 11;",
     )
     .unwrap();
-    undo_v13(&conn);
+    undo_from_v13(&conn);
     drop(conn);
     let st = SqliteStore::open(&path).unwrap();
     st.delete_mailbox(a.id, "Work").unwrap();
@@ -1324,8 +1324,8 @@ fn small_reads_see_commits_of_another_process() {
 
 /// A small message's bytes kept in the database (`bodies`), read through the
 /// tiered blob store, with a large one still a file; the body row lives as
-/// long as some message references it and goes in the same transaction as
-/// the last one.
+/// long as some message references it, and deleting the last mailbox holding
+/// it removes it in the same transaction.
 #[test]
 fn small_blobs_live_in_the_database_with_their_messages() {
     use crate::blob::{BlobStore, InlineBlobs, TieredBlobStore, INLINE_MAX};
