@@ -279,7 +279,7 @@ async fn announce_at_done(hibernate_ms: u64) {
     a.read_line_timeout(TIMEOUT).await.unwrap();
     {
         let (other, inbox) = other_process(&s, "INBOX");
-        assert_eq!(other.expunge(inbox, &[2]).unwrap().0, vec![2]);
+        assert_eq!(other.expunge(inbox, &[2]).unwrap().uids, vec![2]);
     }
     a.send_raw(b"DONE\r\n").await;
     let r = a.read_until_tagged("i").await;
@@ -511,4 +511,79 @@ fn other_process(s: &TestServer, mailbox: &str) -> (pillarbox_store::sqlite::Sql
     let acc = st.account(USER).unwrap().unwrap();
     let id = st.mailbox(acc.id, mailbox).unwrap().unwrap().id;
     (st, id)
+}
+
+/// Files under the blob store of the server's data directory.
+fn blob_files(s: &TestServer) -> usize {
+    fn count(p: &std::path::Path) -> usize {
+        std::fs::read_dir(p).map_or(0, |d| {
+            d.flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        count(&p)
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+    }
+    count(&s.dir.path().join("blobs"))
+}
+
+/// EXPUNGE frees the stored bytes of messages nothing references any more.
+/// A session that still shows such a message (another session expunged it,
+/// and FETCH may not announce that) gets what it can of it and a tagged
+/// NO [EXPUNGEISSUED] (RFC 5530 3), never a dropped connection: also for a
+/// message large enough to be streamed.
+#[tokio::test]
+async fn fetch_of_a_message_freed_by_another_sessions_expunge() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    // Incompressible lines: the larger messages are files, not database rows.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut noise = |lines: usize| {
+        let mut m = b"Subject: noise\r\n\r\n".to_vec();
+        for _ in 0..lines {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            m.extend_from_slice(format!("{x:020} {:020}\r\n", x.rotate_left(17)).as_bytes());
+        }
+        m
+    };
+    let (medium, large) = (noise(2_000), noise(120_000));
+    assert!(large.len() > 4 << 20, "streamed by FETCH");
+    a.append("INBOX", "", &message("small", "kept in the database"))
+        .await;
+    a.append("INBOX", "", &medium).await;
+    a.append("INBOX", "", &large).await;
+    a.append("INBOX", "", &message("stays", "untouched")).await;
+    assert_eq!(blob_files(&s), 2);
+    a.ok("SELECT INBOX").await;
+    b.ok("SELECT INBOX").await;
+    b.ok("STORE 1:3 +FLAGS.SILENT (\\Deleted)").await;
+    b.ok("EXPUNGE").await;
+    assert_eq!(blob_files(&s), 0, "the files went with the last reference");
+
+    let r = a.no("FETCH 1:4 (UID BODY.PEEK[])").await;
+    assert!(r.tagged.starts_with("NO [EXPUNGEISSUED]"), "{}", r.tagged);
+    for n in 1..=3 {
+        assert!(r.has(&format!("* {n} FETCH (UID {n})")), "{}", r.text());
+    }
+    assert!(r.has("* 4 FETCH (UID 4 BODY[] {"), "{}", r.text());
+    assert!(!r.has("EXPUNGE\r\n"), "{}", r.text());
+    // Only contents asked for: nothing to say about the gone messages.
+    let r = a.no("FETCH 3 (BODY.PEEK[TEXT] BINARY.PEEK[1])").await;
+    assert!(r.untagged.is_empty(), "{}", r.text());
+    let r = a.no("FETCH 2:3 (FLAGS BODY.PEEK[1])").await;
+    assert!(r.has("* 2 FETCH (FLAGS ())"), "{}", r.text());
+    // The session goes on, and learns of the expunge at the next NOOP.
+    let r = a.ok("NOOP").await;
+    assert_eq!(r.text().matches(" EXPUNGE").count(), 3, "{}", r.text());
+    let r = a.ok("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])").await;
+    assert!(r.has("Subject: stays"), "{}", r.text());
+    s.stop().await;
 }

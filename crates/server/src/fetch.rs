@@ -106,6 +106,21 @@ fn item_name(line: &mut Vec<u8>, kind: &str, name: &str, partial: Option<(u32, u
     line.push(b' ');
 }
 
+/// Starts the next item of a FETCH response: a space unless it is the first.
+fn sep(line: &mut Vec<u8>, first: &mut bool) {
+    if !std::mem::replace(first, false) {
+        line.push(b' ');
+    }
+}
+
+/// A store error as I/O, keeping "not found" recognisable.
+fn io_error(e: pillarbox_store::StoreError) -> std::io::Error {
+    match e {
+        pillarbox_store::StoreError::Io(e) => e,
+        e => std::io::Error::other(e),
+    }
+}
+
 /// A literal, or a literal8 when the data holds NUL (RFC 3516 4.2).
 fn data_literal(out: &mut Vec<u8>, data: &[u8]) {
     if data.contains(&0) {
@@ -157,6 +172,7 @@ fn load_messages(
         raw: None,
         summary: None,
         streamed: false,
+        gone: false,
     };
     if raw.is_none() && !summary {
         return Ok(metas.iter().map(|m| (m.uid, empty())).collect());
@@ -193,13 +209,31 @@ fn load_messages(
             out.push((uid, empty()));
             continue;
         }
+        // Taken in order whether or not this message turns out to be gone.
+        let stored = match cached {
+            Some(None) => summaries.next().flatten(),
+            _ => None,
+        };
+        // Expunged by another session after this one learnt of the message,
+        // and its bytes freed with the last reference: nothing to send.
+        let gone = || Loaded {
+            gone: true,
+            ..empty()
+        };
+        let get = |what: &str| match blobs.get(&meta.blob) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(format!("{what} {uid}: {e}")),
+        };
         let streamed = too_large(&meta);
         let raw_bytes = if raw.is_some() && !streamed {
-            Some(
-                blobs
-                    .get(&meta.blob)
-                    .map_err(|e| format!("message {uid}: {e}"))?,
-            )
+            match get("message")? {
+                Some(b) => Some(b),
+                None => {
+                    out.push((uid, gone()));
+                    continue;
+                }
+            }
         } else {
             None
         };
@@ -207,7 +241,6 @@ fn load_messages(
             None => None,
             Some(Some(s)) => Some(s),
             Some(None) => {
-                let stored = summaries.next().flatten();
                 let s = match stored.as_deref().and_then(Summary::from_bytes) {
                     Some(s) => s,
                     // A summary that cannot be read (written by an older version, or
@@ -215,7 +248,13 @@ fn load_messages(
                     None => {
                         let raw = match &raw_bytes {
                             Some(r) => Cow::Borrowed(r.as_slice()),
-                            None => Cow::Owned(blobs.get(&meta.blob).map_err(|e| e.to_string())?),
+                            None => match get("summary of message")? {
+                                Some(b) => Cow::Owned(b),
+                                None => {
+                                    out.push((uid, gone()));
+                                    continue;
+                                }
+                            },
                         };
                         Summary::parse(&raw)
                     }
@@ -231,6 +270,7 @@ fn load_messages(
                 raw: raw_bytes,
                 summary,
                 streamed,
+                gone: false,
             },
         ));
     }
@@ -240,6 +280,8 @@ fn load_messages(
 struct Loaded {
     /// The message was too large to load: its sections are streamed.
     streamed: bool,
+    /// Its stored bytes are gone (see `load_messages`).
+    gone: bool,
     raw: Option<Vec<u8>>,
     summary: Option<Arc<Summary>>,
 }
@@ -401,22 +443,18 @@ impl Session {
                         raw: None,
                         summary: None,
                         streamed: false,
+                        gone: false,
                     }),
             };
+            gone |= loaded.gone;
             // Written straight into the output buffer: a large section is
             // copied once, from the stored bytes to the socket buffer.
             let mut line = std::mem::take(&mut self.out);
             let line_start = line.len();
             line.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
             let mut first = true;
-            let mut sep = |line: &mut Vec<u8>| {
-                if !first {
-                    line.push(b' ');
-                }
-                first = false;
-            };
             if uid {
-                sep(&mut line);
+                sep(&mut line, &mut first);
                 line.extend_from_slice(format!("UID {}", meta.uid).as_bytes());
             }
             let mut flags_sent = false;
@@ -424,32 +462,32 @@ impl Session {
                 match a {
                     FetchAttr::Uid => {
                         if !uid {
-                            sep(&mut line);
+                            sep(&mut line, &mut first);
                             line.extend_from_slice(format!("UID {}", meta.uid).as_bytes());
                         }
                     }
                     FetchAttr::Flags => {
-                        sep(&mut line);
+                        sep(&mut line, &mut first);
                         line.extend_from_slice(b"FLAGS ");
                         respond::flag_list(&mut line, &meta.flags);
                         flags_sent = true;
                     }
                     FetchAttr::InternalDate => {
-                        sep(&mut line);
+                        sep(&mut line, &mut first);
                         line.extend_from_slice(b"INTERNALDATE ");
                         respond::date_time(&mut line, meta.internal_date, meta.date_offset_minutes);
                     }
                     FetchAttr::Rfc822Size => {
-                        sep(&mut line);
+                        sep(&mut line, &mut first);
                         line.extend_from_slice(format!("RFC822.SIZE {}", meta.size).as_bytes());
                     }
                     FetchAttr::ModSeq => {
-                        sep(&mut line);
+                        sep(&mut line, &mut first);
                         line.extend_from_slice(format!("MODSEQ ({})", meta.modseq).as_bytes());
                     }
                     FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure => {
                         let Some(s) = &loaded.summary else { continue };
-                        sep(&mut line);
+                        sep(&mut line, &mut first);
                         let (name, v) = match a {
                             FetchAttr::Envelope => ("ENVELOPE ", s.envelope()),
                             FetchAttr::Body => ("BODY ", s.body()),
@@ -467,10 +505,18 @@ impl Session {
                         if let (None, Some(s)) = (&loaded.raw, &loaded.summary) {
                             if loaded.streamed {
                                 let sec = Section { part: vec![], text };
-                                sep(&mut line);
+                                let at = (line.len(), first);
+                                sep(&mut line, &mut first);
                                 line.extend_from_slice(name.as_bytes());
                                 line.push(b' ');
-                                line = self.stream_section(line, &meta, s, &sec, None).await?;
+                                let sent;
+                                (line, sent) =
+                                    self.stream_section(line, &meta, s, &sec, None).await?;
+                                if !sent {
+                                    line.truncate(at.0);
+                                    first = at.1;
+                                    gone = true;
+                                }
                             }
                             continue;
                         }
@@ -487,7 +533,7 @@ impl Session {
                                 },
                             ),
                         };
-                        sep(&mut line);
+                        sep(&mut line, &mut first);
                         line.extend_from_slice(name.as_bytes());
                         line.push(b' ');
                         data_literal(&mut line, &data);
@@ -502,11 +548,18 @@ impl Session {
                             && loaded.streamed
                             && !Summary::head_answers(section)
                         {
-                            sep(&mut line);
+                            let at = (line.len(), first);
+                            sep(&mut line, &mut first);
                             item_name(&mut line, "BODY", name, *partial);
-                            line = self
+                            let sent;
+                            (line, sent) = self
                                 .stream_section(line, &meta, s, section, *partial)
                                 .await?;
+                            if !sent {
+                                line.truncate(at.0);
+                                first = at.1;
+                                gone = true;
+                            }
                             continue;
                         }
                         let data = if Summary::head_answers(section) {
@@ -521,7 +574,7 @@ impl Session {
                                 s.section(raw, section)
                             }
                         };
-                        sep(&mut line);
+                        sep(&mut line, &mut first);
                         item_name(&mut line, "BODY", name, *partial);
                         data_literal(&mut line, apply_partial(&data, *partial));
                     }
@@ -531,26 +584,40 @@ impl Session {
                         };
                         if loaded.raw.is_none() && loaded.streamed {
                             if let Some(plan) = s.binary_stream(part) {
-                                sep(&mut line);
+                                let at = (line.len(), first);
+                                sep(&mut line, &mut first);
                                 item_name(&mut line, "BINARY", name, *partial);
-                                line = self.stream_binary(line, &meta, plan, *partial).await?;
+                                let sent;
+                                (line, sent) =
+                                    self.stream_binary(line, &meta, plan, *partial).await?;
+                                if !sent {
+                                    line.truncate(at.0);
+                                    first = at.1;
+                                    gone = true;
+                                }
                                 continue;
                             }
                             // Composite or undecodable: decode in memory.
-                            let bytes = self.read_blob(&meta).await.map_err(|_| {
-                                CmdError::no_code(
-                                    "UNAVAILABLE",
-                                    "Can't read the message; try again later",
-                                )
-                            })?;
-                            loaded.raw = Some(bytes);
+                            match self.read_blob(&meta).await {
+                                Ok(bytes) => loaded.raw = Some(bytes),
+                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                                    gone = true;
+                                    continue;
+                                }
+                                Err(_) => {
+                                    return Err(CmdError::no_code(
+                                        "UNAVAILABLE",
+                                        "Can't read the message; try again later",
+                                    ))
+                                }
+                            }
                         }
                         let (Some(raw), Some(s)) = (&loaded.raw, &loaded.summary) else {
                             continue;
                         };
                         match s.binary(raw, part) {
                             Ok(data) => {
-                                sep(&mut line);
+                                sep(&mut line, &mut first);
                                 item_name(&mut line, "BINARY", name, *partial);
                                 data_literal(&mut line, apply_partial(&data, *partial));
                             }
@@ -563,7 +630,7 @@ impl Session {
                         };
                         match s.binary_size(part) {
                             Ok(n) => {
-                                sep(&mut line);
+                                sep(&mut line, &mut first);
                                 line.extend_from_slice(
                                     format!("BINARY.SIZE[{name}] {n}").as_bytes(),
                                 );
@@ -572,7 +639,7 @@ impl Session {
                         }
                     }
                     FetchAttr::Preview { .. } => {
-                        sep(&mut line);
+                        sep(&mut line, &mut first);
                         line.extend_from_slice(b"PREVIEW ");
                         let p = previews.get(&meta.uid).and_then(|p| p.as_deref());
                         respond::nstring(&mut line, p.map(str::as_bytes));
@@ -581,11 +648,18 @@ impl Session {
                 }
             }
             if !flags_sent && flags_changed.contains(&meta.uid) {
-                sep(&mut line);
+                sep(&mut line, &mut first);
                 line.extend_from_slice(b"FLAGS ");
                 respond::flag_list(&mut line, &meta.flags);
             }
-            line.extend_from_slice(b")\r\n");
+            if first {
+                // Nothing to say about it (a message gone meanwhile, asked
+                // only for its contents): no response at all, as a FETCH
+                // response holds at least one item (RFC 9051 7.5.2).
+                line.truncate(line_start);
+            } else {
+                line.extend_from_slice(b")\r\n");
+            }
             self.shared
                 .metrics
                 .fetch_bytes
@@ -657,14 +731,16 @@ impl Session {
     async fn read_blob(&self, meta: &MessageMeta) -> std::io::Result<Vec<u8>> {
         let blobs = self.shared.blobs.clone();
         let id = meta.blob;
-        tokio::task::spawn_blocking(move || blobs.get(&id).map_err(std::io::Error::other))
+        tokio::task::spawn_blocking(move || blobs.get(&id).map_err(io_error))
             .await
             .map_err(std::io::Error::other)?
     }
 
-    /// Sends `line` ending in a literal header (`prefix` "~" for a literal8)
-    /// of `total` bytes, and opens the message's stored bytes at `start` for
-    /// the data. Either failing ends the connection (the caller's `lost`).
+    /// Opens the message's stored bytes at `start`, then sends `line` ending
+    /// in a literal header (`prefix` "~" for a literal8) of `total` bytes.
+    /// None, with nothing sent, if the bytes are gone (the message was
+    /// expunged meanwhile); an error after the header was sent ends the
+    /// connection (the caller's `lost`).
     async fn start_stream(
         &mut self,
         line: &mut Vec<u8>,
@@ -672,14 +748,20 @@ impl Session {
         total: u64,
         meta: &MessageMeta,
         start: usize,
-    ) -> std::io::Result<BlobReader> {
+    ) -> std::io::Result<Option<BlobReader>> {
+        let reader = match self.open_at(meta, start).await {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                tracing::error!("streaming message {}: {e}", meta.uid);
+                return Err(e);
+            }
+        };
         line.extend_from_slice(format!("{prefix}{{{total}}}\r\n").as_bytes());
         self.shared.metrics.fetch_bytes.inc_by(total);
         self.conn.write_all(line).await?;
         line.clear();
-        self.open_at(meta, start).await.inspect_err(|e| {
-            tracing::error!("streaming message {}: {e}", meta.uid);
-        })
+        Ok(Some(reader))
     }
 
     /// A reader over a message's stored bytes, positioned at `start`.
@@ -687,7 +769,7 @@ impl Session {
         let blobs = self.shared.blobs.clone();
         let id = meta.blob;
         tokio::task::spawn_blocking(move || -> std::io::Result<BlobReader> {
-            let mut r = blobs.open(&id).map_err(std::io::Error::other)?;
+            let mut r = blobs.open(&id).map_err(io_error)?;
             std::io::copy(
                 &mut std::io::Read::take(&mut r, start as u64),
                 &mut std::io::sink(),
@@ -709,7 +791,7 @@ impl Session {
         meta: &MessageMeta,
         plan: (usize, usize, u64, pillarbox_mime::StreamDecoder),
         partial: Option<(u32, u32)>,
-    ) -> Result<Vec<u8>, CmdError> {
+    ) -> Result<(Vec<u8>, bool), CmdError> {
         let lost = || CmdError {
             close: true,
             ..CmdError::no("Connection lost")
@@ -722,10 +804,13 @@ impl Session {
                 (s, u64::from(len).min(size - s))
             }
         };
-        let mut reader = self
+        let Some(mut reader) = self
             .start_stream(&mut line, "~", total, meta, start)
             .await
-            .map_err(|_| lost())?;
+            .map_err(|_| lost())?
+        else {
+            return Ok((line, false));
+        };
         let mut encoded_left = end.saturating_sub(start);
         let mut decoded_pos: u64 = 0;
         let mut written: u64 = 0;
@@ -765,7 +850,7 @@ impl Session {
             );
             return Err(lost());
         }
-        Ok(line)
+        Ok((line, true))
     }
 
     /// Writes `line` (the response so far), then the literal of `section` of
@@ -780,17 +865,21 @@ impl Session {
         summary: &Summary,
         section: &Section,
         partial: Option<(u32, u32)>,
-    ) -> Result<Vec<u8>, CmdError> {
+    ) -> Result<(Vec<u8>, bool), CmdError> {
         let lost = || CmdError {
             close: true,
             ..CmdError::no("Connection lost")
         };
         let Some((a, b)) = summary.section_range(section, meta.size as usize) else {
             // HEADER.FIELDS(.NOT) of an inner message: small, load the message.
-            let raw = self.read_blob(meta).await.map_err(|_| lost())?;
+            let raw = match self.read_blob(meta).await {
+                Ok(raw) => raw,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((line, false)),
+                Err(_) => return Err(lost()),
+            };
             let data = summary.section(&raw, section);
             data_literal(&mut line, apply_partial(&data, partial));
-            return Ok(line);
+            return Ok((line, true));
         };
         let (start, end) = match partial {
             None => (a, b),
@@ -800,10 +889,13 @@ impl Session {
             }
         };
         let total = end - start;
-        let mut reader = self
+        let Some(mut reader) = self
             .start_stream(&mut line, "", total as u64, meta, start)
             .await
-            .map_err(|_| lost())?;
+            .map_err(|_| lost())?
+        else {
+            return Ok((line, false));
+        };
         let mut left = total;
         while left > 0 {
             let n = left.min(STREAM_CHUNK);
@@ -815,7 +907,7 @@ impl Session {
             reader = r;
             left -= n;
         }
-        Ok(line)
+        Ok((line, true))
     }
 }
 

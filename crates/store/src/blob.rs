@@ -130,9 +130,9 @@ pub trait BlobStore: Send + Sync {
 /// Where small blobs live when they are kept in the metadata store: written
 /// by the same transaction as the message rows that reference them (one
 /// durable commit for an APPEND instead of a blob flush and a commit), read
-/// back by id. Deleted, like blob files, when DELETE of a mailbox or an
-/// account removes the last message referencing them (EXPUNGE frees neither
-/// yet).
+/// back by id. Deleted in the transaction that removes the last message
+/// referencing them (EXPUNGE, or DELETE of a mailbox or an account), where
+/// blob files are reported for deletion instead.
 pub trait InlineBlobs: Send + Sync {
     /// The compressed bytes (one zstd frame) kept for this id, if any.
     fn inline_blob(&self, id: &BlobId) -> crate::Result<Option<Vec<u8>>>;
@@ -195,7 +195,7 @@ impl BlobStore for TieredBlobStore {
     }
 
     /// Removes the file; an inline blob was deleted by the transaction that
-    /// reported it unreferenced.
+    /// removed its last reference.
     fn delete(&self, id: &BlobId) -> crate::Result<()> {
         self.files.delete(id)
     }

@@ -46,6 +46,15 @@ pub enum StoreError {
     Other(String),
 }
 
+impl StoreError {
+    /// The thing asked for does not exist: for a blob, its bytes were freed
+    /// because no message references it any more (an expunge committed since
+    /// the caller learnt of the message).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StoreError::Io(e) if e.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +179,21 @@ pub struct StoreFlagsResult {
     pub highest_modseq: ModSeq,
 }
 
+/// What an EXPUNGE did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expunged {
+    /// The UIDs expunged, ascending (those of the request that existed).
+    pub uids: Vec<Uid>,
+    /// The mailbox's modseq after the expunge.
+    pub modseq: ModSeq,
+    /// Blobs no message references any more that may have a file in the
+    /// blob store. A body kept in the metadata store went with the
+    /// transaction; these files are the caller's to delete, after checking
+    /// the references again under the blob gate (an APPEND of the same
+    /// content may have found the file present meanwhile).
+    pub unreferenced_files: Vec<BlobId>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyResult {
     pub uidvalidity: u32,
@@ -289,7 +313,8 @@ pub trait MetaStore: Send + Sync {
     fn account(&self, name: &str) -> Result<Option<Account>>;
     fn set_password(&self, name: &str, password_hash: &str) -> Result<()>;
     /// Deletes the account, its mailboxes and messages; returns the blobs no longer
-    /// referenced by anything (for the caller to delete).
+    /// referenced by anything that may have a file, for the caller to delete
+    /// (as [`Expunged::unreferenced_files`]).
     fn delete_account(&self, name: &str) -> Result<Vec<BlobId>>;
     fn list_accounts(&self) -> Result<Vec<String>>;
 
@@ -304,8 +329,9 @@ pub trait MetaStore: Send + Sync {
         name: &str,
         special_use: Option<&str>,
     ) -> Result<MailboxInfo>;
-    /// Deletes the mailbox and its messages (not its children); returns blobs no
-    /// longer referenced.
+    /// Deletes the mailbox and its messages (not its children); returns the
+    /// blobs no longer referenced that may have a file (as
+    /// [`Expunged::unreferenced_files`]).
     fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<Vec<BlobId>>;
     /// Of these blobs, the ones no message references (now). A caller about
     /// to delete blob files checks again with this while no APPEND can be
@@ -352,8 +378,8 @@ pub trait MetaStore: Send + Sync {
         let _ = (mailbox, uids, op, flags, unchanged_since);
         None
     }
-    /// Expunges the given UIDs (those that exist); returns them ascending and the new modseq.
-    fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<(Vec<Uid>, ModSeq)>;
+    /// Expunges the given UIDs (those that exist): see [`Expunged`].
+    fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Expunged>;
     /// Copies (or moves, when `remove_source`) messages, keeping flags and internal
     /// date, in one transaction. Works across accounts.
     fn copy(

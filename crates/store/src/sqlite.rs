@@ -33,9 +33,9 @@ use rusqlite::{
 };
 
 use crate::{
-    Account, AccountId, AppendResult, BlobId, CopyResult, FlagOp, HeaderFields, MailboxChanges,
-    MailboxId, MailboxInfo, MailboxStatus, MessageMeta, MetaStore, ModSeq, NewMessage, Result,
-    SearchDoc, SearchIndexSize, StoreError, StoreFlagsResult, TextPart, Uid,
+    Account, AccountId, AppendResult, BlobId, CopyResult, Expunged, FlagOp, HeaderFields,
+    MailboxChanges, MailboxId, MailboxInfo, MailboxStatus, MessageMeta, MetaStore, ModSeq,
+    NewMessage, Result, SearchDoc, SearchIndexSize, StoreError, StoreFlagsResult, TextPart, Uid,
 };
 
 mod flags;
@@ -912,20 +912,23 @@ fn bump(tx: &Transaction<'_>, mailbox: MailboxId, n: usize) -> Result<(MailboxIn
 }
 
 /// Deletes the existing messages among `uids` and records tombstones, bumping
-/// the modseq once if anything was expunged.
-fn expunge_in(
-    tx: &Transaction<'_>,
-    mailbox: MailboxId,
-    uids: &[Uid],
-) -> Result<(Vec<Uid>, ModSeq)> {
-    let rows = rows_for_uids(tx, mailbox, uids, "uid, docid", |r| {
-        Ok((col_u32(r, 0)?, r.get::<_, Option<i64>>(1)?))
+/// the modseq once if anything was expunged. The bodies no message references
+/// any more are deleted with them (see [`Expunged::unreferenced_files`] for
+/// those kept as files).
+fn expunge_in(tx: &Transaction<'_>, mailbox: MailboxId, uids: &[Uid]) -> Result<Expunged> {
+    let rows = rows_for_uids(tx, mailbox, uids, "uid, docid, blob", |r| {
+        Ok((
+            col_u32(r, 0)?,
+            r.get::<_, Option<i64>>(1)?,
+            r.get::<_, String>(2)?,
+        ))
     })?;
-    let existing: Vec<Uid> = rows.iter().map(|r| r.0).collect();
-    let docids: Vec<i64> = rows.iter().filter_map(|r| r.1).collect();
-    if existing.is_empty() {
+    if rows.is_empty() {
         let info = mailbox_by_id(tx, mailbox)?;
-        return Ok((existing, info.highest_modseq));
+        return Ok(Expunged {
+            modseq: info.highest_modseq,
+            ..Expunged::default()
+        });
     }
     let (_, _, modseq) = bump(tx, mailbox, 0)?;
     let m = to_i64(modseq)?;
@@ -933,12 +936,23 @@ fn expunge_in(
     let mut tomb = tx.prepare_cached(
         "INSERT OR REPLACE INTO expunged(mailbox, uid, modseq) VALUES (?1, ?2, ?3)",
     )?;
-    for &uid in &existing {
+    let mut uids = Vec::with_capacity(rows.len());
+    let mut docids = Vec::new();
+    let mut blobs = Vec::with_capacity(rows.len());
+    for (uid, docid, blob) in rows {
         del.execute(params![mailbox, i64::from(uid)])?;
         tomb.execute(params![mailbox, i64::from(uid), m])?;
+        uids.push(uid);
+        docids.extend(docid);
+        blobs.push(blob);
     }
     fts::gc(tx, docids)?;
-    Ok((existing, modseq))
+    let unreferenced_files = unreferenced_files(tx, blobs)?;
+    Ok(Expunged {
+        uids,
+        modseq,
+        unreferenced_files,
+    })
 }
 
 fn copy_in(
@@ -989,18 +1003,31 @@ fn copy_in(
 /// The blobs among `blobs` that no message references any more. Those kept
 /// in the database (`bodies`) are deleted here, in the caller's transaction;
 /// the caller deletes the files after its commit.
-fn unreferenced(tx: &Transaction<'_>, blobs: Vec<String>) -> Result<Vec<BlobId>> {
+/// Of `blobs`, those no message references any more, each with whether its
+/// body was kept in the database (deleted here, in the caller's transaction).
+/// The others are files, or were (a file written before bodies moved into the
+/// database), for the caller to delete.
+fn unreferenced(tx: &Transaction<'_>, mut blobs: Vec<String>) -> Result<Vec<(BlobId, bool)>> {
+    blobs.sort_unstable();
+    blobs.dedup();
     let mut body = tx.prepare_cached("DELETE FROM bodies WHERE id = ?1")?;
     let mut out = Vec::new();
     for b in blobs {
         if !blob_in_use(tx, &b)? {
-            body.execute([&b])?;
-            out.push(BlobId::new(&b));
+            let inline = body.execute([&b])? > 0;
+            out.push((BlobId::new(&b), inline));
         }
     }
-    out.sort();
-    out.dedup();
     Ok(out)
+}
+
+/// Of `blobs`, those no message references any more and that were not kept in
+/// the database: files for the caller to delete (see [`unreferenced`]).
+fn unreferenced_files(tx: &Transaction<'_>, blobs: Vec<String>) -> Result<Vec<BlobId>> {
+    Ok(unreferenced(tx, blobs)?
+        .into_iter()
+        .filter_map(|(id, inline)| (!inline).then_some(id))
+        .collect())
 }
 
 /// Does some message reference this blob?
@@ -1199,7 +1226,7 @@ impl MetaStore for SqliteStore {
                 .execute([id])?;
             tx.prepare_cached("DELETE FROM accounts WHERE id = ?1")?
                 .execute([id])?;
-            unreferenced(tx, blobs)
+            unreferenced_files(tx, blobs)
         })
     }
 
@@ -1263,7 +1290,7 @@ impl MetaStore for SqliteStore {
                 rows.collect::<rusqlite::Result<_>>()?
             };
             delete_mailbox_rows(tx, info.id)?;
-            unreferenced(tx, blobs)
+            unreferenced_files(tx, blobs)
         })
     }
 
@@ -1430,7 +1457,7 @@ impl MetaStore for SqliteStore {
         })
     }
 
-    fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<(Vec<Uid>, ModSeq)> {
+    fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Expunged> {
         self.write(|tx| expunge_in(tx, mailbox, uids))
     }
 

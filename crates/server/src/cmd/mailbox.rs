@@ -348,8 +348,9 @@ impl Session {
                 .map(|m| m.uid)
                 .collect();
             if !uids.is_empty() {
-                let (_, modseq) = self.db(move |s| s.expunge(id, &uids)).await?;
-                self.publish(id, modseq);
+                let done = self.db(move |s| s.expunge(id, &uids)).await?;
+                self.publish(id, done.modseq);
+                self.free_blobs(done.unreferenced_files).await;
             }
         }
         Ok(Done::ok(if expunge {

@@ -70,7 +70,11 @@ impl Session {
         if uids.is_empty() {
             return Ok(Done::ok("Expunge completed"));
         }
-        let (gone, modseq) = self.db(move |s| s.expunge(id, &uids)).await?;
+        let pillarbox_store::Expunged {
+            uids: gone,
+            modseq,
+            unreferenced_files,
+        } = self.db(move |s| s.expunge(id, &uids)).await?;
         self.announce_expunged(&gone);
         let uidnext = self.selected.as_ref().map(|s| s.uidnext).unwrap_or(0);
         // The modseq moved only if this EXPUNGE removed something.
@@ -90,6 +94,7 @@ impl Session {
         } else {
             self.publish_delta(id, delta);
         }
+        self.free_blobs(unreferenced_files).await;
         Ok(Done::ok("Expunge completed"))
     }
 

@@ -498,13 +498,13 @@ fn uids_never_reused_after_expunge() {
     let i = inbox(st, a.id);
     st.append(i.id, &[msg(1, &[]), msg(2, &[]), msg(3, &[])])
         .unwrap();
-    let (gone, m) = st.expunge(i.id, &[3, 2, 7, 2]).unwrap();
-    assert_eq!(gone, vec![2, 3]);
-    assert_eq!(m, 3);
+    let done = st.expunge(i.id, &[3, 2, 7, 2]).unwrap();
+    assert_eq!(done.uids, vec![2, 3]);
+    assert_eq!(done.modseq, 3);
     // expunging nothing does not bump
-    let (gone, m2) = st.expunge(i.id, &[2, 3]).unwrap();
-    assert!(gone.is_empty());
-    assert_eq!(m2, 3);
+    let done = st.expunge(i.id, &[2, 3]).unwrap();
+    assert!(done.uids.is_empty());
+    assert_eq!(done.modseq, 3);
     assert_eq!(st.append(i.id, &[msg(4, &[])]).unwrap().uids, vec![4]);
     assert_eq!(uids(st, i.id), vec![1, 4]);
 }
@@ -1401,9 +1401,10 @@ fn small_blobs_live_in_the_database_with_their_messages() {
     let freed = st.delete_mailbox(a.id, "Work").unwrap();
     assert!(!freed.contains(&id));
     assert_eq!(blobs.get(&id).unwrap(), small);
-    // The last reference goes, and the row with it.
+    // The last reference goes, and the row with it: only the file is left
+    // for the caller to delete.
     let freed = st.delete_account("alice").unwrap();
-    assert!(freed.contains(&id) && freed.contains(&big_id), "{freed:?}");
+    assert_eq!(freed, vec![big_id]);
     assert_eq!(st.inline_blob(&id).unwrap(), None);
     for f in &freed {
         blobs.delete(f).unwrap();
@@ -1417,4 +1418,72 @@ fn small_blobs_live_in_the_database_with_their_messages() {
         .unwrap();
     let err = blobs.get(&id).unwrap_err().to_string();
     assert!(err.contains("corrupt"), "{err}");
+}
+
+/// EXPUNGE frees what no message references any more: a body kept in the
+/// database goes in the expunging transaction, a file is reported for the
+/// caller to delete; content another message still uses stays.
+#[test]
+fn expunge_frees_the_bodies_of_its_last_references() {
+    use crate::blob::{BlobStore, InlineBlobs, TieredBlobStore, INLINE_MAX};
+    let dir = tempfile::tempdir().unwrap();
+    let st = Arc::new(SqliteStore::open(&dir.path().join("meta.sqlite")).unwrap());
+    let files = crate::FsBlobStore::open(dir.path().join("blobs")).unwrap();
+    let blobs = TieredBlobStore::new(st.clone(), files);
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(&st, a.id);
+    let trash = st.create_mailbox(a.id, "Old", None).unwrap();
+    let staged = |raw: &[u8]| {
+        let (blob, inline) = blobs.stage(raw).unwrap();
+        NewMessage {
+            blob,
+            size: raw.len() as u64,
+            inline,
+            ..msg(1, &[])
+        }
+    };
+    let small = staged(&b"Subject: small\r\n\r\nbody\r\n".repeat(10));
+    let other = staged(b"Subject: other\r\n\r\nanother body\r\n");
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let big_raw: Vec<u8> = (0..INLINE_MAX + 4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b'!' + (x % 90) as u8
+        })
+        .collect();
+    let big = staged(&big_raw);
+    assert!(big.inline.is_none() && small.inline.is_some());
+
+    // INBOX: small twice, other, big (UIDs 1-4); Old: a copy of small.
+    st.append(
+        i.id,
+        &[small.clone(), small.clone(), other.clone(), big.clone()],
+    )
+    .unwrap();
+    st.copy(i.id, trash.id, &[1], false).unwrap();
+
+    // Both INBOX copies of small go at once; the one in Old keeps the body.
+    let done = st.expunge(i.id, &[1, 2]).unwrap();
+    assert_eq!(done.uids, vec![1, 2]);
+    assert!(done.unreferenced_files.is_empty());
+    assert_eq!(blobs.get(&small.blob).unwrap().len() as u64, small.size);
+    // Its last reference goes: the body row goes in the same transaction.
+    let done = st.expunge(trash.id, &[1]).unwrap();
+    assert!(done.unreferenced_files.is_empty(), "nothing left to delete");
+    assert_eq!(st.inline_blob(&small.blob).unwrap(), None);
+    assert!(blobs.get(&small.blob).is_err());
+    // The other messages are untouched.
+    assert!(st.inline_blob(&other.blob).unwrap().is_some());
+    assert_eq!(blobs.get(&big.blob).unwrap(), big_raw);
+
+    // A file is reported, not deleted (the caller does that under its gate).
+    let done = st.expunge(i.id, &[4]).unwrap();
+    assert_eq!(done.unreferenced_files, vec![big.blob]);
+    assert_eq!(blobs.get(&big.blob).unwrap(), big_raw);
+    assert!(st.unreferenced_blobs(&[big.blob]).unwrap() == vec![big.blob]);
+    // Expunging what is already gone frees nothing.
+    let done = st.expunge(i.id, &[1, 4]).unwrap();
+    assert!(done.uids.is_empty() && done.unreferenced_files.is_empty());
 }
