@@ -1,5 +1,7 @@
 //! Encoders for response data.
 
+use std::io::Write as _;
+
 use crate::mutf7;
 
 const MAX_QUOTED: usize = 1000;
@@ -42,7 +44,7 @@ pub fn string(out: &mut Vec<u8>, s: &[u8]) {
 }
 /// Always a literal `{n}\r\n` + bytes.
 pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
+    let _ = write!(out, "{{{}}}\r\n", s.len());
     out.extend_from_slice(s);
 }
 /// `NIL` or a string.

@@ -18,7 +18,8 @@ fn slice(raw: &[u8], a: usize, b: usize) -> &[u8] {
 /// `HEADER.FIELDS` / `HEADER.FIELDS.NOT`: the matching fields as they are
 /// written, followed by the empty line.
 fn header_fields(block: &[u8], names: &[String], not: bool) -> Vec<u8> {
-    let mut out = Vec::new();
+    // At most the whole block and an empty line: one allocation.
+    let mut out = Vec::with_capacity(block.len() + 2);
     for f in header::iter_fields(block) {
         let matched = f.has_colon
             && names

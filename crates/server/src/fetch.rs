@@ -4,6 +4,7 @@
 //! the new FLAGS go out with the data.
 
 use std::borrow::Cow;
+use std::io::Write as _;
 use std::sync::Arc;
 
 use pillarbox_mime::{BinaryError, Summary};
@@ -99,9 +100,12 @@ fn apply_partial(data: &[u8], partial: Option<(u32, u32)>) -> &[u8] {
 /// `BODY[name]<origin> ` / `BINARY[name]<origin> `: the item name as echoed
 /// (only the origin of a partial, RFC 3501 7.4.2), then the space before the data.
 fn item_name(line: &mut Vec<u8>, kind: &str, name: &str, partial: Option<(u32, u32)>) {
-    line.extend_from_slice(format!("{kind}[{name}]").as_bytes());
+    line.extend_from_slice(kind.as_bytes());
+    line.push(b'[');
+    line.extend_from_slice(name.as_bytes());
+    line.push(b']');
     if let Some((off, _)) = partial {
-        line.extend_from_slice(format!("<{off}>").as_bytes());
+        let _ = write!(line, "<{off}>");
     }
     line.push(b' ');
 }
@@ -124,7 +128,7 @@ fn io_error(e: pillarbox_store::StoreError) -> std::io::Error {
 /// A literal, or a literal8 when the data holds NUL (RFC 3516 4.2).
 fn data_literal(out: &mut Vec<u8>, data: &[u8]) {
     if data.contains(&0) {
-        out.extend_from_slice(format!("~{{{}}}\r\n", data.len()).as_bytes());
+        let _ = write!(out, "~{{{}}}\r\n", data.len());
         out.extend_from_slice(data);
     } else {
         respond::literal(out, data);
@@ -451,11 +455,11 @@ impl Session {
             // copied once, from the stored bytes to the socket buffer.
             let mut line = std::mem::take(&mut self.out);
             let line_start = line.len();
-            line.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+            let _ = write!(line, "* {seq} FETCH (");
             let mut first = true;
             if uid {
                 sep(&mut line, &mut first);
-                line.extend_from_slice(format!("UID {}", meta.uid).as_bytes());
+                let _ = write!(line, "UID {}", meta.uid);
             }
             let mut flags_sent = false;
             for (a, name) in attrs.iter().zip(&names) {
@@ -463,7 +467,7 @@ impl Session {
                     FetchAttr::Uid => {
                         if !uid {
                             sep(&mut line, &mut first);
-                            line.extend_from_slice(format!("UID {}", meta.uid).as_bytes());
+                            let _ = write!(line, "UID {}", meta.uid);
                         }
                     }
                     FetchAttr::Flags => {
@@ -479,11 +483,11 @@ impl Session {
                     }
                     FetchAttr::Rfc822Size => {
                         sep(&mut line, &mut first);
-                        line.extend_from_slice(format!("RFC822.SIZE {}", meta.size).as_bytes());
+                        let _ = write!(line, "RFC822.SIZE {}", meta.size);
                     }
                     FetchAttr::ModSeq => {
                         sep(&mut line, &mut first);
-                        line.extend_from_slice(format!("MODSEQ ({})", meta.modseq).as_bytes());
+                        let _ = write!(line, "MODSEQ ({})", meta.modseq);
                     }
                     FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure => {
                         let Some(s) = &loaded.summary else { continue };
@@ -757,7 +761,7 @@ impl Session {
                 return Err(e);
             }
         };
-        line.extend_from_slice(format!("{prefix}{{{total}}}\r\n").as_bytes());
+        let _ = write!(line, "{prefix}{{{total}}}\r\n");
         self.shared.metrics.fetch_bytes.inc_by(total);
         self.conn.write_all(line).await?;
         line.clear();
