@@ -180,10 +180,15 @@ fn user_command(config: &Config, cmd: UserCmd) -> Result<()> {
             let freed = store
                 .delete_account(&name)
                 .with_context(|| format!("cannot delete user {name}"))?;
-            for id in freed {
-                blobs
-                    .delete(&id)
-                    .with_context(|| format!("cannot delete blob {id}"))?;
+            // Under the gate, as the server deletes files: a server running
+            // meanwhile may have committed identical content relying on them.
+            let deleted = pillarbox_store::gate::free_files(&*store, &*blobs, &freed);
+            if deleted < freed.len() {
+                eprintln!(
+                    "note: {} of {} message files were kept (referenced again, or not deletable)",
+                    freed.len() - deleted,
+                    freed.len()
+                );
             }
             println!("user {name} deleted with all their mail");
         }

@@ -75,10 +75,6 @@ pub(crate) struct Shared {
     pub summaries: summary_cache::SummaryCache,
     /// The last full read of recently selected mailboxes.
     pub snapshots: snapshots::Snapshots,
-    /// Held shared by an APPEND from storing its blob files to its commit,
-    /// and exclusively while blob files are deleted (see
-    /// `cmd::mailbox::free_blob_files`).
-    pub blob_gate: std::sync::RwLock<()>,
 }
 
 impl Shared {
@@ -102,7 +98,6 @@ impl Shared {
             published: Default::default(),
             summaries: summary_cache::SummaryCache::new(summary_cache_bytes),
             snapshots: Default::default(),
-            blob_gate: Default::default(),
         }
     }
 }

@@ -104,6 +104,8 @@ pub trait BlobStore: Send + Sync {
         Ok(Box::new(std::io::Cursor::new(self.get(id)?)))
     }
     fn delete(&self, id: &BlobId) -> crate::Result<()>;
+    /// The gate between storing files and deleting them (see [`crate::gate`]).
+    fn gate(&self) -> &crate::gate::BlobGate;
     /// Like `put`, but durable only after a later [`BlobStore::sync_all`], so
     /// that concurrent writers (APPEND under load) share one flush.
     fn put_unsynced(&self, data: &[u8]) -> crate::Result<BlobId> {
@@ -124,6 +126,12 @@ pub trait BlobStore: Send + Sync {
     /// ([`crate::NewMessage::inline`]).
     fn stage(&self, data: &[u8]) -> crate::Result<(BlobId, Option<std::sync::Arc<[u8]>>)> {
         Ok((self.put_unsynced(data)?, None))
+    }
+    /// False if [`BlobStore::stage`] certainly keeps `len` bytes out of the
+    /// files, so that storing them needs no [`BlobStore::gate`].
+    fn may_stage_file(&self, len: u64) -> bool {
+        let _ = len;
+        true
     }
 }
 
@@ -200,6 +208,15 @@ impl BlobStore for TieredBlobStore {
         self.files.delete(id)
     }
 
+    fn gate(&self) -> &crate::gate::BlobGate {
+        self.files.gate()
+    }
+
+    /// Even incompressible bytes are inline when zstd's worst case fits.
+    fn may_stage_file(&self, len: u64) -> bool {
+        usize::try_from(len).map_or(true, |n| zstd::zstd_safe::compress_bound(n) > INLINE_MAX)
+    }
+
     fn put_unsynced(&self, data: &[u8]) -> crate::Result<BlobId> {
         self.files.put_unsynced(data)
     }
@@ -229,18 +246,22 @@ impl BlobStore for TieredBlobStore {
 pub struct FsBlobStore {
     root: PathBuf,
     flush: crate::flush::FlushGroup,
+    gate: crate::gate::BlobGate,
 }
 
 const ZSTD_LEVEL: i32 = 3;
 const BUF_SIZE: usize = 64 * 1024;
 
 impl FsBlobStore {
-    /// Opens (creating if needed) the blob directory.
+    /// Opens (creating if needed) the blob directory, and its gate's lock
+    /// file beside it (`<root>.lock`).
     pub fn open(root: PathBuf) -> crate::Result<Self> {
         fs::create_dir_all(&root)?;
+        let gate = crate::gate::BlobGate::open(&root.with_extension("lock"))?;
         Ok(FsBlobStore {
             root,
             flush: Default::default(),
+            gate,
         })
     }
 
@@ -497,6 +518,10 @@ impl BlobStore for FsBlobStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn gate(&self) -> &crate::gate::BlobGate {
+        &self.gate
     }
 }
 

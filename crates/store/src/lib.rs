@@ -15,10 +15,12 @@
 pub mod blob;
 pub mod bus;
 mod flush;
+pub mod gate;
 pub mod sqlite;
 
 pub use blob::{BlobId, BlobStore, FsBlobStore, InlineBlobs, TieredBlobStore};
 pub use bus::{ChangeBus, ChangeEvent, ChangeKind, Delta};
+pub use gate::BlobGate;
 pub use sqlite::SqliteStore;
 
 pub type AccountId = i64;

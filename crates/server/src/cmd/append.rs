@@ -56,15 +56,23 @@ impl Session {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
+        // A blob file this APPEND finds already stored (same content) must not
+        // be deleted before the commit that references it: the gate is held
+        // from storing to committing, unless every message is certainly kept
+        // in the database (a literal8 grows when its binary parts are
+        // re-encoded as base64).
+        let files = messages.iter().any(|m| {
+            matches!(m.data, LiteralData::Spooled { .. })
+                || shared.blobs.may_stage_file(if m.binary {
+                    m.data.len().saturating_mul(2)
+                } else {
+                    m.data.len()
+                })
+        });
         // One trip to the blocking pool: store the blobs, flush them, then
         // commit the metadata (grouped with concurrent APPENDs).
         let (res, described) = tokio::task::spawn_blocking(move || {
-            // A blob file this APPEND finds already stored (same content) is
-            // not deleted before the commit that references it.
-            let _gate = shared
-                .blob_gate
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _gate = files.then(|| shared.blobs.gate().shared());
             let (prepared, docs) = prepare(&*shared.blobs, messages, now).map_err(|e| {
                 tracing::error!("storing message failed: {e}");
                 CmdError::no_code("UNAVAILABLE", "Can't store the message; try again later")

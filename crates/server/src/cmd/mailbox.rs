@@ -447,29 +447,10 @@ pub(crate) fn uid_in_set(set: &pillarbox_proto::types::SequenceSet, uid: u32, ma
     }
 }
 
-/// Deletes the files of `ids`, which the transaction that removed their last
-/// messages reported unreferenced. An APPEND of the same content may have
-/// found such a file present meanwhile (so it wrote none) and be about to
-/// commit a message that references it: under the exclusive gate no APPEND
-/// is between storing its files and its commit, so the references are
-/// checked again there, and a referenced file stays.
+/// Deletes the files of `ids` that no message references any more (see
+/// [`pillarbox_store::gate::free_files`]).
 pub(crate) fn free_blob_files(shared: &crate::Shared, ids: &[BlobId]) {
-    let _gate = shared
-        .blob_gate
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let unreferenced = match shared.store.unreferenced_blobs(ids) {
-        Ok(u) => u,
-        Err(e) => {
-            tracing::warn!("cannot check blobs before deleting them (kept): {e}");
-            return;
-        }
-    };
-    for id in unreferenced {
-        if let Err(e) = shared.blobs.delete(&id) {
-            tracing::warn!("cannot delete blob {id}: {e}");
-        }
-    }
+    pillarbox_store::gate::free_files(&*shared.store, &*shared.blobs, ids);
 }
 
 #[cfg(test)]
@@ -547,7 +528,7 @@ mod tests {
         let raw = large_message();
         let (id, _) = shared.blobs.stage(&raw).unwrap();
         // An APPEND between storing its file and its commit.
-        let append = shared.blob_gate.read().unwrap();
+        let append = shared.blobs.gate().shared();
         let (done, finished) = mpsc::channel();
         let s = shared.clone();
         let t = std::thread::spawn(move || {

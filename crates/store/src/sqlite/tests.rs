@@ -1487,3 +1487,34 @@ fn expunge_frees_the_bodies_of_its_last_references() {
     let done = st.expunge(i.id, &[1, 4]).unwrap();
     assert!(done.uids.is_empty() && done.unreferenced_files.is_empty());
 }
+
+/// An APPEND skips the blob gate when `may_stage_file` says no: such bytes
+/// must really stay out of the files, even incompressible ones.
+#[test]
+fn bytes_said_to_stay_inline_are_never_files() {
+    use crate::blob::{BlobStore, TieredBlobStore, INLINE_MAX};
+    let dir = tempfile::tempdir().unwrap();
+    let st = Arc::new(SqliteStore::open(&dir.path().join("meta.sqlite")).unwrap());
+    let files = crate::FsBlobStore::open(dir.path().join("blobs")).unwrap();
+    let blobs = TieredBlobStore::new(st, files);
+    let mut x = 0x853c_49e6_748f_ea9bu64;
+    let noise: Vec<u8> = (0..INLINE_MAX + 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let largest = (0..noise.len() as u64)
+        .rev()
+        .find(|&n| !blobs.may_stage_file(n))
+        .expect("small sizes are inline") as usize;
+    assert!(largest > INLINE_MAX - 1024, "{largest}");
+    for n in [0, 1, 1000, largest] {
+        let (_, inline) = blobs.stage(&noise[..n]).unwrap();
+        assert!(inline.is_some(), "{n} bytes");
+    }
+    assert!(blobs.may_stage_file(largest as u64 + 1));
+    assert!(blobs.may_stage_file(u64::MAX));
+}
