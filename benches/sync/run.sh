@@ -35,6 +35,12 @@ MIX_CLIENTS=${MIX_CLIENTS:-"10 50"}
 # each and every IDLE waits its full 50 ms (0: skip the multi-device runs).
 MIX_DEVICES=${MIX_DEVICES:-3}
 MIX_DEVICE_CLIENTS=${MIX_DEVICE_CLIENTS:-10}
+# One client doing one kind of operation at a time, on both servers: the
+# CPU per command of each operation, which is where the mix ratio comes from
+# (one client keeps the server idle between commands, as in the 10-client
+# mix). Each entry is a --mix; expunge needs appends to go on.
+OP_MIXES=${OP_MIXES:-"noop=100 fetch_headers=100 fetch_body=100 store=100 select=100 append=100 expunge=50,append=50 login=100"}
+OP_DURATION=${OP_DURATION:-5}
 APPEND_CLIENTS=${APPEND_CLIENTS:-10}
 PUSH_IDLERS=${PUSH_IDLERS:-100}
 PUSH_OPS=${PUSH_OPS:-150}
@@ -188,6 +194,12 @@ if [ "$MIX_DEVICES" -gt 1 ]; then
     dc mix --clients "$n" --devices "$MIX_DEVICES" --duration "$DURATION"
 fi
 
+for m in $OP_MIXES; do
+    say "one client, --mix $m, ${OP_DURATION}s"
+    pb mix --clients 1 --duration "$OP_DURATION" --mix "$m"
+    dc mix --clients 1 --duration "$OP_DURATION" --mix "$m"
+done
+
 say "append, $APPEND_CLIENTS clients into one mailbox, ${DURATION}s"
 pb append --clients "$APPEND_CLIENTS" --duration "$DURATION"
 dc append --clients "$APPEND_CLIENTS" --duration "$DURATION"
@@ -240,9 +252,9 @@ row() { # name pillarbox dovecot goal
     if [ -n "$2" ] && [ -n "$3" ]; then
         r=$(awk -v a="$2" -v b="$3" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.3f", a / b }')
     fi
-    printf '%-50s %14s %14s %9s   %s\n' "$1" "${2:--}" "${3:--}" "$r" "$4"
+    printf '%-54s %14s %14s %9s   %s\n' "$1" "${2:--}" "${3:--}" "$r" "$4"
 }
-printf '%-50s %14s %14s %9s   %s\n' "figure" "pillarbox" "dovecot" "ratio" "goal"
+printf '%-54s %14s %14s %9s   %s\n' "figure" "pillarbox" "dovecot" "ratio" "goal"
 mix_rows() { # clients devices name
     local sel="clients=$1 devices=$2"
     row "$3: commands/s" "$(get pillarbox mix "$sel" cmds_per_s)" \
@@ -258,6 +270,11 @@ done
 if [ "$MIX_DEVICES" -gt 1 ]; then
     mix_rows "$MIX_DEVICE_CLIENTS" "$MIX_DEVICES" "mix $MIX_DEVICE_CLIENTS clients $MIX_DEVICES/account"
 fi
+for m in $OP_MIXES; do
+    sel="clients=1 devices=1 mix=$m "
+    row "op $m (1 client): CPU s / 1000 cmds" "$(get pillarbox mix "$sel" cpu_s_per_1k)" \
+        "$(get dovecot mix "$sel" cpu_s_per_1k)" ""
+done
 row "append $APPEND_CLIENTS clients: msg/s" "$(get pillarbox append clients= msgs_per_s)" \
     "$(get dovecot append clients= msgs_per_s)" "ratio >= 2"
 row "append $APPEND_CLIENTS clients: p99 ms" "$(get pillarbox append clients= p99_ms)" \
