@@ -171,28 +171,13 @@ fn deleting_a_user_removes_their_mail() {
             .unwrap()
             .is_some()
     };
-    let count_blobs = || walk(&dir.path().join("blobs"));
+    let count_blobs = || common::files_under(&dir.path().join("blobs"));
     assert_eq!(count_blobs(), 1, "the large message is a file");
     assert!(inline(&small) && !inline(&big));
     let (ok, _, err) = run(dir.path(), &["user", "delete", "erin"], None);
     assert!(ok, "{err}");
     assert_eq!(count_blobs(), 0, "the user's message files must be gone");
     assert!(!inline(&small), "the user's small message must be gone");
-}
-
-fn walk(p: &Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(p) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| {
-            if e.path().is_dir() {
-                walk(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
 }
 
 #[test]

@@ -515,21 +515,7 @@ fn other_process(s: &TestServer, mailbox: &str) -> (pillarbox_store::sqlite::Sql
 
 /// Files under the blob store of the server's data directory.
 fn blob_files(s: &TestServer) -> usize {
-    fn count(p: &std::path::Path) -> usize {
-        std::fs::read_dir(p).map_or(0, |d| {
-            d.flatten()
-                .map(|e| {
-                    let p = e.path();
-                    if p.is_dir() {
-                        count(&p)
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-    }
-    count(&s.dir.path().join("blobs"))
+    files_under(&s.dir.path().join("blobs"))
 }
 
 /// EXPUNGE frees the stored bytes of messages nothing references any more.

@@ -324,3 +324,20 @@ pub fn message(subject: &str, body: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// How many files are under `dir`, in every subdirectory (0 if it does not
+/// exist): the blob files of a data directory.
+pub fn files_under(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.flatten()
+            .map(|e| {
+                let p = e.path();
+                if p.is_dir() {
+                    files_under(&p)
+                } else {
+                    1
+                }
+            })
+            .sum()
+    })
+}

@@ -117,6 +117,13 @@ fn sep(line: &mut Vec<u8>, first: &mut bool) {
     }
 }
 
+/// Takes back the item started at `at` (the response's length and `first`
+/// before it): its message's bytes turned out to be gone.
+fn take_back(line: &mut Vec<u8>, first: &mut bool, at: (usize, bool)) {
+    line.truncate(at.0);
+    *first = at.1;
+}
+
 /// A store error as I/O, keeping "not found" recognisable.
 fn io_error(e: pillarbox_store::StoreError) -> std::io::Error {
     match e {
@@ -172,14 +179,8 @@ fn load_messages(
     raw: Option<Option<u64>>,
     summary: bool,
 ) -> Result<Vec<(u32, Loaded)>, String> {
-    let empty = || Loaded {
-        raw: None,
-        summary: None,
-        streamed: false,
-        gone: false,
-    };
     if raw.is_none() && !summary {
-        return Ok(metas.iter().map(|m| (m.uid, empty())).collect());
+        return Ok(metas.iter().map(|m| (m.uid, Loaded::default())).collect());
     }
     // Expunged by another session before this one could know more than its
     // UID and flags (see `view::rehydrate`): nothing to load.
@@ -210,7 +211,7 @@ fn load_messages(
     for (meta, cached) in metas.into_iter().zip(cached) {
         let uid = meta.uid;
         if !present(&meta) {
-            out.push((uid, empty()));
+            out.push((uid, Loaded::default()));
             continue;
         }
         // Taken in order whether or not this message turns out to be gone.
@@ -222,7 +223,7 @@ fn load_messages(
         // and its bytes freed with the last reference: nothing to send.
         let gone = || Loaded {
             gone: true,
-            ..empty()
+            ..Loaded::default()
         };
         let get = |what: &str| match blobs.get(&meta.blob) {
             Ok(b) => Ok(Some(b)),
@@ -281,6 +282,7 @@ fn load_messages(
     Ok(out)
 }
 
+#[derive(Default)]
 struct Loaded {
     /// The message was too large to load: its sections are streamed.
     streamed: bool,
@@ -443,12 +445,7 @@ impl Session {
                     .await?
                     .pop()
                     .map(|x| x.1)
-                    .unwrap_or(Loaded {
-                        raw: None,
-                        summary: None,
-                        streamed: false,
-                        gone: false,
-                    }),
+                    .unwrap_or_default(),
             };
             gone |= loaded.gone;
             // Written straight into the output buffer: a large section is
@@ -517,8 +514,7 @@ impl Session {
                                 (line, sent) =
                                     self.stream_section(line, &meta, s, &sec, None).await?;
                                 if !sent {
-                                    line.truncate(at.0);
-                                    first = at.1;
+                                    take_back(&mut line, &mut first, at);
                                     gone = true;
                                 }
                             }
@@ -560,8 +556,7 @@ impl Session {
                                 .stream_section(line, &meta, s, section, *partial)
                                 .await?;
                             if !sent {
-                                line.truncate(at.0);
-                                first = at.1;
+                                take_back(&mut line, &mut first, at);
                                 gone = true;
                             }
                             continue;
@@ -595,8 +590,7 @@ impl Session {
                                 (line, sent) =
                                     self.stream_binary(line, &meta, plan, *partial).await?;
                                 if !sent {
-                                    line.truncate(at.0);
-                                    first = at.1;
+                                    take_back(&mut line, &mut first, at);
                                     gone = true;
                                 }
                                 continue;

@@ -1000,34 +1000,22 @@ fn copy_in(
     })
 }
 
-/// The blobs among `blobs` that no message references any more. Those kept
-/// in the database (`bodies`) are deleted here, in the caller's transaction;
-/// the caller deletes the files after its commit.
-/// Of `blobs`, those no message references any more, each with whether its
-/// body was kept in the database (deleted here, in the caller's transaction).
-/// The others are files, or were (a file written before bodies moved into the
-/// database), for the caller to delete.
-fn unreferenced(tx: &Transaction<'_>, mut blobs: Vec<String>) -> Result<Vec<(BlobId, bool)>> {
+/// Of `blobs`, those no message references any more and that may have a file,
+/// for the caller to delete after its commit. A body kept in the database
+/// (`bodies`) is deleted here, in the caller's transaction, and not reported:
+/// content stored as a file before bodies moved into the database and
+/// appended again since has both, and that file stays behind.
+fn unreferenced_files(tx: &Transaction<'_>, mut blobs: Vec<String>) -> Result<Vec<BlobId>> {
     blobs.sort_unstable();
     blobs.dedup();
     let mut body = tx.prepare_cached("DELETE FROM bodies WHERE id = ?1")?;
     let mut out = Vec::new();
     for b in blobs {
-        if !blob_in_use(tx, &b)? {
-            let inline = body.execute([&b])? > 0;
-            out.push((BlobId::new(&b), inline));
+        if !blob_in_use(tx, &b)? && body.execute([&b])? == 0 {
+            out.push(BlobId::new(&b));
         }
     }
     Ok(out)
-}
-
-/// Of `blobs`, those no message references any more and that were not kept in
-/// the database: files for the caller to delete (see [`unreferenced`]).
-fn unreferenced_files(tx: &Transaction<'_>, blobs: Vec<String>) -> Result<Vec<BlobId>> {
-    Ok(unreferenced(tx, blobs)?
-        .into_iter()
-        .filter_map(|(id, inline)| (!inline).then_some(id))
-        .collect())
 }
 
 /// Does some message reference this blob?

@@ -217,7 +217,10 @@ impl Session {
             return;
         }
         let shared = self.shared.clone();
-        let _ = tokio::task::spawn_blocking(move || free_blob_files(&shared, &ids)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            pillarbox_store::gate::free_files(&*shared.store, &*shared.blobs, &ids)
+        })
+        .await;
     }
 
     pub(crate) async fn cmd_rename(&mut self, from: &MailboxName, to: &MailboxName) -> CmdResult {
@@ -447,20 +450,13 @@ pub(crate) fn uid_in_set(set: &pillarbox_proto::types::SequenceSet, uid: u32, ma
     }
 }
 
-/// Deletes the files of `ids` that no message references any more (see
-/// [`pillarbox_store::gate::free_files`]).
-pub(crate) fn free_blob_files(shared: &crate::Shared, ids: &[BlobId]) {
-    pillarbox_store::gate::free_files(&*shared.store, &*shared.blobs, ids);
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
+    use pillarbox_store::gate::free_files;
     use pillarbox_store::{MetaStore, NewMessage};
-
-    use super::free_blob_files;
 
     /// A message that does not compress: stored as a file, not in the database.
     fn large_message() -> Vec<u8> {
@@ -510,14 +506,14 @@ mod tests {
         // Meanwhile an APPEND of the same content found the file and
         // committed a message referencing it: the file stays.
         add(store, inbox, id, raw.len());
-        free_blob_files(&shared, &freed);
+        free_files(store, blobs, &freed);
         assert_eq!(blobs.get(&id).unwrap(), raw);
         // Unreferenced for good: deleted.
         let trash = store.mailbox(acc, "Trash").unwrap().unwrap().id;
         store.copy(inbox, trash, &[1], true).unwrap();
         let freed = store.delete_mailbox(acc, "Trash").unwrap();
         assert_eq!(freed, vec![id]);
-        free_blob_files(&shared, &freed);
+        free_files(store, blobs, &freed);
         assert!(blobs.get(&id).is_err());
     }
 
@@ -532,7 +528,7 @@ mod tests {
         let (done, finished) = mpsc::channel();
         let s = shared.clone();
         let t = std::thread::spawn(move || {
-            free_blob_files(&s, &[id]);
+            free_files(&*s.store, &*s.blobs, &[id]);
             done.send(()).unwrap();
         });
         assert!(finished.recv_timeout(Duration::from_millis(200)).is_err());

@@ -271,7 +271,7 @@ DROP INDEX messages_status;
 /// Small message blobs (compressed, see `blob::TieredBlobStore`), written in
 /// the transaction that adds the first message referencing them and deleted
 /// by the one that removes the last (EXPUNGE, DELETE of a mailbox or an
-/// account: `unreferenced`).
+/// account: `unreferenced_files`).
 /// Keyed by the blob id as everywhere else.
 const V14: &str = "
 CREATE TABLE bodies (

@@ -1322,17 +1322,42 @@ fn small_reads_see_commits_of_another_process() {
     assert!(st.mailbox(a.id, "INBOX").unwrap().is_some());
 }
 
+/// A store with the tiered blob store over it (small blobs in `bodies`,
+/// others files), in a fresh directory (kept alive by the first value).
+fn tiered() -> (
+    tempfile::TempDir,
+    Arc<SqliteStore>,
+    crate::blob::TieredBlobStore,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let st = Arc::new(SqliteStore::open(&dir.path().join("meta.sqlite")).unwrap());
+    let files = crate::FsBlobStore::open(dir.path().join("blobs")).unwrap();
+    let blobs = crate::blob::TieredBlobStore::new(st.clone(), files);
+    (dir, st, blobs)
+}
+
+/// `len` bytes that do not compress, from a xorshift generator: each byte
+/// is `byte` of the next state.
+fn noise(seed: u64, len: usize, byte: impl Fn(u64) -> u8) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            byte(x)
+        })
+        .collect()
+}
+
 /// A small message's bytes kept in the database (`bodies`), read through the
 /// tiered blob store, with a large one still a file; the body row lives as
 /// long as some message references it, and deleting the last mailbox holding
 /// it removes it in the same transaction.
 #[test]
 fn small_blobs_live_in_the_database_with_their_messages() {
-    use crate::blob::{BlobStore, InlineBlobs, TieredBlobStore, INLINE_MAX};
-    let dir = tempfile::tempdir().unwrap();
-    let st = Arc::new(SqliteStore::open(&dir.path().join("meta.sqlite")).unwrap());
-    let files = crate::FsBlobStore::open(dir.path().join("blobs")).unwrap();
-    let blobs = TieredBlobStore::new(st.clone(), files);
+    use crate::blob::{BlobStore, InlineBlobs, INLINE_MAX};
+    let (_dir, st, blobs) = tiered();
     let a = st.create_account("alice", "h").unwrap();
     let i = inbox(&st, a.id);
     let work = st.create_mailbox(a.id, "Work", None).unwrap();
@@ -1344,15 +1369,9 @@ fn small_blobs_live_in_the_database_with_their_messages() {
     assert!(blobs.get(&id).is_err(), "staged, not stored");
     assert!(compressed.len() < small.len(), "stored compressed");
     // Incompressible and larger than the limit: a file, as before.
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let big: Vec<u8> = (0..INLINE_MAX + 4096)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            b'!' + (x % 90) as u8
-        })
-        .collect();
+    let big = noise(0x2545_f491_4f6c_dd1d, INLINE_MAX + 4096, |x| {
+        b'!' + (x % 90) as u8
+    });
     let (big_id, none) = blobs.stage(&big).unwrap();
     assert!(none.is_none());
     assert_eq!(blobs.get(&big_id).unwrap(), big, "stored as a file");
@@ -1425,11 +1444,8 @@ fn small_blobs_live_in_the_database_with_their_messages() {
 /// caller to delete; content another message still uses stays.
 #[test]
 fn expunge_frees_the_bodies_of_its_last_references() {
-    use crate::blob::{BlobStore, InlineBlobs, TieredBlobStore, INLINE_MAX};
-    let dir = tempfile::tempdir().unwrap();
-    let st = Arc::new(SqliteStore::open(&dir.path().join("meta.sqlite")).unwrap());
-    let files = crate::FsBlobStore::open(dir.path().join("blobs")).unwrap();
-    let blobs = TieredBlobStore::new(st.clone(), files);
+    use crate::blob::{BlobStore, InlineBlobs, INLINE_MAX};
+    let (_dir, st, blobs) = tiered();
     let a = st.create_account("alice", "h").unwrap();
     let i = inbox(&st, a.id);
     let trash = st.create_mailbox(a.id, "Old", None).unwrap();
@@ -1444,15 +1460,9 @@ fn expunge_frees_the_bodies_of_its_last_references() {
     };
     let small = staged(&b"Subject: small\r\n\r\nbody\r\n".repeat(10));
     let other = staged(b"Subject: other\r\n\r\nanother body\r\n");
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let big_raw: Vec<u8> = (0..INLINE_MAX + 4096)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            b'!' + (x % 90) as u8
-        })
-        .collect();
+    let big_raw = noise(0x9e37_79b9_7f4a_7c15, INLINE_MAX + 4096, |x| {
+        b'!' + (x % 90) as u8
+    });
     let big = staged(&big_raw);
     assert!(big.inline.is_none() && small.inline.is_some());
 
@@ -1492,20 +1502,9 @@ fn expunge_frees_the_bodies_of_its_last_references() {
 /// must really stay out of the files, even incompressible ones.
 #[test]
 fn bytes_said_to_stay_inline_are_never_files() {
-    use crate::blob::{BlobStore, TieredBlobStore, INLINE_MAX};
-    let dir = tempfile::tempdir().unwrap();
-    let st = Arc::new(SqliteStore::open(&dir.path().join("meta.sqlite")).unwrap());
-    let files = crate::FsBlobStore::open(dir.path().join("blobs")).unwrap();
-    let blobs = TieredBlobStore::new(st, files);
-    let mut x = 0x853c_49e6_748f_ea9bu64;
-    let noise: Vec<u8> = (0..INLINE_MAX + 1024)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    use crate::blob::{BlobStore, INLINE_MAX};
+    let (_dir, _, blobs) = tiered();
+    let noise = noise(0x853c_49e6_748f_ea9b, INLINE_MAX + 1024, |x| x as u8);
     let largest = (0..noise.len() as u64)
         .rev()
         .find(|&n| !blobs.may_stage_file(n))
