@@ -501,10 +501,11 @@ pub async fn mix(env: &Env, a: MixArgs) -> Result<()> {
     print!("{}", stats_table(&s, secs));
     println!("  {cpu_line}");
     println!(
-        "RESULT label={} mode=mix clients={} devices={} mix={} cmds_per_s={:.1} p50_ms={} p90_ms={} p99_ms={} errors={}{}",
+        "RESULT label={} mode=mix clients={} devices={} idle_ms={} mix={} cmds_per_s={:.1} p50_ms={} p90_ms={} p99_ms={} errors={}{}",
         env.label,
         a.clients,
         devices,
+        a.idle_ms,
         a.mix,
         all.count as f64 / secs,
         ms(all.p50),
