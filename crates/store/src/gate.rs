@@ -127,10 +127,16 @@ impl Drop for ExclusiveGate<'_> {
 /// APPEND of the same content may have found such a file present meanwhile
 /// (so it wrote none) and committed a message that references it; under the
 /// gate no APPEND is between storing its files and its commit, so checking
-/// again there is enough. Returns how many were deleted; a failure keeps the
-/// file (logged).
+/// again there is enough. The transaction is made durable first
+/// ([`MetaStore::make_durable`]): a crash must not bring back messages whose
+/// files are gone. Returns how many were deleted; a failure keeps the file
+/// (logged).
 pub fn free_files(store: &dyn MetaStore, blobs: &dyn BlobStore, ids: &[BlobId]) -> usize {
     if ids.is_empty() {
+        return 0;
+    }
+    if let Err(e) = store.make_durable() {
+        tracing::warn!("cannot make the store durable before deleting blobs (kept): {e}");
         return 0;
     }
     let _gate = blobs.gate().exclusive();

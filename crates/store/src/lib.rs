@@ -340,6 +340,15 @@ pub trait MetaStore: Send + Sync {
     /// between storing a file and committing its message: an APPEND of the
     /// same content may have found the file present and referenced it since.
     fn unreferenced_blobs(&self, ids: &[BlobId]) -> Result<Vec<BlobId>>;
+    /// Returns once every commit this store has made so far is durable.
+    /// Most writes are durable when they return; those that are not (flag
+    /// changes, EXPUNGE) become durable here, or with the next write that is.
+    /// A blob file may be deleted only after the commit that stopped
+    /// referencing it is durable: otherwise a crash could bring back its
+    /// messages without their bytes.
+    fn make_durable(&self) -> Result<()> {
+        Ok(())
+    }
     /// Renames the mailbox and all its children (`from/...`). Renaming INBOX
     /// moves all its messages into a new mailbox `to` and leaves INBOX empty.
     /// Creates missing parents of `to`. UIDVALIDITY is kept (except for INBOX).
@@ -380,7 +389,10 @@ pub trait MetaStore: Send + Sync {
         let _ = (mailbox, uids, op, flags, unchanged_since);
         None
     }
-    /// Expunges the given UIDs (those that exist): see [`Expunged`].
+    /// Expunges the given UIDs (those that exist): see [`Expunged`]. The
+    /// commit need not be durable when this returns (see
+    /// [`MetaStore::make_durable`]): a crash may bring the messages back,
+    /// never lose one.
     fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Expunged>;
     /// Copies (or moves, when `remove_source`) messages, keeping flags and internal
     /// date, in one transaction. Works across accounts.

@@ -15,9 +15,13 @@
 //! covers a whole group). So a call that returned `Ok` survives a power loss:
 //! its WAL frames are on disk, and a checkpoint that moved them into the
 //! database first synced the database (SQLite does that at NORMAL). Flag
-//! changes are the one exception (`write_relaxed`): they skip the flush and
-//! are durable from the next flush or checkpoint on (as Dovecot's default
-//! `mail_fsync = optimized` does for its index).
+//! changes and EXPUNGE are the exceptions (`write_relaxed`): they skip the
+//! flush and are durable from the next flush or checkpoint on (as Dovecot's
+//! default `mail_fsync = optimized` does for its index and for the unlinks
+//! of an expunge). Losing one to a crash loses no mail: flags go back, or
+//! expunged messages come back. Their bodies are still there: an expunge
+//! deletes a body kept in the database in the same transaction, and a file
+//! only after `make_durable` (`gate::free_files`).
 //!
 //! Checkpoints run on a background thread with its own connection
 //! (`PASSIVE`, whenever the WAL has grown past `CHECKPOINT_WAL_FRAMES`), not
@@ -1253,6 +1257,10 @@ impl MetaStore for SqliteStore {
         self.write(|tx| create_mailbox_in(tx, account, name, special_use))
     }
 
+    fn make_durable(&self) -> Result<()> {
+        self.sync_wal()
+    }
+
     fn unreferenced_blobs(&self, ids: &[BlobId]) -> Result<Vec<BlobId>> {
         self.read(|tx| {
             let mut out = Vec::new();
@@ -1446,7 +1454,7 @@ impl MetaStore for SqliteStore {
     }
 
     fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Expunged> {
-        self.write(|tx| expunge_in(tx, mailbox, uids))
+        self.write_relaxed(|tx| expunge_in(tx, mailbox, uids))
     }
 
     fn copy(

@@ -1441,7 +1441,8 @@ fn small_blobs_live_in_the_database_with_their_messages() {
 
 /// EXPUNGE frees what no message references any more: a body kept in the
 /// database goes in the expunging transaction, a file is reported for the
-/// caller to delete; content another message still uses stays.
+/// caller to delete (after the expunge is durable: the EXPUNGE itself does
+/// not wait for the disk); content another message still uses stays.
 #[test]
 fn expunge_frees_the_bodies_of_its_last_references() {
     use crate::blob::{BlobStore, InlineBlobs, INLINE_MAX};
@@ -1473,6 +1474,9 @@ fn expunge_frees_the_bodies_of_its_last_references() {
     )
     .unwrap();
     st.copy(i.id, trash.id, &[1], false).unwrap();
+    // WAL flushes asked for so far: an EXPUNGE does not wait for the disk.
+    let flushes = || st.wal_flush.snapshot().0;
+    let before = flushes();
 
     // Both INBOX copies of small go at once; the one in Old keeps the body.
     let done = st.expunge(i.id, &[1, 2]).unwrap();
@@ -1494,8 +1498,17 @@ fn expunge_frees_the_bodies_of_its_last_references() {
     assert_eq!(blobs.get(&big.blob).unwrap(), big_raw);
     assert!(st.unreferenced_blobs(&[big.blob]).unwrap() == vec![big.blob]);
     // Expunging what is already gone frees nothing.
-    let done = st.expunge(i.id, &[1, 4]).unwrap();
-    assert!(done.uids.is_empty() && done.unreferenced_files.is_empty());
+    let gone = st.expunge(i.id, &[1, 4]).unwrap();
+    assert!(gone.uids.is_empty() && gone.unreferenced_files.is_empty());
+    assert_eq!(flushes(), before, "no EXPUNGE flushed the WAL");
+
+    // Deleting the file makes the expunge durable first.
+    assert_eq!(
+        crate::gate::free_files(&*st, &blobs, &done.unreferenced_files),
+        1
+    );
+    assert_eq!(flushes(), before + 1);
+    assert!(blobs.get(&big.blob).is_err());
 }
 
 /// An APPEND skips the blob gate when `may_stage_file` says no: such bytes
