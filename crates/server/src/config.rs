@@ -25,9 +25,8 @@ pub struct Config {
     pub idle_keepalive_secs: u64,
     /// Milliseconds of IDLE after which a session drops all but what pushing
     /// changes needs (about 1 byte per message instead of a full view; it
-    /// costs a read of the mailbox when IDLE ends). 0: at once. The default,
-    /// a second, spares that read to clients that IDLE briefly between
-    /// commands. Like Dovecot's `imap_hibernate_timeout`.
+    /// costs a read of the mailbox when IDLE ends). 0 (the default): at once.
+    /// Like Dovecot's `imap_hibernate_timeout`.
     pub idle_hibernate_ms: u64,
     /// Memory for decoded message summaries shared by all sessions (headers,
     /// ENVELOPE, BODYSTRUCTURE of recently fetched messages), in MiB. 0: none.
@@ -104,7 +103,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             idle_keepalive_secs: 120,
-            idle_hibernate_ms: 1000,
+            idle_hibernate_ms: 0,
             summary_cache_mib: 64,
             worker_threads: 0,
         }
@@ -195,7 +194,7 @@ mod tests {
         assert_eq!(c.listen_imap, "0.0.0.0:143");
         assert_eq!(c.limits.max_literal_size, 50 * 1024 * 1024);
         assert_eq!(c.idle_keepalive_secs, 120);
-        assert_eq!(c.idle_hibernate_ms, 1000);
+        assert_eq!(c.idle_hibernate_ms, 0);
         assert_eq!(c.summary_cache_mib, 64);
         assert_eq!(c.worker_threads, 0);
         assert!(!c.auth.allow_plaintext);

@@ -55,6 +55,7 @@ use tokio::task::JoinSet;
 
 pub use config::Config;
 pub use search::reindex;
+pub use view::HIBERNATIONS;
 
 /// Everything sessions share.
 pub(crate) struct Shared {

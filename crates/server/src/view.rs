@@ -16,6 +16,10 @@ use pillarbox_store::{Flags, MailboxChanges, MailboxId, MailboxInfo, MessageMeta
 /// than the hand-off to the blocking pool. Larger ones go to the pool.
 pub(crate) const SMALL_SNAPSHOT: u32 = 2000;
 
+/// Views hibernated so far (process-wide). The binary watches it to hand the
+/// memory they freed back to the operating system (see `src/main.rs`).
+pub static HIBERNATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 pub(crate) struct SelectedMailbox {
     pub id: MailboxId,
     /// The mailbox's UIDVALIDITY when selected: a store read that shows
@@ -345,6 +349,7 @@ impl SelectedMailbox {
         if self.hibernated.is_some() {
             return;
         }
+        HIBERNATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut h = Hibernated::new(keep_modseqs);
         for m in std::mem::take(&mut self.messages) {
             h.push(m.uid, &m.flags, m.modseq);
