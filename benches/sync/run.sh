@@ -190,6 +190,35 @@ say "populate: $USERS users x $MSGS messages each (identical bytes on both serve
 pb populate --count "$MSGS"
 dc populate --count "$MSGS"
 
+# Memory per idle session first, while every INBOX holds the $MSGS messages
+# just populated on both servers: the load runs below add mail, and more of
+# it to the server that runs more commands in the same time, and an idle
+# session's memory grows with its mailbox (a byte or so per message).
+say "idle-mem, $IDLE_SESSIONS sessions (Pillarbox restarted before each run for a clean baseline)"
+# Pillarbox is restarted around its own runs so that memory it still holds
+# does not count against Dovecot's runs (the loadgen stops opening sessions
+# when the machine's MemAvailable falls below --min-available-mib).
+stop_pb
+start_pb
+pb idle-mem --sessions "$IDLE_SESSIONS"
+stop_pb
+start_pb
+dc idle-mem --sessions "$IDLE_SESSIONS"
+pb idle-mem --sessions "$IDLE_SESSIONS" --tls
+stop_pb
+start_pb
+dc idle-mem --sessions "$IDLE_SESSIONS" --tls
+
+if [ "$PB_IDLE_SESSIONS" -gt 0 ]; then
+    say "idle-mem, Pillarbox only, $PB_IDLE_SESSIONS sessions"
+    stop_pb
+    start_pb
+    pb idle-mem --sessions "$PB_IDLE_SESSIONS"
+    stop_pb
+    start_pb
+    pb idle-mem --sessions "$PB_IDLE_SESSIONS" --tls
+fi
+
 for n in $MIX_CLIENTS; do
     say "mix, $n clients, ${DURATION}s"
     pb mix --clients "$n" --duration "$DURATION" --idle-ms "$MIX_IDLE_MS"
@@ -221,30 +250,6 @@ say "push, $PUSH_IDLERS IDLE sessions"
 pb push --idlers "$PUSH_IDLERS" --ops "$PUSH_OPS"
 dc push --idlers "$PUSH_IDLERS" --ops "$PUSH_OPS"
 
-say "idle-mem, $IDLE_SESSIONS sessions (Pillarbox restarted before each run for a clean baseline)"
-# Pillarbox is restarted around its own runs so that memory it still holds
-# does not count against Dovecot's runs (the loadgen stops opening sessions
-# when the machine's MemAvailable falls below --min-available-mib).
-stop_pb
-start_pb
-pb idle-mem --sessions "$IDLE_SESSIONS"
-stop_pb
-start_pb
-dc idle-mem --sessions "$IDLE_SESSIONS"
-pb idle-mem --sessions "$IDLE_SESSIONS" --tls
-stop_pb
-start_pb
-dc idle-mem --sessions "$IDLE_SESSIONS" --tls
-
-if [ "$PB_IDLE_SESSIONS" -gt 0 ]; then
-    say "idle-mem, Pillarbox only, $PB_IDLE_SESSIONS sessions"
-    stop_pb
-    start_pb
-    pb idle-mem --sessions "$PB_IDLE_SESSIONS"
-    stop_pb
-    start_pb
-    pb idle-mem --sessions "$PB_IDLE_SESSIONS" --tls
-fi
 if [ "$PB_PUSH_BIG" -gt 0 ]; then
     say "push, Pillarbox only, $PB_PUSH_BIG IDLE sessions"
     stop_pb
@@ -306,6 +311,9 @@ row "idle-mem plain $IDLE_SESSIONS: RSS KiB/session" \
 row "idle-mem plain $IDLE_SESSIONS: PSS KiB/session" \
     "$(get pillarbox idle-mem "transport=plain requested=$IDLE_SESSIONS" pss_kib_per_session)" \
     "$(get dovecot idle-mem "transport=plain requested=$IDLE_SESSIONS" pss_kib_per_session)" ""
+row "idle-mem plain $IDLE_SESSIONS: messages per INBOX" \
+    "$(get pillarbox idle-mem "transport=plain requested=$IDLE_SESSIONS" inbox_msgs_avg)" \
+    "$(get dovecot idle-mem "transport=plain requested=$IDLE_SESSIONS" inbox_msgs_avg)" ""
 row "idle-mem tls $IDLE_SESSIONS: RSS KiB/session" \
     "$(get pillarbox idle-mem "transport=tls requested=$IDLE_SESSIONS" rss_kib_per_session)" \
     "$(get dovecot idle-mem "transport=tls requested=$IDLE_SESSIONS" rss_kib_per_session)" ""

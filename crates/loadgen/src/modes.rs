@@ -799,8 +799,15 @@ pub async fn idle_mem(env: &Env, a: IdleMemArgs) -> Result<()> {
     let rss_per = per(m0.rss_kib, m2.rss_kib, ok);
     let pss_per = per(m0.pss_kib, m2.pss_kib, ok);
     let rss_marginal = per(m1.rss_kib, m2.rss_kib, second.len());
+    // What the sessions hold: the size of the INBOXes they selected.
+    let msgs: u64 = first
+        .iter()
+        .chain(&second)
+        .map(|(_, c, _)| u64::from(c.exists))
+        .sum();
+    let msgs_avg = msgs as f64 / ok.max(1) as f64;
     println!(
-        "[{}] idle-mem ({transport}): {ok} sessions in IDLE ({failed} failed{}), opened in {open_secs:.1} s",
+        "[{}] idle-mem ({transport}): {ok} sessions in IDLE ({failed} failed{}), opened in {open_secs:.1} s, INBOX of {msgs_avg:.0} messages on average",
         env.label,
         e1.or(e2).map(|e| format!(", first error: {e}")).unwrap_or_default()
     );
@@ -825,7 +832,7 @@ pub async fn idle_mem(env: &Env, a: IdleMemArgs) -> Result<()> {
     );
     println!(
         "RESULT label={} mode=idle-mem transport={transport} requested={} sessions={ok} failed={failed} rss_kib_per_session={rss_per:.2} \
-         rss_kib_marginal={rss_marginal:.2} pss_kib_per_session={pss_per:.2} rss_kib_total={} memory_guard={}",
+         rss_kib_marginal={rss_marginal:.2} pss_kib_per_session={pss_per:.2} rss_kib_total={} inbox_msgs_avg={msgs_avg:.0} memory_guard={}",
         env.label,
         a.sessions,
         m2.rss_kib.saturating_sub(m0.rss_kib),
