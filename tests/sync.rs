@@ -318,3 +318,50 @@ async fn randomized_concurrent_clients_keep_consistent_views() {
     }
     s.stop().await;
 }
+
+/// Flag changes and expunges do not wait for the disk, so a power loss can
+/// take back the last of them after clients saw their modseqs. Here the
+/// database files are copied after a durable APPEND, the flag changes that
+/// follow are lost by putting the copy back while the server is down, and
+/// the restarted server must not hand out again a modseq a client has seen
+/// (RFC 7162 3.1.1: a client may assume a modseq names one change).
+#[tokio::test]
+async fn modseqs_seen_before_a_power_loss_are_not_handed_out_again() {
+    const FILES: [&str; 3] = ["meta.sqlite3", "meta.sqlite3-wal", "meta.sqlite3-shm"];
+    let mut s = TestServer::start().await;
+    let mut a = s.login().await;
+    a.append("INBOX", "", &message("kept", "x")).await;
+    a.ok("SELECT INBOX (CONDSTORE)").await;
+    // What the disk holds: the APPEND returned once it was durable.
+    let disk = tempfile::tempdir().expect("tempdir");
+    for f in &FILES[..2] {
+        std::fs::copy(s.dir.path().join(f), disk.path().join(f)).expect("copy");
+    }
+    let mut seen = 0;
+    for sign in ['+', '-', '+'] {
+        let r = a.ok(&format!("STORE 1 {sign}FLAGS (\\Seen)")).await;
+        seen = seen.max(num_after(&r.text(), "MODSEQ ("));
+    }
+    a.ok("LOGOUT").await;
+    s.restart(|dir| {
+        for f in FILES {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        for f in &FILES[..2] {
+            std::fs::copy(disk.path().join(f), dir.join(f)).expect("restore");
+        }
+    })
+    .await;
+
+    let mut b = s.login().await;
+    let r = b.ok("SELECT INBOX (CONDSTORE)").await;
+    assert!(
+        num_after(&r.text(), "[HIGHESTMODSEQ ") >= seen,
+        "{}",
+        r.text()
+    );
+    // The flag changes were lost indeed.
+    assert!(!b.ok("FETCH 1 (FLAGS)").await.has("\\Seen"));
+    let r = b.ok("STORE 1 +FLAGS (\\Flagged)").await;
+    assert!(num_after(&r.text(), "MODSEQ (") > seen, "{}", r.text());
+}

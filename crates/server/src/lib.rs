@@ -151,6 +151,11 @@ impl Server {
             Ok(n) => tracing::info!(documents = n, "search texts left unwritten: indexing again"),
             Err(e) => return Err(format!("cannot open the search index: {e}")),
         }
+        // Modseqs handed out by commits a crash may have lost are not
+        // handed out again.
+        if let Err(e) = store.skip_unsynced_modseqs() {
+            return Err(format!("cannot open the store: {e}"));
+        }
         let imap = Config::parse_addr("--listen-imap", &config.listen_imap)?;
         let imaps = Config::parse_addr("--listen-imaps", &config.listen_imaps)?;
         let metrics_at = Config::parse_addr("--listen-metrics", &config.listen_metrics)?;

@@ -463,6 +463,15 @@ pub trait MetaStore: Send + Sync {
     fn requeue_pending_texts(&self) -> Result<usize> {
         Ok(0)
     }
+    /// Moves each mailbox's highest modseq past every modseq a commit that
+    /// was not durable yet may have shown to a client (flag changes and
+    /// EXPUNGE do not wait for the disk, and a power loss may take them
+    /// back): a modseq, once announced, must never name another change (RFC
+    /// 7162 3.1.1). Call at start, before any session. Returns how many
+    /// mailboxes moved.
+    fn skip_unsynced_modseqs(&self) -> Result<usize> {
+        Ok(0)
+    }
     /// Waits until the full text of every search document created so far by
     /// this process is in the index (it is written in batches, shortly after
     /// the APPEND; searches are right meanwhile, only slower).

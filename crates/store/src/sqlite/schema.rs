@@ -10,7 +10,9 @@ pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `n` (from 1) is `MIGRATIONS[n - 1]`; a file at version v gets
 /// every later one, in order, each recorded in `schema_version`.
-const MIGRATIONS: [&str; 14] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14];
+const MIGRATIONS: [&str; 15] = [
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15,
+];
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -278,6 +280,16 @@ CREATE TABLE bodies (
     id   TEXT PRIMARY KEY NOT NULL,
     data BLOB NOT NULL
 );
+";
+
+/// The modseqs a mailbox may hand out without another durable commit (see
+/// `MODSEQ_RESERVE` in `sqlite.rs`): flag changes and expunges commit
+/// without waiting for the disk, so a power loss can take back modseqs that
+/// clients have seen; the server's next start moves every mailbox past its
+/// reservation, which is always durable.
+const V15: &str = "
+ALTER TABLE mailboxes ADD COLUMN modseq_reserved INTEGER NOT NULL DEFAULT 0;
+UPDATE mailboxes SET modseq_reserved = highest_modseq;
 ";
 
 /// Brings the database to [`CURRENT_VERSION`].
