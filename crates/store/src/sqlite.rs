@@ -919,7 +919,13 @@ fn rows_for_uids<T>(
 /// Bumps the mailbox's modseq once and reserves `n` UIDs. Returns the mailbox
 /// as it was, the first reserved UID and the new modseq.
 fn bump(tx: &Transaction<'_>, mailbox: MailboxId, n: usize) -> Result<(MailboxInfo, Uid, ModSeq)> {
-    let info = mailbox_by_id(tx, mailbox)?;
+    let (info, reserved) = tx
+        .prepare_cached(&format!(
+            "SELECT {MAILBOX_COLS}, modseq_reserved FROM mailboxes WHERE id = ?1"
+        ))?
+        .query_row([mailbox], |r| Ok((mailbox_row(r)?, r.get::<_, i64>(7)?)))
+        .optional()?
+        .ok_or(StoreError::NoSuchMailbox)?;
     let n = u32::try_from(n).map_err(|_| StoreError::Other("too many messages".into()))?;
     let uidnext = info
         .uidnext
@@ -927,9 +933,6 @@ fn bump(tx: &Transaction<'_>, mailbox: MailboxId, n: usize) -> Result<(MailboxIn
         .ok_or_else(|| StoreError::Other("mailbox UID space exhausted".into()))?;
     let modseq = info.highest_modseq + 1;
     let m = to_i64(modseq)?;
-    let reserved: i64 = tx
-        .prepare_cached("SELECT modseq_reserved FROM mailboxes WHERE id = ?1")?
-        .query_row([mailbox], |r| r.get(0))?;
     if m > reserved {
         tx.prepare_cached(
             "UPDATE mailboxes SET uidnext = ?2, highest_modseq = ?3, modseq_reserved = ?4
