@@ -174,7 +174,12 @@ impl SqliteStore {
     /// (see the module docs), unless it moved a mailbox's modseq reservation
     /// (see [`MODSEQ_RESERVE`]).
     fn write_relaxed<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let (out, reserved) = reserving(|| write_on(&self.writer, f));
+        self.durable_if_reserved(reserving(|| write_on(&self.writer, f)))
+    }
+
+    /// A relaxed write's result, after making it durable if it moved a
+    /// modseq reservation (rare: see [`MODSEQ_RESERVE`]).
+    fn durable_if_reserved<T>(&self, (out, reserved): (Result<T>, bool)) -> Result<T> {
         let out = out?;
         if reserved {
             self.sync_wal()?;
@@ -197,36 +202,35 @@ impl SqliteStore {
         if let Err(e) = conn.busy_timeout(Duration::ZERO) {
             return Some(Err(e.into()));
         }
-        let done = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-            Ok(tx) => Ok(reserving(|| {
-                tx.busy_timeout(BUSY_TIMEOUT)?;
-                let out = f(&tx)?;
-                tx.commit()?;
-                Ok(out)
-            })),
-            Err(e) => Err(e),
-        };
-        let err = match done {
-            Ok((out, reserved)) => {
-                // The fsync (rare: see `MODSEQ_RESERVE`) without the lock.
+        let begun = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map(|tx| {
+                reserving(move || {
+                    tx.busy_timeout(BUSY_TIMEOUT)?;
+                    let out = f(&tx)?;
+                    tx.commit()?;
+                    Ok(out)
+                })
+            });
+        match begun {
+            Ok(done) => {
+                // Any fsync without the lock.
                 drop(conn);
-                if reserved {
-                    if let Err(e) = self.sync_wal() {
-                        return Some(Err(e));
-                    }
+                Some(self.durable_if_reserved(done))
+            }
+            Err(e) => {
+                if let Err(e) = conn.busy_timeout(BUSY_TIMEOUT) {
+                    return Some(Err(e.into()));
                 }
-                return Some(out);
+                match e {
+                    rusqlite::Error::SqliteFailure(e, _)
+                        if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+                    {
+                        None
+                    }
+                    e => Some(Err(e.into())),
+                }
             }
-            Err(e) => e,
-        };
-        if let Err(e) = conn.busy_timeout(BUSY_TIMEOUT) {
-            return Some(Err(e.into()));
-        }
-        match err {
-            rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DatabaseBusy => {
-                None
-            }
-            e => Some(Err(e.into())),
         }
     }
 
@@ -766,10 +770,16 @@ fn append_in(
 }
 
 fn mailbox_by_id(tx: &Transaction<'_>, id: MailboxId) -> Result<MailboxInfo> {
+    Ok(mailbox_and_reservation(tx, id)?.0)
+}
+
+/// The mailbox, and the modseq up to which it may hand out modseqs (see
+/// [`MODSEQ_RESERVE`]).
+fn mailbox_and_reservation(tx: &Transaction<'_>, id: MailboxId) -> Result<(MailboxInfo, i64)> {
     tx.prepare_cached(&format!(
-        "SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = ?1"
+        "SELECT {MAILBOX_COLS}, modseq_reserved FROM mailboxes WHERE id = ?1"
     ))?
-    .query_row([id], mailbox_row)
+    .query_row([id], |r| Ok((mailbox_row(r)?, r.get(7)?)))
     .optional()?
     .ok_or(StoreError::NoSuchMailbox)
 }
@@ -919,13 +929,7 @@ fn rows_for_uids<T>(
 /// Bumps the mailbox's modseq once and reserves `n` UIDs. Returns the mailbox
 /// as it was, the first reserved UID and the new modseq.
 fn bump(tx: &Transaction<'_>, mailbox: MailboxId, n: usize) -> Result<(MailboxInfo, Uid, ModSeq)> {
-    let (info, reserved) = tx
-        .prepare_cached(&format!(
-            "SELECT {MAILBOX_COLS}, modseq_reserved FROM mailboxes WHERE id = ?1"
-        ))?
-        .query_row([mailbox], |r| Ok((mailbox_row(r)?, r.get::<_, i64>(7)?)))
-        .optional()?
-        .ok_or(StoreError::NoSuchMailbox)?;
+    let (info, reserved) = mailbox_and_reservation(tx, mailbox)?;
     let n = u32::try_from(n).map_err(|_| StoreError::Other("too many messages".into()))?;
     let uidnext = info
         .uidnext
@@ -933,22 +937,17 @@ fn bump(tx: &Transaction<'_>, mailbox: MailboxId, n: usize) -> Result<(MailboxIn
         .ok_or_else(|| StoreError::Other("mailbox UID space exhausted".into()))?;
     let modseq = info.highest_modseq + 1;
     let m = to_i64(modseq)?;
-    if m > reserved {
-        tx.prepare_cached(
-            "UPDATE mailboxes SET uidnext = ?2, highest_modseq = ?3, modseq_reserved = ?4
-             WHERE id = ?1",
-        )?
-        .execute(params![
-            mailbox,
-            i64::from(uidnext),
-            m,
-            m.saturating_add(MODSEQ_RESERVE)
-        ])?;
+    let reserved = if m > reserved {
         RESERVED.with(|r| r.set(true));
+        m.saturating_add(MODSEQ_RESERVE)
     } else {
-        tx.prepare_cached("UPDATE mailboxes SET uidnext = ?2, highest_modseq = ?3 WHERE id = ?1")?
-            .execute(params![mailbox, i64::from(uidnext), m])?;
-    }
+        reserved
+    };
+    tx.prepare_cached(
+        "UPDATE mailboxes SET uidnext = ?2, highest_modseq = ?3, modseq_reserved = ?4
+         WHERE id = ?1",
+    )?
+    .execute(params![mailbox, i64::from(uidnext), m, reserved])?;
     let first = info.uidnext;
     Ok((info, first, modseq))
 }
