@@ -106,8 +106,9 @@ pub struct SqliteStore {
     /// Dropping it writes the queued texts and stops their thread (before
     /// the checkpointer and `_wal_frames` go).
     _text_writer: texts::TextWriter,
-    /// Dropping it stops the checkpointer thread.
-    _checkpointer: std::sync::mpsc::Sender<()>,
+    /// Dropping it stops and joins the checkpointer thread, which holds the
+    /// writer connection too.
+    _checkpointer: CheckpointerThread,
     /// Frames in the WAL after the writer's last commit (set by its WAL hook).
     _wal_frames: Arc<AtomicI32>,
 }
@@ -405,13 +406,32 @@ impl Checkpointer {
     }
 }
 
-/// Starts the checkpointer thread (see the module docs); it ends when the
-/// returned sender is dropped.
+/// The running checkpointer; dropping it stops the thread and waits for it,
+/// so that its connections (the checkpointer's and, as the last holder, the
+/// writer's) are closed when the store is. A connection closed later could
+/// be the database's last one, and SQLite's last close removes the WAL and
+/// shared-memory files by name: the files of whatever store opened the same
+/// path since.
+struct CheckpointerThread {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for CheckpointerThread {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the checkpointer thread (see the module docs).
 fn spawn_checkpointer(
     path: &Path,
     writer: Arc<Mutex<Connection>>,
     frames: Arc<AtomicI32>,
-) -> Result<std::sync::mpsc::Sender<()>> {
+) -> Result<CheckpointerThread> {
     let conn = open_connection(path, false)?;
     // Checkpoints are what extend the database file.
     set_chunk_size(&conn, FILE_CHUNK_BYTES)?;
@@ -423,7 +443,7 @@ fn spawn_checkpointer(
         conn,
     };
     let (tx, rx) = std::sync::mpsc::channel::<()>();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
@@ -435,7 +455,10 @@ fn spawn_checkpointer(
             }
         })
         .map_err(|e| StoreError::Other(format!("cannot start the checkpointer: {e}")))?;
-    Ok(tx)
+    Ok(CheckpointerThread {
+        stop: Some(tx),
+        thread: Some(thread),
+    })
 }
 
 /// Makes the writer's commits record the WAL's frame count in `frames`.

@@ -1601,3 +1601,24 @@ fn modseqs_lost_in_a_crash_are_never_handed_out_again() {
     assert_eq!(m, now + 2);
     assert_eq!(flushes(), next + 1);
 }
+
+/// Dropping the store closes every connection before it returns. SQLite's
+/// last close of a database checkpoints it and removes its WAL by name; a
+/// connection left to a background thread would do that later, to the WAL
+/// of a store opened on the same path in between (a restart).
+#[test]
+fn dropping_the_store_closes_every_connection() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let mbox = inbox(st, a.id).id;
+    st.append(mbox, &[msg(1, &[])]).unwrap();
+    let wal = PathBuf::from(format!("{}-wal", f.path.display()));
+    assert!(wal.exists(), "the commits are in the WAL");
+    let Fixture { _dir, path, store } = f;
+    drop(store);
+    assert!(!wal.exists(), "a connection outlived the store");
+    // And the next store opens what the last one wrote.
+    let st = SqliteStore::open(&path).unwrap();
+    assert_eq!(uids(&st, mbox).len(), 1);
+}
