@@ -608,7 +608,6 @@ fn store_flags_in(
     flag_list: &[String],
     unchanged_since: Option<ModSeq>,
 ) -> Result<StoreFlagsResult> {
-    let info = mailbox_by_id(tx, mailbox)?;
     let rows = rows_for_uids(tx, mailbox, uids, "uid, modseq, flags", |r| {
         let f: String = r.get(2)?;
         Ok((col_u32(r, 0)?, col_u64(r, 1)?, flags::decode(&f)))
@@ -627,11 +626,13 @@ fn store_flags_in(
             changes.push((uid, new));
         }
     }
+    // The mailbox row is read once: here, or by `bump` (either fails with
+    // NoSuchMailbox for a mailbox that is gone).
     if changes.is_empty() {
         return Ok(StoreFlagsResult {
             updated: Vec::new(),
             modified,
-            highest_modseq: info.highest_modseq,
+            highest_modseq: mailbox_by_id(tx, mailbox)?.highest_modseq,
         });
     }
     let (_, _, modseq) = bump(tx, mailbox, 0)?;
