@@ -144,15 +144,40 @@ fn char_key(c: &[u8]) -> u32 {
 /// Slots of the per-thread table that drops repeated trigrams.
 const SLOTS: usize = 4096;
 
+/// The characters most folded text is made of, 64 of them, so that a
+/// trigram of three has an 18-bit number and the trigrams seen in a document
+/// fit an exact bitmap of 32 KiB (see [`Seen::ascii`]).
+const ALPHABET: &[u8; 64] = b"abcdefghijklmnopqrstuvwxyz0123456789 \n\r\t.,-'\":;!?()@/_=+&#*%<>[]";
+
+/// A byte's index in [`ALPHABET`], or [`NOT_CODED`].
+static CODE: [u8; 256] = {
+    let mut t = [NOT_CODED; 256];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        t[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+const NOT_CODED: u8 = 0xFF;
+/// The bits of three [`ALPHABET`] indexes.
+const CODED_TRIGRAMS_MASK: usize = (1 << 18) - 1;
+
 /// Direct-mapped table of recently emitted trigrams: a repeat found in its
 /// slot is not emitted again. It is lossy on purpose (a trigram evicted by
 /// another one is emitted again, which FTS5 tolerates: it only costs the
 /// hashing this table saves), and exact where it matters: a trigram is only
 /// skipped when its full key is in the slot, tagged with this document's
 /// generation (so the table is never cleared).
+///
+/// Trigrams of three [`ALPHABET`] characters (most of them) skip the table:
+/// `ascii` has a bit for each of them, exact and cheaper to test, and
+/// `touched` lists its words set in this document, cleared at the next one.
 struct Seen {
     slots: Box<[(u128, u32)]>,
     generation: u32,
+    ascii: Box<[u64]>,
+    touched: Vec<u16>,
 }
 
 impl Seen {
@@ -160,6 +185,8 @@ impl Seen {
         Seen {
             slots: vec![(0, 0); SLOTS].into_boxed_slice(),
             generation: 0,
+            ascii: vec![0; (CODED_TRIGRAMS_MASK + 1) / 64].into_boxed_slice(),
+            touched: Vec::new(),
         }
     }
 
@@ -170,6 +197,25 @@ impl Seen {
             self.slots.fill((0, 0));
             self.generation = 1;
         }
+        for w in self.touched.drain(..) {
+            self.ascii[usize::from(w)] = 0;
+        }
+    }
+
+    /// True the first time the trigram numbered `n` (its [`ALPHABET`]
+    /// indexes, 6 bits each) is seen in this document (exactly).
+    fn first_coded(&mut self, n: usize) -> bool {
+        let (word, bit) = (n >> 6, 1u64 << (n & 63));
+        let w = &mut self.ascii[word];
+        if *w & bit != 0 {
+            return false;
+        }
+        if *w == 0 {
+            // `word` < 4096.
+            self.touched.push(word as u16);
+        }
+        *w |= bit;
+        true
     }
 
     /// True the first time `key` is seen in this document (as far as the
@@ -198,24 +244,44 @@ fn for_each_trigram(
         static SEEN: std::cell::RefCell<Option<Seen>> = const { std::cell::RefCell::new(None) };
     }
     let mut run = |mut seen: Option<&mut Seen>| -> c_int {
-        // Start offsets and keys of the last three characters.
+        // Start offsets and keys of the last three characters; the ALPHABET
+        // indexes of the last three, 6 bits each, and how many of the last
+        // characters (up to 3) have one.
         let mut starts = [0usize; 3];
         let mut keys = [0u32; 3];
+        let mut window = 0usize;
+        let mut coded = 0u8;
         let mut count = 0usize;
         let mut at = 0usize;
         while at < text.len() {
-            let len = char_len(text[at]).min(text.len() - at);
+            let b = text[at];
+            let code = CODE[usize::from(b)];
             starts = [starts[1], starts[2], at];
-            keys = [keys[1], keys[2], char_key(&text[at..at + len])];
-            at += len;
+            if code != NOT_CODED {
+                keys = [keys[1], keys[2], u32::from(b)];
+                window = ((window << 6) | usize::from(code)) & CODED_TRIGRAMS_MASK;
+                coded = (coded + 1).min(3);
+                at += 1;
+            } else {
+                let len = char_len(b).min(text.len() - at);
+                keys = [keys[1], keys[2], char_key(&text[at..at + len])];
+                coded = 0;
+                at += len;
+            }
             count += 1;
             if count < 3 {
                 continue;
             }
             if let Some(seen) = seen.as_deref_mut() {
-                let key =
-                    (u128::from(keys[0]) << 64) | (u128::from(keys[1]) << 32) | u128::from(keys[2]);
-                if !seen.first(key) {
+                let first = if coded == 3 {
+                    seen.first_coded(window)
+                } else {
+                    let key = (u128::from(keys[0]) << 64)
+                        | (u128::from(keys[1]) << 32)
+                        | u128::from(keys[2]);
+                    seen.first(key)
+                };
+                if !first {
                     continue;
                 }
             }
@@ -286,6 +352,48 @@ mod tests {
         assert!(all.len() > 2 * SLOTS);
         let distinct: std::collections::BTreeSet<String> = emitted.iter().cloned().collect();
         assert_eq!(distinct, all);
+    }
+
+    #[test]
+    fn the_alphabet_codes_64_distinct_bytes() {
+        let coded: Vec<u8> = (0..=255u8)
+            .filter(|&b| CODE[usize::from(b)] != NOT_CODED)
+            .collect();
+        assert_eq!(coded.len(), 64);
+        for (i, &b) in ALPHABET.iter().enumerate() {
+            assert_eq!(usize::from(CODE[usize::from(b)]), i);
+        }
+    }
+
+    #[test]
+    fn plain_text_trigrams_are_dropped_exactly_past_the_table_size() {
+        // Far more distinct trigrams of the alphabet than table slots: the
+        // bitmap, unlike the table, never lets a repeat through.
+        let words: Vec<String> = (0..6_000u32)
+            .map(|i| {
+                let a = ALPHABET[(i % 26) as usize] as char;
+                let b = ALPHABET[(i / 26 % 36) as usize] as char;
+                let c = ALPHABET[(i / 936 % 26) as usize] as char;
+                format!("{a}{b}{c}")
+            })
+            .collect();
+        let once = words.join("");
+        let text = format!("{once}{once}");
+        let all: std::collections::BTreeSet<String> = grams(&text, false).into_iter().collect();
+        assert!(all.len() > SLOTS);
+        let emitted = grams(&text, true);
+        assert_eq!(emitted.len(), all.len(), "a repeat was emitted");
+        assert_eq!(
+            emitted
+                .into_iter()
+                .collect::<std::collections::BTreeSet<_>>(),
+            all
+        );
+        // Mixed with characters outside the alphabet, each trigram still once.
+        assert_eq!(
+            grams("ab\u{e9}ab\u{e9}abAab", true),
+            ["ab\u{e9}", "b\u{e9}a", "\u{e9}ab", "abA", "bAa", "Aab"]
+        );
     }
 
     #[test]
