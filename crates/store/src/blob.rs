@@ -1,7 +1,7 @@
 //! Content-addressed blob storage.
 //!
 //! A blob is named by the BLAKE3 hash of its uncompressed bytes and stored
-//! zstd-compressed (level 3) as `<root>/ab/<hex>` where `ab` are the first two
+//! zstd-compressed (level 1) as `<root>/ab/<hex>` where `ab` are the first two
 //! hex digits. Writes go to a temporary file in the same directory, which is
 //! fsynced, renamed into place, and then the directory is fsynced, so a blob
 //! that `put` returned survives a power loss. Identical content is stored once.
@@ -249,7 +249,11 @@ pub struct FsBlobStore {
     gate: crate::gate::BlobGate,
 }
 
-const ZSTD_LEVEL: i32 = 3;
+/// zstd's fastest regular level. On the test corpus of real mail, compressed
+/// message by message, level 3 is 0.7% smaller (attachments are mostly
+/// compressed already), and costs an APPEND 3% more CPU (10 clients
+/// appending, 3 alternating pairs).
+const ZSTD_LEVEL: i32 = 1;
 const BUF_SIZE: usize = 64 * 1024;
 
 impl FsBlobStore {
