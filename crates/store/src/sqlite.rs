@@ -254,6 +254,13 @@ impl SqliteStore {
     /// Runs `f` in one read transaction on a pooled reader connection, so all its
     /// queries see the same snapshot.
     fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.on_reader(|conn| read_on(conn, f))?
+    }
+
+    /// Runs `f` on a reader connection from the pool (opened if none is idle).
+    /// The connection goes back to the pool only if `f` succeeded: one whose
+    /// transaction failed to end is dropped, not reused.
+    fn on_reader<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let pooled = self
             .readers
             .lock()
@@ -263,12 +270,12 @@ impl SqliteStore {
             Some(c) => c,
             None => open_connection(&self.path, true)?,
         };
-        let out = read_on(&mut conn, f)?;
+        let out = f(&mut conn)?;
         let mut pool = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
         if pool.len() < MAX_IDLE_READERS {
             pool.push(conn);
         }
-        out
+        Ok(out)
     }
 
     /// Like `read`, but on the writer connection when no thread holds it. A
@@ -282,6 +289,16 @@ impl SqliteStore {
         match self.writer.try_lock() {
             Ok(mut conn) => read_on(&mut conn, f)?,
             Err(_) => self.read(f),
+        }
+    }
+
+    /// Like `read_small`, for `f` that runs **one** statement: that is a
+    /// snapshot of its own, so no BEGIN and ROLLBACK around it (SQLite
+    /// parses those again each time).
+    fn read_one<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        match self.writer.try_lock() {
+            Ok(conn) => f(&conn),
+            Err(_) => self.on_reader(|conn| f(conn)),
         }
     }
 }
@@ -808,11 +825,7 @@ fn mailbox_and_reservation(tx: &Transaction<'_>, id: MailboxId) -> Result<(Mailb
     .ok_or(StoreError::NoSuchMailbox)
 }
 
-fn mailbox_by_name(
-    tx: &Transaction<'_>,
-    account: AccountId,
-    name: &str,
-) -> Result<Option<MailboxInfo>> {
+fn mailbox_by_name(tx: &Connection, account: AccountId, name: &str) -> Result<Option<MailboxInfo>> {
     Ok(tx
         .prepare_cached(&format!(
             "SELECT {MAILBOX_COLS} FROM mailboxes WHERE account = ?1 AND name = ?2"
@@ -1218,7 +1231,7 @@ fn rename_in(tx: &Transaction<'_>, account: AccountId, from: &str, to: &str) -> 
 
 impl crate::InlineBlobs for SqliteStore {
     fn inline_blob(&self, id: &BlobId) -> Result<Option<Vec<u8>>> {
-        self.read_small(|tx| {
+        self.read_one(|tx| {
             Ok(tx
                 .prepare_cached("SELECT data FROM bodies WHERE id = ?1")?
                 .query_row([id.as_str()], |r| r.get(0))
@@ -1257,7 +1270,7 @@ impl MetaStore for SqliteStore {
     }
 
     fn account(&self, name: &str) -> Result<Option<Account>> {
-        self.read_small(|tx| {
+        self.read_one(|tx| {
             Ok(tx
                 .prepare_cached("SELECT id, name, password_hash FROM accounts WHERE name = ?1")?
                 .query_row([name], account_row)
@@ -1327,7 +1340,7 @@ impl MetaStore for SqliteStore {
     }
 
     fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxInfo>> {
-        self.read_small(|tx| mailbox_by_name(tx, account, name))
+        self.read_one(|tx| mailbox_by_name(tx, account, name))
     }
 
     fn create_mailbox(
@@ -1570,7 +1583,7 @@ impl MetaStore for SqliteStore {
 
     fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus> {
         // The counts are kept in the mailbox row (schema V13).
-        self.read_small(|tx| {
+        self.read_one(|tx| {
             tx.prepare_cached(
                 "SELECT messages, unseen, deleted, size, uidnext, uidvalidity, highest_modseq
                  FROM mailboxes WHERE id = ?1",
