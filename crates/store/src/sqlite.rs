@@ -282,9 +282,9 @@ impl SqliteStore {
     /// pooled reader drops its whole page cache whenever the WAL changed since
     /// its last transaction (any commit does that) and reads every page again;
     /// the writer's cache stays valid across its own commits. The writer waits
-    /// meanwhile, so this is for reads of a few rows: a mailbox or its STATUS
-    /// counts, the changes since a modseq, a FETCH batch's summaries (10-client
-    /// load mix: 5% less CPU per command, 4 alternating pairs).
+    /// meanwhile, so this is for reads of a few rows: the changes since a
+    /// modseq, a FETCH batch's summaries (10-client load mix: 5% less CPU per
+    /// command, 4 alternating pairs). Reads of one statement use `read_one`.
     fn read_small<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         match self.writer.try_lock() {
             Ok(mut conn) => read_on(&mut conn, f)?,
