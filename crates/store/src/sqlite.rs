@@ -28,7 +28,7 @@
 //! inside a writer's commit as SQLite's automatic checkpoint would: a
 //! checkpoint fsyncs, and a commit holds the write lock.
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -93,8 +93,8 @@ pub const DEFAULT_MAILBOXES: [(&str, Option<&str>); 6] = [
 
 pub struct SqliteStore {
     path: PathBuf,
-    /// Declared before `_wal_frames`: the connection (whose WAL hook points
-    /// at it) is dropped first.
+    /// Declared before `wal`: the connection (whose WAL hook points at it) is
+    /// dropped first.
     writer: Arc<Mutex<Connection>>,
     readers: Mutex<Vec<Connection>>,
     /// APPENDs waiting for the next group commit (see `append_indexed`).
@@ -104,13 +104,25 @@ pub struct SqliteStore {
     /// Full texts of new search documents, written in batches (`texts.rs`).
     texts: Arc<texts::TextQueue>,
     /// Dropping it writes the queued texts and stops their thread (before
-    /// the checkpointer and `_wal_frames` go).
+    /// the checkpointer and `wal` go).
     _text_writer: texts::TextWriter,
     /// Dropping it stops and joins the checkpointer thread, which holds the
     /// writer connection too.
     _checkpointer: CheckpointerThread,
-    /// Frames in the WAL after the writer's last commit (set by its WAL hook).
-    _wal_frames: Arc<AtomicI32>,
+    /// What the writer's WAL hook counts.
+    wal: Arc<WalCounters>,
+}
+
+/// Kept by the writer's WAL hook (`set_wal_hook`) and `sync_wal`.
+#[derive(Default)]
+struct WalCounters {
+    /// Frames in the WAL after the writer's last commit (for the checkpointer).
+    frames: AtomicI32,
+    /// Commits the writer has made.
+    commits: AtomicU64,
+    /// Of those, how many a completed WAL fsync covers: when it is all of
+    /// them, there is nothing to make durable.
+    synced: AtomicU64,
 }
 
 /// One APPEND waiting to be committed with others.
@@ -132,8 +144,8 @@ impl SqliteStore {
         // SQLite's own WAL hook); the hook below feeds the checkpointer.
         writer.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")?;
         set_chunk_size(&writer, FILE_CHUNK_BYTES)?;
-        let wal_frames = Arc::new(AtomicI32::new(0));
-        set_wal_hook(&writer, &wal_frames);
+        let wal = Arc::new(WalCounters::default());
+        set_wal_hook(&writer, &wal);
         let mode = switch_to_wal(&writer)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Other(format!(
@@ -157,9 +169,9 @@ impl SqliteStore {
             appends: Mutex::new(Vec::new()),
             wal_flush: Default::default(),
             texts: texts.clone(),
-            _text_writer: texts::TextWriter::spawn(writer.clone(), texts, wal_frames.clone())?,
-            _checkpointer: spawn_checkpointer(path, writer, wal_frames.clone())?,
-            _wal_frames: wal_frames,
+            _text_writer: texts::TextWriter::spawn(writer.clone(), texts, wal.clone())?,
+            _checkpointer: spawn_checkpointer(path, writer, wal.clone())?,
+            wal,
         })
     }
 
@@ -238,15 +250,26 @@ impl SqliteStore {
     /// Makes every commit made so far durable: fsync of the WAL file (opened
     /// by path each time, so a WAL that SQLite truncated or recreated is still
     /// the one synced). No WAL file means everything was checkpointed into the
-    /// database, which SQLite synced.
+    /// database, which SQLite synced. Nothing to do when no commit was made
+    /// since the last flush began (e.g. a caller making sure a write that
+    /// was already durable is).
     fn sync_wal(&self) -> Result<()> {
+        let counters = &*self.wal;
+        if counters.synced.load(Ordering::SeqCst) >= counters.commits.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
         let wal = PathBuf::from(wal);
-        self.wal_flush.run(|| match std::fs::File::open(&wal) {
-            Ok(f) => f.sync_all(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
+        self.wal_flush.run(|| {
+            let covered = counters.commits.load(Ordering::SeqCst);
+            match std::fs::File::open(&wal) {
+                Ok(f) => f.sync_all()?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            counters.synced.fetch_max(covered, Ordering::SeqCst);
+            Ok(())
         })?;
         Ok(())
     }
@@ -386,10 +409,10 @@ fn open_connection(path: &Path, reader: bool) -> Result<Connection> {
 }
 
 /// What the checkpointer thread holds. Fields drop in this order: the
-/// writer connection (whose WAL hook points at `frames`) before `frames`.
+/// writer connection (whose WAL hook points at `wal`) before `wal`.
 struct Checkpointer {
     writer: Arc<Mutex<Connection>>,
-    frames: Arc<AtomicI32>,
+    wal: Arc<WalCounters>,
     conn: Connection,
 }
 
@@ -415,7 +438,7 @@ impl Checkpointer {
         }
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         match self.checkpoint("RESTART") {
-            Ok((false, log, done)) if log == done => self.frames.store(0, Ordering::Relaxed),
+            Ok((false, log, done)) if log == done => self.wal.frames.store(0, Ordering::Relaxed),
             // Readers still on old frames: try again at the next poll.
             Ok(_) => {}
             Err(e) => tracing::warn!("checkpoint failed: {e}"),
@@ -447,18 +470,14 @@ impl Drop for CheckpointerThread {
 fn spawn_checkpointer(
     path: &Path,
     writer: Arc<Mutex<Connection>>,
-    frames: Arc<AtomicI32>,
+    wal: Arc<WalCounters>,
 ) -> Result<CheckpointerThread> {
     let conn = open_connection(path, false)?;
     // Checkpoints are what extend the database file.
     set_chunk_size(&conn, FILE_CHUNK_BYTES)?;
     // RESTART waits this long at most for readers of old frames.
     conn.busy_timeout(CHECKPOINT_READER_WAIT)?;
-    let ck = Checkpointer {
-        writer,
-        frames,
-        conn,
-    };
+    let ck = Checkpointer { writer, wal, conn };
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -466,7 +485,7 @@ fn spawn_checkpointer(
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 rx.recv_timeout(CHECKPOINT_POLL)
             {
-                if ck.frames.load(Ordering::Relaxed) >= CHECKPOINT_WAL_FRAMES {
+                if ck.wal.frames.load(Ordering::Relaxed) >= CHECKPOINT_WAL_FRAMES {
                     ck.run();
                 }
             }
@@ -478,18 +497,20 @@ fn spawn_checkpointer(
     })
 }
 
-/// Makes the writer's commits record the WAL's frame count in `frames`.
-fn set_wal_hook(conn: &Connection, frames: &Arc<AtomicI32>) {
+/// Makes the writer's commits count themselves and record the WAL's frame
+/// count in `wal`.
+fn set_wal_hook(conn: &Connection, wal: &Arc<WalCounters>) {
     unsafe extern "C" fn hook(
         ctx: *mut std::os::raw::c_void,
         _db: *mut rusqlite::ffi::sqlite3,
         _name: *const std::os::raw::c_char,
         pages: std::os::raw::c_int,
     ) -> std::os::raw::c_int {
-        // SAFETY: `ctx` is the AtomicI32 of the store that owns the
-        // connection, which outlives it (see `SqliteStore::_wal_frames`).
-        let frames = unsafe { &*(ctx as *const AtomicI32) };
-        frames.store(pages, Ordering::Relaxed);
+        // SAFETY: `ctx` is the WalCounters of the store that owns the
+        // connection, which outlive it (see `SqliteStore::wal`).
+        let wal = unsafe { &*(ctx as *const WalCounters) };
+        wal.frames.store(pages, Ordering::Relaxed);
+        wal.commits.fetch_add(1, Ordering::SeqCst);
         rusqlite::ffi::SQLITE_OK
     }
     // SAFETY: the handle is live; the pointer stays valid while the
@@ -498,7 +519,7 @@ fn set_wal_hook(conn: &Connection, frames: &Arc<AtomicI32>) {
         rusqlite::ffi::sqlite3_wal_hook(
             conn.handle(),
             Some(hook),
-            Arc::as_ptr(frames) as *mut std::os::raw::c_void,
+            Arc::as_ptr(wal) as *mut std::os::raw::c_void,
         );
     }
 }

@@ -1185,7 +1185,7 @@ fn checkpointer_empties_the_wal_in_the_background() {
     let i = inbox(st, acc.id);
     let msgs: Vec<NewMessage> = (1..=50).map(|n| msg(n, &[])).collect();
     st.append(i.id, &msgs).unwrap();
-    let frames = || st._wal_frames.load(std::sync::atomic::Ordering::Relaxed);
+    let frames = || st.wal.frames.load(std::sync::atomic::Ordering::Relaxed);
     let mut n = 0;
     while frames() < CHECKPOINT_WAL_FRAMES {
         let op = if (n / 50) % 2 == 0 {
@@ -1255,7 +1255,7 @@ fn wal_stays_bounded_under_continuous_commits() {
         st.store_flags(i.id, &[1 + commits / 2 % 20], op, &s(&["$x"]), None)
             .unwrap();
         commits += 1;
-        let frames = st._wal_frames.load(std::sync::atomic::Ordering::Relaxed);
+        let frames = st.wal.frames.load(std::sync::atomic::Ordering::Relaxed);
         if frames < last {
             restarts += 1;
         }
@@ -1621,4 +1621,29 @@ fn dropping_the_store_closes_every_connection() {
     // And the next store opens what the last one wrote.
     let st = SqliteStore::open(&path).unwrap();
     assert_eq!(uids(&st, mbox).len(), 1);
+}
+
+/// `make_durable` flushes the WAL only when a commit was made since the last
+/// flush began: deleting files after a durable DELETE costs no second fsync.
+#[test]
+fn making_durable_what_already_is_needs_no_flush() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    st.append(i.id, &[msg(1, &[])]).unwrap();
+    st.flush_search_texts();
+    let flushes = || st.wal_flush.snapshot().0;
+    // The APPEND was durable; the text writer's commit since was not.
+    st.make_durable().unwrap();
+    let before = flushes();
+    st.make_durable().unwrap();
+    assert_eq!(flushes(), before, "nothing committed since the last flush");
+    // A flag change does not wait for the disk: the next call flushes.
+    st.store_flags(i.id, &[1], FlagOp::Add, &s(&["\\Seen"]), None)
+        .unwrap();
+    st.make_durable().unwrap();
+    assert_eq!(flushes(), before + 1);
+    st.make_durable().unwrap();
+    assert_eq!(flushes(), before + 1);
 }
