@@ -225,26 +225,21 @@ impl SqliteStore {
                     Ok(out)
                 })
             });
-        match begun {
-            Ok(done) => {
-                // Any fsync without the lock.
-                drop(conn);
-                Some(self.durable_if_reserved(done))
-            }
+        let done = match begun {
+            Ok(done) => done,
             Err(e) => {
-                if let Err(e) = conn.busy_timeout(BUSY_TIMEOUT) {
-                    return Some(Err(e.into()));
-                }
-                match e {
-                    rusqlite::Error::SqliteFailure(e, _)
-                        if e.code == rusqlite::ErrorCode::DatabaseBusy =>
-                    {
-                        None
-                    }
-                    e => Some(Err(e.into())),
-                }
+                let busy = matches!(&e, rusqlite::Error::SqliteFailure(e, _)
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy);
+                return match conn.busy_timeout(BUSY_TIMEOUT) {
+                    Err(e) => Some(Err(e.into())),
+                    Ok(()) if busy => None,
+                    Ok(()) => Some(Err(e.into())),
+                };
             }
-        }
+        };
+        // Any fsync without the lock.
+        drop(conn);
+        Some(self.durable_if_reserved(done))
     }
 
     /// Makes every commit made so far durable: fsync of the WAL file (opened
