@@ -117,11 +117,21 @@ fn sep(line: &mut Vec<u8>, first: &mut bool) {
     }
 }
 
-/// Takes back the item started at `at` (the response's length and `first`
-/// before it): its message's bytes turned out to be gone.
-fn take_back(line: &mut Vec<u8>, first: &mut bool, at: (usize, bool)) {
-    line.truncate(at.0);
-    *first = at.1;
+/// After a streamed item started at `at` (the response's length and `first`
+/// before it): unless it was `sent`, takes it back (its message's bytes
+/// turned out to be gone) and notes that in `gone`.
+fn keep_if_sent(
+    line: &mut Vec<u8>,
+    first: &mut bool,
+    at: (usize, bool),
+    sent: bool,
+    gone: &mut bool,
+) {
+    if !sent {
+        line.truncate(at.0);
+        *first = at.1;
+        *gone = true;
+    }
 }
 
 /// A store error as I/O, keeping "not found" recognisable.
@@ -513,10 +523,7 @@ impl Session {
                                 let sent;
                                 (line, sent) =
                                     self.stream_section(line, &meta, s, &sec, None).await?;
-                                if !sent {
-                                    take_back(&mut line, &mut first, at);
-                                    gone = true;
-                                }
+                                keep_if_sent(&mut line, &mut first, at, sent, &mut gone);
                             }
                             continue;
                         }
@@ -555,10 +562,7 @@ impl Session {
                             (line, sent) = self
                                 .stream_section(line, &meta, s, section, *partial)
                                 .await?;
-                            if !sent {
-                                take_back(&mut line, &mut first, at);
-                                gone = true;
-                            }
+                            keep_if_sent(&mut line, &mut first, at, sent, &mut gone);
                             continue;
                         }
                         let data = if Summary::head_answers(section) {
@@ -589,10 +593,7 @@ impl Session {
                                 let sent;
                                 (line, sent) =
                                     self.stream_binary(line, &meta, plan, *partial).await?;
-                                if !sent {
-                                    take_back(&mut line, &mut first, at);
-                                    gone = true;
-                                }
+                                keep_if_sent(&mut line, &mut first, at, sent, &mut gone);
                                 continue;
                             }
                             // Composite or undecodable: decode in memory.
