@@ -274,13 +274,12 @@ row() { # name pillarbox dovecot goal
 }
 printf '%-54s %14s %14s %9s   %s\n' "figure" "pillarbox" "dovecot" "ratio" "goal"
 mix_rows() { # clients devices idle_ms name
-    local sel="clients=$1 devices=$2 idle_ms=$3 "
-    shift
-    row "$3: commands/s" "$(get pillarbox mix "$sel" cmds_per_s)" \
+    local sel="clients=$1 devices=$2 idle_ms=$3 " name=$4
+    row "$name: commands/s" "$(get pillarbox mix "$sel" cmds_per_s)" \
         "$(get dovecot mix "$sel" cmds_per_s)" "ratio >= 3"
-    row "$3: server CPU s / 1000 cmds" "$(get pillarbox mix "$sel" cpu_s_per_1k)" \
+    row "$name: server CPU s / 1000 cmds" "$(get pillarbox mix "$sel" cpu_s_per_1k)" \
         "$(get dovecot mix "$sel" cpu_s_per_1k)" "ratio <= 0.15"
-    row "$3: p99 ms" "$(get pillarbox mix "$sel" p99_ms)" \
+    row "$name: p99 ms" "$(get pillarbox mix "$sel" p99_ms)" \
         "$(get dovecot mix "$sel" p99_ms)" ""
 }
 for n in $MIX_CLIENTS; do
