@@ -561,7 +561,14 @@ fn col_i32(row: &Row<'_>, idx: usize) -> rusqlite::Result<i32> {
     i32::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, v))
 }
 
-const MAILBOX_COLS: &str = "id, account, name, uidvalidity, uidnext, highest_modseq, special_use";
+/// The columns `mailbox_row` reads, as a literal so that queries are
+/// `concat!`ed at compile time (they run on every STORE, EXPUNGE, APPEND and
+/// SELECT: no string built per call).
+macro_rules! mailbox_cols {
+    () => {
+        "id, account, name, uidvalidity, uidnext, highest_modseq, special_use"
+    };
+}
 
 fn mailbox_row(row: &Row<'_>) -> rusqlite::Result<MailboxInfo> {
     Ok(MailboxInfo {
@@ -833,8 +840,10 @@ fn mailbox_by_id(tx: &Transaction<'_>, id: MailboxId) -> Result<MailboxInfo> {
 /// The mailbox, and the modseq up to which it may hand out modseqs (see
 /// [`MODSEQ_RESERVE`]).
 fn mailbox_and_reservation(tx: &Transaction<'_>, id: MailboxId) -> Result<(MailboxInfo, i64)> {
-    tx.prepare_cached(&format!(
-        "SELECT {MAILBOX_COLS}, modseq_reserved FROM mailboxes WHERE id = ?1"
+    tx.prepare_cached(concat!(
+        "SELECT ",
+        mailbox_cols!(),
+        ", modseq_reserved FROM mailboxes WHERE id = ?1"
     ))?
     .query_row([id], |r| Ok((mailbox_row(r)?, r.get(7)?)))
     .optional()?
@@ -843,8 +852,10 @@ fn mailbox_and_reservation(tx: &Transaction<'_>, id: MailboxId) -> Result<(Mailb
 
 fn mailbox_by_name(tx: &Connection, account: AccountId, name: &str) -> Result<Option<MailboxInfo>> {
     Ok(tx
-        .prepare_cached(&format!(
-            "SELECT {MAILBOX_COLS} FROM mailboxes WHERE account = ?1 AND name = ?2"
+        .prepare_cached(concat!(
+            "SELECT ",
+            mailbox_cols!(),
+            " FROM mailboxes WHERE account = ?1 AND name = ?2"
         ))?
         .query_row(params![account, name], mailbox_row)
         .optional()?)
@@ -1347,8 +1358,10 @@ impl MetaStore for SqliteStore {
 
     fn list_mailboxes(&self, account: AccountId) -> Result<Vec<MailboxInfo>> {
         self.read_small(|tx| {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {MAILBOX_COLS} FROM mailboxes WHERE account = ?1 ORDER BY name"
+            let mut stmt = tx.prepare_cached(concat!(
+                "SELECT ",
+                mailbox_cols!(),
+                " FROM mailboxes WHERE account = ?1 ORDER BY name"
             ))?;
             let rows = stmt.query_map([account], mailbox_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
