@@ -32,9 +32,7 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{
-    params, Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior,
-};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::{
     Account, AccountId, AppendResult, BlobId, CopyResult, Expunged, FlagOp, HeaderFields,
@@ -56,6 +54,9 @@ mod schema;
 mod tests;
 mod texts;
 mod tokenizer;
+mod txn;
+
+use txn::{Begin, Tx};
 
 /// How long a writer waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -137,7 +138,7 @@ struct AppendJob {
 impl SqliteStore {
     /// Opens (creating and migrating if needed) the database file.
     pub fn open(path: &Path) -> crate::Result<Self> {
-        let mut writer = open_connection(path, false)?;
+        let writer = open_connection(path, false)?;
         // Commits are made durable by `sync_wal` after the write lock is
         // released (see the module docs).
         // No automatic checkpoint in commits (the pragma also removes
@@ -153,7 +154,7 @@ impl SqliteStore {
             )));
         }
         {
-            let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = Tx::begin(&writer, Begin::Immediate)?;
             schema::migrate(&tx)?;
             tx.commit()?;
         }
@@ -177,7 +178,7 @@ impl SqliteStore {
 
     /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`), committing on
     /// `Ok`, and returns once the commit is durable.
-    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let out = self.write_relaxed(f)?;
         self.sync_wal()?;
         Ok(out)
@@ -186,7 +187,7 @@ impl SqliteStore {
     /// Like `write`, but returns without waiting for the commit to be on disk
     /// (see the module docs), unless it moved a mailbox's modseq reservation
     /// (see [`MODSEQ_RESERVE`]).
-    fn write_relaxed<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    fn write_relaxed<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         self.durable_if_reserved(reserving(|| write_on(&self.writer, f)))
     }
 
@@ -202,11 +203,8 @@ impl SqliteStore {
 
     /// Like `write_relaxed`, but None (nothing done) if the write lock is
     /// held by another thread of this process, instead of waiting for it.
-    fn try_write_relaxed<T>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
-    ) -> Option<Result<T>> {
-        let mut conn = match self.writer.try_lock() {
+    fn try_write_relaxed<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Option<Result<T>> {
+        let conn = match self.writer.try_lock() {
             Ok(c) => c,
             Err(std::sync::TryLockError::WouldBlock) => return None,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
@@ -215,16 +213,14 @@ impl SqliteStore {
         if let Err(e) = conn.busy_timeout(Duration::ZERO) {
             return Some(Err(e.into()));
         }
-        let begun = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map(|tx| {
-                reserving(move || {
-                    tx.busy_timeout(BUSY_TIMEOUT)?;
-                    let out = f(&tx)?;
-                    tx.commit()?;
-                    Ok(out)
-                })
-            });
+        let begun = Tx::begin(&conn, Begin::Immediate).map(|tx| {
+            reserving(move || {
+                tx.busy_timeout(BUSY_TIMEOUT)?;
+                let out = f(&tx)?;
+                tx.commit()?;
+                Ok(out)
+            })
+        });
         let done = match begun {
             Ok(done) => done,
             Err(e) => {
@@ -271,24 +267,24 @@ impl SqliteStore {
 
     /// Runs `f` in one read transaction on a pooled reader connection, so all its
     /// queries see the same snapshot.
-    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         self.on_reader(|conn| read_on(conn, f))?
     }
 
     /// Runs `f` on a reader connection from the pool (opened if none is idle).
     /// The connection goes back to the pool only if `f` succeeded: one whose
     /// transaction failed to end is dropped, not reused.
-    fn on_reader<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    fn on_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let pooled = self
             .readers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        let mut conn = match pooled {
+        let conn = match pooled {
             Some(c) => c,
             None => open_connection(&self.path, true)?,
         };
-        let out = f(&mut conn)?;
+        let out = f(&conn)?;
         let mut pool = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
         if pool.len() < MAX_IDLE_READERS {
             pool.push(conn);
@@ -303,9 +299,9 @@ impl SqliteStore {
     /// meanwhile, so this is for reads of a few rows: the changes since a
     /// modseq, a FETCH batch's summaries (10-client load mix: 5% less CPU per
     /// command, 4 alternating pairs). Reads of one statement use `read_one`.
-    fn read_small<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    fn read_small<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         match self.writer.try_lock() {
-            Ok(mut conn) => read_on(&mut conn, f)?,
+            Ok(conn) => read_on(&conn, f)?,
             Err(_) => self.read(f),
         }
     }
@@ -316,18 +312,15 @@ impl SqliteStore {
     fn read_one<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         match self.writer.try_lock() {
             Ok(conn) => f(&conn),
-            Err(_) => self.on_reader(|conn| f(conn)),
+            Err(_) => self.on_reader(f),
         }
     }
 }
 
 /// Runs `f` in a read transaction on `conn`. The outer `Result` is the
 /// transaction's own failure, the inner one `f`'s.
-fn read_on<T>(
-    conn: &mut Connection,
-    f: impl FnOnce(&Transaction<'_>) -> Result<T>,
-) -> Result<Result<T>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+fn read_on<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<Result<T>> {
+    let tx = Tx::begin(conn, Begin::Deferred)?;
     let out = f(&tx);
     // A read transaction has nothing to commit; ending it releases the snapshot.
     tx.rollback()?;
@@ -336,12 +329,9 @@ fn read_on<T>(
 
 /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`) on the writer
 /// connection, committing on `Ok` (not waiting for the disk).
-fn write_on<T>(
-    writer: &Mutex<Connection>,
-    f: impl FnOnce(&Transaction<'_>) -> Result<T>,
-) -> Result<T> {
-    let mut conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+fn write_on<T>(writer: &Mutex<Connection>, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    let conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
+    let tx = Tx::begin(&conn, Begin::Immediate)?;
     let out = f(&tx)?;
     tx.commit()?;
     Ok(out)
@@ -630,7 +620,7 @@ impl MessageRows {
 // ---------------------------------------------------------------- helpers (inside a transaction)
 
 /// Every message of a mailbox, ascending UID.
-fn all_messages(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
+fn all_messages(tx: &Connection, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox = ?1 ORDER BY uid"
     ))?;
@@ -641,7 +631,7 @@ fn all_messages(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<Vec<MessageM
 
 /// STORE inside the write transaction (see `MetaStore::store_flags`).
 fn store_flags_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     mailbox: MailboxId,
     uids: &[Uid],
     op: FlagOp,
@@ -703,13 +693,13 @@ fn store_flags_in(
 /// Runs queued APPENDs in one transaction, each in a savepoint, and sends
 /// each its result after the commit (or the commit's error). The full text
 /// of the search documents created goes to `texts` once committed.
-fn commit_appends(conn: &mut Connection, mut jobs: Vec<AppendJob>, texts: &texts::TextQueue) {
+fn commit_appends(conn: &Connection, mut jobs: Vec<AppendJob>, texts: &texts::TextQueue) {
     let fail_all = |jobs: Vec<AppendJob>, what: String| {
         for j in jobs {
             let _ = j.reply.send(Err(StoreError::Other(what.clone())));
         }
     };
-    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+    let tx = match Tx::begin(conn, Begin::Immediate) {
         Ok(tx) => tx,
         Err(e) => return fail_all(jobs, format!("cannot begin: {e}")),
     };
@@ -717,19 +707,9 @@ fn commit_appends(conn: &mut Connection, mut jobs: Vec<AppendJob>, texts: &texts
     // (job, document index, docid) of the documents created.
     let mut created: Vec<(usize, usize, i64)> = Vec::new();
     for (n, j) in jobs.iter().enumerate() {
-        let r = tx
-            .execute_batch("SAVEPOINT append_job")
-            .map_err(StoreError::from)
-            .and_then(|()| {
-                let r = append_in(&tx, j.mailbox, &j.messages, &j.docs, &j.prepared);
-                let end = if r.is_ok() {
-                    "RELEASE append_job"
-                } else {
-                    "ROLLBACK TO append_job; RELEASE append_job"
-                };
-                tx.execute_batch(end)?;
-                r
-            });
+        let r = txn::savepoint(&tx, |c| {
+            append_in(c, j.mailbox, &j.messages, &j.docs, &j.prepared)
+        });
         results.push(r.map(|(res, new_docs)| {
             created.extend(new_docs.into_iter().map(|(d, id)| (n, d, id)));
             res
@@ -764,7 +744,7 @@ fn commit_appends(conn: &mut Connection, mut jobs: Vec<AppendJob>, texts: &texts
 /// result, the search documents it created (index into `docs`, docid),
 /// marked pending: their text is for the caller to queue (`texts.rs`).
 fn append_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     mailbox: MailboxId,
     messages: &[NewMessage],
     docs: &[SearchDoc],
@@ -833,13 +813,13 @@ fn append_in(
     ))
 }
 
-fn mailbox_by_id(tx: &Transaction<'_>, id: MailboxId) -> Result<MailboxInfo> {
+fn mailbox_by_id(tx: &Connection, id: MailboxId) -> Result<MailboxInfo> {
     Ok(mailbox_and_reservation(tx, id)?.0)
 }
 
 /// The mailbox, and the modseq up to which it may hand out modseqs (see
 /// [`MODSEQ_RESERVE`]).
-fn mailbox_and_reservation(tx: &Transaction<'_>, id: MailboxId) -> Result<(MailboxInfo, i64)> {
+fn mailbox_and_reservation(tx: &Connection, id: MailboxId) -> Result<(MailboxInfo, i64)> {
     tx.prepare_cached(concat!(
         "SELECT ",
         mailbox_cols!(),
@@ -861,7 +841,7 @@ fn mailbox_by_name(tx: &Connection, account: AccountId, name: &str) -> Result<Op
         .optional()?)
 }
 
-fn account_exists(tx: &Transaction<'_>, account: AccountId) -> Result<()> {
+fn account_exists(tx: &Connection, account: AccountId) -> Result<()> {
     let found = tx
         .prepare_cached("SELECT 1 FROM accounts WHERE id = ?1")?
         .query_row([account], |_| Ok(()))
@@ -870,7 +850,7 @@ fn account_exists(tx: &Transaction<'_>, account: AccountId) -> Result<()> {
 }
 
 /// A UIDVALIDITY never handed out before by this database: max(now, last + 1).
-fn next_uidvalidity(tx: &Transaction<'_>) -> Result<u32> {
+fn next_uidvalidity(tx: &Connection) -> Result<u32> {
     let last: i64 = tx.query_row(
         "SELECT value FROM meta WHERE key = 'last_uidvalidity'",
         [],
@@ -893,7 +873,7 @@ fn next_uidvalidity(tx: &Transaction<'_>) -> Result<u32> {
 
 /// Inserts one mailbox row (the name must be free).
 fn insert_mailbox(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     account: AccountId,
     name: &str,
     special_use: Option<&str>,
@@ -923,7 +903,7 @@ fn insert_mailbox(
 }
 
 /// Creates the missing parents of `name` (not `name` itself).
-fn create_parents(tx: &Transaction<'_>, account: AccountId, name: &str) -> Result<()> {
+fn create_parents(tx: &Connection, account: AccountId, name: &str) -> Result<()> {
     for parent in names::parents(name) {
         if mailbox_by_name(tx, account, parent)?.is_none() {
             insert_mailbox(tx, account, parent, None)?;
@@ -934,7 +914,7 @@ fn create_parents(tx: &Transaction<'_>, account: AccountId, name: &str) -> Resul
 
 /// Creates `name` (which must not exist) and its missing parents.
 fn create_mailbox_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     account: AccountId,
     name: &str,
     special_use: Option<&str>,
@@ -950,7 +930,7 @@ fn create_mailbox_in(
 /// For the requested UIDs that exist (ascending, deduplicated), maps their rows.
 /// `cols` must start with `uid`.
 fn rows_for_uids<T>(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     mailbox: MailboxId,
     uids: &[Uid],
     cols: &str,
@@ -992,7 +972,7 @@ fn rows_for_uids<T>(
 
 /// Bumps the mailbox's modseq once and reserves `n` UIDs. Returns the mailbox
 /// as it was, the first reserved UID and the new modseq.
-fn bump(tx: &Transaction<'_>, mailbox: MailboxId, n: usize) -> Result<(MailboxInfo, Uid, ModSeq)> {
+fn bump(tx: &Connection, mailbox: MailboxId, n: usize) -> Result<(MailboxInfo, Uid, ModSeq)> {
     let (info, reserved) = mailbox_and_reservation(tx, mailbox)?;
     let n = u32::try_from(n).map_err(|_| StoreError::Other("too many messages".into()))?;
     let uidnext = info
@@ -1045,7 +1025,7 @@ fn reserving<T>(f: impl FnOnce() -> T) -> (T, bool) {
 /// the modseq once if anything was expunged. The bodies no message references
 /// any more are deleted with them (see [`Expunged::unreferenced_files`] for
 /// those kept as files).
-fn expunge_in(tx: &Transaction<'_>, mailbox: MailboxId, uids: &[Uid]) -> Result<Expunged> {
+fn expunge_in(tx: &Connection, mailbox: MailboxId, uids: &[Uid]) -> Result<Expunged> {
     let rows = rows_for_uids(tx, mailbox, uids, "uid, docid, blob", |r| {
         Ok((
             col_u32(r, 0)?,
@@ -1086,7 +1066,7 @@ fn expunge_in(tx: &Transaction<'_>, mailbox: MailboxId, uids: &[Uid]) -> Result<
 }
 
 fn copy_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     src: MailboxId,
     dst: MailboxId,
     uids: &[Uid],
@@ -1135,7 +1115,7 @@ fn copy_in(
 /// (`bodies`) is deleted here, in the caller's transaction, and not reported:
 /// content stored as a file before bodies moved into the database and
 /// appended again since has both, and that file stays behind.
-fn unreferenced_files(tx: &Transaction<'_>, mut blobs: Vec<String>) -> Result<Vec<BlobId>> {
+fn unreferenced_files(tx: &Connection, mut blobs: Vec<String>) -> Result<Vec<BlobId>> {
     blobs.sort_unstable();
     blobs.dedup();
     let mut body = tx.prepare_cached("DELETE FROM bodies WHERE id = ?1")?;
@@ -1149,7 +1129,7 @@ fn unreferenced_files(tx: &Transaction<'_>, mut blobs: Vec<String>) -> Result<Ve
 }
 
 /// Does some message reference this blob?
-fn blob_in_use(tx: &Transaction<'_>, blob: &str) -> Result<bool> {
+fn blob_in_use(tx: &Connection, blob: &str) -> Result<bool> {
     Ok(tx
         .prepare_cached("SELECT 1 FROM messages INDEXED BY messages_blob WHERE blob = ?1 LIMIT 1")?
         .query_row([blob], |_| Ok(()))
@@ -1157,7 +1137,7 @@ fn blob_in_use(tx: &Transaction<'_>, blob: &str) -> Result<bool> {
         .is_some())
 }
 
-fn delete_mailbox_rows(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<()> {
+fn delete_mailbox_rows(tx: &Connection, mailbox: MailboxId) -> Result<()> {
     let docids = fts::docids_of_mailbox(tx, mailbox)?;
     tx.prepare_cached("DELETE FROM messages WHERE mailbox = ?1")?
         .execute([mailbox])?;
@@ -1177,7 +1157,7 @@ fn account_row(row: &Row<'_>) -> rusqlite::Result<Account> {
     })
 }
 
-fn rename_in(tx: &Transaction<'_>, account: AccountId, from: &str, to: &str) -> Result<()> {
+fn rename_in(tx: &Connection, account: AccountId, from: &str, to: &str) -> Result<()> {
     account_exists(tx, account)?;
     names::validate(from)?;
     names::validate(to)?;
@@ -1499,11 +1479,11 @@ impl MetaStore for SqliteStore {
                 reply,
             });
         {
-            let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
             let jobs =
                 std::mem::take(&mut *self.appends.lock().unwrap_or_else(PoisonError::into_inner));
             if !jobs.is_empty() {
-                commit_appends(&mut conn, jobs, &self.texts);
+                commit_appends(&conn, jobs, &self.texts);
             }
         }
         let out = result

@@ -27,7 +27,7 @@
 //!   database migrated from schema 1) has `docid IS NULL` and is always a
 //!   candidate; the server indexes such messages in the background when it
 //!   starts, and `pillarbox reindex` rebuilds the whole index.
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::{BlobId, HeaderFields, MailboxId, Result, SearchDoc, TextPart, Uid};
 
@@ -66,7 +66,7 @@ pub(crate) fn match_expr(needle: &str) -> Option<String> {
 /// The document row of this blob, creating it if needed: its id, and whether
 /// it was created (then its text still has to go to [`insert_text`]).
 pub(crate) fn insert_doc_row(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     blob: &BlobId,
     doc: &SearchDoc,
 ) -> Result<(i64, bool)> {
@@ -119,12 +119,7 @@ pub(crate) fn insert_doc_row(
 /// transaction that writes several documents, add all texts last: one
 /// segment then holds them all, instead of one segment (and later merges)
 /// per document.
-pub(crate) fn insert_text(
-    tx: &Transaction<'_>,
-    docid: i64,
-    headers: &str,
-    body: &str,
-) -> Result<()> {
+pub(crate) fn insert_text(tx: &Connection, docid: i64, headers: &str, body: &str) -> Result<()> {
     tx.prepare_cached("INSERT INTO fts_head(rowid, t) VALUES (?1, ?2)")?
         .execute(params![docid, headers])?;
     tx.prepare_cached("INSERT INTO fts_body(rowid, t) VALUES (?1, ?2)")?
@@ -133,14 +128,14 @@ pub(crate) fn insert_text(
 }
 
 /// Links every unindexed message with this blob to the document.
-pub(crate) fn link(tx: &Transaction<'_>, blob: &BlobId, docid: i64) -> Result<()> {
+pub(crate) fn link(tx: &Connection, blob: &BlobId, docid: i64) -> Result<()> {
     tx.prepare_cached("UPDATE messages SET docid = ?2 WHERE blob = ?1 AND docid IS NULL")?
         .execute(params![blob.as_str(), docid])?;
     Ok(())
 }
 
 /// Deletes the documents that no message uses any more.
-pub(crate) fn gc(tx: &Transaction<'_>, mut docids: Vec<i64>) -> Result<()> {
+pub(crate) fn gc(tx: &Connection, mut docids: Vec<i64>) -> Result<()> {
     docids.sort_unstable();
     docids.dedup();
     let mut used = tx.prepare_cached("SELECT 1 FROM messages WHERE docid = ?1 LIMIT 1")?;
@@ -166,7 +161,7 @@ pub(crate) fn gc(tx: &Transaction<'_>, mut docids: Vec<i64>) -> Result<()> {
 }
 
 /// Removes a deleted document's text from the FTS tables.
-pub(crate) fn delete_text(tx: &Transaction<'_>, docid: i64) -> Result<()> {
+pub(crate) fn delete_text(tx: &Connection, docid: i64) -> Result<()> {
     tx.prepare_cached("DELETE FROM fts_head WHERE rowid = ?1")?
         .execute([docid])?;
     tx.prepare_cached("DELETE FROM fts_body WHERE rowid = ?1")?
@@ -175,7 +170,7 @@ pub(crate) fn delete_text(tx: &Transaction<'_>, docid: i64) -> Result<()> {
 }
 
 /// The documents used by the messages of a mailbox (before deleting them).
-pub(crate) fn docids_of_mailbox(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<Vec<i64>> {
+pub(crate) fn docids_of_mailbox(tx: &Connection, mailbox: MailboxId) -> Result<Vec<i64>> {
     let mut stmt = tx.prepare_cached(
         "SELECT DISTINCT docid FROM messages WHERE mailbox = ?1 AND docid IS NOT NULL",
     )?;
@@ -184,7 +179,7 @@ pub(crate) fn docids_of_mailbox(tx: &Transaction<'_>, mailbox: MailboxId) -> Res
 }
 
 pub(crate) fn candidates(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     mailbox: MailboxId,
     part: TextPart,
     needle: &str,
@@ -259,7 +254,7 @@ fn fields_row(r: &Row<'_>, o: usize) -> rusqlite::Result<Option<HeaderFields>> {
 }
 
 pub(crate) fn header_fields(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     mailbox: MailboxId,
     uids: Option<&[Uid]>,
 ) -> Result<Vec<(Uid, Option<HeaderFields>)>> {
@@ -305,7 +300,7 @@ pub(crate) fn header_fields(
 /// The header *search* values SORT/THREAD do not use (From/To/Cc/Bcc, the
 /// sent day) are left `None`.
 pub(crate) fn sort_rows(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     mailbox: MailboxId,
     after: Uid,
 ) -> Result<Vec<crate::SortRow>> {
@@ -336,7 +331,7 @@ pub(crate) fn sort_rows(
 
 /// The numeric SORT keys of a mailbox's messages: one range scan of the
 /// narrow `sort_dates` table.
-pub(crate) fn sort_dates(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<Vec<crate::SortDate>> {
+pub(crate) fn sort_dates(tx: &Connection, mailbox: MailboxId) -> Result<Vec<crate::SortDate>> {
     let mut stmt = tx.prepare_cached(
         "SELECT uid, internal_date, size, indexed, sent_date FROM sort_dates
          WHERE mailbox = ?1 ORDER BY uid",
@@ -355,7 +350,7 @@ pub(crate) fn sort_dates(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<Vec
 
 /// Stored previews of the given messages (ascending, existing ones only).
 pub(crate) fn previews(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     mailbox: MailboxId,
     uids: &[Uid],
 ) -> Result<Vec<(Uid, Option<String>)>> {
@@ -380,7 +375,7 @@ pub(crate) fn previews(
     Ok(out)
 }
 
-pub(crate) fn clear(tx: &Transaction<'_>) -> Result<()> {
+pub(crate) fn clear(tx: &Connection) -> Result<()> {
     tx.execute_batch(
         "UPDATE messages SET docid = NULL WHERE docid IS NOT NULL;
          DELETE FROM search_docs;
@@ -392,7 +387,7 @@ pub(crate) fn clear(tx: &Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn unindexed_blobs(tx: &Transaction<'_>, limit: usize) -> Result<Vec<BlobId>> {
+pub(crate) fn unindexed_blobs(tx: &Connection, limit: usize) -> Result<Vec<BlobId>> {
     let mut stmt = tx.prepare_cached(
         "SELECT DISTINCT blob FROM messages INDEXED BY messages_unindexed
          WHERE docid IS NULL LIMIT ?1",
@@ -403,7 +398,7 @@ pub(crate) fn unindexed_blobs(tx: &Transaction<'_>, limit: usize) -> Result<Vec<
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub(crate) fn size(tx: &Transaction<'_>) -> Result<crate::SearchIndexSize> {
+pub(crate) fn size(tx: &Connection) -> Result<crate::SearchIndexSize> {
     let pages = |pattern: &str| -> Result<u64> {
         let v: i64 = tx.query_row(
             "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name LIKE ?1",

@@ -1,7 +1,7 @@
 //! Schema and migrations. `schema_version` holds the version the file is at;
 //! each migration runs inside the writer's `BEGIN IMMEDIATE` so two processes
 //! opening a fresh file at once cannot both apply it.
-use rusqlite::{OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::{Result, StoreError};
 
@@ -10,8 +10,8 @@ pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `n` (from 1) is `MIGRATIONS[n - 1]`; a file at version v gets
 /// every later one, in order, each recorded in `schema_version`.
-const MIGRATIONS: [&str; 15] = [
-    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15,
+const MIGRATIONS: [&str; 16] = [
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V16,
 ];
 
 const V1: &str = "
@@ -292,8 +292,34 @@ ALTER TABLE mailboxes ADD COLUMN modseq_reserved INTEGER NOT NULL DEFAULT 0;
 UPDATE mailboxes SET modseq_reserved = highest_modseq;
 ";
 
+/// A flag change within one mailbox (every STORE of \Seen or \Deleted)
+/// ran V13's update trigger, whose two UPDATEs of the mailbox row take the
+/// message out of the counts and put it back. It is now one UPDATE by the
+/// difference; only a message that changes mailbox still takes two.
+const V16: &str = "
+DROP TRIGGER mailbox_counts_update;
+CREATE TRIGGER mailbox_counts_update AFTER UPDATE OF seen, deleted, size ON messages
+WHEN OLD.mailbox = NEW.mailbox
+    AND (OLD.seen != NEW.seen OR OLD.deleted != NEW.deleted OR OLD.size != NEW.size)
+BEGIN
+    UPDATE mailboxes SET unseen = unseen + (NEW.seen = 0) - (OLD.seen = 0),
+        deleted = deleted + NEW.deleted - OLD.deleted, size = size + NEW.size - OLD.size
+    WHERE id = NEW.mailbox;
+END;
+CREATE TRIGGER mailbox_counts_move AFTER UPDATE OF mailbox ON messages
+WHEN OLD.mailbox != NEW.mailbox
+BEGIN
+    UPDATE mailboxes SET messages = messages - 1, unseen = unseen - (OLD.seen = 0),
+        deleted = deleted - OLD.deleted, size = size - OLD.size
+    WHERE id = OLD.mailbox;
+    UPDATE mailboxes SET messages = messages + 1, unseen = unseen + (NEW.seen = 0),
+        deleted = deleted + NEW.deleted, size = size + NEW.size
+    WHERE id = NEW.mailbox;
+END;
+";
+
 /// Brings the database to [`CURRENT_VERSION`].
-pub(crate) fn migrate(tx: &Transaction<'_>) -> Result<()> {
+pub(crate) fn migrate(tx: &Connection) -> Result<()> {
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
     let version: i64 = tx
         .query_row("SELECT max(version) FROM schema_version", [], |r| {

@@ -215,7 +215,8 @@ fn mailbox_ids_are_never_reused() {
 }
 
 /// Takes a database back to before schema V13 (STATUS counts in the mailbox
-/// row), V14 (small blobs in `bodies`) and V15 (modseq reservations), for
+/// row), V14 (small blobs in `bodies`), V15 (modseq reservations) and V16
+/// (the counts' update triggers), for
 /// tests that re-run migrations from an earlier version.
 pub(crate) fn undo_from_v13(conn: &rusqlite::Connection) {
     conn.execute_batch(
@@ -224,6 +225,7 @@ pub(crate) fn undo_from_v13(conn: &rusqlite::Connection) {
          DROP TRIGGER mailbox_counts_insert;
          DROP TRIGGER mailbox_counts_delete;
          DROP TRIGGER mailbox_counts_update;
+         DROP TRIGGER IF EXISTS mailbox_counts_move;
          ALTER TABLE mailboxes DROP COLUMN messages;
          ALTER TABLE mailboxes DROP COLUMN unseen;
          ALTER TABLE mailboxes DROP COLUMN deleted;
@@ -293,6 +295,18 @@ fn status_counts_follow_every_change() {
     let (kept, _) = counts_and_truth(st, work.id);
     assert_eq!(kept.0, 2);
     assert_ne!(kept, (0, 0, 0, 0));
+    // No command changes a row's mailbox in place, but the counts follow
+    // that too (an UPDATE of several columns at once).
+    st.write(|tx| {
+        tx.execute(
+            "UPDATE messages SET mailbox = ?1, uid = 99, seen = 1 - seen, size = size + 7
+             WHERE mailbox = ?2 AND uid = 2",
+            [work.id, i.id],
+        )?;
+        Ok(())
+    })
+    .unwrap();
+    check("a row moved by hand", &[i.id, work.id]);
     st.delete_mailbox(a.id, "Work").unwrap();
     let again = st.create_mailbox(a.id, "Work", None).unwrap();
     assert_eq!(st.status(again.id).unwrap().messages, 0);
@@ -1051,7 +1065,7 @@ fn readers_do_not_wait_for_a_writer() {
     // Another "process" holds the write lock with an uncommitted append.
     let mut other = Connection::open(&f.path).unwrap();
     let tx = other
-        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .unwrap();
     tx.execute(
         "UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = ?1",

@@ -35,7 +35,7 @@
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection};
 
 use crate::{BlobId, Result, StoreError};
 
@@ -220,7 +220,7 @@ pub(crate) fn watch_deletions(writer: &Connection, queue: &Arc<TextQueue>) {
 }
 
 /// Records that a document's text is not in the FTS tables yet.
-pub(crate) fn mark_pending(tx: &Transaction<'_>, docid: i64, blob: &BlobId) -> Result<()> {
+pub(crate) fn mark_pending(tx: &Connection, docid: i64, blob: &BlobId) -> Result<()> {
     tx.prepare_cached("INSERT OR REPLACE INTO fts_pending(docid, blob) VALUES (?1, ?2)")?
         .execute(params![docid, blob.as_str()])?;
     Ok(())
@@ -230,11 +230,7 @@ pub(crate) fn mark_pending(tx: &Transaction<'_>, docid: i64, blob: &BlobId) -> R
 /// tables (if `deletes`) and writes the texts whose pending mark still
 /// exists, removing the marks. Every plain-table statement runs before the
 /// first FTS write (see `fts::insert_text` on statement savepoints).
-pub(crate) fn write_texts(
-    tx: &Transaction<'_>,
-    texts: &[PendingText],
-    deletes: bool,
-) -> Result<()> {
+pub(crate) fn write_texts(tx: &Connection, texts: &[PendingText], deletes: bool) -> Result<()> {
     let mut keep = Vec::with_capacity(texts.len());
     {
         let mut unmark =
@@ -264,7 +260,7 @@ pub(crate) fn write_texts(
 /// Turns the documents still pending (their text was queued by a process
 /// that stopped before writing it) back into unindexed messages, for the
 /// background indexer. Returns how many documents that was.
-pub(crate) fn requeue(tx: &Transaction<'_>) -> Result<usize> {
+pub(crate) fn requeue(tx: &Connection) -> Result<usize> {
     tx.execute_batch(
         "UPDATE messages SET docid = NULL WHERE docid IN (SELECT docid FROM fts_pending);
          DELETE FROM search_docs WHERE docid IN (SELECT docid FROM fts_pending);",
