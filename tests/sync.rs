@@ -91,6 +91,322 @@ async fn qresync_select_reports_vanished_and_changed() {
     s.stop().await;
 }
 
+/// The tagged OK's `[HIGHESTMODSEQ n]`, or None.
+fn tagged_modseq(r: &Response) -> Option<u64> {
+    r.tagged
+        .contains("[HIGHESTMODSEQ ")
+        .then(|| num_after(&r.tagged, "[HIGHESTMODSEQ "))
+}
+
+async fn highest_modseq(c: &mut Client, mailbox: &str) -> u64 {
+    let r = c.ok(&format!("STATUS {mailbox} (HIGHESTMODSEQ)")).await;
+    num_after(&r.text(), "HIGHESTMODSEQ ")
+}
+
+/// RFC 7162 3.2.4, 3.1.3, 3.1.4, 3.2.7, 3.2.9: once QRESYNC is enabled every
+/// FETCH about a change carries UID and MODSEQ (also STORE's own, STORE
+/// .SILENT's, which has no FLAGS, and a FETCH that set \Seen), and EXPUNGE,
+/// UID EXPUNGE and MOVE end with the mailbox's new HIGHESTMODSEQ.
+#[tokio::test]
+async fn qresync_fetches_carry_uid_and_modseq_and_expunges_the_highest_modseq() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    for i in 0..6 {
+        a.append("INBOX", "", &message(&format!("m{i}"), "x")).await;
+    }
+    let mut other = s.login().await;
+    a.ok("ENABLE QRESYNC").await;
+    a.ok("SELECT INBOX").await;
+    let r = a.ok("STORE 1 +FLAGS (\\Flagged)").await;
+    assert!(
+        r.has("* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ ("),
+        "{}",
+        r.text()
+    );
+    let r = a.ok("STORE 2 +FLAGS.SILENT (\\Answered)").await;
+    let m = num_after(&r.text(), "MODSEQ (");
+    assert_eq!(r.text(), format!("* 2 FETCH (UID 2 MODSEQ ({m}))\r\n"));
+    let r = a.ok("FETCH 3 (BODY[TEXT])").await;
+    assert!(
+        r.has("FLAGS (\\Seen) MODSEQ (") && r.has(" UID 3)"),
+        "{}",
+        r.text()
+    );
+    let r = a.ok("FETCH 3 (FLAGS)").await;
+    assert!(r.has("* 3 FETCH (FLAGS (\\Seen))"), "{}", r.text());
+
+    a.ok("STORE 4 +FLAGS (\\Deleted)").await;
+    let r = a.ok("EXPUNGE").await;
+    assert_eq!(r.text(), "* VANISHED 4\r\n");
+    assert_eq!(
+        tagged_modseq(&r),
+        Some(highest_modseq(&mut other, "INBOX").await),
+        "{}",
+        r.tagged
+    );
+    a.ok("UID STORE 5 +FLAGS (\\Deleted)").await;
+    let r = a.ok("UID EXPUNGE 5").await;
+    assert_eq!(
+        tagged_modseq(&r),
+        Some(highest_modseq(&mut other, "INBOX").await),
+        "{}",
+        r.tagged
+    );
+    let r = a.ok("UID MOVE 6 Archive").await;
+    assert!(r.has("* VANISHED 6\r\n"), "{}", r.text());
+    assert_eq!(
+        tagged_modseq(&r),
+        Some(highest_modseq(&mut other, "INBOX").await),
+        "{}",
+        r.tagged
+    );
+    // Nothing expunged: no code.
+    let r = a.ok("EXPUNGE").await;
+    assert_eq!(tagged_modseq(&r), None, "{}", r.tagged);
+    s.stop().await;
+}
+
+/// Under CONDSTORE alone: STORE .SILENT reports the new modseq only (RFC
+/// 7162 3.1.3), STORE by sequence number no UID, EXPUNGE no HIGHESTMODSEQ.
+#[tokio::test]
+async fn condstore_silent_store_reports_only_the_modseq() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    for i in 0..2 {
+        a.append("INBOX", "", &message(&format!("m{i}"), "x")).await;
+    }
+    a.ok("SELECT INBOX (CONDSTORE)").await;
+    let r = a.ok("STORE 1 +FLAGS.SILENT (\\Flagged)").await;
+    let m = num_after(&r.text(), "MODSEQ (");
+    assert_eq!(r.text(), format!("* 1 FETCH (MODSEQ ({m}))\r\n"));
+    let r = a
+        .ok("UID STORE 2 (UNCHANGEDSINCE 99999) +FLAGS.SILENT (\\Seen)")
+        .await;
+    let m = num_after(&r.text(), "MODSEQ (");
+    assert_eq!(r.text(), format!("* 2 FETCH (UID 2 MODSEQ ({m}))\r\n"));
+    // Already set: nothing changed, nothing reported.
+    let r = a.ok("STORE 1 +FLAGS.SILENT (\\Flagged)").await;
+    assert_eq!(r.text(), "");
+    let r = a.ok("STORE 1 -FLAGS (\\Flagged)").await;
+    assert!(r.has("* 1 FETCH (FLAGS () MODSEQ ("), "{}", r.text());
+    a.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    let r = a.ok("EXPUNGE").await;
+    assert_eq!(r.text(), "* 1 EXPUNGE\r\n");
+    assert_eq!(tagged_modseq(&r), None, "{}", r.tagged);
+    s.stop().await;
+}
+
+/// RFC 7162 3.1: STATUS (HIGHESTMODSEQ) is a CONDSTORE enabling command; a
+/// command that enables CONDSTORE with a mailbox selected (ENABLE included)
+/// reports that mailbox's HIGHESTMODSEQ, as Dovecot does.
+#[tokio::test]
+async fn condstore_enabled_later_reports_the_selected_mailbox_modseq() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    a.append("INBOX", "", &message("m", "x")).await;
+    a.ok("STATUS INBOX (HIGHESTMODSEQ)").await;
+    a.ok("SELECT INBOX").await;
+    let r = a.ok("STORE 1 +FLAGS (\\Seen)").await;
+    assert!(r.has("* 1 FETCH (FLAGS (\\Seen) MODSEQ ("), "{}", r.text());
+
+    let mut b = s.login().await;
+    let r = b.ok("SELECT INBOX").await;
+    let hms = num_after(&r.text(), "[HIGHESTMODSEQ ");
+    let r = b.ok("ENABLE CONDSTORE").await;
+    assert!(
+        r.has(&format!("* OK [HIGHESTMODSEQ {hms}] ")),
+        "{}",
+        r.text()
+    );
+    // Only when it turns on.
+    let r = b.ok("ENABLE CONDSTORE QRESYNC").await;
+    assert!(!r.has("HIGHESTMODSEQ"), "{}", r.text());
+    let mut c = s.login().await;
+    c.ok("SELECT INBOX").await;
+    let r = c.ok("FETCH 1 (MODSEQ)").await;
+    assert!(
+        r.lines_starting("* ")[0].starts_with(&format!("* OK [HIGHESTMODSEQ {hms}] ")),
+        "{}",
+        r.text()
+    );
+    s.stop().await;
+}
+
+/// An expunge held back during FETCH by sequence number (RFC 9051 7.5.1)
+/// while a later flag change is reported with its MODSEQ: the client must
+/// not resynchronise from that MODSEQ, or it would never learn of the
+/// expunge, so the server reports a HIGHESTMODSEQ below the expunge until it
+/// can announce it (RFC 7162).
+#[tokio::test]
+async fn a_held_back_expunge_lowers_the_reported_highest_modseq() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    for i in 0..3 {
+        a.append("INBOX", "", &message(&format!("m{i}"), "x")).await;
+    }
+    let r = a.ok("SELECT INBOX (CONDSTORE)").await;
+    let before = num_after(&r.text(), "[HIGHESTMODSEQ ");
+    let mut b = s.login().await;
+    b.ok("SELECT INBOX").await;
+    b.ok("STORE 1 +FLAGS (\\Deleted)").await;
+    b.ok("EXPUNGE").await;
+    let expunge = highest_modseq(&mut b, "INBOX").await;
+    b.ok("STORE 2 +FLAGS (\\Flagged)").await;
+
+    let r = a.ok("FETCH 1 (UID)").await;
+    let flagged = num_after(&r.text(), "MODSEQ (");
+    assert!(flagged > expunge, "{}", r.text());
+    assert!(!r.has("EXPUNGE"), "{}", r.text());
+    let floor = num_after(&r.text(), "* OK [HIGHESTMODSEQ ");
+    assert!(floor < expunge && floor >= before, "{floor}: {}", r.text());
+    // Still held back at the next FETCH: said again.
+    let r = a.ok("FETCH 2 (FLAGS)").await;
+    assert_eq!(num_after(&r.text(), "* OK [HIGHESTMODSEQ "), floor);
+    // Announced: no lower modseq any more.
+    let r = a.ok("NOOP").await;
+    assert!(
+        r.has("* 1 EXPUNGE\r\n") && !r.has("HIGHESTMODSEQ"),
+        "{}",
+        r.text()
+    );
+    let r = a.ok("FETCH 1 (FLAGS)").await;
+    assert!(!r.has("HIGHESTMODSEQ"), "{}", r.text());
+    s.stop().await;
+}
+
+/// RFC 4731 3.2 / RFC 7162 3.1.9-3.1.10: the MODSEQ of a search result is the
+/// highest of the messages returned: with only MIN or MAX those, and SORT
+/// and ESORT report it too.
+#[tokio::test]
+async fn search_and_sort_results_carry_the_modseq_of_what_they_return() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    for i in 0..4 {
+        a.append("INBOX", "", &message(&format!("m{i}"), "x")).await;
+    }
+    a.ok("SELECT INBOX").await;
+    // Modseqs: message 2 highest, then 4, then 1; 3 lowest.
+    for set in ["1", "4", "2"] {
+        a.ok(&format!("STORE {set} +FLAGS (\\Answered)")).await;
+    }
+    let r = a.ok("FETCH 1:4 (MODSEQ)").await;
+    let ms: Vec<u64> = (1..=4)
+        .map(|n| {
+            let line = r
+                .lines_starting(&format!("* {n} FETCH"))
+                .pop()
+                .unwrap_or_default();
+            num_after(&line, "MODSEQ (")
+        })
+        .collect();
+    assert!(ms[1] > ms[3] && ms[3] > ms[0] && ms[0] > ms[2], "{ms:?}");
+    let esearch = |r: &Response| r.lines_starting("* ESEARCH").pop().unwrap_or_default();
+    let r = a.ok("SEARCH RETURN (MIN) MODSEQ 1").await;
+    assert!(
+        esearch(&r).ends_with(&format!(" MIN 1 MODSEQ {}\r\n", ms[0])),
+        "{}",
+        r.text()
+    );
+    let r = a.ok("SEARCH RETURN (MAX) MODSEQ 1").await;
+    assert!(
+        esearch(&r).ends_with(&format!(" MAX 4 MODSEQ {}\r\n", ms[3])),
+        "{}",
+        r.text()
+    );
+    let r = a.ok("SEARCH RETURN (MIN MAX) MODSEQ 1").await;
+    assert!(
+        esearch(&r).ends_with(&format!(" MODSEQ {}\r\n", ms[3])),
+        "{}",
+        r.text()
+    );
+    let r = a.ok("SEARCH RETURN (COUNT) MODSEQ 1").await;
+    assert!(
+        esearch(&r).ends_with(&format!(" MODSEQ {}\r\n", ms[1])),
+        "{}",
+        r.text()
+    );
+    let r = a.ok("SORT (ARRIVAL) US-ASCII MODSEQ 1").await;
+    assert_eq!(
+        r.lines_starting("* SORT"),
+        vec![format!("* SORT 1 2 3 4 (MODSEQ {})\r\n", ms[1])]
+    );
+    let r = a.ok("SORT (ARRIVAL) US-ASCII ALL").await;
+    assert_eq!(
+        r.lines_starting("* SORT"),
+        vec!["* SORT 1 2 3 4\r\n".to_string()]
+    );
+    // In sort order MIN is the first: message 4 (subject m3) when reversed.
+    let r = a
+        .ok("SORT RETURN (MIN) (REVERSE SUBJECT) US-ASCII MODSEQ 1")
+        .await;
+    assert!(
+        esearch(&r).ends_with(&format!(" MIN 4 MODSEQ {}\r\n", ms[3])),
+        "{}",
+        r.text()
+    );
+    s.stop().await;
+}
+
+/// RFC 7162 3.2.5.1-3.2.5.2: known UIDs limit the flag changes reported too;
+/// sequence match data that still holds limits VANISHED (EARLIER) to UIDs
+/// above it; "*" is not allowed in these sets (section 7).
+#[tokio::test]
+async fn qresync_known_uids_and_sequence_match_data_limit_the_report() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    for i in 0..6 {
+        a.append("INBOX", "", &message(&format!("m{i}"), "x")).await;
+    }
+    let r = a.ok("SELECT INBOX").await;
+    let uv = num_after(&r.text(), "[UIDVALIDITY ");
+    let ms = num_after(&r.text(), "[HIGHESTMODSEQ ");
+    a.ok("STORE 1,6 +FLAGS (\\Flagged)").await;
+    a.ok("STORE 5 +FLAGS (\\Deleted)").await;
+    a.ok("EXPUNGE").await;
+
+    let mut b = s.login().await;
+    b.ok("ENABLE QRESYNC").await;
+    let r = b
+        .ok(&format!("EXAMINE INBOX (QRESYNC ({uv} {ms} 4:6))"))
+        .await;
+    assert!(r.has("* VANISHED (EARLIER) 5\r\n"), "{}", r.text());
+    assert!(r.has("(UID 6 FLAGS (\\Flagged)"), "{}", r.text());
+    assert!(
+        !r.has("UID 1 "),
+        "UID 1 is not among the known: {}",
+        r.text()
+    );
+    // The client knew message 4 as UID 4 and 5 as UID 6 (consistent with
+    // no expunge below 4, which still holds at 4): VANISHED is limited to
+    // UIDs above 4 and still reports 5.
+    let r = b
+        .ok(&format!("EXAMINE INBOX (QRESYNC ({uv} {ms} 1:6 (4 4)))"))
+        .await;
+    assert!(r.has("* VANISHED (EARLIER) 5\r\n"), "{}", r.text());
+    // A client whose view says message 5 is UID 6 already (it saw the
+    // expunge): nothing below 6 vanished as far as it is concerned.
+    let r = b
+        .ok(&format!(
+            "EXAMINE INBOX (QRESYNC ({uv} {ms} 1:6 (1,5 1,6)))"
+        ))
+        .await;
+    assert!(!r.has("VANISHED"), "{}", r.text());
+    // A pair that does not hold restricts nothing past the last that does.
+    let r = b
+        .ok(&format!(
+            "EXAMINE INBOX (QRESYNC ({uv} {ms} 1:6 (1,4 1,5)))"
+        ))
+        .await;
+    assert!(r.has("* VANISHED (EARLIER) 5\r\n"), "{}", r.text());
+    b.bad(&format!("EXAMINE INBOX (QRESYNC ({uv} {ms} 1:*))"))
+        .await;
+    b.bad(&format!(
+        "EXAMINE INBOX (QRESYNC ({uv} {ms} 1:6 (1:* 1:6)))"
+    ))
+    .await;
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn condstore_enabled_by_select_parameter_adds_modseq_to_unsolicited_fetch() {
     let s = TestServer::start().await;

@@ -329,7 +329,7 @@ impl Session {
             self.write_vanished_earlier(set, since).await?;
         }
         if changed_since.is_some() || attrs.contains(&FetchAttr::ModSeq) {
-            self.condstore = true;
+            self.enable_condstore();
             if !attrs.contains(&FetchAttr::ModSeq) {
                 attrs.push(FetchAttr::ModSeq);
             }
@@ -646,10 +646,24 @@ impl Session {
                     FetchAttr::EmailId | FetchAttr::ThreadId => {}
                 }
             }
-            if !flags_sent && flags_changed.contains(&meta.uid) {
-                sep(&mut line, &mut first);
-                line.extend_from_slice(b"FLAGS ");
-                respond::flag_list(&mut line, &meta.flags);
+            if flags_changed.contains(&meta.uid) {
+                // Setting \Seen changed the message's flags and modseq: the
+                // FETCH carries them as any flag change does, with the
+                // modseq under CONDSTORE and the UID under QRESYNC (RFC 7162
+                // 3.1.4, 3.2.4).
+                if !flags_sent {
+                    sep(&mut line, &mut first);
+                    line.extend_from_slice(b"FLAGS ");
+                    respond::flag_list(&mut line, &meta.flags);
+                }
+                if self.condstore && !attrs.contains(&FetchAttr::ModSeq) {
+                    sep(&mut line, &mut first);
+                    let _ = write!(line, "MODSEQ ({})", meta.modseq);
+                }
+                if self.qresync && !uid && !attrs.contains(&FetchAttr::Uid) {
+                    sep(&mut line, &mut first);
+                    let _ = write!(line, "UID {}", meta.uid);
+                }
             }
             if first {
                 // Nothing to say about it (a message gone meanwhile, asked

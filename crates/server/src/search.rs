@@ -481,7 +481,7 @@ fn bound(key: &Key) -> Option<Vec<Uid>> {
     }
 }
 
-fn uses_modseq(k: &SearchKey) -> bool {
+pub(crate) fn uses_modseq(k: &SearchKey) -> bool {
     match k {
         SearchKey::ModSeq(_) => true,
         SearchKey::Not(k) => uses_modseq(k),
@@ -1109,7 +1109,7 @@ impl Session {
         cmd: &SearchCommand,
     ) -> CmdResult {
         let with_modseq = uses_modseq(&cmd.key);
-        let (uids, idxs, max_modseq) = self
+        let (uids, idxs, modseqs) = self
             .search_then(cmd, move |found| {
                 let Searched {
                     store,
@@ -1118,23 +1118,16 @@ impl Session {
                     idxs,
                     ..
                 } = found;
-                // RFC 7162 3.1.5: the highest modseq of the matches, from the store.
-                let max_modseq = if with_modseq && !idxs.is_empty() {
-                    let matched: Vec<Uid> = idxs.iter().map(|&i| uids[i]).collect();
-                    store
-                        .search_meta(mailbox, Some(&matched))
-                        .map_err(CmdError::from_store)?
-                        .iter()
-                        .map(|m| m.modseq)
-                        .max()
+                let modseqs = if with_modseq {
+                    Modseqs::read(&*store, mailbox, &uids, &idxs)?
                 } else {
-                    None
+                    Modseqs::default()
                 };
-                Ok((uids, idxs, max_modseq))
+                Ok((uids, idxs, modseqs))
             })
             .await?;
-        if uses_modseq(&cmd.key) {
-            self.condstore = true;
+        if with_modseq {
+            self.enable_condstore();
         }
         let nums: Vec<u32> = idxs
             .iter()
@@ -1147,37 +1140,18 @@ impl Session {
             Some(o) => o.clone(),
             None => vec![SearchReturnOpt::All],
         };
+        // SAVE keeps the messages the ESEARCH response names (RFC 5182 2.1).
+        let named = named_by(&opts, &uids);
         if opts.contains(&SearchReturnOpt::Save) {
-            let has_min = opts.contains(&SearchReturnOpt::Min);
-            let has_max = opts.contains(&SearchReturnOpt::Max);
-            // RFC 5182 2.1: with MIN and/or MAX only those are saved.
-            let saved: Vec<Uid> = if (has_min || has_max)
-                && !opts.contains(&SearchReturnOpt::All)
-                && !opts.contains(&SearchReturnOpt::Count)
-            {
-                let mut v = Vec::new();
-                if has_min {
-                    v.extend(uids.first());
-                }
-                if has_max {
-                    v.extend(uids.last());
-                }
-                v.dedup();
-                v
-            } else {
-                uids.clone()
-            };
-            self.saved_search = Some(saved);
+            self.saved_search = Some(named.clone());
         }
         if !esearch {
             let mut line = b"* SEARCH".to_vec();
             for n in &nums {
                 line.extend_from_slice(format!(" {n}").as_bytes());
             }
-            if uses_modseq(&cmd.key) {
-                if let Some(m) = max_modseq {
-                    line.extend_from_slice(format!(" (MODSEQ {m})").as_bytes());
-                }
+            if let Some(m) = modseqs.max_of(&uids) {
+                line.extend_from_slice(format!(" (MODSEQ {m})").as_bytes());
             }
             line.extend_from_slice(b"\r\n");
             self.out.extend_from_slice(&line);
@@ -1190,15 +1164,67 @@ impl Session {
         let mut sorted = nums.clone();
         sorted.sort_unstable();
         let mut line = esearch_line(tag, uid, &opts, &sorted);
-        if uses_modseq(&cmd.key) {
-            if let Some(m) = max_modseq {
-                line.extend_from_slice(format!(" MODSEQ {m}").as_bytes());
-            }
+        if let Some(m) = modseqs.max_of(&named) {
+            line.extend_from_slice(format!(" MODSEQ {m}").as_bytes());
         }
         line.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(&line);
         Ok(Done::ok("Search completed"))
     }
+}
+
+/// The modseqs of a search's matches, read from the store when the search
+/// used MODSEQ: SEARCH, SORT and their ESEARCH forms then report the highest
+/// of the messages they return (RFC 7162 3.1.5, 3.1.9, 3.1.10).
+#[derive(Default)]
+pub(crate) struct Modseqs(std::collections::HashMap<Uid, u64>);
+
+impl Modseqs {
+    /// Of the matches `idxs` (positions in `uids`).
+    pub(crate) fn read(
+        store: &dyn MetaStore,
+        mailbox: i64,
+        uids: &[Uid],
+        idxs: &[usize],
+    ) -> Result<Modseqs, CmdError> {
+        if idxs.is_empty() {
+            return Ok(Modseqs::default());
+        }
+        let matched: Vec<Uid> = idxs.iter().map(|&i| uids[i]).collect();
+        let metas = store
+            .search_meta(mailbox, Some(&matched))
+            .map_err(CmdError::from_store)?;
+        Ok(Modseqs(metas.iter().map(|m| (m.uid, m.modseq)).collect()))
+    }
+
+    /// The highest modseq of these messages (None: none, or MODSEQ was not
+    /// searched).
+    pub(crate) fn max_of(&self, uids: &[Uid]) -> Option<u64> {
+        uids.iter().filter_map(|u| self.0.get(u)).max().copied()
+    }
+}
+
+/// The messages an ESEARCH response names, of `uids` in result order: with
+/// MIN and/or MAX but neither ALL nor COUNT, only the first and/or last (RFC
+/// 4731 3.2: MODSEQ is then theirs).
+pub(crate) fn named_by(opts: &[SearchReturnOpt], uids: &[Uid]) -> Vec<Uid> {
+    let has_min = opts.contains(&SearchReturnOpt::Min);
+    let has_max = opts.contains(&SearchReturnOpt::Max);
+    if !(has_min || has_max)
+        || opts.contains(&SearchReturnOpt::All)
+        || opts.contains(&SearchReturnOpt::Count)
+    {
+        return uids.to_vec();
+    }
+    let mut v = Vec::new();
+    if has_min {
+        v.extend(uids.first());
+    }
+    if has_max {
+        v.extend(uids.last());
+    }
+    v.dedup();
+    v
 }
 
 /// `* ESEARCH (TAG "t") [UID] MIN a MAX b COUNT n ALL set` without the line

@@ -34,6 +34,12 @@ pub(crate) struct SelectedMailbox {
     /// UIDs expunged in the store but not yet announced (an EXPUNGE may not be
     /// sent during FETCH/STORE/SEARCH by sequence number).
     pub pending_expunge: Vec<Uid>,
+    /// While `pending_expunge` is not empty: the view's modseq before the
+    /// first of them was learnt, below every pending expunge's modseq. The
+    /// client is in sync up to there, not further: RFC 7162 has a server
+    /// that delays an EXPUNGE but sends higher MODSEQs send a HIGHESTMODSEQ
+    /// below the expunge's.
+    pub pending_floor: ModSeq,
     /// Set while hibernated (then `messages` is empty).
     pub hibernated: Option<Hibernated>,
     /// The mailbox's publish counter when the store was last read, and when.
@@ -390,7 +396,7 @@ impl SelectedMailbox {
                 None => {
                     // Already expunged in the store: announce it at the next
                     // opportunity.
-                    self.pending_expunge.push(uid);
+                    self.hold_expunge(uid);
                     MessageMeta {
                         uid,
                         modseq: modseq.unwrap_or(0),
@@ -418,7 +424,7 @@ impl SelectedMailbox {
         let mut out = SyncOutput::default();
         for uid in ch.expunged {
             if self.seq_of(uid).is_some() && !self.pending_expunge.contains(&uid) {
-                self.pending_expunge.push(uid);
+                self.hold_expunge(uid);
             }
         }
         let max = self.max_uid();
@@ -491,7 +497,29 @@ impl SelectedMailbox {
         }
         removed.reverse();
         self.pending_expunge.retain(|u| !uids.contains(u));
+        if self.pending_expunge.is_empty() {
+            self.pending_floor = 0;
+        }
         (seqs, removed)
+    }
+
+    /// Remembers an expunge to announce later, before the view's modseq
+    /// moves past it.
+    fn hold_expunge(&mut self, uid: Uid) {
+        if self.pending_expunge.is_empty() {
+            self.pending_floor = self.known_modseq;
+        }
+        self.pending_expunge.push(uid);
+    }
+
+    /// The modseq up to which the client has been told everything: the
+    /// view's, or below the first expunge not announced yet.
+    pub fn announced_modseq(&self) -> ModSeq {
+        if self.pending_expunge.is_empty() {
+            self.known_modseq
+        } else {
+            self.pending_floor
+        }
     }
 
     /// Resolves a sequence set (by sequence number) to indexes into `messages`.
@@ -590,6 +618,7 @@ mod tests {
             messages: uids.iter().map(|u| meta(*u, &[], 1)).collect(),
             known_modseq: 1,
             pending_expunge: vec![],
+            pending_floor: 0,
             hibernated: None,
             seen_version: 0,
             checked_at: None,

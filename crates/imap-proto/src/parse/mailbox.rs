@@ -1,7 +1,9 @@
 //! SELECT/EXAMINE, CREATE, DELETE, RENAME, (UN)SUBSCRIBE, STATUS.
 
 use super::cursor::{Parser, Peek};
-use crate::types::{Command, MailboxName, ParseError, QResyncParams, SelectParams, StatusItem};
+use crate::types::{
+    Command, MailboxName, ParseError, QResyncParams, SelectParams, SeqNum, SequenceSet, StatusItem,
+};
 
 pub(crate) fn single_mailbox(p: &mut Parser, cmd: &str) -> Result<MailboxName, ParseError> {
     if !p.eat(b' ') {
@@ -61,7 +63,7 @@ fn qresync_params(p: &mut Parser) -> Result<QResyncParams, ParseError> {
     let mut seq_match = None;
     if p.eat(b' ') {
         if p.peek() != Peek::Byte(b'(') {
-            known_uids = Some(p.sequence_set()?);
+            known_uids = Some(starless(p, "known UIDs")?);
             if p.eat(b' ') {
                 seq_match = Some(seq_match_data(p)?);
             }
@@ -79,14 +81,30 @@ fn qresync_params(p: &mut Parser) -> Result<QResyncParams, ParseError> {
     })
 }
 
+/// A sequence set of QRESYNC's parameters, where `*` is not allowed (RFC
+/// 7162 7: the client names the messages it knows).
+fn starless(p: &mut Parser, what: &str) -> Result<SequenceSet, ParseError> {
+    let set = p.sequence_set()?;
+    let star = match &set {
+        SequenceSet::Ranges(r) => r
+            .iter()
+            .any(|&(a, b)| a == SeqNum::Star || b == SeqNum::Star),
+        SequenceSet::Saved => true,
+    };
+    if star {
+        return Err(p.err(format!("\"*\" and \"$\" are not allowed in QRESYNC {what}")));
+    }
+    Ok(set)
+}
+
 fn seq_match_data(
     p: &mut Parser,
 ) -> Result<(crate::types::SequenceSet, crate::types::SequenceSet), ParseError> {
     p.expect(b'(', "( to start QRESYNC sequence match data")?;
     p.enter()?;
-    let seqs = p.sequence_set()?;
+    let seqs = starless(p, "known sequence set")?;
     p.sp_after("known sequence set")?;
-    let uids = p.sequence_set()?;
+    let uids = starless(p, "known UID set")?;
     p.expect(b')', ") to end QRESYNC sequence match data")?;
     p.leave();
     Ok((seqs, uids))

@@ -398,11 +398,11 @@ fn select_examine() {
         }
     );
     assert_eq!(
-        q("a SELECT INBOX (QRESYNC (1 2 1:* (1:3,5 10:12,20)))"),
+        q("a SELECT INBOX (QRESYNC (1 2 1:30 (1:3,5 10:12,20)))"),
         QResyncParams {
             uidvalidity: 1,
             modseq: 2,
-            known_uids: Some(set(vec![(SeqNum::Value(1), SeqNum::Star)])),
+            known_uids: Some(set(vec![r(1, 30)])),
             seq_match: Some((set(vec![r(1, 3), r(5, 5)]), set(vec![r(10, 12), r(20, 20)])))
         }
     );
@@ -410,6 +410,20 @@ fn select_examine() {
         q("a SELECT INBOX (qresync (1 2 (1 10)) condstore)").seq_match,
         Some((set(vec![r(1, 1)]), set(vec![r(10, 10)])))
     );
+    // RFC 7162 7: "*" is not allowed in any of QRESYNC's sets.
+    for (line, what) in [
+        ("a SELECT INBOX (QRESYNC (1 2 1:*))", "known UIDs"),
+        (
+            "a SELECT INBOX (QRESYNC (1 2 1:9 (1:* 1:9)))",
+            "known sequence set",
+        ),
+        ("a EXAMINE INBOX (QRESYNC (1 2 (1:3 *)))", "known UID set"),
+    ] {
+        assert_eq!(
+            bad_text(line),
+            format!("\"*\" and \"$\" are not allowed in QRESYNC {what}")
+        );
+    }
     assert_eq!(bad_text("a SELECT"), "Missing mailbox name");
     assert_eq!(bad_text("a SELECT "), "Missing mailbox name");
     assert_eq!(

@@ -23,10 +23,10 @@ impl Session {
                         | !std::mem::replace(&mut self.utf8, true)
                 }
                 "UTF8=ACCEPT" => !std::mem::replace(&mut self.utf8, true),
-                "CONDSTORE" => !std::mem::replace(&mut self.condstore, true),
+                "CONDSTORE" => self.enable_condstore(),
                 // QRESYNC implies CONDSTORE (RFC 7162 3.2.3).
                 "QRESYNC" => {
-                    self.condstore = true;
+                    self.enable_condstore();
                     !std::mem::replace(&mut self.qresync, true)
                 }
                 _ => false,
@@ -43,6 +43,24 @@ impl Session {
         line.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(&line);
         Ok(Done::ok("Enabled"))
+    }
+
+    /// Turns CONDSTORE on (ENABLE, or the first command that uses it: RFC
+    /// 7162 3.1); true if it was off. With a mailbox selected the client
+    /// learns its HIGHESTMODSEQ then, as SELECT would have told it, like
+    /// Dovecot does.
+    pub(crate) fn enable_condstore(&mut self) -> bool {
+        if std::mem::replace(&mut self.condstore, true) {
+            return false;
+        }
+        if let Some(sel) = self.selected.as_ref() {
+            let line = format!(
+                "* OK [HIGHESTMODSEQ {}] Highest\r\n",
+                sel.announced_modseq()
+            );
+            self.out.extend_from_slice(line.as_bytes());
+        }
+        true
     }
 
     pub(crate) fn cmd_id(&mut self) -> CmdResult {

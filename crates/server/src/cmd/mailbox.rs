@@ -2,7 +2,9 @@
 //! CLOSE, UNSELECT.
 
 use pillarbox_proto::respond;
-use pillarbox_proto::types::{MailboxName, QResyncParams, SelectParams, StatusItem};
+use pillarbox_proto::types::{
+    MailboxName, QResyncParams, SelectParams, SeqNum, SequenceSet, StatusItem,
+};
 use pillarbox_store::{BlobId, ChangeKind, MailboxInfo, MailboxStatus, StoreError};
 
 use super::{CmdError, CmdResult, Done};
@@ -113,6 +115,7 @@ impl Session {
             known_modseq: info.highest_modseq,
             messages,
             pending_expunge: Vec::new(),
+            pending_floor: 0,
             hibernated: None,
             // As fresh as a sync's store read: the sync after SELECT need
             // not read the store again.
@@ -297,6 +300,10 @@ impl Session {
     pub(crate) async fn cmd_status(&mut self, m: &MailboxName, items: &[StatusItem]) -> CmdResult {
         let name = self.decode_name(m)?;
         let info = self.find_mailbox(&name).await?;
+        // Asking for HIGHESTMODSEQ enables CONDSTORE (RFC 7162 3.1).
+        if items.contains(&StatusItem::HighestModSeq) {
+            self.enable_condstore();
+        }
         let line = self.status_line(&info, items).await?;
         self.out.extend_from_slice(&line);
         Ok(Done::ok("Status completed"))
@@ -406,20 +413,28 @@ impl Session {
             return Ok(());
         };
         let max = sel.max_uid().max(ch.uidnext.saturating_sub(1));
+        // Only the messages the client names, if it does (3.2.5.1).
+        let known = |u: u32| {
+            q.known_uids
+                .as_ref()
+                .is_none_or(|set| uid_in_set(set, u, max))
+        };
+        // No message below this UID was expunged since the client's view
+        // (3.2.5.2).
+        let intact_below = q
+            .seq_match
+            .as_ref()
+            .map_or(0, |(seqs, uids)| intact_below(sel, seqs, uids));
         let vanished: Vec<u32> = ch
             .expunged
             .iter()
             .copied()
-            .filter(|u| {
-                q.known_uids
-                    .as_ref()
-                    .is_none_or(|set| uid_in_set(set, *u, max))
-            })
+            .filter(|&u| known(u) && u > intact_below)
             .collect();
         let changed: Vec<u32> = ch
             .changed
             .iter()
-            .filter(|m| sel.seq_of(m.uid).is_some())
+            .filter(|m| sel.seq_of(m.uid).is_some() && known(m.uid))
             .map(|m| m.uid)
             .collect();
         self.write_vanished_earlier_uids(&vanished);
@@ -430,9 +445,48 @@ impl Session {
     }
 }
 
+/// QRESYNC's sequence match data (RFC 7162 3.2.5.2): pairs of a sequence
+/// number and the UID the client knows at it, ascending. While a pair still
+/// holds in the mailbox now, no message below its UID was expunged since the
+/// client's view (none can be added below it). Returns the UID of the last
+/// pair that holds before the first that does not (0: none holds, or the
+/// two sets differ in size, which restricts nothing).
+fn intact_below(sel: &SelectedMailbox, seqs: &SequenceSet, uids: &SequenceSet) -> u32 {
+    let values = |set: &SequenceSet| -> Vec<(u32, u32)> {
+        match set {
+            SequenceSet::Ranges(r) => r
+                .iter()
+                .filter_map(|&(a, b)| match (a, b) {
+                    (SeqNum::Value(a), SeqNum::Value(b)) => Some((a.min(b), a.max(b))),
+                    _ => None,
+                })
+                .collect(),
+            SequenceSet::Saved => Vec::new(),
+        }
+    };
+    let (seqs, uids) = (values(seqs), values(uids));
+    let count = |r: &[(u32, u32)]| r.iter().map(|&(a, b)| u64::from(b - a) + 1).sum::<u64>();
+    if count(&seqs) != count(&uids) {
+        return 0;
+    }
+    let expand = |r: Vec<(u32, u32)>| r.into_iter().flat_map(|(a, b)| a..=b);
+    let mut intact = 0;
+    for (seq, uid) in expand(seqs).zip(expand(uids)) {
+        let holds = seq >= 1
+            && sel
+                .messages
+                .get(seq as usize - 1)
+                .is_some_and(|m| m.uid == uid);
+        if !holds {
+            break;
+        }
+        intact = uid;
+    }
+    intact
+}
+
 /// Whether a UID is in a UID set (`*` = the highest UID).
-pub(crate) fn uid_in_set(set: &pillarbox_proto::types::SequenceSet, uid: u32, max: u32) -> bool {
-    use pillarbox_proto::types::{SeqNum, SequenceSet};
+pub(crate) fn uid_in_set(set: &SequenceSet, uid: u32, max: u32) -> bool {
     match set {
         SequenceSet::Saved => false,
         SequenceSet::Ranges(r) => r.iter().any(|&(a, b)| {

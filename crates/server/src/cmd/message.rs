@@ -95,7 +95,8 @@ impl Session {
             self.publish_delta(id, delta);
         }
         self.free_blobs(unreferenced_files).await;
-        Ok(Done::ok("Expunge completed"))
+        let done = Done::ok("Expunge completed");
+        Ok(if own { done.expunged() } else { done })
     }
 
     /// Removes UIDs from the view and writes `* n EXPUNGE` for each.
@@ -140,7 +141,7 @@ impl Session {
         let id = self.writable()?;
         let idxs = self.resolve(uid, set)?;
         if unchanged_since.is_some() {
-            self.condstore = true;
+            self.enable_condstore();
         }
         let Some(sel) = self.selected.as_ref() else {
             return Err(CmdError::bad("No mailbox selected"));
@@ -185,8 +186,10 @@ impl Session {
             if res.modified.contains(u) {
                 continue;
             }
-            if !silent || (self.condstore && updated.contains(u)) {
+            if !silent {
                 self.write_flags_fetch(*u, uid);
+            } else if self.condstore && updated.contains(u) {
+                self.write_modseq_fetch(*u, uid);
             }
         }
         if !res.updated.is_empty() {
@@ -302,7 +305,7 @@ impl Session {
                 .extend_from_slice(format!("* OK [{code}] Moved\r\n").as_bytes());
             self.announce_expunged(&res.src_uids);
             self.publish(src, 0);
-            return Ok(Done::ok("Move completed"));
+            return Ok(Done::ok("Move completed").expunged());
         }
         Ok(Done::code(code, "Copy completed"))
     }

@@ -75,6 +75,10 @@ impl CmdError {
 pub(crate) struct Done {
     pub code: Option<String>,
     pub text: String,
+    /// The command expunged messages of the selected mailbox: once QRESYNC
+    /// is enabled its tagged OK carries `[HIGHESTMODSEQ n]` (RFC 7162 3.2.7,
+    /// 3.2.9).
+    pub expunged: bool,
 }
 
 impl Done {
@@ -82,13 +86,19 @@ impl Done {
         Done {
             code: None,
             text: text.into(),
+            expunged: false,
         }
     }
     pub fn code(code: impl Into<String>, text: impl Into<String>) -> Self {
         Done {
             code: Some(code.into()),
             text: text.into(),
+            expunged: false,
         }
+    }
+    pub fn expunged(mut self) -> Self {
+        self.expunged = true;
+        self
     }
 }
 
@@ -355,13 +365,20 @@ impl Session {
             if let Err(e) = self.sync(allow_expunge).await {
                 tracing::warn!("sync failed: {}", e.text);
             }
+            self.write_pending_floor();
         }
         if self.end_reason.is_some() {
             // Ended by the server (`selected_gone`): BYE only.
             return false;
         }
         match result {
-            Ok(done) => {
+            Ok(mut done) => {
+                if done.expunged && self.qresync && done.code.is_none() {
+                    done.code = self
+                        .selected
+                        .as_ref()
+                        .map(|s| format!("HIGHESTMODSEQ {}", s.announced_modseq()));
+                }
                 let text = format!("{} completed", name);
                 let text = if done.text.is_empty() {
                     &text
@@ -535,21 +552,57 @@ impl Session {
         }
     }
 
+    /// Under CONDSTORE, while expunges wait for a command that may announce
+    /// them, `* OK [HIGHESTMODSEQ n]` below them: the MODSEQs this command
+    /// sent may be higher, and a client that resynchronised from those later
+    /// would miss the expunges (RFC 7162).
+    fn write_pending_floor(&mut self) {
+        let Some(sel) = self.selected.as_ref() else {
+            return;
+        };
+        if !self.condstore || sel.pending_expunge.is_empty() {
+            return;
+        }
+        let line = format!(
+            "* OK [HIGHESTMODSEQ {}] Expunges not reported yet\r\n",
+            sel.announced_modseq()
+        );
+        self.out.extend_from_slice(line.as_bytes());
+    }
+
     /// `* seq FETCH (UID u FLAGS (...) [MODSEQ (m)])` for a message of the view.
+    /// The UID is there when asked for (UID commands, unsolicited changes) and
+    /// always once QRESYNC is enabled (RFC 7162 3.2.4).
     pub(crate) fn write_flags_fetch(&mut self, uid: u32, with_uid: bool) {
+        self.write_change_fetch(uid, with_uid, true);
+    }
+
+    /// `* seq FETCH ([UID u] MODSEQ (m))`: a flag change made by STORE
+    /// .SILENT, which still reports the new modseq under CONDSTORE (RFC 7162
+    /// 3.1.3).
+    pub(crate) fn write_modseq_fetch(&mut self, uid: u32, with_uid: bool) {
+        self.write_change_fetch(uid, with_uid, false);
+    }
+
+    fn write_change_fetch(&mut self, uid: u32, with_uid: bool, with_flags: bool) {
         let Some(sel) = &self.selected else { return };
         let Some(seq) = sel.seq_of(uid) else { return };
         let Some((flags, modseq)) = sel.flags_modseq(seq) else {
             return;
         };
         let mut line = format!("* {seq} FETCH (").into_bytes();
-        if with_uid {
-            line.extend_from_slice(format!("UID {uid} ").as_bytes());
+        let mut sep = "";
+        if with_uid || self.qresync {
+            line.extend_from_slice(format!("UID {uid}").as_bytes());
+            sep = " ";
         }
-        line.extend_from_slice(b"FLAGS ");
-        respond::flag_list(&mut line, flags);
+        if with_flags {
+            line.extend_from_slice(format!("{sep}FLAGS ").as_bytes());
+            respond::flag_list(&mut line, flags);
+            sep = " ";
+        }
         if self.condstore {
-            line.extend_from_slice(format!(" MODSEQ ({modseq})").as_bytes());
+            line.extend_from_slice(format!("{sep}MODSEQ ({modseq})").as_bytes());
         }
         line.extend_from_slice(b")\r\n");
         self.out.extend_from_slice(&line);

@@ -15,8 +15,8 @@ use pillarbox_proto::types::{SearchCommand, SearchReturnOpt, SortCriterion, Sort
 use pillarbox_store::{BlobStore, MailboxId, MetaStore, Uid};
 
 use super::{CmdError, CmdResult, Done};
-use crate::search::Searched;
 use crate::search::{mailbox_keys, KeyRow, MailboxKeys};
+use crate::search::{named_by, Modseqs, Searched};
 use crate::session::Session;
 
 // ---------------------------------------------------------------- base subject (RFC 5256 2.1)
@@ -534,8 +534,9 @@ impl Session {
         cmd: &SearchCommand,
     ) -> CmdResult {
         let criteria = criteria.to_vec();
-        let nums = self
-            .search_then(cmd, move |found| -> Result<Vec<u32>, CmdError> {
+        let with_modseq = crate::search::uses_modseq(&cmd.key);
+        let (nums, sorted_uids, modseqs) = self
+            .search_then(cmd, move |found| {
                 let Searched {
                     store,
                     blobs,
@@ -553,17 +554,31 @@ impl Session {
                         sort_indexes(&uids, &idxs, &keys, &criteria)
                     }
                 };
-                Ok(sorted
-                    .into_iter()
-                    .map(|i| if uid { uids[i] } else { i as u32 + 1 })
-                    .collect())
+                let modseqs = if with_modseq {
+                    Modseqs::read(&*store, mailbox, &uids, &idxs)?
+                } else {
+                    Modseqs::default()
+                };
+                let nums: Vec<u32> = sorted
+                    .iter()
+                    .map(|&i| if uid { uids[i] } else { i as u32 + 1 })
+                    .collect();
+                let sorted_uids: Vec<u32> = sorted.iter().map(|&i| uids[i]).collect();
+                Ok::<_, CmdError>((nums, sorted_uids, modseqs))
             })
             .await?;
+        if with_modseq {
+            self.enable_condstore();
+        }
         let Some(opts) = &cmd.return_opts else {
             let mut line = b"* SORT".to_vec();
             line.reserve(nums.len() * 7);
             for n in &nums {
                 let _ = write!(line, " {n}");
+            }
+            // RFC 7162 3.1.9: the highest modseq of the messages returned.
+            if let Some(m) = modseqs.max_of(&sorted_uids) {
+                let _ = write!(line, " (MODSEQ {m})");
             }
             line.extend_from_slice(b"\r\n");
             self.out.extend_from_slice(&line);
@@ -577,6 +592,11 @@ impl Session {
             opts.clone()
         };
         let mut line = crate::search::esearch_line(tag, uid, &opts, &nums);
+        // RFC 7162 3.1.10: of the messages named (in sort order MIN and MAX
+        // are the first and last).
+        if let Some(m) = modseqs.max_of(&named_by(&opts, &sorted_uids)) {
+            let _ = write!(line, " MODSEQ {m}");
+        }
         line.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(&line);
         Ok(Done::ok("Sort completed"))
