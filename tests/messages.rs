@@ -496,18 +496,6 @@ async fn large_base64_attachment_binary_is_streamed_exactly() {
     s.stop().await;
 }
 
-/// The bytes of the first literal in the first untagged response.
-fn first_literal(r: &Response) -> Vec<u8> {
-    let l = &r.untagged[0];
-    let open = l.iter().position(|b| *b == b'{').unwrap();
-    let close = open + l[open..].iter().position(|b| *b == b'}').unwrap();
-    let n: usize = std::str::from_utf8(&l[open + 1..close])
-        .unwrap()
-        .parse()
-        .unwrap();
-    l[close + 3..close + 3 + n].to_vec()
-}
-
 /// Summaries served from the shared cache (a second FETCH, another session,
 /// a copy of the same message in another mailbox) are the ones read from
 /// the store: same answers as a server without the cache.

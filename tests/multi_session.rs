@@ -573,3 +573,33 @@ async fn fetch_of_a_message_freed_by_another_sessions_expunge() {
     assert!(r.has("Subject: stays"), "{}", r.text());
     s.stop().await;
 }
+
+/// A body fetched once is kept in memory (`body_cache_mib`): fetched again,
+/// it does not come from the store. Shown with a message another session
+/// expunged and freed meanwhile: from the cache it is still served, as RFC
+/// 2180 4.1.3 allows for a message the session has not been told is gone;
+/// without the cache the FETCH finds nothing and answers NO [EXPUNGEISSUED].
+#[tokio::test]
+async fn fetched_bodies_are_served_from_memory_the_next_time() {
+    for cache_mib in [32, 0] {
+        let s = TestServer::start_with(|c| c.body_cache_mib = cache_mib).await;
+        let mut a = s.login().await;
+        let mut b = s.login().await;
+        let msg = message("cached", "kept in the database");
+        a.append("INBOX", "", &msg).await;
+        a.ok("SELECT INBOX").await;
+        b.ok("SELECT INBOX").await;
+        let r = a.ok("FETCH 1 (BODY.PEEK[])").await;
+        assert_eq!(first_literal(&r), msg);
+        b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+        b.ok("EXPUNGE").await;
+        let r = a.cmd("FETCH 1 (BODY.PEEK[])").await;
+        if cache_mib > 0 {
+            assert!(r.tagged.starts_with("OK"), "{}", r.tagged);
+            assert_eq!(first_literal(&r), msg);
+        } else {
+            assert!(r.tagged.starts_with("NO [EXPUNGEISSUED]"), "{}", r.tagged);
+        }
+        s.stop().await;
+    }
+}

@@ -307,6 +307,18 @@ fn lossy(v: &[Vec<u8>]) -> Vec<String> {
         .collect()
 }
 
+/// The bytes of the first literal in the first untagged response.
+pub fn first_literal(r: &Response) -> Vec<u8> {
+    let l = &r.untagged[0];
+    let open = l.iter().position(|b| *b == b'{').unwrap();
+    let close = open + l[open..].iter().position(|b| *b == b'}').unwrap();
+    let n: usize = std::str::from_utf8(&l[open + 1..close])
+        .unwrap()
+        .parse()
+        .unwrap();
+    l[close + 3..close + 3 + n].to_vec()
+}
+
 /// `{n}\r\n` or `~{n}\r\n` at the end of a line.
 pub fn literal_len(line: &[u8]) -> Option<usize> {
     let l = line.strip_suffix(b"\r\n")?;

@@ -31,6 +31,9 @@ pub struct Config {
     /// Memory for decoded message summaries shared by all sessions (headers,
     /// ENVELOPE, BODYSTRUCTURE of recently fetched messages), in MiB. 0: none.
     pub summary_cache_mib: u64,
+    /// Memory for the bodies of recently fetched messages (decompressed and
+    /// checked), shared by all sessions, in MiB. 0: none.
+    pub body_cache_mib: u64,
     /// Threads running sessions (the async runtime's workers). 0 (the
     /// default): half the CPUs, at least one. Store work (SQLite, blob files,
     /// fsync, the search-index writer) runs on other threads, so the event
@@ -105,6 +108,7 @@ impl Default for Config {
             idle_keepalive_secs: 120,
             idle_hibernate_ms: 0,
             summary_cache_mib: 64,
+            body_cache_mib: 32,
             worker_threads: 0,
         }
     }
@@ -196,6 +200,7 @@ mod tests {
         assert_eq!(c.idle_keepalive_secs, 120);
         assert_eq!(c.idle_hibernate_ms, 0);
         assert_eq!(c.summary_cache_mib, 64);
+        assert_eq!(c.body_cache_mib, 32);
         assert_eq!(c.worker_threads, 0);
         assert!(!c.auth.allow_plaintext);
     }

@@ -182,6 +182,10 @@ const INLINE_LOAD_BYTES: u64 = 256 << 10;
 
 /// Reads what FETCH needs of `metas` (see `Session::load_batch`): the
 /// summaries in one store transaction, the bytes from the blob store.
+/// Bodies larger than this are not kept in the body cache: a few would
+/// push out many of the usual size.
+const BODY_CACHE_MAX: usize = 1 << 20;
+
 fn load_messages(
     shared: &Shared,
     mailbox: i64,
@@ -235,10 +239,21 @@ fn load_messages(
             gone: true,
             ..Loaded::default()
         };
-        let get = |what: &str| match blobs.get(&meta.blob) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(format!("{what} {uid}: {e}")),
+        let get = |what: &str| {
+            if let Some(b) = shared.bodies.get(&meta.blob) {
+                return Ok(Some(b));
+            }
+            match blobs.get(&meta.blob) {
+                Ok(b) => {
+                    let b: Arc<[u8]> = b.into();
+                    if b.len() <= BODY_CACHE_MAX {
+                        shared.bodies.insert(meta.blob, b.clone());
+                    }
+                    Ok(Some(b))
+                }
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(format!("{what} {uid}: {e}")),
+            }
         };
         let streamed = too_large(&meta);
         let raw_bytes = if raw.is_some() && !streamed {
@@ -262,9 +277,9 @@ fn load_messages(
                     // lost) is rebuilt from the message rather than failing the FETCH.
                     None => {
                         let raw = match &raw_bytes {
-                            Some(r) => Cow::Borrowed(r.as_slice()),
+                            Some(r) => r.clone(),
                             None => match get("summary of message")? {
-                                Some(b) => Cow::Owned(b),
+                                Some(b) => b,
                                 None => {
                                     out.push((uid, gone()));
                                     continue;
@@ -298,7 +313,7 @@ struct Loaded {
     streamed: bool,
     /// Its stored bytes are gone (see `load_messages`).
     gone: bool,
-    raw: Option<Vec<u8>>,
+    raw: Option<Arc<[u8]>>,
     summary: Option<Arc<Summary>>,
 }
 
@@ -531,7 +546,7 @@ impl Session {
                             continue;
                         };
                         let data: Cow<[u8]> = match text {
-                            None => Cow::Borrowed(raw.as_slice()),
+                            None => Cow::Borrowed(&raw[..]),
                             Some(t) => s.section(
                                 raw,
                                 &Section {
@@ -572,7 +587,7 @@ impl Session {
                                 continue;
                             };
                             if section.part.is_empty() && section.text.is_none() {
-                                Cow::Borrowed(raw.as_slice())
+                                Cow::Borrowed(&raw[..])
                             } else {
                                 s.section(raw, section)
                             }
@@ -598,7 +613,7 @@ impl Session {
                             }
                             // Composite or undecodable: decode in memory.
                             match self.read_blob(&meta).await {
-                                Ok(bytes) => loaded.raw = Some(bytes),
+                                Ok(bytes) => loaded.raw = Some(bytes.into()),
                                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                                     gone = true;
                                     continue;

@@ -4,6 +4,7 @@
 //! binary and the integration tests both start the server this way.
 
 pub mod auth;
+mod blob_cache;
 mod cmd;
 pub mod config;
 mod conn;
@@ -14,7 +15,6 @@ mod publish_log;
 mod search;
 mod session;
 mod snapshots;
-mod summary_cache;
 mod tls;
 mod view;
 
@@ -72,7 +72,9 @@ pub(crate) struct Shared {
     /// the most recent ones (see `Session::sync`).
     pub published: publish_log::PublishLog,
     /// Decoded summaries of recently fetched messages.
-    pub summaries: summary_cache::SummaryCache,
+    pub summaries: blob_cache::BlobCache<pillarbox_mime::Summary>,
+    /// Bodies of recently fetched messages.
+    pub bodies: blob_cache::BlobCache<[u8]>,
     /// The last full read of recently selected mailboxes.
     pub snapshots: snapshots::Snapshots,
 }
@@ -84,7 +86,9 @@ impl Shared {
         tls: Option<tokio_rustls::TlsAcceptor>,
         shutdown: watch::Receiver<bool>,
     ) -> Shared {
-        let summary_cache_bytes = config.summary_cache_mib.saturating_mul(1 << 20);
+        let mib = |n: u64| n.saturating_mul(1 << 20);
+        let summaries = blob_cache::BlobCache::new(mib(config.summary_cache_mib), 2048);
+        let bodies = blob_cache::BlobCache::new(mib(config.body_cache_mib), 8192);
         Shared {
             config,
             store,
@@ -96,7 +100,8 @@ impl Shared {
             metrics: metrics::Metrics::new(),
             verifier: auth::Verifier::new(),
             published: Default::default(),
-            summaries: summary_cache::SummaryCache::new(summary_cache_bytes),
+            summaries,
+            bodies,
             snapshots: Default::default(),
         }
     }
