@@ -137,6 +137,342 @@ async fn notify_errors() {
     s.stop().await;
 }
 
+/// Nothing more arrives (for a short while).
+async fn quiet(c: &mut Client) {
+    assert_eq!(c.read_line_timeout(Duration::from_millis(300)).await, None);
+}
+
+/// Sends `n` commands at once (`cmd(i)`) and waits for all their tagged
+/// responses.
+async fn pipeline(c: &mut Client, n: usize, cmd: impl Fn(usize) -> String) {
+    let mut buf = String::new();
+    for i in 0..n {
+        buf.push_str(&format!("p{i} {}\r\n", cmd(i)));
+    }
+    c.send_raw(buf.as_bytes()).await;
+    for i in 0..n {
+        let r = c.read_until_tagged(&format!("p{i}")).await;
+        assert!(r.tagged.starts_with("OK"), "{}", r.tagged);
+    }
+}
+
+/// RFC 5465 5.8: a session that cannot keep up with the events (more than
+/// the change bus holds arrived while it was busy with a command) is told
+/// `* OK [NOTIFICATIONOVERFLOW]` and is then as after NOTIFY NONE. Nothing
+/// else is sent outside a command: in particular no EXPUNGE (RFC 9051
+/// 7.5.1); the next command reports the selected mailbox's changes.
+#[tokio::test]
+async fn overflow_is_announced_and_ends_notify() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    b.ok("CREATE Work").await;
+    b.append("Work", "", &message("one", "x")).await;
+    b.append("Work", "", &message("two", "x")).await;
+    b.append("Archive", "", &message("flag me", "x")).await;
+    a.ok("SELECT Work").await;
+    a.ok("NOTIFY SET (SELECTED (MessageNew MessageExpunge FlagChange)) (PERSONAL (MessageNew MessageExpunge MailboxName))")
+        .await;
+    // A command that waits for its literal: no event is read meanwhile.
+    a.send_raw(b"s SEARCH SUBJECT {1}\r\n").await;
+    let cont = a.read_line_timeout(WAIT).await.expect("continuation");
+    assert!(cont.starts_with('+'), "{cont}");
+    b.ok("SELECT Work").await;
+    b.ok("UID STORE 1 +FLAGS (\\Deleted)").await;
+    b.ok("UID EXPUNGE 1").await;
+    b.ok("SELECT Archive").await;
+    // More events than the change bus holds (1024).
+    pipeline(&mut b, 1100, |i| {
+        format!(
+            "STORE 1 {}FLAGS (\\Flagged)",
+            if i % 2 == 0 { '+' } else { '-' }
+        )
+    })
+    .await;
+    a.send_raw(b"o\r\n").await;
+    // SEARCH by sequence number: no EXPUNGE in its response either.
+    let r = a.read_until_tagged("s").await;
+    assert!(r.tagged.starts_with("OK"), "{}", r.tagged);
+    assert!(!r.has("EXPUNGE"), "{}", r.text());
+    let l = a.read_line_timeout(WAIT).await.expect("overflow");
+    assert!(l.starts_with("* OK [NOTIFICATIONOVERFLOW] "), "{l}");
+    quiet(&mut a).await;
+    // As after NOTIFY NONE: no more notifications.
+    b.ok("CREATE Later").await;
+    b.append("Archive", "", &message("more", "x")).await;
+    b.append("Work", "", &message("three", "x")).await;
+    quiet(&mut a).await;
+    // The selected mailbox is brought up to date by commands, as usual.
+    let r = a.ok("NOOP").await;
+    assert!(r.has("* 1 EXPUNGE\r\n"), "{}", r.text());
+    assert!(r.has("* 2 EXISTS\r\n"), "{}", r.text());
+    s.stop().await;
+}
+
+/// RFC 5465 3.1, 5: events of the selected mailbox that were not asked
+/// for (no FlagChange, SELECTED NONE, or no SELECTED group at all) are not
+/// sent between commands; the next command reports them as usual.
+#[tokio::test]
+async fn selected_events_not_asked_for_wait_for_a_command() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    b.append("INBOX", "", &message("one", "x")).await;
+    b.ok("SELECT INBOX").await;
+    a.ok("SELECT INBOX").await;
+    a.ok("NOTIFY SET (SELECTED (MessageNew MessageExpunge))")
+        .await;
+    b.ok("STORE 1 +FLAGS (\\Flagged)").await;
+    quiet(&mut a).await;
+    b.append("INBOX", "", &message("two", "x")).await;
+    assert_eq!(a.read_line_timeout(WAIT).await.unwrap(), "* 2 EXISTS\r\n");
+    quiet(&mut a).await;
+    let r = a.ok("NOOP").await;
+    assert!(r.has("* 1 FETCH (UID 1 FLAGS (\\Flagged))"), "{}", r.text());
+    for set in [
+        "NOTIFY SET (SELECTED NONE)",
+        "NOTIFY SET (SELECTED-DELAYED NONE) (PERSONAL (MessageNew MessageExpunge))",
+        // No SELECTED group: the same as SELECTED NONE.
+        "NOTIFY SET (PERSONAL (MessageNew MessageExpunge FlagChange))",
+    ] {
+        a.ok(set).await;
+        b.ok("STORE 1 -FLAGS (\\Flagged)").await;
+        b.append("INBOX", "", &message("more", "x")).await;
+        quiet(&mut a).await;
+        let r = a.ok("NOOP").await;
+        assert!(r.has(" EXISTS\r\n"), "{set}: {}", r.text());
+        assert!(r.has("* 1 FETCH (UID 1 FLAGS ())"), "{set}: {}", r.text());
+        b.ok("STORE 1 +FLAGS (\\Flagged)").await;
+        a.ok("NOOP").await;
+    }
+    s.stop().await;
+}
+
+/// RFC 5465 3.1: events the server does not support (no ANNOTATE, no
+/// METADATA) are refused with a tagged NO [BADEVENT (supported events)].
+/// An unknown event name is an `event-ext` atom in the RFC's grammar (8), so
+/// it gets the same NO (Dovecot answers BAD there); the settings in effect
+/// stay.
+#[tokio::test]
+async fn unsupported_events_get_no_badevent() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    a.ok("NOTIFY SET (PERSONAL (MailboxName))").await;
+    for (group, event) in [
+        (
+            "(PERSONAL (MessageNew MessageExpunge AnnotationChange))",
+            "AnnotationChange",
+        ),
+        (
+            "(PERSONAL (MailboxMetadataChange))",
+            "MailboxMetadataChange",
+        ),
+        ("(INBOXES (ServerMetadataChange))", "ServerMetadataChange"),
+        ("(PERSONAL (MailboxName Frobnicate))", "FROBNICATE"),
+    ] {
+        let r = a.no(&format!("NOTIFY SET {group}")).await;
+        assert_eq!(
+            r.tagged,
+            format!("NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)] Unsupported NOTIFY event {event}")
+        );
+    }
+    b.ok("CREATE Projects").await;
+    assert_eq!(
+        a.read_line_timeout(WAIT).await.unwrap(),
+        "* LIST () \"/\" Projects\r\n"
+    );
+    s.stop().await;
+}
+
+/// RFC 5465 6.1: one of SELECTED and SELECTED-DELAYED per NOTIFY, and only
+/// message events with them; anything else is an error (tagged BAD).
+#[tokio::test]
+async fn invalid_selected_groups_are_bad() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    a.ok("NOTIFY SET (PERSONAL (MailboxName))").await;
+    for bad in [
+        "NOTIFY SET (SELECTED (MessageNew MessageExpunge)) (SELECTED-DELAYED (MessageNew MessageExpunge))",
+        "NOTIFY SET (SELECTED NONE) (SELECTED NONE)",
+        "NOTIFY SET (SELECTED (MailboxName))",
+        "NOTIFY SET (SELECTED-DELAYED (MessageNew MessageExpunge SubscriptionChange))",
+    ] {
+        let r = a.bad(bad).await;
+        assert!(r.tagged.len() > "BAD ".len() + 10, "{}", r.tagged);
+    }
+    b.ok("CREATE Projects").await;
+    assert_eq!(
+        a.read_line_timeout(WAIT).await.unwrap(),
+        "* LIST () \"/\" Projects\r\n"
+    );
+    s.stop().await;
+}
+
+/// A flag change in another mailbox is reported (STATUS) only with
+/// FlagChange; MessageNew and MessageExpunge are about messages coming and
+/// going (as Dovecot).
+#[tokio::test]
+async fn flag_changes_elsewhere_need_flagchange() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    b.append("Archive", "", &message("one", "x")).await;
+    a.ok("NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")
+        .await;
+    b.ok("SELECT Archive").await;
+    b.ok("STORE 1 +FLAGS (\\Seen)").await;
+    quiet(&mut a).await;
+    b.append("Archive", "", &message("two", "x")).await;
+    let l = a.read_line_timeout(WAIT).await.unwrap();
+    assert!(
+        l.starts_with("* STATUS Archive (MESSAGES 2 UIDNEXT 3 "),
+        "{l}"
+    );
+    b.ok("STORE 2 +FLAGS (\\Seen)").await;
+    quiet(&mut a).await;
+    b.ok("STORE 1 +FLAGS (\\Deleted)").await;
+    b.ok("EXPUNGE").await;
+    let l = a.read_line_timeout(WAIT).await.unwrap();
+    assert!(
+        l.starts_with("* STATUS Archive (MESSAGES 1 UIDNEXT 3 "),
+        "{l}"
+    );
+    quiet(&mut a).await;
+    a.ok("NOTIFY SET (PERSONAL (MessageNew MessageExpunge FlagChange))")
+        .await;
+    b.ok("UID STORE 2 -FLAGS (\\Seen)").await;
+    let l = a.read_line_timeout(WAIT).await.unwrap();
+    assert!(l.starts_with("* STATUS Archive (MESSAGES 1 "), "{l}");
+    assert!(l.contains("UNSEEN 1"), "{l}");
+    s.stop().await;
+}
+
+/// RFC 5465 4: during IDLE the server sends exactly the events asked for
+/// with NOTIFY; the rest is reported when IDLE ends.
+#[tokio::test]
+async fn idle_sends_only_the_events_notify_asked_for() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    b.append("INBOX", "", &message("one", "x")).await;
+    b.ok("SELECT INBOX").await;
+    a.ok("SELECT INBOX").await;
+    a.ok("NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")
+        .await;
+    a.send_raw(b"i IDLE\r\n").await;
+    assert!(a.read_line_timeout(WAIT).await.unwrap().starts_with('+'));
+    b.append("INBOX", "", &message("two", "x")).await;
+    b.ok("STORE 1 +FLAGS (\\Flagged)").await;
+    quiet(&mut a).await;
+    b.append("Archive", "", &message("elsewhere", "x")).await;
+    let l = a.read_line_timeout(WAIT).await.unwrap();
+    assert!(l.starts_with("* STATUS Archive (MESSAGES 1 "), "{l}");
+    a.send_raw(b"DONE\r\n").await;
+    let r = a.read_until_tagged("i").await;
+    assert!(r.has("* 2 EXISTS\r\n"), "{}", r.text());
+    assert!(r.has("FLAGS (\\Flagged)"), "{}", r.text());
+    a.ok("NOTIFY SET (SELECTED (MessageNew MessageExpunge))")
+        .await;
+    a.send_raw(b"j IDLE\r\n").await;
+    assert!(a.read_line_timeout(WAIT).await.unwrap().starts_with('+'));
+    b.ok("STORE 1 -FLAGS (\\Flagged)").await;
+    quiet(&mut a).await;
+    b.append("INBOX", "", &message("three", "x")).await;
+    assert_eq!(a.read_line_timeout(WAIT).await.unwrap(), "* 3 EXISTS\r\n");
+    quiet(&mut a).await;
+    a.send_raw(b"DONE\r\n").await;
+    let r = a.read_until_tagged("j").await;
+    assert!(r.has("* 1 FETCH (UID 1 FLAGS ())"), "{}", r.text());
+    s.stop().await;
+}
+
+/// Only what happens after NOTIFY SET is reported: not changes made
+/// before it, nor while NOTIFY NONE was in effect (the STATUS option is the
+/// way to catch up).
+#[tokio::test]
+async fn only_events_after_notify_set_are_reported() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    b.ok("CREATE Ghost").await;
+    b.ok("DELETE Ghost").await;
+    b.append("Archive", "", &message("early", "x")).await;
+    a.ok("NOTIFY SET (PERSONAL (MailboxName MessageNew MessageExpunge))")
+        .await;
+    quiet(&mut a).await;
+    a.ok("NOTIFY NONE").await;
+    b.ok("CREATE Ghost2").await;
+    b.ok("DELETE Ghost2").await;
+    b.append("Archive", "", &message("meanwhile", "x")).await;
+    a.ok("NOTIFY SET (PERSONAL (MailboxName MessageNew MessageExpunge))")
+        .await;
+    quiet(&mut a).await;
+    b.ok("CREATE Real").await;
+    assert_eq!(
+        a.read_line_timeout(WAIT).await.unwrap(),
+        "* LIST () \"/\" Real\r\n"
+    );
+    quiet(&mut a).await;
+    s.stop().await;
+}
+
+/// RENAME INBOX moves INBOX's messages to a new mailbox and INBOX stays
+/// (RFC 9051 6.3.6): a new name, not a rename, and INBOX's messages went.
+#[tokio::test]
+async fn rename_inbox_is_reported_as_a_new_mailbox() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    b.append("INBOX", "", &message("one", "x")).await;
+    a.ok("NOTIFY SET (PERSONAL (MailboxName MessageNew MessageExpunge))")
+        .await;
+    b.ok("RENAME INBOX Old").await;
+    assert_eq!(
+        a.read_line_timeout(WAIT).await.unwrap(),
+        "* LIST () \"/\" Old\r\n"
+    );
+    let l = a.read_line_timeout(WAIT).await.unwrap();
+    assert!(l.starts_with("* STATUS INBOX (MESSAGES 0 "), "{l}");
+    quiet(&mut a).await;
+    s.stop().await;
+}
+
+/// RFC 5465 5.4: a LIST for each mailbox name a command affects: the
+/// parents CREATE and RENAME make, and a RENAME's inferiors (with OLDNAME).
+#[tokio::test]
+async fn parents_and_inferiors_get_their_own_list() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    a.ok("NOTIFY SET (PERSONAL (MailboxName))").await;
+    b.ok("CREATE Projects/2024/Q1").await;
+    for name in ["Projects", "Projects/2024", "Projects/2024/Q1"] {
+        assert_eq!(
+            a.read_line_timeout(WAIT).await.unwrap(),
+            format!("* LIST () \"/\" {name}\r\n")
+        );
+    }
+    b.ok("CREATE Projects/2024/Q2").await;
+    assert_eq!(
+        a.read_line_timeout(WAIT).await.unwrap(),
+        "* LIST () \"/\" Projects/2024/Q2\r\n"
+    );
+    quiet(&mut a).await;
+    b.ok("RENAME Projects/2024 Old/2024").await;
+    for line in [
+        "* LIST () \"/\" Old\r\n",
+        "* LIST () \"/\" Old/2024 (\"OLDNAME\" (Projects/2024))\r\n",
+        "* LIST () \"/\" Old/2024/Q1 (\"OLDNAME\" (Projects/2024/Q1))\r\n",
+        "* LIST () \"/\" Old/2024/Q2 (\"OLDNAME\" (Projects/2024/Q2))\r\n",
+    ] {
+        assert_eq!(a.read_line_timeout(WAIT).await.unwrap(), line);
+    }
+    quiet(&mut a).await;
+    s.stop().await;
+}
+
 async fn scrape(addr: std::net::SocketAddr) -> String {
     let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
     sock.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")

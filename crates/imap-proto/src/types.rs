@@ -476,4 +476,7 @@ pub enum NotifyEvent {
     SubscriptionChange,
     MailboxMetadataChange,
     ServerMetadataChange,
+    /// Any other event name (`event-ext`, upper-cased): refused by the server
+    /// with NO [BADEVENT].
+    Other(String),
 }

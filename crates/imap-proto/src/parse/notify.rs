@@ -89,7 +89,9 @@ fn event(p: &mut Parser) -> Result<NotifyEvent, ParseError> {
         "SUBSCRIPTIONCHANGE" => NotifyEvent::SubscriptionChange,
         "MAILBOXMETADATACHANGE" => NotifyEvent::MailboxMetadataChange,
         "SERVERMETADATACHANGE" => NotifyEvent::ServerMetadataChange,
-        other => return Err(p.err(format!("Unknown NOTIFY event {other}"))),
+        // RFC 5465 8: `event-ext = atom`. The server refuses events it does
+        // not support with NO [BADEVENT] (3.1), not with a syntax error.
+        _ => NotifyEvent::Other(w),
     })
 }
 
@@ -139,12 +141,24 @@ mod tests {
     }
 
     #[test]
+    fn unknown_events_are_parsed_for_the_server_to_refuse() {
+        let r = parse("a NOTIFY SET (PERSONAL (MessageNew MessageExpunge Bogus))").unwrap();
+        let Command::Notify(Some(set)) = r.command else {
+            panic!()
+        };
+        assert_eq!(
+            set.groups[0].events[2],
+            NotifyEvent::Other("BOGUS".to_string())
+        );
+    }
+
+    #[test]
     fn notify_errors() {
         for bad in [
             "a NOTIFY",
             "a NOTIFY SET",
             "a NOTIFY SET (BOGUS (MessageNew))",
-            "a NOTIFY SET (SELECTED (Bogus))",
+            "a NOTIFY SET (SELECTED (Bogus (UID)))",
             "a NOTIFY SET (SELECTED ())",
             "a NOTIFY SET (SELECTED (MessageNew)",
             "a NOTIFY MAYBE",

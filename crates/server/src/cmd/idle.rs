@@ -12,17 +12,28 @@ use crate::session::Session;
 
 impl Session {
     pub(crate) async fn cmd_idle(&mut self, tag: &str) -> bool {
+        // With NOTIFY in effect, its receiver holds the events not handled
+        // yet; without, changes from now on (the sync below reports the
+        // earlier ones), subscribed to before that sync so none is missed.
+        let mut rx = match self.changes.take() {
+            Some(rx) if self.notify.is_some() => rx,
+            _ => self.shared.bus.subscribe(),
+        };
         self.out.extend_from_slice(b"+ idling\r\n");
-        if self.sync(true).await.is_err() || self.flush().await.is_err() {
+        // RFC 5465 4: with NOTIFY, IDLE sends exactly the events asked for
+        // (sent as they happened); what else changed is reported at DONE.
+        let synced = if self.notify.is_none() {
+            self.sync(true).await
+        } else {
+            Ok(())
+        };
+        if synced.is_err() || self.flush().await.is_err() {
+            self.changes = Some(rx);
             return false;
         }
         let every = Duration::from_secs(self.shared.config.idle_keepalive_secs.max(1));
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let mut shutdown = self.shared.shutdown.clone();
-        let mut rx = match self.changes.take() {
-            Some(rx) => rx,
-            None => self.shared.bus.subscribe(),
-        };
         let max = self.shared.config.limits.max_line_length;
         // An IDLE that lasts `idle_hibernate_ms` hibernates the session (see
         // the `view` module docs): a hibernated view costs a full read of the
