@@ -10,10 +10,19 @@
 //! it, this process or another. A mailbox id that now names another mailbox
 //! (deleted, then one created) has another UIDVALIDITY: such an entry, or one
 //! ahead of the store, is not used.
+//!
+//! Within `RECHECK` of an entry's last store read, and when no other process
+//! has committed since (`MetaStore::foreign_version`), the changes this
+//! process published since (`publish_log.rs`) are merged instead of reading
+//! the store, as a session's sync does.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
-use pillarbox_store::{MailboxId, MailboxInfo, MessageMeta, MetaStore};
+use pillarbox_store::{MailboxChanges, MailboxId, MailboxInfo, MessageMeta, MetaStore};
+
+use crate::cmd::{merge_deltas, MailboxRead, RECHECK};
+use crate::publish_log::PublishLog;
 
 /// Messages kept over all entries (about 110 bytes each).
 const MAX_MESSAGES: usize = 200_000;
@@ -21,6 +30,13 @@ const MAX_MESSAGES: usize = 200_000;
 struct Snapshot {
     info: MailboxInfo,
     messages: Vec<MessageMeta>,
+    /// The mailbox's publish version taken before the last store read, and
+    /// when that read was made (see `MailboxRead`): changes published after
+    /// that version are not in the entry.
+    version: u64,
+    read_at: Instant,
+    /// `MetaStore::foreign_version` before that read.
+    foreign: Option<u64>,
 }
 
 #[derive(Default)]
@@ -63,15 +79,45 @@ impl Snapshots {
     }
 
     /// The mailbox's state and messages (ascending UID) as the store has
-    /// them now. The returned info's name and special-use are those of the
-    /// read the entry came from (a rename keeps the id); its numbers are
+    /// them now, with the publish version and read time a session's view
+    /// records of it. The returned info's name and special-use are those of
+    /// the read the entry came from (a rename keeps the id); its numbers are
     /// current.
     pub(crate) fn current(
         &self,
         store: &dyn MetaStore,
+        published: &PublishLog,
         id: MailboxId,
-    ) -> pillarbox_store::Result<(MailboxInfo, Vec<MessageMeta>)> {
-        if let Some(c) = self.get(id) {
+    ) -> pillarbox_store::Result<MailboxRead> {
+        // Taken before any read: a change published after it is seen by the
+        // session's next sync.
+        let version = published.version(id);
+        let foreign = store.foreign_version();
+        let cached = self.get(id);
+        let trusted = |c: &&Arc<Snapshot>| {
+            c.read_at.elapsed() < RECHECK && foreign.is_some() && c.foreign == foreign
+        };
+        if let Some(c) = cached.as_ref().filter(trusted) {
+            if c.version == version {
+                return Ok(MailboxRead {
+                    info: c.info.clone(),
+                    messages: c.messages.clone(),
+                    version,
+                    at: c.read_at,
+                });
+            }
+            if let Some(deltas) = published.between(id, c.version, version, c.info.highest_modseq) {
+                let ch = merge_deltas(&deltas);
+                let info = MailboxInfo {
+                    uidnext: c.info.uidnext.max(ch.uidnext),
+                    highest_modseq: ch.highest_modseq,
+                    ..c.info.clone()
+                };
+                return Ok(self.merged(c, info, &ch, (version, c.read_at, c.foreign)));
+            }
+        }
+        let read_at = Instant::now();
+        if let Some(c) = cached {
             let ch = store.changes_since(id, c.info.highest_modseq)?;
             if ch.uidvalidity == c.info.uidvalidity && ch.highest_modseq >= c.info.highest_modseq {
                 let info = MailboxInfo {
@@ -80,23 +126,48 @@ impl Snapshots {
                     highest_modseq: ch.highest_modseq,
                     ..c.info.clone()
                 };
-                if ch.highest_modseq == c.info.highest_modseq {
-                    return Ok((info, c.messages.clone()));
-                }
-                let messages = ch.apply_to(&c.messages);
-                self.put(Snapshot {
-                    info: info.clone(),
-                    messages: messages.clone(),
-                });
-                return Ok((info, messages));
+                return Ok(self.merged(&c, info, &ch, (version, read_at, foreign)));
             }
         }
         let (info, messages) = store.snapshot(id)?;
         self.put(Snapshot {
             info: info.clone(),
             messages: messages.clone(),
+            version,
+            read_at,
+            foreign,
         });
-        Ok((info, messages))
+        Ok(MailboxRead {
+            info,
+            messages,
+            version,
+            at: read_at,
+        })
+    }
+
+    /// `c` with changes `ch` merged, kept as the entry (with its publish
+    /// version, read time and foreign version) and returned.
+    fn merged(
+        &self,
+        c: &Snapshot,
+        info: MailboxInfo,
+        ch: &MailboxChanges,
+        (version, read_at, foreign): (u64, Instant, Option<u64>),
+    ) -> MailboxRead {
+        let messages = ch.apply_to(&c.messages);
+        self.put(Snapshot {
+            info: info.clone(),
+            messages: messages.clone(),
+            version,
+            read_at,
+            foreign,
+        });
+        MailboxRead {
+            info,
+            messages,
+            version,
+            at: read_at,
+        }
     }
 }
 
@@ -135,6 +206,80 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// Within RECHECK of the entry's store read, what this process published
+    /// since is merged without the store (shown with a published change the
+    /// store does not have); after it, or when a published change has no
+    /// content, the store is read.
+    #[test]
+    fn published_changes_are_merged_within_recheck() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = crate::test_util::shared(dir.path());
+        let store = &*shared.store;
+        let account = store.create_account("alice", "h").unwrap();
+        let inbox = store.mailbox(account.id, "INBOX").unwrap().expect("INBOX");
+        let msg = |n: u8| pillarbox_store::NewMessage {
+            blob: pillarbox_store::BlobId::of(&[n]),
+            size: 1,
+            internal_date: 0,
+            date_offset_minutes: 0,
+            flags: Vec::new(),
+            summary: Vec::new(),
+            inline: None,
+        };
+        store.append(inbox.id, &[msg(1), msg(2)]).unwrap();
+        let (snaps, log) = (&shared.snapshots, &shared.published);
+        let first = snaps.current(store, log, inbox.id).unwrap();
+        assert_eq!(first.messages.len(), 2);
+        let hms = first.info.highest_modseq;
+        let flagged = |uid: u32| pillarbox_store::Delta {
+            from_modseq: hms,
+            changes: MailboxChanges {
+                uidvalidity: 0,
+                uidnext: first.info.uidnext,
+                highest_modseq: hms + 1,
+                changed: vec![crate::test_util::meta(uid, "\\Flagged", hms + 1)],
+                expunged: vec![1],
+            },
+        };
+        log.bump(inbox.id, Some(Arc::new(flagged(2))));
+        let merged = snaps.current(store, log, inbox.id).unwrap();
+        assert_eq!(merged.at, first.at, "no store read");
+        assert_eq!(merged.version, 1);
+        assert_eq!(merged.info.highest_modseq, hms + 1);
+        assert_eq!(merged.info.uidvalidity, first.info.uidvalidity);
+        let uids: Vec<u32> = merged.messages.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, [2]);
+        assert_eq!(merged.messages[0].flags[0], "\\Flagged");
+        // Nothing published since: the same, still without a read.
+        let again = snaps.current(store, log, inbox.id).unwrap();
+        assert_eq!((again.at, again.messages.len()), (first.at, 1));
+        // Another process commits (anything): the store is read.
+        let other = rusqlite::Connection::open(dir.path().join("meta.sqlite3")).unwrap();
+        other
+            .execute_batch("CREATE TABLE other_process (x); DROP TABLE other_process;")
+            .unwrap();
+        let foreign = snaps.current(store, log, inbox.id).unwrap();
+        assert!(foreign.at > first.at);
+        assert_eq!(foreign.messages.len(), 2, "the store's truth");
+        let first = foreign;
+        log.bump(inbox.id, Some(Arc::new(flagged(2))));
+        let merged = snaps.current(store, log, inbox.id).unwrap();
+        assert_eq!((merged.at, merged.messages.len()), (first.at, 1));
+        // A change published without content: the store, which has both
+        // messages, unflagged (the published change was made up).
+        log.bump(inbox.id, None);
+        let read = snaps.current(store, log, inbox.id).unwrap();
+        assert!(read.at > first.at);
+        assert_eq!(read.version, 3);
+        // The entry's modseq is ahead of the store's: read whole.
+        assert_eq!(read.messages.len(), 2);
+        assert!(read.messages.iter().all(|m| m.flags.is_empty()));
+        // Past RECHECK the store is read even with nothing published.
+        std::thread::sleep(RECHECK);
+        let late = snaps.current(store, log, inbox.id).unwrap();
+        assert!(late.at > read.at);
+    }
+
     #[test]
     fn budget_is_kept() {
         let s = Snapshots::default();
@@ -153,6 +298,9 @@ mod tests {
                     special_use: None,
                 },
                 messages: msgs.clone(),
+                version: 0,
+                read_at: Instant::now(),
+                foreign: None,
             });
         }
         let inner = s.inner.lock().unwrap();

@@ -363,6 +363,14 @@ pub trait MetaStore: Send + Sync {
     /// A consistent snapshot of the mailbox: its info and all messages by UID.
     fn snapshot(&self, mailbox: MailboxId) -> Result<(MailboxInfo, Vec<MessageMeta>)>;
     fn changes_since(&self, mailbox: MailboxId, modseq: ModSeq) -> Result<MailboxChanges>;
+    /// A number that changes whenever another process commits to the store
+    /// (it may change without one, too); None when it cannot be had without
+    /// waiting. Equal values taken at two moments mean that every change in
+    /// between was made by this process, which publishes its own (see the
+    /// server's publish log).
+    fn foreign_version(&self) -> Option<u64> {
+        None
+    }
     /// Changes flags of the given UIDs (those that no longer exist are ignored).
     /// With `unchanged_since`, messages whose modseq is greater are not touched and
     /// reported in `modified`.

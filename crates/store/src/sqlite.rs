@@ -1500,6 +1500,18 @@ impl MetaStore for SqliteStore {
         })
     }
 
+    /// `PRAGMA data_version` of the writer connection: SQLite changes it
+    /// when a commit by any other connection is seen. Every commit of this
+    /// process is made on the writer (readers and the checkpointer commit
+    /// nothing; a checkpoint may change it, which only costs a read).
+    fn foreign_version(&self) -> Option<u64> {
+        let conn = self.writer.try_lock().ok()?;
+        conn.prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+            .ok()
+            .map(|v| v as u64)
+    }
+
     fn changes_since(&self, mailbox: MailboxId, modseq: ModSeq) -> Result<MailboxChanges> {
         // A modseq beyond i64 cannot exist in the database: nothing changed after it.
         let since = i64::try_from(modseq).unwrap_or(i64::MAX);

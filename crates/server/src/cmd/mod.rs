@@ -108,7 +108,7 @@ pub(crate) type CmdResult = Result<Done, CmdError>;
 /// start would report it: a message's last state, expunged ones only as
 /// expunged. (Applied one by one they would each announce, e.g. EXISTS
 /// twice.)
-fn merge_deltas(
+pub(crate) fn merge_deltas(
     deltas: &[std::sync::Arc<pillarbox_store::Delta>],
 ) -> pillarbox_store::MailboxChanges {
     let mut out = pillarbox_store::MailboxChanges {
@@ -152,7 +152,7 @@ pub(crate) struct MailboxRead {
 
 /// How long a session trusts "no change was published" before reading the
 /// store again anyway (changes by other processes are not published here).
-const RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+pub(crate) const RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 fn command_name(c: &Command) -> &'static str {
     match c {
@@ -425,20 +425,11 @@ impl Session {
         id: pillarbox_store::MailboxId,
         small: bool,
     ) -> Result<Option<MailboxRead>, CmdError> {
-        let version = self.shared.published.version(id);
         let shared = self.shared.clone();
-        let read = self
-            .db_read(small, move |s| if_exists(shared.snapshots.current(s, id)))
-            .await?;
-        let Some((info, messages)) = read else {
-            return Ok(None);
-        };
-        Ok(Some(MailboxRead {
-            info,
-            messages,
-            version,
-            at: std::time::Instant::now(),
-        }))
+        self.db_read(small, move |s| {
+            if_exists(shared.snapshots.current(s, &shared.published, id))
+        })
+        .await
     }
 
     /// Brings the selected mailbox view up to date with the store and writes

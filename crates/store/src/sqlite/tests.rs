@@ -1056,6 +1056,34 @@ fn multi_process_appends() {
     assert_eq!(st.highest_modseq, 1 + u64::from(3 * CHILD_APPENDS));
 }
 
+/// `foreign_version` moves with another connection's commit (another
+/// process), not with this store's own writes.
+#[test]
+fn foreign_version_moves_only_with_other_connections() {
+    let f = fixture();
+    let a = f.store.create_account("alice", "h").unwrap();
+    let i = inbox(&f.store, a.id);
+    let before = f.store.foreign_version().expect("writer free");
+    f.store.append(i.id, &[msg(1, &[])]).unwrap();
+    f.store
+        .store_flags(i.id, &[1], FlagOp::Add, &s(&["\\Seen"]), None)
+        .unwrap();
+    f.store.expunge(i.id, &[1]).unwrap();
+    assert_eq!(f.store.foreign_version(), Some(before));
+    let other = Connection::open(&f.path).unwrap();
+    other
+        .execute(
+            "INSERT INTO meta(key, value) VALUES ('another process', 1)",
+            [],
+        )
+        .unwrap();
+    let after = f.store.foreign_version().expect("writer free");
+    assert_ne!(after, before);
+    // Held by this process: not waited for.
+    let _held = f.store.writer.lock().unwrap();
+    assert_eq!(f.store.foreign_version(), None);
+}
+
 #[test]
 fn readers_do_not_wait_for_a_writer() {
     let f = fixture();
