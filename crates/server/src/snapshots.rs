@@ -17,11 +17,11 @@
 //! the store, as a session's sync does.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pillarbox_store::{MailboxChanges, MailboxId, MailboxInfo, MessageMeta, MetaStore};
 
-use crate::cmd::{merge_deltas, MailboxRead, RECHECK};
+use crate::cmd::{merge_deltas, MailboxRead};
 use crate::publish_log::PublishLog;
 
 /// Messages kept over all entries (about 110 bytes each).
@@ -82,12 +82,15 @@ impl Snapshots {
     /// them now, with the publish version and read time a session's view
     /// records of it. The returned info's name and special-use are those of
     /// the read the entry came from (a rename keeps the id); its numbers are
-    /// current.
+    /// current. An entry read from the store less than `trust` ago (the
+    /// server passes `RECHECK`) may be brought up to date from what was
+    /// published.
     pub(crate) fn current(
         &self,
         store: &dyn MetaStore,
         published: &PublishLog,
         id: MailboxId,
+        trust: Duration,
     ) -> pillarbox_store::Result<MailboxRead> {
         // Taken before any read: a change published after it is seen by the
         // session's next sync.
@@ -95,7 +98,7 @@ impl Snapshots {
         let foreign = store.foreign_version();
         let cached = self.get(id);
         let trusted = |c: &&Arc<Snapshot>| {
-            c.read_at.elapsed() < RECHECK && foreign.is_some() && c.foreign == foreign
+            c.read_at.elapsed() < trust && foreign.is_some() && c.foreign == foreign
         };
         if let Some(c) = cached.as_ref().filter(trusted) {
             if c.version == version {
@@ -210,6 +213,9 @@ mod tests {
     /// since is merged without the store (shown with a published change the
     /// store does not have); after it, or when a published change has no
     /// content, the store is read.
+    /// Longer than any test takes: the trusted time does not run out.
+    const HOUR: Duration = Duration::from_secs(3600);
+
     #[test]
     fn published_changes_are_merged_within_recheck() {
         let dir = tempfile::tempdir().unwrap();
@@ -228,7 +234,7 @@ mod tests {
         };
         store.append(inbox.id, &[msg(1), msg(2)]).unwrap();
         let (snaps, log) = (&shared.snapshots, &shared.published);
-        let first = snaps.current(store, log, inbox.id).unwrap();
+        let first = snaps.current(store, log, inbox.id, HOUR).unwrap();
         assert_eq!(first.messages.len(), 2);
         let hms = first.info.highest_modseq;
         let flagged = |uid: u32| pillarbox_store::Delta {
@@ -242,7 +248,7 @@ mod tests {
             },
         };
         log.bump(inbox.id, Some(Arc::new(flagged(2))));
-        let merged = snaps.current(store, log, inbox.id).unwrap();
+        let merged = snaps.current(store, log, inbox.id, HOUR).unwrap();
         assert_eq!(merged.at, first.at, "no store read");
         assert_eq!(merged.version, 1);
         assert_eq!(merged.info.highest_modseq, hms + 1);
@@ -251,32 +257,32 @@ mod tests {
         assert_eq!(uids, [2]);
         assert_eq!(merged.messages[0].flags[0], "\\Flagged");
         // Nothing published since: the same, still without a read.
-        let again = snaps.current(store, log, inbox.id).unwrap();
+        let again = snaps.current(store, log, inbox.id, HOUR).unwrap();
         assert_eq!((again.at, again.messages.len()), (first.at, 1));
         // Another process commits (anything): the store is read.
         let other = rusqlite::Connection::open(dir.path().join("meta.sqlite3")).unwrap();
         other
             .execute_batch("CREATE TABLE other_process (x); DROP TABLE other_process;")
             .unwrap();
-        let foreign = snaps.current(store, log, inbox.id).unwrap();
+        let foreign = snaps.current(store, log, inbox.id, HOUR).unwrap();
         assert!(foreign.at > first.at);
         assert_eq!(foreign.messages.len(), 2, "the store's truth");
         let first = foreign;
         log.bump(inbox.id, Some(Arc::new(flagged(2))));
-        let merged = snaps.current(store, log, inbox.id).unwrap();
+        let merged = snaps.current(store, log, inbox.id, HOUR).unwrap();
         assert_eq!((merged.at, merged.messages.len()), (first.at, 1));
         // A change published without content: the store, which has both
         // messages, unflagged (the published change was made up).
         log.bump(inbox.id, None);
-        let read = snaps.current(store, log, inbox.id).unwrap();
+        let read = snaps.current(store, log, inbox.id, HOUR).unwrap();
         assert!(read.at > first.at);
         assert_eq!(read.version, 3);
         // The entry's modseq is ahead of the store's: read whole.
         assert_eq!(read.messages.len(), 2);
         assert!(read.messages.iter().all(|m| m.flags.is_empty()));
-        // Past RECHECK the store is read even with nothing published.
-        std::thread::sleep(RECHECK);
-        let late = snaps.current(store, log, inbox.id).unwrap();
+        // Past the trusted time the store is read even with nothing
+        // published.
+        let late = snaps.current(store, log, inbox.id, Duration::ZERO).unwrap();
         assert!(late.at > read.at);
     }
 

@@ -427,7 +427,7 @@ impl Session {
     ) -> Result<Option<MailboxRead>, CmdError> {
         let shared = self.shared.clone();
         self.db_read(small, move |s| {
-            if_exists(shared.snapshots.current(s, &shared.published, id))
+            if_exists(shared.snapshots.current(s, &shared.published, id, RECHECK))
         })
         .await
     }
