@@ -190,8 +190,9 @@ pub(crate) struct Session {
     pub id: u64,
     /// Status word of the last tagged response (for metrics).
     pub last_status: &'static str,
-    /// RFC 5465 NOTIFY settings, when active.
-    pub notify: Option<crate::cmd::notify::NotifyState>,
+    /// RFC 5465 NOTIFY settings, when active (boxed: most sessions have none,
+    /// and an idle session is counted in bytes).
+    pub notify: Option<Box<crate::cmd::notify::NotifyState>>,
     /// Set when the server ends the session after a command (for metrics).
     pub end_reason: Option<&'static str>,
 }

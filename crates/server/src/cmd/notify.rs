@@ -340,7 +340,7 @@ impl Session {
         }
         self.out.extend_from_slice(&lines);
         self.changes = Some(changes);
-        self.notify = Some(state);
+        self.notify = Some(Box::new(state));
         Ok(Done::ok("NOTIFY completed"))
     }
 
