@@ -221,9 +221,18 @@ async fn select_and_examine_responses() {
     assert!(r.tagged.contains("[NONEXISTENT]"));
     // A failed SELECT leaves no mailbox selected.
     c.bad("FETCH 1 FLAGS").await;
-    c.ok("SELECT INBOX").await;
+    let r = c.ok("SELECT INBOX").await;
+    assert!(!r.has("* LIST"), "{}", r.text());
     c.ok("UNSELECT").await;
     c.bad("FETCH 1 FLAGS").await;
+    // IMAP4rev2 (RFC 9051 6.3.2): LIST is a required SELECT response, and
+    // RECENT and UNSEEN are gone.
+    c.ok("ENABLE IMAP4rev2").await;
+    let r = c.ok("SELECT inbox").await;
+    assert!(r.has("* LIST () \"/\" INBOX\r\n"), "{}", r.text());
+    assert!(!r.has("RECENT") && !r.has("[UNSEEN"), "{}", r.text());
+    let r = c.ok("EXAMINE Sent").await;
+    assert!(r.has("* LIST (\\Sent) \"/\" Sent\r\n"), "{}", r.text());
     s.stop().await;
 }
 

@@ -197,6 +197,20 @@ async fn view_is_complete_after_short_idles() {
 const HIBERNATE_AT_ONCE: u64 = 0;
 const NEVER_HIBERNATE: u64 = 600_000;
 
+/// The line after the `* FLAGS` and `* OK [PERMANENTFLAGS]` that announce
+/// a keyword new to the mailbox (checked).
+async fn past_new_keyword(c: &mut Client, keyword: &str) -> String {
+    let wait = Duration::from_secs(3);
+    let l = c.read_line_timeout(wait).await.unwrap();
+    assert!(l.starts_with("* FLAGS (") && l.contains(keyword), "{l}");
+    let l = c.read_line_timeout(wait).await.unwrap();
+    assert!(
+        l.starts_with("* OK [PERMANENTFLAGS (") && l.contains(keyword),
+        "{l}"
+    );
+    c.read_line_timeout(wait).await.unwrap()
+}
+
 async fn idle_then_fetch(reidle: bool, hibernate_ms: u64) {
     let s = TestServer::start_with(|c| c.idle_hibernate_ms = hibernate_ms).await;
     let mut a = s.login().await;
@@ -210,7 +224,7 @@ async fn idle_then_fetch(reidle: bool, hibernate_ms: u64) {
     a.read_line_timeout(TIMEOUT).await.unwrap();
     if reidle {
         b.ok("STORE 2 +FLAGS ($First)").await;
-        let l = a.read_line_timeout(Duration::from_secs(3)).await.unwrap();
+        let l = past_new_keyword(&mut a, "$First").await;
         assert!(l.starts_with("* 2 FETCH (UID 2 FLAGS ($First))"), "{l}");
         a.send_raw(b"DONE\r\n").await;
         assert!(a.read_until_tagged("i").await.tagged.starts_with("OK"));
@@ -220,7 +234,7 @@ async fn idle_then_fetch(reidle: bool, hibernate_ms: u64) {
         a.read_line_timeout(TIMEOUT).await.unwrap();
     }
     b.ok("STORE 1 +FLAGS ($Idle)").await;
-    let l = a.read_line_timeout(Duration::from_secs(3)).await.unwrap();
+    let l = past_new_keyword(&mut a, "$Idle").await;
     assert!(l.starts_with("* 1 FETCH (UID 1 FLAGS ($Idle))"), "{l}");
     b.append("INBOX", "", &message("third", "x")).await;
     assert_eq!(
@@ -602,4 +616,121 @@ async fn fetched_bodies_are_served_from_memory_the_next_time() {
         }
         s.stop().await;
     }
+}
+
+/// A keyword no message had before, set by another session (or by this
+/// one): the session gets the new FLAGS and PERMANENTFLAGS before the FETCH
+/// that shows it, also in IDLE (RFC 9051 7.3.5; Dovecot does the same). A
+/// keyword already in use is not announced again.
+#[tokio::test]
+async fn new_keywords_are_announced_with_flags_and_permanentflags() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    for n in 0..3 {
+        a.append("INBOX", "", &message(&format!("m{n}"), "x")).await;
+    }
+    a.ok("SELECT INBOX").await;
+    b.ok("SELECT INBOX").await;
+    let flags = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+    let r = b.ok("STORE 1 +FLAGS ($Work)").await;
+    assert_eq!(
+        r.lines_starting("* ")[..2],
+        [
+            format!("* FLAGS ({flags} $Work)\r\n"),
+            format!("* OK [PERMANENTFLAGS ({flags} $Work \\*)] Flags permitted\r\n"),
+        ],
+        "{}",
+        r.text()
+    );
+    let r = a.ok("NOOP").await;
+    let lines = r.lines_starting("* ");
+    assert_eq!(
+        lines[0],
+        format!("* FLAGS ({flags} $Work)\r\n"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        lines[1].starts_with("* OK [PERMANENTFLAGS ("),
+        "{}",
+        r.text()
+    );
+    assert_eq!(lines[2], "* 1 FETCH (UID 1 FLAGS ($Work))\r\n");
+    // In IDLE, hibernated (the default): from the view's flag sets.
+    a.send_raw(b"i IDLE\r\n").await;
+    a.read_line_timeout(TIMEOUT).await.unwrap();
+    b.ok("STORE 2 +FLAGS (Junkish)").await;
+    let line = a.read_line_timeout(TIMEOUT).await.unwrap();
+    assert_eq!(line, format!("* FLAGS ({flags} $Work Junkish)\r\n"));
+    let line = a.read_line_timeout(TIMEOUT).await.unwrap();
+    assert!(line.starts_with("* OK [PERMANENTFLAGS ("), "{line}");
+    let line = a.read_line_timeout(TIMEOUT).await.unwrap();
+    assert_eq!(line, "* 2 FETCH (UID 2 FLAGS (Junkish))\r\n");
+    // Known already (any spelling): only the FETCH.
+    b.ok("STORE 3 +FLAGS ($work)").await;
+    let line = a.read_line_timeout(TIMEOUT).await.unwrap();
+    assert!(line.starts_with("* 3 FETCH (UID 3 FLAGS ("), "{line}");
+    a.send_raw(b"DONE\r\n").await;
+    let r = a.read_until_tagged("i").await;
+    assert!(!r.has("* FLAGS"), "{}", r.text());
+    s.stop().await;
+}
+
+/// RENAME INBOX moves its messages into the new mailbox (RFC 9051 6.3.6):
+/// a session idling on INBOX is told they are gone at once.
+#[tokio::test]
+async fn renaming_inbox_expunges_its_messages_in_idle_sessions() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    for n in 0..2 {
+        a.append("INBOX", "", &message(&format!("m{n}"), "x")).await;
+    }
+    a.ok("SELECT INBOX").await;
+    a.send_raw(b"i IDLE\r\n").await;
+    a.read_line_timeout(TIMEOUT).await.unwrap();
+    b.ok("RENAME INBOX Old").await;
+    for _ in 0..2 {
+        let line = a.read_line_timeout(TIMEOUT).await;
+        assert!(
+            line.as_deref().is_some_and(|l| l.ends_with(" EXPUNGE\r\n")),
+            "{line:?}"
+        );
+    }
+    a.send_raw(b"DONE\r\n").await;
+    a.read_until_tagged("i").await;
+    let r = a.ok("STATUS Old (MESSAGES)").await;
+    assert!(r.has("MESSAGES 2"), "{}", r.text());
+    s.stop().await;
+}
+
+/// COPY or MOVE of messages another session has expunged meanwhile: no
+/// COPYUID with empty UID sets (RFC 4315 3 does not allow them), but NO
+/// [EXPUNGEISSUED], as Dovecot answers, with the expunges announced.
+#[tokio::test]
+async fn copy_of_messages_expunged_meanwhile_is_refused() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    for n in 0..3 {
+        a.append("INBOX", "", &message(&format!("m{n}"), "x")).await;
+    }
+    a.ok("SELECT INBOX").await;
+    b.ok("SELECT INBOX").await;
+    b.ok("STORE 1:2 +FLAGS.SILENT (\\Deleted)").await;
+    b.ok("EXPUNGE").await;
+    let r = a.no("COPY 1 Archive").await;
+    assert!(r.tagged.starts_with("NO [EXPUNGEISSUED]"), "{}", r.tagged);
+    assert!(!r.has("COPYUID"), "{}", r.text());
+    assert!(
+        r.has("* 1 EXPUNGE") && r.has("* 2 EXPUNGE") || r.text().matches(" EXPUNGE").count() == 2,
+        "{}",
+        r.text()
+    );
+    let r = a.ok("UID MOVE 3 Archive").await;
+    assert!(r.has("[COPYUID "), "{}", r.text());
+    let r = a.ok("STATUS Archive (MESSAGES)").await;
+    assert!(r.has("MESSAGES 1"), "{}", r.text());
+    s.stop().await;
 }

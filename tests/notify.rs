@@ -526,6 +526,35 @@ async fn metrics_endpoint_reports_push_latency_sessions_and_commands() {
         text.contains("pillarbox_command_duration_seconds_bucket{"),
         "{text}"
     );
+    // A client that leaves during IDLE: the IDLE got no tagged response,
+    // and the session ended by end of input.
+    let ended = |text: &str, reason: &str| -> u64 {
+        let key = format!("pillarbox_session_end_total{{reason=\"{reason}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    };
+    let before = ended(&text, "eof");
+    b.ok("SELECT INBOX").await;
+    // The last tagged status before the IDLE is BAD: not what IDLE counts.
+    b.bad("FETCH 9 (FLAGS)").await;
+    b.send_raw(b"j IDLE\r\n").await;
+    b.read_line_timeout(WAIT).await.unwrap();
+    drop(b);
+    let mut text = scrape(metrics).await;
+    for _ in 0..50 {
+        if ended(&text, "eof") > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        text = scrape(metrics).await;
+    }
+    assert_eq!(ended(&text, "eof"), before + 1, "{text}");
+    assert_eq!(ended(&text, "error"), 0, "{text}");
+    assert!(
+        text.contains("pillarbox_commands_total{command=\"IDLE\",status=\"none\"} 1"),
+        "{text}"
+    );
     let mut sock = tokio::net::TcpStream::connect(metrics).await.unwrap();
     sock.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
     let mut out = String::new();

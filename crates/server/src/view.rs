@@ -285,7 +285,38 @@ pub(crate) struct SyncOutput {
     pub flag_changes: Vec<Uid>,
 }
 
+/// The keywords among these flags, sorted, each once (as stored, keywords
+/// are deduplicated case-insensitively keeping the first spelling).
+pub(crate) fn keywords<'a>(flags: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
+    let mut kws: Vec<&str> = flags
+        .filter(|f| !f.starts_with('\\'))
+        .map(String::as_str)
+        .collect();
+    kws.sort_unstable();
+    kws.dedup();
+    kws
+}
+
 impl SelectedMailbox {
+    /// Every flag of every message, repeated (hibernated: of each distinct
+    /// set once).
+    fn all_flags(&self) -> Box<dyn Iterator<Item = &String> + '_> {
+        match &self.hibernated {
+            Some(h) => Box::new(h.sets.iter().flat_map(|s| s.iter())),
+            None => Box::new(self.messages.iter().flat_map(|m| m.flags.iter())),
+        }
+    }
+
+    /// The keywords the view's messages use.
+    pub fn keywords(&self) -> Vec<&str> {
+        keywords(self.all_flags())
+    }
+
+    /// Whether any message of the view has keyword `k`.
+    pub fn has_keyword(&self, k: &str) -> bool {
+        self.all_flags().any(|f| f.eq_ignore_ascii_case(k))
+    }
+
     pub fn seq_of(&self, uid: Uid) -> Option<u32> {
         let i = match &self.hibernated {
             Some(h) => h.position(uid),

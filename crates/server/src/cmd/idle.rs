@@ -60,7 +60,11 @@ impl Session {
                     Ok(Line::Text(_)) | Ok(Line::TooLong) => {
                         break Some(("BAD", "Expected DONE to end IDLE"));
                     }
-                    _ => break None,
+                    Ok(Line::Eof) => {
+                        self.end_reason = Some("eof");
+                        break None;
+                    }
+                    Err(_) => break None,
                 },
                 ev = rx.recv() => {
                     if self.notify_event(ev, true).await.is_err() || self.flush().await.is_err() {
@@ -75,6 +79,7 @@ impl Session {
                 }
                 _ = shutdown.changed() => {
                     self.bye("Server shutting down").await;
+                    self.end_reason = Some("shutdown");
                     break None;
                 }
             }

@@ -67,25 +67,23 @@ impl Session {
             .await?
             .ok_or_else(|| CmdError::from_store(StoreError::NoSuchMailbox))?;
         let (info, messages) = (read.info, read.messages);
-        let mut keywords: Vec<&str> = messages
-            .iter()
-            .flat_map(|m| m.flags.iter())
-            .filter(|f| !f.starts_with('\\'))
-            .map(|s| s.as_str())
-            .collect();
-        keywords.sort_unstable();
-        keywords.dedup();
-        let kw = keywords.iter().map(|k| format!(" {k}")).collect::<String>();
-        let mut o = format!("* FLAGS ({SYSTEM_FLAGS}{kw})\r\n");
-        if read_only {
-            o.push_str("* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
-        } else {
-            o.push_str(&format!(
-                "* OK [PERMANENTFLAGS ({SYSTEM_FLAGS}{kw} \\*)] Flags permitted\r\n"
-            ));
-        }
+        let mut o = flags_responses(
+            crate::view::keywords(messages.iter().flat_map(|m| m.flags.iter())),
+            read_only,
+        );
         o.push_str(&format!("* {} EXISTS\r\n", messages.len()));
-        if !self.rev2 {
+        if self.rev2 {
+            // RFC 9051 6.3.2: LIST is one of SELECT's required responses
+            // (it gives the mailbox name as the server spells it).
+            let mut list = format!(
+                "* LIST ({}) \"/\" ",
+                info.special_use.as_deref().unwrap_or("")
+            )
+            .into_bytes();
+            respond::mailbox(&mut list, &info.name, self.utf8);
+            list.extend_from_slice(b"\r\n");
+            o.push_str(&String::from_utf8_lossy(&list));
+        } else {
             o.push_str("* 0 RECENT\r\n");
             if let Some(pos) = messages
                 .iter()
@@ -256,11 +254,18 @@ impl Session {
         }
         let (f, t) = (from.clone(), to.clone());
         self.db(move |s| s.rename_mailbox(acc, &f, &t)).await?;
+        // Renaming INBOX moves its messages out (RFC 9051 6.3.6): for the
+        // sessions that have INBOX selected they are expunged, and those in
+        // IDLE are told now.
+        let inbox = from == "INBOX";
         self.publish_kind(
             src.id,
             src.highest_modseq,
             ChangeKind::MailboxRenamed { from, to },
         );
+        if inbox {
+            self.publish(src.id, 0);
+        }
         Ok(Done::ok("Rename completed"))
     }
 
@@ -483,6 +488,22 @@ fn intact_below(sel: &SelectedMailbox, seqs: &SequenceSet, uids: &SequenceSet) -
         intact = uid;
     }
     intact
+}
+
+/// `* FLAGS (...)` and `* OK [PERMANENTFLAGS (...)]` for a mailbox whose
+/// messages use these keywords: sent by SELECT, and again whenever a new
+/// keyword appears (RFC 9051 7.3.5: the client records the update).
+pub(crate) fn flags_responses(keywords: Vec<&str>, read_only: bool) -> String {
+    let kw = keywords.iter().map(|k| format!(" {k}")).collect::<String>();
+    let mut o = format!("* FLAGS ({SYSTEM_FLAGS}{kw})\r\n");
+    if read_only {
+        o.push_str("* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+    } else {
+        o.push_str(&format!(
+            "* OK [PERMANENTFLAGS ({SYSTEM_FLAGS}{kw} \\*)] Flags permitted\r\n"
+        ));
+    }
+    o
 }
 
 /// Whether a UID is in a UID set (`*` = the highest UID).

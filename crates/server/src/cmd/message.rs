@@ -244,23 +244,14 @@ impl Session {
         Ok(Done::ok("Store completed"))
     }
 
-    /// `* FLAGS (...)` with every keyword now in use (after a new keyword appears).
-    fn write_flags_list(&mut self) {
+    /// `* FLAGS` and `* OK [PERMANENTFLAGS]` with every keyword now in use
+    /// (after a new keyword appears).
+    pub(crate) fn write_flags_list(&mut self) {
         let Some(sel) = self.selected.as_ref() else {
             return;
         };
-        let mut kws: Vec<&str> = sel
-            .messages
-            .iter()
-            .flat_map(|m| m.flags.iter())
-            .filter(|f| !f.starts_with('\\'))
-            .map(|s| s.as_str())
-            .collect();
-        kws.sort_unstable();
-        kws.dedup();
-        let kw: String = kws.iter().map(|k| format!(" {k}")).collect();
-        let line = format!("* FLAGS ({}{kw})\r\n", super::mailbox::SYSTEM_FLAGS);
-        self.out.extend_from_slice(line.as_bytes());
+        let o = super::mailbox::flags_responses(sel.keywords(), sel.read_only);
+        self.out.extend_from_slice(o.as_bytes());
     }
 
     pub(crate) async fn cmd_copy(
@@ -294,6 +285,16 @@ impl Session {
         }
         let dst_id = dst.id;
         let res = self.db(move |s| s.copy(src, dst_id, &uids, mv)).await?;
+        if res.src_uids.is_empty() {
+            // All expunged by another session meanwhile: nothing to report
+            // in a COPYUID (its UID sets cannot be empty, RFC 4315 3). The
+            // expunges are announced with this response (Dovecot answers
+            // the same).
+            return Err(CmdError::no_code(
+                "EXPUNGEISSUED",
+                "Some of the requested messages no longer exist",
+            ));
+        }
         self.publish(dst_id, 0);
         let mut code = format!("COPYUID {} ", res.uidvalidity).into_bytes();
         respond::sequence_set(&mut code, &res.src_uids);

@@ -245,6 +245,9 @@ impl Session {
     }
 
     async fn execute_inner(&mut self, tag: &str, command: Command, name: &'static str) -> bool {
+        // Counted as such when the command ends without a tagged response
+        // (the client left during IDLE, the server ended the session).
+        self.last_status = "none";
         let tag = tag.to_string();
         let allowed = match needs(&command) {
             Needs::Any => Ok(()),
@@ -532,7 +535,17 @@ impl Session {
         let Some(sel) = self.selected.as_mut() else {
             return;
         };
+        // A keyword no message of the view had: the client learns the new
+        // FLAGS list before the FETCH that shows it (as Dovecot does).
+        let new_keyword = ch.changed.iter().any(|m| {
+            m.flags
+                .iter()
+                .any(|f| !f.starts_with('\\') && !sel.has_keyword(f))
+        });
         let out = sel.apply(ch, allow_expunge, condstore);
+        if new_keyword {
+            self.write_flags_list();
+        }
         self.write_expunged(&out.expunged_seqs, &out.expunged_uids);
         if let Some(n) = out.exists {
             self.out
