@@ -734,3 +734,28 @@ async fn copy_of_messages_expunged_meanwhile_is_refused() {
     assert!(r.has("MESSAGES 1"), "{}", r.text());
     s.stop().await;
 }
+
+/// STORE on a message another session expunged meanwhile (not yet announced:
+/// no EXPUNGE during STORE by sequence number) reports nothing for it, as
+/// Dovecot does, rather than flags it does not have.
+#[tokio::test]
+async fn store_reports_nothing_for_a_message_expunged_meanwhile() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    for n in 0..3 {
+        a.append("INBOX", "", &message(&format!("m{n}"), "x")).await;
+    }
+    a.ok("SELECT INBOX").await;
+    b.ok("SELECT INBOX").await;
+    b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)").await;
+    b.ok("EXPUNGE").await;
+    let r = a.ok("STORE 1:3 +FLAGS (\\Flagged)").await;
+    assert!(!r.has("* 2 FETCH"), "{}", r.text());
+    assert!(r.has("* 1 FETCH (FLAGS (\\Flagged))"), "{}", r.text());
+    assert!(r.has("* 3 FETCH (FLAGS (\\Flagged))"), "{}", r.text());
+    assert!(!r.has("EXPUNGE"), "{}", r.text());
+    let r = a.ok("NOOP").await;
+    assert!(r.has("* 2 EXPUNGE"), "{}", r.text());
+    s.stop().await;
+}

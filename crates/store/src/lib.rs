@@ -178,6 +178,8 @@ pub struct StoreFlagsResult {
     pub updated: Vec<(Uid, Vec<String>, ModSeq)>,
     /// UIDs that failed the UNCHANGEDSINCE test (CONDSTORE `[MODIFIED ...]`).
     pub modified: Vec<Uid>,
+    /// UIDs asked for that the mailbox no longer has (expunged meanwhile).
+    pub missing: Vec<Uid>,
     pub highest_modseq: ModSeq,
 }
 

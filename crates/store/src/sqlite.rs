@@ -642,6 +642,12 @@ fn store_flags_in(
         let f: String = r.get(2)?;
         Ok((col_u32(r, 0)?, col_u64(r, 1)?, flags::decode(&f)))
     })?;
+    let found: std::collections::HashSet<Uid> = rows.iter().map(|r| r.0).collect();
+    let missing: Vec<Uid> = uids
+        .iter()
+        .copied()
+        .filter(|u| !found.contains(u))
+        .collect();
     let mut modified = Vec::new();
     let mut changes = Vec::new();
     for (uid, modseq, current) in rows {
@@ -662,6 +668,7 @@ fn store_flags_in(
         return Ok(StoreFlagsResult {
             updated: Vec::new(),
             modified,
+            missing,
             highest_modseq: mailbox_by_id(tx, mailbox)?.highest_modseq,
         });
     }
@@ -686,6 +693,7 @@ fn store_flags_in(
     Ok(StoreFlagsResult {
         updated,
         modified,
+        missing,
         highest_modseq: modseq,
     })
 }

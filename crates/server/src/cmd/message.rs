@@ -183,7 +183,9 @@ impl Session {
         }
         let updated: std::collections::HashSet<u32> = res.updated.iter().map(|u| u.0).collect();
         for u in &uids {
-            if res.modified.contains(u) {
+            // A message expunged meanwhile has no flags to show (its
+            // expunge is announced when allowed).
+            if res.modified.contains(u) || res.missing.contains(u) {
                 continue;
             }
             if !silent {
