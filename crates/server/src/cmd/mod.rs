@@ -537,11 +537,10 @@ impl Session {
         };
         // A keyword no message of the view had: the client learns the new
         // FLAGS list before the FETCH that shows it (as Dovecot does).
-        let new_keyword = ch.changed.iter().any(|m| {
-            m.flags
-                .iter()
-                .any(|f| !f.starts_with('\\') && !sel.has_keyword(f))
-        });
+        // Each distinct keyword is looked for once (a search of the view).
+        let changed_keywords =
+            crate::view::keywords(ch.changed.iter().flat_map(|m| m.flags.iter()));
+        let new_keyword = changed_keywords.iter().any(|k| !sel.has_keyword(k));
         let out = sel.apply(ch, allow_expunge, condstore);
         if new_keyword {
             self.write_flags_list();
