@@ -184,6 +184,8 @@ pub(crate) struct Session {
     /// SEARCHRES `$` (UIDs).
     pub saved_search: Option<Vec<Uid>>,
     pub out: Vec<u8>,
+    /// The change bus, subscribed to while NOTIFY is in effect (IDLE
+    /// subscribes for its own duration otherwise).
     pub changes: Option<broadcast::Receiver<ChangeEvent>>,
     counted_user: Option<String>,
     /// Unique per connection (the origin of the changes it publishes).

@@ -133,7 +133,6 @@ impl Session {
         account.password_hash = String::new();
         self.account = Some(account);
         self.state = State::Authenticated;
-        self.changes = Some(self.shared.bus.subscribe());
         let caps = self.capabilities();
         Ok(Done::code(format!("CAPABILITY {caps}"), "Logged in"))
     }

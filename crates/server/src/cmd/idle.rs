@@ -28,7 +28,7 @@ impl Session {
             Ok(())
         };
         if synced.is_err() || self.flush().await.is_err() {
-            self.changes = Some(rx);
+            self.keep_notify_events(rx);
             return false;
         }
         let every = Duration::from_secs(self.shared.config.idle_keepalive_secs.max(1));
@@ -84,7 +84,7 @@ impl Session {
                 }
             }
         };
-        self.changes = Some(rx);
+        self.keep_notify_events(rx);
         self.conn.set_read_capacity(crate::conn::READ_CAPACITY);
         let Some((status, text)) = ending else {
             return false;
@@ -105,6 +105,18 @@ impl Session {
         }
         self.tagged(tag, status, None, text);
         true
+    }
+
+    /// After IDLE: NOTIFY's receiver goes back to the session (its events
+    /// are still wanted between commands); IDLE's own is dropped, as nothing
+    /// reads it until the next IDLE, which subscribes anew.
+    fn keep_notify_events(
+        &mut self,
+        rx: tokio::sync::broadcast::Receiver<pillarbox_store::ChangeEvent>,
+    ) {
+        if self.notify.is_some() {
+            self.changes = Some(rx);
+        }
     }
 
     /// Restores the full view after IDLE (see `view` module docs) from one
