@@ -202,7 +202,8 @@ async fn select_and_examine_responses() {
         "{t}"
     );
     assert!(t.contains("* 2 EXISTS"));
-    assert!(t.contains("* 0 RECENT"));
+    // The first SELECT after new mail takes its \Recent (RFC 3501 2.3.2).
+    assert!(t.contains("* 2 RECENT"), "{t}");
     assert!(t.contains("* OK [UNSEEN 2]"));
     assert!(t.contains("* OK [UIDVALIDITY "));
     assert!(t.contains("* OK [UIDNEXT 3]"));
@@ -254,5 +255,70 @@ async fn international_names_mutf7_and_utf8() {
     let mut c2 = s.login().await;
     let r = c2.ok("LIST \"\" \"*\"").await;
     assert!(r.has("\"/\" &ZeVnLIqe-\r\n"), "{}", r.text());
+    s.stop().await;
+}
+
+/// IMAP4rev1 \Recent (RFC 3501 2.3.2): new mail is recent in the first
+/// session that SELECTs the mailbox, and in no other. EXAMINE shows it as
+/// recent but takes nothing ("EXAMINE MUST NOT cause messages to lose the
+/// \Recent flag", 6.3.2); STATUS RECENT counts what no session took.
+/// SEARCH RECENT, NEW (recent and unseen) and OLD follow. IMAP4rev2 has no
+/// \Recent (RFC 9051 drops it).
+#[tokio::test]
+async fn recent_goes_to_the_first_session_that_selects() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    a.append("INBOX", "\\Seen", &message("one", "x")).await;
+    a.append("INBOX", "", &message("two", "y")).await;
+    let r = b.ok("STATUS INBOX (RECENT MESSAGES)").await;
+    assert!(r.has("RECENT 2 MESSAGES 2"), "{}", r.text());
+    let r = b.ok("EXAMINE INBOX").await;
+    assert!(r.has("* 2 RECENT\r\n"), "{}", r.text());
+    let r = b.ok("FETCH 2 (FLAGS)").await;
+    assert!(r.has("* 2 FETCH (FLAGS (\\Recent))"), "{}", r.text());
+    b.ok("CLOSE").await;
+    let r = a.ok("SELECT INBOX").await;
+    assert!(r.has("* 2 RECENT\r\n"), "{}", r.text());
+    let r = a.ok("FETCH 1:2 (FLAGS)").await;
+    assert!(r.has("* 1 FETCH (FLAGS (\\Seen \\Recent))"), "{}", r.text());
+    assert!(r.has("* 2 FETCH (FLAGS (\\Recent))"), "{}", r.text());
+    let r = a.ok("SEARCH RECENT").await;
+    assert!(r.has("* SEARCH 1 2\r\n"), "{}", r.text());
+    let r = a.ok("SEARCH NEW").await;
+    assert!(r.has("* SEARCH 2\r\n"), "{}", r.text());
+    let r = a.ok("SEARCH OLD").await;
+    assert!(r.has("* SEARCH\r\n"), "{}", r.text());
+    // \Recent cannot be stored, and the session keeps it across STORE.
+    let r = a.ok("STORE 2 +FLAGS (\\Flagged)").await;
+    assert!(
+        r.has("* 2 FETCH (FLAGS (\\Flagged \\Recent))"),
+        "{}",
+        r.text()
+    );
+    // Taken: nobody else sees them as recent.
+    let r = b.ok("STATUS INBOX (RECENT)").await;
+    assert!(r.has("RECENT 0"), "{}", r.text());
+    let r = b.ok("SELECT INBOX").await;
+    assert!(r.has("* 0 RECENT\r\n"), "{}", r.text());
+    let r = b.ok("FETCH 1:2 (FLAGS)").await;
+    assert!(!r.has("\\Recent"), "{}", r.text());
+    // Mail that arrives later goes to the next SELECT.
+    a.append("INBOX", "", &message("three", "z")).await;
+    let r = b.ok("SELECT INBOX").await;
+    assert!(r.has("* 1 RECENT\r\n"), "{}", r.text());
+    let r = b.ok("SEARCH RECENT").await;
+    assert!(r.has("* SEARCH 3\r\n"), "{}", r.text());
+    // IMAP4rev2: no RECENT response, no \Recent flag.
+    let mut c = s.login().await;
+    a.append("INBOX", "", &message("four", "w")).await;
+    c.ok("ENABLE IMAP4rev2").await;
+    let r = c.ok("SELECT INBOX").await;
+    assert!(!r.has("RECENT"), "{}", r.text());
+    let r = c.ok("FETCH 4 (FLAGS)").await;
+    assert!(!r.has("\\Recent"), "{}", r.text());
+    // It took nothing: message 4 is still recent for a rev1 session.
+    let r = a.ok("SELECT INBOX").await;
+    assert!(r.has("* 1 RECENT\r\n"), "{}", r.text());
     s.stop().await;
 }

@@ -33,7 +33,7 @@ async fn setup(s: &TestServer) -> Client {
     c.append("INBOX", "\\Flagged", &message("second", "another body"))
         .await;
     c.append("INBOX", "", MULTIPART).await;
-    c.ok("SELECT INBOX").await;
+    c.select_settled("INBOX").await;
     c
 }
 
@@ -60,7 +60,7 @@ async fn append_reports_appenduid_and_is_fetchable() {
     c.send_raw(b"\r\n").await;
     let r = c.read_until_tagged(&tag).await;
     assert!(r.tagged.contains(" 2]"), "{}", r.tagged);
-    c.ok("SELECT INBOX").await;
+    c.select_settled("INBOX").await;
     let r = c.ok("FETCH 1:2 (FLAGS INTERNALDATE RFC822.SIZE UID)").await;
     let t = r.text();
     assert!(
@@ -412,7 +412,7 @@ async fn large_message_sections_are_streamed_exactly() {
     big.extend_from_slice(b"--B--\r\n");
     let r = c.append("INBOX", "", &big).await;
     assert!(r.tagged.starts_with("OK"), "{}", r.tagged);
-    c.ok("SELECT INBOX").await;
+    c.select_settled("INBOX").await;
     let item = first_literal;
     let r = c.ok("FETCH 1 BODY.PEEK[]").await;
     assert_eq!(item(&r), big);

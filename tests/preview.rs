@@ -30,7 +30,7 @@ Caf=C3=A9 plain wins\r\n--xx--\r\n"
     for m in [&plain, &alt, &html, &none, &long] {
         c.append("INBOX", "", m).await;
     }
-    c.ok("SELECT INBOX").await;
+    c.select_settled("INBOX").await;
     let r = c.ok("FETCH 1:4 (PREVIEW)").await;
     let t = r.text();
     assert!(

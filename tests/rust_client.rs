@@ -119,6 +119,8 @@ async fn async_imap_client_round_trip() {
     // SELECT: the parsed mailbox state.
     let mb = within("select", s.select("INBOX")).await.expect("select");
     assert_eq!(mb.exists, 2);
+    // The first SELECT after new mail: both are \Recent here (RFC 3501).
+    assert_eq!(mb.recent, 2);
     assert_eq!(mb.uid_next, Some(3));
     assert!(mb.uid_validity.is_some());
     assert!(mb.flags.contains(&Flag::Seen) && mb.flags.contains(&Flag::Deleted));
@@ -131,6 +133,10 @@ async fn async_imap_client_round_trip() {
     assert_eq!(hits, HashSet::from([1]));
     let hits = within("search", s.search("UNSEEN")).await.expect("search");
     assert_eq!(hits, HashSet::from([2]));
+    let hits = within("search", s.search("NEW")).await.expect("search");
+    assert_eq!(hits, HashSet::from([2]));
+    let hits = within("search", s.search("OLD")).await.expect("search");
+    assert!(hits.is_empty(), "{hits:?}");
     let hits = within("uid search", s.uid_search("ALL"))
         .await
         .expect("uid search");
@@ -148,7 +154,7 @@ async fn async_imap_client_round_trip() {
     assert_eq!(f.message, 2);
     assert_eq!(f.uid, Some(2));
     assert_eq!(f.size, Some(second.len() as u32));
-    assert!(flags(f).is_empty(), "{:?}", flags(f));
+    assert_eq!(flags(f), vec![Flag::Recent]);
     let header = f.header().expect("BODY[HEADER]");
     let split = second
         .windows(4)

@@ -116,7 +116,7 @@ async fn qresync_fetches_carry_uid_and_modseq_and_expunges_the_highest_modseq() 
     }
     let mut other = s.login().await;
     a.ok("ENABLE QRESYNC").await;
-    a.ok("SELECT INBOX").await;
+    a.select_settled("INBOX").await;
     let r = a.ok("STORE 1 +FLAGS (\\Flagged)").await;
     assert!(
         r.has("* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ ("),
@@ -175,7 +175,7 @@ async fn condstore_silent_store_reports_only_the_modseq() {
     for i in 0..2 {
         a.append("INBOX", "", &message(&format!("m{i}"), "x")).await;
     }
-    a.ok("SELECT INBOX (CONDSTORE)").await;
+    a.select_settled("INBOX (CONDSTORE)").await;
     let r = a.ok("STORE 1 +FLAGS.SILENT (\\Flagged)").await;
     let m = num_after(&r.text(), "MODSEQ (");
     assert_eq!(r.text(), format!("* 1 FETCH (MODSEQ ({m}))\r\n"));
@@ -205,7 +205,7 @@ async fn condstore_enabled_later_reports_the_selected_mailbox_modseq() {
     let mut a = s.login().await;
     a.append("INBOX", "", &message("m", "x")).await;
     a.ok("STATUS INBOX (HIGHESTMODSEQ)").await;
-    a.ok("SELECT INBOX").await;
+    a.select_settled("INBOX").await;
     let r = a.ok("STORE 1 +FLAGS (\\Seen)").await;
     assert!(r.has("* 1 FETCH (FLAGS (\\Seen) MODSEQ ("), "{}", r.text());
 
@@ -222,7 +222,7 @@ async fn condstore_enabled_later_reports_the_selected_mailbox_modseq() {
     let r = b.ok("ENABLE CONDSTORE QRESYNC").await;
     assert!(!r.has("HIGHESTMODSEQ"), "{}", r.text());
     let mut c = s.login().await;
-    c.ok("SELECT INBOX").await;
+    c.select_settled("INBOX").await;
     let r = c.ok("FETCH 1 (MODSEQ)").await;
     assert!(
         r.lines_starting("* ")[0].starts_with(&format!("* OK [HIGHESTMODSEQ {hms}] ")),
@@ -413,9 +413,9 @@ async fn condstore_enabled_by_select_parameter_adds_modseq_to_unsolicited_fetch(
     let mut a = s.login().await;
     let mut b = s.login().await;
     a.append("INBOX", "", &message("m", "x")).await;
-    let r = a.ok("SELECT INBOX (CONDSTORE)").await;
+    let r = a.select_settled("INBOX (CONDSTORE)").await;
     assert!(r.has("[HIGHESTMODSEQ "));
-    b.ok("SELECT INBOX").await;
+    b.select_settled("INBOX").await;
     b.ok("STORE 1 +FLAGS (\\Seen)").await;
     let r = a.ok("NOOP").await;
     assert!(

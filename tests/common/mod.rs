@@ -353,3 +353,13 @@ pub fn files_under(dir: &std::path::Path) -> usize {
             .sum()
     })
 }
+
+impl Client {
+    /// SELECT, past IMAP4rev1's \Recent: the first SELECT after new mail
+    /// takes its \Recent (RFC 3501 2.3.2) and a second finds none. For tests
+    /// about other things, whose expected FLAGS would otherwise show it.
+    pub async fn select_settled(&mut self, mailbox: &str) -> Response {
+        self.ok(&format!("SELECT {mailbox}")).await;
+        self.ok(&format!("SELECT {mailbox}")).await
+    }
+}

@@ -432,6 +432,9 @@ impl Session {
                 _ => String::new(),
             })
             .collect();
+        // \Recent in this session (IMAP4rev1): shown with the flags.
+        let recent_uids = self.selected.as_ref().map_or((0, 0), |s| s.recent);
+        let recent = move |uid: u32| (recent_uids.0..recent_uids.1).contains(&uid);
         for (n, &i) in idxs.iter().enumerate() {
             let Some(sel) = self.selected.as_ref() else {
                 break;
@@ -495,7 +498,7 @@ impl Session {
                     FetchAttr::Flags => {
                         sep(&mut line, &mut first);
                         line.extend_from_slice(b"FLAGS ");
-                        respond::flag_list(&mut line, &meta.flags);
+                        crate::cmd::flag_list(&mut line, &meta.flags, recent(meta.uid));
                         flags_sent = true;
                     }
                     FetchAttr::InternalDate => {
@@ -669,7 +672,7 @@ impl Session {
                 if !flags_sent {
                     sep(&mut line, &mut first);
                     line.extend_from_slice(b"FLAGS ");
-                    respond::flag_list(&mut line, &meta.flags);
+                    crate::cmd::flag_list(&mut line, &meta.flags, recent(meta.uid));
                 }
                 if self.condstore && !attrs.contains(&FetchAttr::ModSeq) {
                     sep(&mut line, &mut first);

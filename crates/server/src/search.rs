@@ -88,6 +88,8 @@ pub(crate) struct Scope<'a> {
     /// Use the trigram index and the stored header values; `false` gives the
     /// brute-force reference evaluation (same results, only slower).
     pub index: bool,
+    /// UIDs `[from, to)` \Recent in the session (RECENT, NEW, OLD).
+    pub recent: (Uid, Uid),
 }
 
 /// Per-message evaluation context; the message metadata, bytes and decoded
@@ -159,6 +161,10 @@ impl Ctx<'_> {
         let all = self.fields?;
         let i = all.binary_search_by_key(&self.uid, |r| r.0).ok()?;
         all[i].1.as_ref()
+    }
+    fn is_recent(&self) -> bool {
+        let (from, to) = self.scope.recent;
+        (from..to).contains(&self.uid)
     }
     fn has_flag(&mut self, f: &str) -> bool {
         self.meta()
@@ -390,8 +396,11 @@ fn eval_plain(key: &SearchKey, ctx: &mut Ctx) -> bool {
         civil_from_unix(ctx.internal_date() + off as i64 * 60)
     };
     match key {
-        SearchKey::All | SearchKey::Old => true,
-        SearchKey::New | SearchKey::Recent => false,
+        SearchKey::All => true,
+        // RFC 3501 6.4.4: NEW is RECENT UNSEEN, OLD is NOT RECENT.
+        SearchKey::Recent => ctx.is_recent(),
+        SearchKey::Old => !ctx.is_recent(),
+        SearchKey::New => ctx.is_recent() && !ctx.has_flag("\\Seen"),
         SearchKey::Answered => ctx.has_flag("\\Answered"),
         SearchKey::Deleted => ctx.has_flag("\\Deleted"),
         SearchKey::Draft => ctx.has_flag("\\Draft"),
@@ -455,7 +464,6 @@ fn plain_wants_meta(k: &SearchKey, index: bool) -> bool {
     match k {
         SearchKey::All
         | SearchKey::Old
-        | SearchKey::New
         | SearchKey::Recent
         | SearchKey::Uid(_)
         | SearchKey::SequenceSet(_) => false,
@@ -1076,7 +1084,7 @@ impl Session {
             .as_ref()
             .ok_or_else(|| CmdError::bad("No mailbox selected"))?;
         let uids = view_uids(sel);
-        let mailbox = sel.id;
+        let (mailbox, recent) = (sel.id, sel.recent);
         let saved = self.saved_search.clone();
         let store: Arc<dyn MetaStore> = self.shared.store.clone();
         let blobs: Arc<dyn BlobStore> = self.shared.blobs.clone();
@@ -1088,6 +1096,7 @@ impl Session {
                 blobs: &*blobs,
                 mailbox,
                 index: true,
+                recent,
             };
             let idxs = run(&uids, &key, charset.as_deref(), saved.as_deref(), &scope)?;
             then(Searched {
@@ -1523,6 +1532,7 @@ mod tests {
                 blobs: &blobs,
                 mailbox,
                 index,
+                recent: (3, 6),
             };
             for q in 0..120 {
                 let key = random_key(&mut r, 0);

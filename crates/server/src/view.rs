@@ -40,6 +40,9 @@ pub(crate) struct SelectedMailbox {
     /// that delays an EXPUNGE but sends higher MODSEQs send a HIGHESTMODSEQ
     /// below the expunge's.
     pub pending_floor: ModSeq,
+    /// UIDs `[from, to)`: \Recent in this session (IMAP4rev1, RFC 3501
+    /// 2.3.2; empty for IMAP4rev2).
+    pub recent: (Uid, Uid),
     /// Set while hibernated (then `messages` is empty).
     pub hibernated: Option<Hibernated>,
     /// The mailbox's publish counter when the store was last read, and when.
@@ -305,6 +308,11 @@ impl SelectedMailbox {
             Some(h) => Box::new(h.sets.iter().flat_map(|s| s.iter())),
             None => Box::new(self.messages.iter().flat_map(|m| m.flags.iter())),
         }
+    }
+
+    /// Whether the message is \Recent in this session.
+    pub fn is_recent(&self, uid: Uid) -> bool {
+        (self.recent.0..self.recent.1).contains(&uid)
     }
 
     /// The keywords the view's messages use.
@@ -650,6 +658,7 @@ mod tests {
             known_modseq: 1,
             pending_expunge: vec![],
             pending_floor: 0,
+            recent: (0, 0),
             hibernated: None,
             seen_version: 0,
             checked_at: None,

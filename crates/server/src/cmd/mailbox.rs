@@ -67,6 +67,14 @@ impl Session {
             .await?
             .ok_or_else(|| CmdError::from_store(StoreError::NoSuchMailbox))?;
         let (info, messages) = (read.info, read.messages);
+        // IMAP4rev1 \Recent (RFC 3501 2.3.2): the new mail no session was
+        // given yet is this one's; EXAMINE only looks (as Dovecot does).
+        // IMAP4rev2 has no \Recent.
+        let recent = if self.rev2 {
+            (0, 0)
+        } else {
+            self.db_quick(|s| s.claim_recent(id, !read_only))?
+        };
         let mut o = flags_responses(
             crate::view::keywords(messages.iter().flat_map(|m| m.flags.iter())),
             read_only,
@@ -84,7 +92,11 @@ impl Session {
             list.extend_from_slice(b"\r\n");
             o.push_str(&String::from_utf8_lossy(&list));
         } else {
-            o.push_str("* 0 RECENT\r\n");
+            let n = messages
+                .iter()
+                .filter(|m| (recent.0..recent.1).contains(&m.uid))
+                .count();
+            o.push_str(&format!("* {n} RECENT\r\n"));
             if let Some(pos) = messages
                 .iter()
                 .position(|m| !m.flags.iter().any(|f| f == "\\Seen"))
@@ -114,6 +126,7 @@ impl Session {
             messages,
             pending_expunge: Vec::new(),
             pending_floor: 0,
+            recent,
             hibernated: None,
             // As fresh as a sync's store read: the sync after SELECT need
             // not read the store again.
@@ -331,7 +344,7 @@ impl Session {
             }
             let (k, v) = match item {
                 StatusItem::Messages => ("MESSAGES", st.messages as u64),
-                StatusItem::Recent => ("RECENT", 0),
+                StatusItem::Recent => ("RECENT", u64::from(self.db_quick(|s| s.recent_count(id))?)),
                 StatusItem::UidNext => ("UIDNEXT", st.uidnext as u64),
                 StatusItem::UidValidity => ("UIDVALIDITY", st.uidvalidity as u64),
                 StatusItem::Unseen => ("UNSEEN", st.unseen as u64),

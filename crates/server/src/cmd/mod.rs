@@ -131,6 +131,19 @@ pub(crate) fn merge_deltas(
     out
 }
 
+/// `(flags)` of a message as a session shows them: with `\Recent` last
+/// when the message is recent in that session (IMAP4rev1).
+pub(crate) fn flag_list(out: &mut Vec<u8>, flags: &[String], recent: bool) {
+    respond::flag_list(out, flags);
+    if recent {
+        out.pop();
+        if !flags.is_empty() {
+            out.push(b' ');
+        }
+        out.extend_from_slice(b"\\Recent)");
+    }
+}
+
 /// A store read of one mailbox, None if the mailbox does not exist (any
 /// more).
 fn if_exists<T>(r: pillarbox_store::Result<T>) -> pillarbox_store::Result<Option<T>> {
@@ -601,7 +614,7 @@ impl Session {
         }
         if with_flags {
             line.extend_from_slice(format!("{sep}FLAGS ").as_bytes());
-            respond::flag_list(&mut line, flags);
+            flag_list(&mut line, flags, sel.is_recent(uid));
             sep = " ";
         }
         if self.condstore {

@@ -10,8 +10,8 @@ pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `n` (from 1) is `MIGRATIONS[n - 1]`; a file at version v gets
 /// every later one, in order, each recorded in `schema_version`.
-const MIGRATIONS: [&str; 16] = [
-    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V16,
+const MIGRATIONS: [&str; 17] = [
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V16, V17,
 ];
 
 const V1: &str = "
@@ -316,6 +316,14 @@ BEGIN
         deleted = deleted + NEW.deleted, size = size + NEW.size
     WHERE id = NEW.mailbox;
 END;
+";
+
+/// IMAP4rev1's \Recent (RFC 3501 2.3.2): the first UID no session has
+/// been given as recent yet. Mail already there when this version arrives
+/// is not recent.
+const V17: &str = "
+ALTER TABLE mailboxes ADD COLUMN recent_from INTEGER NOT NULL DEFAULT 1;
+UPDATE mailboxes SET recent_from = uidnext;
 ";
 
 /// Brings the database to [`CURRENT_VERSION`].

@@ -215,12 +215,13 @@ fn mailbox_ids_are_never_reused() {
 }
 
 /// Takes a database back to before schema V13 (STATUS counts in the mailbox
-/// row), V14 (small blobs in `bodies`), V15 (modseq reservations) and V16
-/// (the counts' update triggers), for
+/// row), V14 (small blobs in `bodies`), V15 (modseq reservations), V16
+/// (the counts' update triggers) and V17 (\Recent), for
 /// tests that re-run migrations from an earlier version.
 pub(crate) fn undo_from_v13(conn: &rusqlite::Connection) {
     conn.execute_batch(
-        "ALTER TABLE mailboxes DROP COLUMN modseq_reserved;
+        "ALTER TABLE mailboxes DROP COLUMN recent_from;
+         ALTER TABLE mailboxes DROP COLUMN modseq_reserved;
          DROP TABLE bodies;
          DROP TRIGGER mailbox_counts_insert;
          DROP TRIGGER mailbox_counts_delete;
@@ -1054,6 +1055,28 @@ fn multi_process_appends() {
     let st = f.store.status(i.id).unwrap();
     assert_eq!(st.messages, 3 * CHILD_APPENDS);
     assert_eq!(st.highest_modseq, 1 + u64::from(3 * CHILD_APPENDS));
+}
+
+/// \Recent: new mail is recent for the first claim only; a peek does not
+/// claim; STATUS RECENT counts what no one claimed.
+#[test]
+fn recent_mail_is_claimed_once() {
+    let f = fixture();
+    let a = f.store.create_account("alice", "h").unwrap();
+    let i = inbox(&f.store, a.id);
+    f.store.append(i.id, &[msg(1, &[]), msg(2, &[])]).unwrap();
+    assert_eq!(f.store.recent_count(i.id).unwrap(), 2);
+    assert_eq!(f.store.claim_recent(i.id, false).unwrap(), (1, 3));
+    assert_eq!(f.store.claim_recent(i.id, true).unwrap(), (1, 3));
+    assert_eq!(f.store.claim_recent(i.id, true).unwrap(), (3, 3));
+    assert_eq!(f.store.recent_count(i.id).unwrap(), 0);
+    f.store.append(i.id, &[msg(3, &[])]).unwrap();
+    assert_eq!(f.store.recent_count(i.id).unwrap(), 1);
+    assert_eq!(f.store.claim_recent(i.id, true).unwrap(), (3, 4));
+    assert!(matches!(
+        f.store.claim_recent(999, true),
+        Err(StoreError::NoSuchMailbox)
+    ));
 }
 
 /// `foreign_version` moves with another connection's commit (another
