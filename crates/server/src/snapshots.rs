@@ -302,6 +302,7 @@ mod tests {
                     uidnext: 1,
                     highest_modseq: 1,
                     special_use: None,
+                    recent_from: 1,
                 },
                 messages: msgs.clone(),
                 version: 0,

@@ -78,6 +78,9 @@ pub struct MailboxInfo {
     pub highest_modseq: ModSeq,
     /// RFC 6154 attribute, e.g. `\Sent`.
     pub special_use: Option<String>,
+    /// The first UID no session has been given as \Recent (see
+    /// [`MetaStore::claim_recent`]): below `uidnext`, there is new mail.
+    pub recent_from: Uid,
 }
 
 /// A message's flags (see [`MessageMeta::flags`]). Shared: messages with the

@@ -556,7 +556,7 @@ fn col_i32(row: &Row<'_>, idx: usize) -> rusqlite::Result<i32> {
 /// SELECT: no string built per call).
 macro_rules! mailbox_cols {
     () => {
-        "id, account, name, uidvalidity, uidnext, highest_modseq, special_use"
+        "id, account, name, uidvalidity, uidnext, highest_modseq, special_use, recent_from"
     };
 }
 
@@ -569,6 +569,7 @@ fn mailbox_row(row: &Row<'_>) -> rusqlite::Result<MailboxInfo> {
         uidnext: col_u32(row, 4)?,
         highest_modseq: col_u64(row, 5)?,
         special_use: row.get(6)?,
+        recent_from: col_u32(row, 7)?,
     })
 }
 
@@ -833,7 +834,7 @@ fn mailbox_and_reservation(tx: &Connection, id: MailboxId) -> Result<(MailboxInf
         mailbox_cols!(),
         ", modseq_reserved FROM mailboxes WHERE id = ?1"
     ))?
-    .query_row([id], |r| Ok((mailbox_row(r)?, r.get(7)?)))
+    .query_row([id], |r| Ok((mailbox_row(r)?, r.get(8)?)))
     .optional()?
     .ok_or(StoreError::NoSuchMailbox)
 }
@@ -907,6 +908,7 @@ fn insert_mailbox(
         uidnext: 1,
         highest_modseq: 1,
         special_use: special_use.map(str::to_string),
+        recent_from: 1,
     })
 }
 

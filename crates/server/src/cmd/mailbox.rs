@@ -60,6 +60,7 @@ impl Session {
         }
         let info = self.find_mailbox(&name).await?;
         let id = info.id;
+        let found = (info.recent_from, info.uidnext);
         // UIDNEXT bounds the message count from above.
         let small = info.uidnext <= crate::view::SMALL_SNAPSHOT;
         let read = self
@@ -72,8 +73,12 @@ impl Session {
         // IMAP4rev2 has no \Recent.
         let recent = if self.rev2 {
             (0, 0)
+        } else if read_only || found.0 >= found.1 {
+            // Nothing to take (the mailbox row read by name just now says
+            // so), or EXAMINE, which takes nothing: no write.
+            found
         } else {
-            self.db_quick(|s| s.claim_recent(id, !read_only))?
+            self.db_quick(|s| s.claim_recent(id, true))?
         };
         let mut o = flags_responses(
             crate::view::keywords(messages.iter().flat_map(|m| m.flags.iter())),
