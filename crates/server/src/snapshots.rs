@@ -102,74 +102,70 @@ impl Snapshots {
         };
         if let Some(c) = cached.as_ref().filter(trusted) {
             if c.version == version {
-                return Ok(MailboxRead {
-                    info: c.info.clone(),
-                    messages: c.messages.clone(),
-                    version,
-                    at: c.read_at,
-                });
+                return Ok(c.read());
             }
             if let Some(deltas) = published.between(id, c.version, version, c.info.highest_modseq) {
                 let ch = merge_deltas(&deltas);
-                let info = MailboxInfo {
-                    uidnext: c.info.uidnext.max(ch.uidnext),
-                    highest_modseq: ch.highest_modseq,
-                    ..c.info.clone()
-                };
-                return Ok(self.merged(c, info, &ch, (version, c.read_at, c.foreign)));
+                return Ok(self.keep(c.advanced(&ch, version, c.read_at, c.foreign)));
             }
         }
         let read_at = Instant::now();
         if let Some(c) = cached {
             let ch = store.changes_since(id, c.info.highest_modseq)?;
             if ch.uidvalidity == c.info.uidvalidity && ch.highest_modseq >= c.info.highest_modseq {
-                let info = MailboxInfo {
-                    uidvalidity: ch.uidvalidity,
-                    uidnext: ch.uidnext,
-                    highest_modseq: ch.highest_modseq,
-                    ..c.info.clone()
-                };
-                return Ok(self.merged(&c, info, &ch, (version, read_at, foreign)));
+                return Ok(self.keep(c.advanced(&ch, version, read_at, foreign)));
             }
         }
         let (info, messages) = store.snapshot(id)?;
-        self.put(Snapshot {
-            info: info.clone(),
-            messages: messages.clone(),
-            version,
-            read_at,
-            foreign,
-        });
-        Ok(MailboxRead {
+        Ok(self.keep(Snapshot {
             info,
             messages,
             version,
-            at: read_at,
-        })
+            read_at,
+            foreign,
+        }))
     }
 
-    /// `c` with changes `ch` merged, kept as the entry (with its publish
-    /// version, read time and foreign version) and returned.
-    fn merged(
+    /// Keeps `snap` as its mailbox's entry and returns what it holds.
+    fn keep(&self, snap: Snapshot) -> MailboxRead {
+        let read = snap.read();
+        self.put(snap);
+        read
+    }
+}
+
+impl Snapshot {
+    /// What the entry holds, as a session's read of the mailbox.
+    fn read(&self) -> MailboxRead {
+        MailboxRead {
+            info: self.info.clone(),
+            messages: self.messages.clone(),
+            version: self.version,
+            at: self.read_at,
+        }
+    }
+
+    /// This entry with changes `ch` merged (changes since its modseq, of the
+    /// same UIDVALIDITY), as of publish version `version`, store read
+    /// `read_at` and foreign version `foreign`. The name and special-use
+    /// stay those of the read the entry came from.
+    fn advanced(
         &self,
-        c: &Snapshot,
-        info: MailboxInfo,
         ch: &MailboxChanges,
-        (version, read_at, foreign): (u64, Instant, Option<u64>),
-    ) -> MailboxRead {
-        let messages = ch.apply_to(&c.messages);
-        self.put(Snapshot {
-            info: info.clone(),
-            messages: messages.clone(),
+        version: u64,
+        read_at: Instant,
+        foreign: Option<u64>,
+    ) -> Snapshot {
+        Snapshot {
+            info: MailboxInfo {
+                uidnext: self.info.uidnext.max(ch.uidnext),
+                highest_modseq: ch.highest_modseq,
+                ..self.info.clone()
+            },
+            messages: ch.apply_to(&self.messages),
             version,
             read_at,
             foreign,
-        });
-        MailboxRead {
-            info,
-            messages,
-            version,
-            at: read_at,
         }
     }
 }
