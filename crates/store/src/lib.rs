@@ -425,11 +425,11 @@ pub trait MetaStore: Send + Sync {
     fn summaries(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Option<Vec<u8>>>>;
     fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus>;
     /// IMAP4rev1's \Recent (RFC 3501 2.3.2): the UIDs `[from, to)` that no
-    /// session has been given as recent yet (`to` is UIDNEXT). With `claim`
-    /// they become this caller's: no later call returns them. Not durable
-    /// at once: after a power loss some may be recent again, which is
-    /// harmless.
-    fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<(Uid, Uid)>;
+    /// session has been given as recent yet (`to` is UIDNEXT), now this
+    /// caller's: no later call returns them. (Whether there are any is
+    /// [`MailboxInfo::recent_from`] below `uidnext`.) Not durable at once:
+    /// after a power loss some may be recent again, which is harmless.
+    fn claim_recent(&self, mailbox: MailboxId) -> Result<(Uid, Uid)>;
     /// How many messages of the mailbox no session has been given as recent
     /// (STATUS RECENT).
     fn recent_count(&self, mailbox: MailboxId) -> Result<u32>;

@@ -1635,23 +1635,17 @@ impl MetaStore for SqliteStore {
         })
     }
 
-    fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<(Uid, Uid)> {
-        let read = |tx: &Connection| -> Result<(Uid, Uid)> {
-            tx.prepare_cached("SELECT recent_from, uidnext FROM mailboxes WHERE id = ?1")?
+    fn claim_recent(&self, mailbox: MailboxId) -> Result<(Uid, Uid)> {
+        self.write_relaxed(|tx| {
+            let (from, to) = tx
+                .prepare_cached("SELECT recent_from, uidnext FROM mailboxes WHERE id = ?1")?
                 .query_row([mailbox], |r| Ok((col_u32(r, 0)?, col_u32(r, 1)?)))
                 .optional()?
-                .ok_or(StoreError::NoSuchMailbox)
-        };
-        let (from, to) = self.read_one(read)?;
-        if !claim || from >= to {
-            return Ok((from, to));
-        }
-        self.write_relaxed(|tx| {
-            // Read again under the write lock: another session may have
-            // claimed meanwhile.
-            let (from, to) = read(tx)?;
-            tx.prepare_cached("UPDATE mailboxes SET recent_from = ?2 WHERE id = ?1")?
-                .execute(params![mailbox, to])?;
+                .ok_or(StoreError::NoSuchMailbox)?;
+            if from < to {
+                tx.prepare_cached("UPDATE mailboxes SET recent_from = ?2 WHERE id = ?1")?
+                    .execute(params![mailbox, to])?;
+            }
             Ok((from, to))
         })
     }

@@ -78,7 +78,8 @@ impl Session {
             // so), or EXAMINE, which takes nothing: no write.
             found
         } else {
-            self.db_quick(|s| s.claim_recent(id, true))?
+            // A write: on the blocking pool, as it may wait for the writer.
+            self.db(move |s| s.claim_recent(id)).await?
         };
         let mut o = flags_responses(
             crate::view::keywords(messages.iter().flat_map(|m| m.flags.iter())),

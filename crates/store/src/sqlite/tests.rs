@@ -1066,15 +1066,16 @@ fn recent_mail_is_claimed_once() {
     let i = inbox(&f.store, a.id);
     f.store.append(i.id, &[msg(1, &[]), msg(2, &[])]).unwrap();
     assert_eq!(f.store.recent_count(i.id).unwrap(), 2);
-    assert_eq!(f.store.claim_recent(i.id, false).unwrap(), (1, 3));
-    assert_eq!(f.store.claim_recent(i.id, true).unwrap(), (1, 3));
-    assert_eq!(f.store.claim_recent(i.id, true).unwrap(), (3, 3));
+    let peek = f.store.mailbox(a.id, "INBOX").unwrap().unwrap();
+    assert_eq!((peek.recent_from, peek.uidnext), (1, 3));
+    assert_eq!(f.store.claim_recent(i.id).unwrap(), (1, 3));
+    assert_eq!(f.store.claim_recent(i.id).unwrap(), (3, 3));
     assert_eq!(f.store.recent_count(i.id).unwrap(), 0);
     f.store.append(i.id, &[msg(3, &[])]).unwrap();
     assert_eq!(f.store.recent_count(i.id).unwrap(), 1);
-    assert_eq!(f.store.claim_recent(i.id, true).unwrap(), (3, 4));
+    assert_eq!(f.store.claim_recent(i.id).unwrap(), (3, 4));
     assert!(matches!(
-        f.store.claim_recent(999, true),
+        f.store.claim_recent(999),
         Err(StoreError::NoSuchMailbox)
     ));
 }
