@@ -626,20 +626,27 @@ async fn fetched_bodies_are_served_from_memory_the_next_time() {
     }
 }
 
+/// A server with `n` small messages in INBOX, and two sessions of its user
+/// that have INBOX selected (past \Recent: see `select_settled`).
+async fn two_on_inbox(n: usize) -> (TestServer, Client, Client) {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    for i in 0..n {
+        a.append("INBOX", "", &message(&format!("m{i}"), "x")).await;
+    }
+    a.select_settled("INBOX").await;
+    b.select_settled("INBOX").await;
+    (s, a, b)
+}
+
 /// A keyword no message had before, set by another session (or by this
 /// one): the session gets the new FLAGS and PERMANENTFLAGS before the FETCH
 /// that shows it, also in IDLE (RFC 9051 7.3.5; Dovecot does the same). A
 /// keyword already in use is not announced again.
 #[tokio::test]
 async fn new_keywords_are_announced_with_flags_and_permanentflags() {
-    let s = TestServer::start().await;
-    let mut a = s.login().await;
-    let mut b = s.login().await;
-    for n in 0..3 {
-        a.append("INBOX", "", &message(&format!("m{n}"), "x")).await;
-    }
-    a.select_settled("INBOX").await;
-    b.select_settled("INBOX").await;
+    let (s, mut a, mut b) = two_on_inbox(3).await;
     let flags = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
     let r = b.ok("STORE 1 +FLAGS ($Work)").await;
     assert_eq!(
@@ -718,14 +725,7 @@ async fn renaming_inbox_expunges_its_messages_in_idle_sessions() {
 /// [EXPUNGEISSUED], as Dovecot answers, with the expunges announced.
 #[tokio::test]
 async fn copy_of_messages_expunged_meanwhile_is_refused() {
-    let s = TestServer::start().await;
-    let mut a = s.login().await;
-    let mut b = s.login().await;
-    for n in 0..3 {
-        a.append("INBOX", "", &message(&format!("m{n}"), "x")).await;
-    }
-    a.ok("SELECT INBOX").await;
-    b.ok("SELECT INBOX").await;
+    let (s, mut a, mut b) = two_on_inbox(3).await;
     b.ok("STORE 1:2 +FLAGS.SILENT (\\Deleted)").await;
     b.ok("EXPUNGE").await;
     let r = a.no("COPY 1 Archive").await;
@@ -748,14 +748,7 @@ async fn copy_of_messages_expunged_meanwhile_is_refused() {
 /// Dovecot does, rather than flags it does not have.
 #[tokio::test]
 async fn store_reports_nothing_for_a_message_expunged_meanwhile() {
-    let s = TestServer::start().await;
-    let mut a = s.login().await;
-    let mut b = s.login().await;
-    for n in 0..3 {
-        a.append("INBOX", "", &message(&format!("m{n}"), "x")).await;
-    }
-    a.select_settled("INBOX").await;
-    b.select_settled("INBOX").await;
+    let (s, mut a, mut b) = two_on_inbox(3).await;
     b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)").await;
     b.ok("EXPUNGE").await;
     let r = a.ok("STORE 1:3 +FLAGS (\\Flagged)").await;

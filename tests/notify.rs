@@ -103,23 +103,17 @@ async fn mailbox_name_and_subscription_events() {
     a.ok("NOTIFY SET (PERSONAL (MailboxName SubscriptionChange))")
         .await;
     b.ok("CREATE Projects").await;
-    assert_eq!(
-        a.read_line_timeout(WAIT).await.unwrap(),
-        "* LIST () \"/\" Projects\r\n"
-    );
+    assert_eq!(pushed(&mut a).await, "* LIST () \"/\" Projects\r\n");
     b.ok("RENAME Projects Work").await;
     assert_eq!(
-        a.read_line_timeout(WAIT).await.unwrap(),
+        pushed(&mut a).await,
         "* LIST () \"/\" Work (\"OLDNAME\" (Projects))\r\n"
     );
     b.ok("SUBSCRIBE Work").await;
-    assert_eq!(
-        a.read_line_timeout(WAIT).await.unwrap(),
-        "* LIST (\\Subscribed) \"/\" Work\r\n"
-    );
+    assert_eq!(pushed(&mut a).await, "* LIST (\\Subscribed) \"/\" Work\r\n");
     b.ok("DELETE Work").await;
     assert_eq!(
-        a.read_line_timeout(WAIT).await.unwrap(),
+        pushed(&mut a).await,
         "* LIST (\\NonExistent) \"/\" Work\r\n"
     );
     s.stop().await;
@@ -135,6 +129,11 @@ async fn notify_errors() {
         .await;
     a.ok("NOTIFY SET (INBOXES NONE)").await;
     s.stop().await;
+}
+
+/// The next line the server sends unprompted (within WAIT).
+async fn pushed(c: &mut Client) -> String {
+    c.read_line_timeout(WAIT).await.expect("a line within WAIT")
 }
 
 /// Nothing more arrives (for a short while).
@@ -225,7 +224,7 @@ async fn selected_events_not_asked_for_wait_for_a_command() {
     b.ok("STORE 1 +FLAGS (\\Flagged)").await;
     quiet(&mut a).await;
     b.append("INBOX", "", &message("two", "x")).await;
-    assert_eq!(a.read_line_timeout(WAIT).await.unwrap(), "* 2 EXISTS\r\n");
+    assert_eq!(pushed(&mut a).await, "* 2 EXISTS\r\n");
     quiet(&mut a).await;
     let r = a.ok("NOOP").await;
     assert!(r.has("* 1 FETCH (UID 1 FLAGS (\\Flagged))"), "{}", r.text());
@@ -278,10 +277,7 @@ async fn unsupported_events_get_no_badevent() {
         );
     }
     b.ok("CREATE Projects").await;
-    assert_eq!(
-        a.read_line_timeout(WAIT).await.unwrap(),
-        "* LIST () \"/\" Projects\r\n"
-    );
+    assert_eq!(pushed(&mut a).await, "* LIST () \"/\" Projects\r\n");
     s.stop().await;
 }
 
@@ -303,10 +299,7 @@ async fn invalid_selected_groups_are_bad() {
         assert!(r.tagged.len() > "BAD ".len() + 10, "{}", r.tagged);
     }
     b.ok("CREATE Projects").await;
-    assert_eq!(
-        a.read_line_timeout(WAIT).await.unwrap(),
-        "* LIST () \"/\" Projects\r\n"
-    );
+    assert_eq!(pushed(&mut a).await, "* LIST () \"/\" Projects\r\n");
     s.stop().await;
 }
 
@@ -325,7 +318,7 @@ async fn flag_changes_elsewhere_need_flagchange() {
     b.ok("STORE 1 +FLAGS (\\Seen)").await;
     quiet(&mut a).await;
     b.append("Archive", "", &message("two", "x")).await;
-    let l = a.read_line_timeout(WAIT).await.unwrap();
+    let l = pushed(&mut a).await;
     assert!(
         l.starts_with("* STATUS Archive (MESSAGES 2 UIDNEXT 3 "),
         "{l}"
@@ -334,7 +327,7 @@ async fn flag_changes_elsewhere_need_flagchange() {
     quiet(&mut a).await;
     b.ok("STORE 1 +FLAGS (\\Deleted)").await;
     b.ok("EXPUNGE").await;
-    let l = a.read_line_timeout(WAIT).await.unwrap();
+    let l = pushed(&mut a).await;
     assert!(
         l.starts_with("* STATUS Archive (MESSAGES 1 UIDNEXT 3 "),
         "{l}"
@@ -343,7 +336,7 @@ async fn flag_changes_elsewhere_need_flagchange() {
     a.ok("NOTIFY SET (PERSONAL (MessageNew MessageExpunge FlagChange))")
         .await;
     b.ok("UID STORE 2 -FLAGS (\\Seen)").await;
-    let l = a.read_line_timeout(WAIT).await.unwrap();
+    let l = pushed(&mut a).await;
     assert!(l.starts_with("* STATUS Archive (MESSAGES 1 "), "{l}");
     assert!(l.contains("UNSEEN 1"), "{l}");
     s.stop().await;
@@ -362,12 +355,12 @@ async fn idle_sends_only_the_events_notify_asked_for() {
     a.ok("NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")
         .await;
     a.send_raw(b"i IDLE\r\n").await;
-    assert!(a.read_line_timeout(WAIT).await.unwrap().starts_with('+'));
+    assert!(pushed(&mut a).await.starts_with('+'));
     b.append("INBOX", "", &message("two", "x")).await;
     b.ok("STORE 1 +FLAGS (\\Flagged)").await;
     quiet(&mut a).await;
     b.append("Archive", "", &message("elsewhere", "x")).await;
-    let l = a.read_line_timeout(WAIT).await.unwrap();
+    let l = pushed(&mut a).await;
     assert!(l.starts_with("* STATUS Archive (MESSAGES 1 "), "{l}");
     a.send_raw(b"DONE\r\n").await;
     let r = a.read_until_tagged("i").await;
@@ -376,11 +369,11 @@ async fn idle_sends_only_the_events_notify_asked_for() {
     a.ok("NOTIFY SET (SELECTED (MessageNew MessageExpunge))")
         .await;
     a.send_raw(b"j IDLE\r\n").await;
-    assert!(a.read_line_timeout(WAIT).await.unwrap().starts_with('+'));
+    assert!(pushed(&mut a).await.starts_with('+'));
     b.ok("STORE 1 -FLAGS (\\Flagged)").await;
     quiet(&mut a).await;
     b.append("INBOX", "", &message("three", "x")).await;
-    assert_eq!(a.read_line_timeout(WAIT).await.unwrap(), "* 3 EXISTS\r\n");
+    assert_eq!(pushed(&mut a).await, "* 3 EXISTS\r\n");
     quiet(&mut a).await;
     a.send_raw(b"DONE\r\n").await;
     let r = a.read_until_tagged("j").await;
@@ -410,10 +403,7 @@ async fn only_events_after_notify_set_are_reported() {
         .await;
     quiet(&mut a).await;
     b.ok("CREATE Real").await;
-    assert_eq!(
-        a.read_line_timeout(WAIT).await.unwrap(),
-        "* LIST () \"/\" Real\r\n"
-    );
+    assert_eq!(pushed(&mut a).await, "* LIST () \"/\" Real\r\n");
     quiet(&mut a).await;
     s.stop().await;
 }
@@ -429,11 +419,8 @@ async fn rename_inbox_is_reported_as_a_new_mailbox() {
     a.ok("NOTIFY SET (PERSONAL (MailboxName MessageNew MessageExpunge))")
         .await;
     b.ok("RENAME INBOX Old").await;
-    assert_eq!(
-        a.read_line_timeout(WAIT).await.unwrap(),
-        "* LIST () \"/\" Old\r\n"
-    );
-    let l = a.read_line_timeout(WAIT).await.unwrap();
+    assert_eq!(pushed(&mut a).await, "* LIST () \"/\" Old\r\n");
+    let l = pushed(&mut a).await;
     assert!(l.starts_with("* STATUS INBOX (MESSAGES 0 "), "{l}");
     quiet(&mut a).await;
     s.stop().await;
@@ -449,16 +436,10 @@ async fn parents_and_inferiors_get_their_own_list() {
     a.ok("NOTIFY SET (PERSONAL (MailboxName))").await;
     b.ok("CREATE Projects/2024/Q1").await;
     for name in ["Projects", "Projects/2024", "Projects/2024/Q1"] {
-        assert_eq!(
-            a.read_line_timeout(WAIT).await.unwrap(),
-            format!("* LIST () \"/\" {name}\r\n")
-        );
+        assert_eq!(pushed(&mut a).await, format!("* LIST () \"/\" {name}\r\n"));
     }
     b.ok("CREATE Projects/2024/Q2").await;
-    assert_eq!(
-        a.read_line_timeout(WAIT).await.unwrap(),
-        "* LIST () \"/\" Projects/2024/Q2\r\n"
-    );
+    assert_eq!(pushed(&mut a).await, "* LIST () \"/\" Projects/2024/Q2\r\n");
     quiet(&mut a).await;
     b.ok("RENAME Projects/2024 Old/2024").await;
     for line in [
@@ -467,7 +448,7 @@ async fn parents_and_inferiors_get_their_own_list() {
         "* LIST () \"/\" Old/2024/Q1 (\"OLDNAME\" (Projects/2024/Q1))\r\n",
         "* LIST () \"/\" Old/2024/Q2 (\"OLDNAME\" (Projects/2024/Q2))\r\n",
     ] {
-        assert_eq!(a.read_line_timeout(WAIT).await.unwrap(), line);
+        assert_eq!(pushed(&mut a).await, line);
     }
     quiet(&mut a).await;
     s.stop().await;
@@ -499,9 +480,9 @@ async fn metrics_endpoint_reports_push_latency_sessions_and_commands() {
     let mut b = s.login().await;
     a.ok("SELECT INBOX").await;
     a.send_raw(b"i IDLE\r\n").await;
-    a.read_line_timeout(WAIT).await.unwrap();
+    pushed(&mut a).await;
     b.append("INBOX", "", &message("m", "x")).await;
-    assert_eq!(a.read_line_timeout(WAIT).await.unwrap(), "* 1 EXISTS\r\n");
+    assert_eq!(pushed(&mut a).await, "* 1 EXISTS\r\n");
     a.send_raw(b"DONE\r\n").await;
     a.read_until_tagged("i").await;
     let mut c = s.client().await;
@@ -539,7 +520,7 @@ async fn metrics_endpoint_reports_push_latency_sessions_and_commands() {
     // The last tagged status before the IDLE is BAD: not what IDLE counts.
     b.bad("FETCH 9 (FLAGS)").await;
     b.send_raw(b"j IDLE\r\n").await;
-    b.read_line_timeout(WAIT).await.unwrap();
+    pushed(&mut b).await;
     drop(b);
     let mut text = scrape(metrics).await;
     for _ in 0..50 {
