@@ -328,6 +328,8 @@ pub trait MetaStore: Send + Sync {
     // ---- mailboxes
     fn list_mailboxes(&self, account: AccountId) -> Result<Vec<MailboxInfo>>;
     fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxInfo>>;
+    /// The mailbox with this id (NoSuchMailbox if there is none).
+    fn mailbox_by_id(&self, id: MailboxId) -> Result<MailboxInfo>;
     /// Creates the mailbox and any missing parents (RFC 9051 6.3.4). A new
     /// mailbox gets a fresh UIDVALIDITY never used before for that name.
     fn create_mailbox(

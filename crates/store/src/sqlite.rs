@@ -1346,6 +1346,10 @@ impl MetaStore for SqliteStore {
         })
     }
 
+    fn mailbox_by_id(&self, id: MailboxId) -> Result<MailboxInfo> {
+        self.read_one(|tx| mailbox_by_id(tx, id))
+    }
+
     fn list_mailboxes(&self, account: AccountId) -> Result<Vec<MailboxInfo>> {
         self.read_small(|tx| {
             let mut stmt = tx.prepare_cached(concat!(

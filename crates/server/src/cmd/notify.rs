@@ -448,7 +448,7 @@ impl Session {
             }
         }
         match &ev.kind {
-            ChangeKind::Messages => self.other_mailbox_changed(&ev, acc, &subs).await?,
+            ChangeKind::Messages => self.other_mailbox_changed(&ev, &subs).await?,
             ChangeKind::MailboxCreated { name } => {
                 if state.wants_names(name, &subs) {
                     lists.push(("", name.clone(), None));
@@ -470,7 +470,7 @@ impl Session {
                 if Some(ev.mailbox) == selected {
                     self.selected_event(&ev, in_idle).await?;
                 } else {
-                    self.other_mailbox_changed(&ev, acc, &subs).await?;
+                    self.other_mailbox_changed(&ev, &subs).await?;
                 }
             }
             // RFC 5465 5.4: a LIST with OLDNAME for each mailbox renamed,
@@ -600,12 +600,10 @@ impl Session {
     async fn other_mailbox_changed(
         &mut self,
         ev: &ChangeEvent,
-        acc: pillarbox_store::AccountId,
         subs: &BTreeSet<String>,
     ) -> Result<(), CmdError> {
         let id = ev.mailbox;
-        let mailboxes = self.db(move |s| s.list_mailboxes(acc)).await?;
-        let Some(mb) = mailboxes.into_iter().find(|m| m.id == id) else {
+        let Some(mb) = self.db_quick(|s| if_exists(s.mailbox_by_id(id)))? else {
             return Ok(());
         };
         let Some(flag_change) = self
