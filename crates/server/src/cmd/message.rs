@@ -182,10 +182,13 @@ impl Session {
             self.write_flags_list();
         }
         let updated: std::collections::HashSet<u32> = res.updated.iter().map(|u| u.0).collect();
+        // Not reported: failed UNCHANGEDSINCE, or expunged meanwhile (no
+        // flags to show; the expunge is announced when allowed). A set: a
+        // STORE over many messages may skip many.
+        let skipped: std::collections::HashSet<u32> =
+            res.modified.iter().chain(&res.missing).copied().collect();
         for u in &uids {
-            // A message expunged meanwhile has no flags to show (its
-            // expunge is announced when allowed).
-            if res.modified.contains(u) || res.missing.contains(u) {
+            if skipped.contains(u) {
                 continue;
             }
             if !silent {
