@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use pillarbox_server::{auth, open_store, Config, Server};
+use pillarbox_server::{auth, open_store_for, Config, Server};
 
 /// Memory per idle session is dominated by the allocator, not by our data:
 /// glibc's malloc keeps one arena per thread (and the blocking pool has many
@@ -149,7 +149,7 @@ fn read_password(from_stdin: bool) -> Result<String> {
 }
 
 fn user_command(config: &Config, cmd: UserCmd) -> Result<()> {
-    let (store, blobs) = open_store(&config.data_dir).map_err(|e| anyhow!(e))?;
+    let (store, blobs) = open_store_for(config).map_err(|e| anyhow!(e))?;
     match cmd {
         UserCmd::Add {
             name,
@@ -202,7 +202,7 @@ fn user_command(config: &Config, cmd: UserCmd) -> Result<()> {
 }
 
 fn reindex_command(config: &Config) -> Result<()> {
-    let (store, blobs) = open_store(&config.data_dir).map_err(|e| anyhow!(e))?;
+    let (store, blobs) = open_store_for(config).map_err(|e| anyhow!(e))?;
     let (docs, size) = pillarbox_server::reindex(&*store, &*blobs).map_err(|e| anyhow!(e))?;
     println!(
         "indexed {docs} message contents; full-text index {} bytes, header fields {} bytes",

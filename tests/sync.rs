@@ -407,6 +407,58 @@ async fn qresync_known_uids_and_sequence_match_data_limit_the_report() {
     s.stop().await;
 }
 
+/// A mailbox keeps a bounded number of expunged UIDs (`expunge_history`).
+/// A client resynchronising from a modseq whose expunges are still kept is
+/// told exactly those; one from before them is told every UID the mailbox
+/// no longer has (limited by its known UIDs), as Dovecot does once its
+/// transaction log has rotated. RFC 7162 3.2.5.2 gives the client known
+/// UIDs and sequence match data to narrow such reports.
+#[tokio::test]
+async fn expunges_older_than_the_kept_history_are_reported_as_every_missing_uid() {
+    let s = TestServer::start_with(|c| c.expunge_history = 2).await;
+    let mut a = s.login().await;
+    for i in 0..8 {
+        a.append("INBOX", "", &message(&format!("m{i}"), "x")).await;
+    }
+    let r = a.ok("SELECT INBOX").await;
+    let uv = num_after(&r.text(), "[UIDVALIDITY ");
+    // Expunges UID n alone; returns the mailbox's modseq after it.
+    async fn expunge(a: &mut Client, uid: u32) -> u64 {
+        a.ok(&format!("UID STORE {uid} +FLAGS (\\Deleted)")).await;
+        a.ok("EXPUNGE").await;
+        highest_modseq(a, "INBOX").await
+    }
+    let ms1 = expunge(&mut a, 1).await;
+    let ms2 = expunge(&mut a, 2).await;
+    let mut b = s.login().await;
+    b.ok("ENABLE QRESYNC").await;
+    let r = b.ok(&format!("EXAMINE INBOX (QRESYNC ({uv} {ms1}))")).await;
+    assert!(r.has("* VANISHED (EARLIER) 2\r\n"), "{}", r.text());
+
+    // Two more: the two oldest are dropped (the floor is now ms2).
+    expunge(&mut a, 3).await;
+    expunge(&mut a, 4).await;
+    let r = b.ok(&format!("EXAMINE INBOX (QRESYNC ({uv} {ms2}))")).await;
+    assert!(r.has("* VANISHED (EARLIER) 3:4\r\n"), "{}", r.text());
+    // From ms1 the expunge of UID 2 is no longer known exactly: every
+    // missing UID is reported, UID 1 (expunged before ms1) included...
+    let r = b.ok(&format!("EXAMINE INBOX (QRESYNC ({uv} {ms1}))")).await;
+    assert!(r.has("* VANISHED (EARLIER) 1:4\r\n"), "{}", r.text());
+    // ...limited by the UIDs the client says it knows.
+    let r = b
+        .ok(&format!("EXAMINE INBOX (QRESYNC ({uv} {ms1} 2:8))"))
+        .await;
+    assert!(r.has("* VANISHED (EARLIER) 2:4\r\n"), "{}", r.text());
+    // The same through UID FETCH (CHANGEDSINCE ... VANISHED).
+    let r = b
+        .ok(&format!(
+            "UID FETCH 1:8 (FLAGS) (CHANGEDSINCE {ms1} VANISHED)"
+        ))
+        .await;
+    assert!(r.has("* VANISHED (EARLIER) 1:4\r\n"), "{}", r.text());
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn condstore_enabled_by_select_parameter_adds_modseq_to_unsolicited_fetch() {
     let s = TestServer::start().await;

@@ -40,6 +40,12 @@ pub struct Config {
     /// loop needs fewer than all cores, and every extra worker costs
     /// cross-thread wake-ups on each command.
     pub worker_threads: usize,
+    /// Expunged UIDs each mailbox remembers, with their modseq, for clients
+    /// resynchronising (QRESYNC's VANISHED (EARLIER), sessions catching up);
+    /// the oldest beyond it are dropped. A client that resynchronises from
+    /// before the oldest kept is sent every UID the mailbox does not have
+    /// any more instead. 0: remember them all.
+    pub expunge_history: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,6 +116,7 @@ impl Default for Config {
             summary_cache_mib: 64,
             body_cache_mib: 32,
             worker_threads: 0,
+            expunge_history: pillarbox_store::sqlite::DEFAULT_EXPUNGE_HISTORY,
         }
     }
 }
@@ -202,6 +209,7 @@ mod tests {
         assert_eq!(c.summary_cache_mib, 64);
         assert_eq!(c.body_cache_mib, 32);
         assert_eq!(c.worker_threads, 0);
+        assert_eq!(c.expunge_history, 10_000);
         assert!(!c.auth.allow_plaintext);
     }
 

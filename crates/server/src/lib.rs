@@ -117,8 +117,19 @@ pub(crate) struct ConnCounts {
 /// The metadata and blob stores of a data directory.
 pub type Stores = (Arc<dyn MetaStore>, Arc<dyn BlobStore>);
 
-/// Opens the store of a data directory (used by the server and the CLI).
+/// Opens the store of a data directory with the defaults of what
+/// [`Config`] sets (see [`open_store_for`]).
 pub fn open_store(data_dir: &std::path::Path) -> Result<Stores, String> {
+    open_store_with(data_dir, pillarbox_store::sqlite::DEFAULT_EXPUNGE_HISTORY)
+}
+
+/// Opens the store of `config`'s data directory, as `config` sets it up
+/// (used by the server and the CLI).
+pub fn open_store_for(config: &Config) -> Result<Stores, String> {
+    open_store_with(&config.data_dir, config.expunge_history)
+}
+
+fn open_store_with(data_dir: &std::path::Path, expunge_history: u32) -> Result<Stores, String> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
     let store = SqliteStore::open(&data_dir.join("meta.sqlite3")).map_err(|e| {
@@ -129,6 +140,7 @@ pub fn open_store(data_dir: &std::path::Path) -> Result<Stores, String> {
     })?;
     let files = FsBlobStore::open(data_dir.join("blobs"))
         .map_err(|e| format!("cannot open the blob store in {}: {e}", data_dir.display()))?;
+    store.set_expunge_history(expunge_history);
     // Small messages live in the database, written with their rows.
     let store = Arc::new(store);
     let blobs = TieredBlobStore::new(store.clone(), files);
@@ -148,7 +160,7 @@ pub struct Server {
 impl Server {
     /// Binds the listeners and starts accepting. Errors name the flag to change.
     pub async fn start(config: Config) -> Result<Server, String> {
-        let (store, blobs) = open_store(&config.data_dir)?;
+        let (store, blobs) = open_store_for(&config)?;
         // Texts a previous run queued for the search index but did not
         // write: those messages are indexed again in the background.
         match store.requeue_pending_texts() {

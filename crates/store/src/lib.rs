@@ -137,7 +137,10 @@ pub struct MailboxChanges {
     /// Messages that still exist and were added or had flags changed with modseq > since,
     /// ordered by UID.
     pub changed: Vec<MessageMeta>,
-    /// UIDs expunged with modseq > since (tombstones), ascending.
+    /// UIDs expunged with modseq > since (tombstones), ascending. When the
+    /// mailbox no longer keeps tombstones back to `since` (it keeps a bounded
+    /// number), every UID below `uidnext` it does not hold: a superset, which
+    /// also names UIDs gone before `since`.
     pub expunged: Vec<Uid>,
 }
 

@@ -112,7 +112,12 @@ pub struct SqliteStore {
     _checkpointer: CheckpointerThread,
     /// What the writer's WAL hook counts.
     wal: Arc<WalCounters>,
+    /// Tombstones kept per mailbox (see [`count_tombstones`]); 0: all.
+    expunge_history: std::sync::atomic::AtomicU32,
 }
+
+/// The default of [`SqliteStore::set_expunge_history`].
+pub const DEFAULT_EXPUNGE_HISTORY: u32 = 10_000;
 
 /// Kept by the writer's WAL hook (`set_wal_hook`) and `sync_wal`.
 #[derive(Default)]
@@ -173,7 +178,23 @@ impl SqliteStore {
             _text_writer: texts::TextWriter::spawn(writer.clone(), texts, wal.clone())?,
             _checkpointer: spawn_checkpointer(path, writer, wal.clone())?,
             wal,
+            expunge_history: DEFAULT_EXPUNGE_HISTORY.into(),
         })
+    }
+
+    /// How many expunged UIDs (with their modseq) each mailbox keeps for
+    /// clients that resynchronise (RFC 7162 VANISHED, CONDSTORE/QRESYNC
+    /// sessions catching up), beyond which the oldest are dropped; 0: keep
+    /// them all. A client resynchronising from before the oldest kept is
+    /// still answered correctly, less compactly (see `changes_since`).
+    pub fn set_expunge_history(&self, keep: u32) {
+        self.expunge_history
+            .store(keep, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn expunge_history(&self) -> u32 {
+        self.expunge_history
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`), committing on
@@ -839,6 +860,36 @@ fn mailbox_and_reservation(tx: &Connection, id: MailboxId) -> Result<(MailboxInf
     .ok_or(StoreError::NoSuchMailbox)
 }
 
+/// The mailbox, and the highest modseq of the tombstones it dropped (see
+/// [`count_tombstones`]).
+fn mailbox_and_floor(tx: &Connection, id: MailboxId) -> Result<(MailboxInfo, i64)> {
+    tx.prepare_cached(concat!(
+        "SELECT ",
+        mailbox_cols!(),
+        ", expunged_floor FROM mailboxes WHERE id = ?1"
+    ))?
+    .query_row([id], |r| Ok((mailbox_row(r)?, r.get(8)?)))
+    .optional()?
+    .ok_or(StoreError::NoSuchMailbox)
+}
+
+/// Every UID below `uidnext` the mailbox does not hold, ascending: the
+/// expunges since a modseq whose tombstones are gone, as a superset (it
+/// also names UIDs expunged before that modseq).
+fn missing_uids(tx: &Connection, mailbox: MailboxId, uidnext: Uid) -> Result<Vec<Uid>> {
+    let mut stmt = tx.prepare_cached("SELECT uid FROM messages WHERE mailbox = ?1 ORDER BY uid")?;
+    let mut rows = stmt.query([mailbox])?;
+    let mut out = Vec::new();
+    let mut next: Uid = 1;
+    while let Some(r) = rows.next()? {
+        let uid = col_u32(r, 0)?;
+        out.extend(next..uid);
+        next = uid.saturating_add(1);
+    }
+    out.extend(next..uidnext);
+    Ok(out)
+}
+
 fn mailbox_by_name(tx: &Connection, account: AccountId, name: &str) -> Result<Option<MailboxInfo>> {
     Ok(tx
         .prepare_cached(concat!(
@@ -1035,7 +1086,7 @@ fn reserving<T>(f: impl FnOnce() -> T) -> (T, bool) {
 /// the modseq once if anything was expunged. The bodies no message references
 /// any more are deleted with them (see [`Expunged::unreferenced_files`] for
 /// those kept as files).
-fn expunge_in(tx: &Connection, mailbox: MailboxId, uids: &[Uid]) -> Result<Expunged> {
+fn expunge_in(tx: &Connection, mailbox: MailboxId, uids: &[Uid], keep: u32) -> Result<Expunged> {
     let rows = rows_for_uids(tx, mailbox, uids, "uid, docid, blob", |r| {
         Ok((
             col_u32(r, 0)?,
@@ -1066,6 +1117,7 @@ fn expunge_in(tx: &Connection, mailbox: MailboxId, uids: &[Uid]) -> Result<Expun
         docids.extend(docid);
         blobs.push(blob);
     }
+    count_tombstones(tx, mailbox, uids.len(), keep)?;
     fts::gc(tx, docids)?;
     let unreferenced_files = unreferenced_files(tx, blobs)?;
     Ok(Expunged {
@@ -1075,12 +1127,66 @@ fn expunge_in(tx: &Connection, mailbox: MailboxId, uids: &[Uid]) -> Result<Expun
     })
 }
 
+/// Counts `added` new tombstones of `mailbox` and, once it has a quarter
+/// more than `keep` (0: keep them all), drops its oldest down to about
+/// `keep`, raising the mailbox's `expunged_floor` to the highest modseq
+/// dropped. All the tombstones of a modseq go together (one EXPUNGE's UIDs
+/// share one), so more may go. The check is one counter update per
+/// EXPUNGE; the drop, a short index walk once per `keep / 4` expunges.
+///
+/// Why a bound: a busy mailbox's tombstones would otherwise grow with every
+/// message it ever lost. What it costs: a client resynchronising from a
+/// modseq below the floor is sent every UID it does not have any more, not
+/// only those expunged since (see `changes_since`), which RFC 7162 allows;
+/// Dovecot does the same once its transaction log has rotated.
+fn count_tombstones(tx: &Connection, mailbox: MailboxId, added: usize, keep: u32) -> Result<()> {
+    let added = i64::try_from(added).map_err(|_| StoreError::Other("too many UIDs".into()))?;
+    let count: i64 = tx
+        .prepare_cached(
+            "UPDATE mailboxes SET tombstones = tombstones + ?2 WHERE id = ?1 RETURNING tombstones",
+        )?
+        .query_row(params![mailbox, added], |r| r.get(0))?;
+    let keep = i64::from(keep);
+    if keep == 0 || count <= keep + keep / 4 {
+        return Ok(());
+    }
+    // The newest modseq among the `count - keep` oldest tombstones.
+    let Some(floor) = tx
+        .prepare_cached(
+            "SELECT modseq FROM expunged INDEXED BY expunged_modseq
+             WHERE mailbox = ?1 ORDER BY modseq LIMIT 1 OFFSET ?2",
+        )?
+        .query_row(params![mailbox, count - keep - 1], |r| r.get::<_, i64>(0))
+        .optional()?
+    else {
+        // Fewer rows than counted (a count from before V18 cannot be off,
+        // but a hand-edited database can): recount.
+        tx.prepare_cached(
+            "UPDATE mailboxes SET tombstones = (SELECT count(*) FROM expunged WHERE mailbox = ?1)
+             WHERE id = ?1",
+        )?
+        .execute([mailbox])?;
+        return Ok(());
+    };
+    let dropped = tx
+        .prepare_cached("DELETE FROM expunged WHERE mailbox = ?1 AND modseq <= ?2")?
+        .execute(params![mailbox, floor])?;
+    tx.prepare_cached(
+        "UPDATE mailboxes SET tombstones = tombstones - ?2,
+                expunged_floor = max(expunged_floor, ?3)
+         WHERE id = ?1",
+    )?
+    .execute(params![mailbox, dropped as i64, floor])?;
+    Ok(())
+}
+
 fn copy_in(
     tx: &Connection,
     src: MailboxId,
     dst: MailboxId,
     uids: &[Uid],
     remove_source: bool,
+    keep: u32,
 ) -> Result<CopyResult> {
     mailbox_by_id(tx, src)?;
     let dst_info = mailbox_by_id(tx, dst)?;
@@ -1111,7 +1217,7 @@ fn copy_in(
         }
     }
     if remove_source {
-        expunge_in(tx, src, &src_uids)?;
+        expunge_in(tx, src, &src_uids, keep)?;
     }
     Ok(CopyResult {
         uidvalidity: dst_info.uidvalidity,
@@ -1167,7 +1273,7 @@ fn account_row(row: &Row<'_>) -> rusqlite::Result<Account> {
     })
 }
 
-fn rename_in(tx: &Connection, account: AccountId, from: &str, to: &str) -> Result<()> {
+fn rename_in(tx: &Connection, account: AccountId, from: &str, to: &str, keep: u32) -> Result<()> {
     account_exists(tx, account)?;
     names::validate(from)?;
     names::validate(to)?;
@@ -1185,7 +1291,7 @@ fn rename_in(tx: &Connection, account: AccountId, from: &str, to: &str) -> Resul
             let rows = stmt.query_map([src.id], |r| col_u32(r, 0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
-        copy_in(tx, src.id, dst.id, &uids, true)?;
+        copy_in(tx, src.id, dst.id, &uids, true, keep)?;
         return Ok(());
     }
     if names::is_inferior_or_same(to, from) {
@@ -1413,7 +1519,8 @@ impl MetaStore for SqliteStore {
     }
 
     fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
-        self.write(|tx| rename_in(tx, account, from, to))
+        let keep = self.expunge_history();
+        self.write(|tx| rename_in(tx, account, from, to, keep))
     }
 
     fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
@@ -1530,7 +1637,7 @@ impl MetaStore for SqliteStore {
         // A modseq beyond i64 cannot exist in the database: nothing changed after it.
         let since = i64::try_from(modseq).unwrap_or(i64::MAX);
         self.read_small(|tx| {
-            let info = mailbox_by_id(tx, mailbox)?;
+            let (info, floor) = mailbox_and_floor(tx, mailbox)?;
             let changed = {
                 let mut stmt = tx.prepare_cached(&format!(
                     "SELECT {MESSAGE_COLS} FROM messages INDEXED BY messages_modseq
@@ -1540,7 +1647,10 @@ impl MetaStore for SqliteStore {
                 let rows = stmt.query_map(params![mailbox, since], |r| dec.row(r))?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()?
             };
-            let expunged = {
+            let expunged = if since < floor {
+                // Tombstones after `since` were dropped (`count_tombstones`).
+                missing_uids(tx, mailbox, info.uidnext)?
+            } else {
                 let mut stmt = tx.prepare_cached(
                     "SELECT uid FROM expunged INDEXED BY expunged_modseq
                      WHERE mailbox = ?1 AND modseq > ?2 ORDER BY uid",
@@ -1588,7 +1698,8 @@ impl MetaStore for SqliteStore {
     }
 
     fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Expunged> {
-        self.write_relaxed(|tx| expunge_in(tx, mailbox, uids))
+        let keep = self.expunge_history();
+        self.write_relaxed(|tx| expunge_in(tx, mailbox, uids, keep))
     }
 
     fn copy(
@@ -1598,7 +1709,8 @@ impl MetaStore for SqliteStore {
         uids: &[Uid],
         remove_source: bool,
     ) -> Result<CopyResult> {
-        self.write(|tx| copy_in(tx, src, dst, uids, remove_source))
+        let keep = self.expunge_history();
+        self.write(|tx| copy_in(tx, src, dst, uids, remove_source, keep))
     }
 
     fn summaries(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Option<Vec<u8>>>> {

@@ -245,14 +245,12 @@ impl Session {
         let m = &self.shared.metrics;
         m.commands
             .get_or_create(&crate::metrics::CommandLabels {
-                command: name.to_string(),
-                status: status.to_string(),
+                command: name,
+                status,
             })
             .inc();
         m.command_duration
-            .get_or_create(&crate::metrics::CommandName {
-                command: name.to_string(),
-            })
+            .get_or_create(&crate::metrics::CommandName { command: name })
             .observe(started.elapsed().as_secs_f64());
         keep
     }

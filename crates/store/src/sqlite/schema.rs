@@ -10,8 +10,8 @@ pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `n` (from 1) is `MIGRATIONS[n - 1]`; a file at version v gets
 /// every later one, in order, each recorded in `schema_version`.
-const MIGRATIONS: [&str; 17] = [
-    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V16, V17,
+const MIGRATIONS: [&str; 18] = [
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V16, V17, V18,
 ];
 
 const V1: &str = "
@@ -324,6 +324,16 @@ END;
 const V17: &str = "
 ALTER TABLE mailboxes ADD COLUMN recent_from INTEGER NOT NULL DEFAULT 1;
 UPDATE mailboxes SET recent_from = uidnext;
+";
+
+/// A mailbox keeps a bounded number of tombstones (`expunged` rows): it
+/// counts them (`tombstones`), and `expunged_floor` is the highest modseq
+/// of those it dropped. Changes since a modseq below the floor cannot list
+/// the expunges exactly (see `changes_since`).
+const V18: &str = "
+ALTER TABLE mailboxes ADD COLUMN tombstones INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN expunged_floor INTEGER NOT NULL DEFAULT 0;
+UPDATE mailboxes SET tombstones = (SELECT count(*) FROM expunged WHERE mailbox = mailboxes.id);
 ";
 
 /// Brings the database to [`CURRENT_VERSION`].

@@ -216,11 +216,13 @@ fn mailbox_ids_are_never_reused() {
 
 /// Takes a database back to before schema V13 (STATUS counts in the mailbox
 /// row), V14 (small blobs in `bodies`), V15 (modseq reservations), V16
-/// (the counts' update triggers) and V17 (\Recent), for
-/// tests that re-run migrations from an earlier version.
+/// (the counts' update triggers), V17 (\Recent) and V18 (bounded
+/// tombstones), for tests that re-run migrations from an earlier version.
 pub(crate) fn undo_from_v13(conn: &rusqlite::Connection) {
     conn.execute_batch(
-        "ALTER TABLE mailboxes DROP COLUMN recent_from;
+        "ALTER TABLE mailboxes DROP COLUMN expunged_floor;
+         ALTER TABLE mailboxes DROP COLUMN tombstones;
+         ALTER TABLE mailboxes DROP COLUMN recent_from;
          ALTER TABLE mailboxes DROP COLUMN modseq_reserved;
          DROP TABLE bodies;
          DROP TRIGGER mailbox_counts_insert;
@@ -323,6 +325,8 @@ fn migration_counts_the_existing_messages() {
     let i = inbox(&st, a.id);
     st.append(i.id, &[msg(1, &[]), msg(2, &["\\Seen", "\\Deleted"])])
         .unwrap();
+    st.append(i.id, &[msg(3, &[]), msg(4, &[])]).unwrap();
+    st.expunge(i.id, &[3, 4]).unwrap();
     let before = st.status(i.id).unwrap();
     drop(st);
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -339,6 +343,8 @@ fn migration_counts_the_existing_messages() {
     assert!(before.size > 0);
     let (kept, truth) = counts_and_truth(&st, i.id);
     assert_eq!(kept, truth);
+    // V18 counts the tombstones there are.
+    assert_eq!(tombstones(&st, i.id), (2, 0, 2));
 }
 
 #[test]
@@ -523,6 +529,89 @@ fn uids_never_reused_after_expunge() {
     assert_eq!(done.modseq, 3);
     assert_eq!(st.append(i.id, &[msg(4, &[])]).unwrap().uids, vec![4]);
     assert_eq!(uids(st, i.id), vec![1, 4]);
+}
+
+/// (tombstones, expunged_floor) of a mailbox row, and the tombstones there are.
+fn tombstones(st: &SqliteStore, mailbox: MailboxId) -> (i64, i64, i64) {
+    st.read(|tx| {
+        Ok(tx.query_row(
+            "SELECT tombstones, expunged_floor,
+                    (SELECT count(*) FROM expunged WHERE mailbox = ?1)
+             FROM mailboxes WHERE id = ?1",
+            [mailbox],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?)
+    })
+    .unwrap()
+}
+
+#[test]
+fn tombstones_are_bounded_and_older_changes_list_every_missing_uid() {
+    let f = fixture();
+    let st = &f.store;
+    st.set_expunge_history(4);
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    let msgs: Vec<NewMessage> = (1..=20).map(|n| msg(n, &[])).collect();
+    st.append(i.id, &msgs).unwrap();
+    // One UID per EXPUNGE: modseq m_k expunges UID k.
+    let mut modseqs = Vec::new();
+    for uid in 1..=5 {
+        modseqs.push(st.expunge(i.id, &[uid]).unwrap().modseq);
+    }
+    // Five is not a quarter over four: all kept.
+    assert_eq!(tombstones(st, i.id), (5, 0, 5));
+    modseqs.push(st.expunge(i.id, &[6]).unwrap().modseq);
+    // Six is: the two oldest go, the floor is the newer of their modseqs.
+    let floor = modseqs[1];
+    assert_eq!(tombstones(st, i.id), (4, floor as i64, 4));
+
+    // From at or above the floor: exactly what was expunged since.
+    assert_eq!(
+        st.changes_since(i.id, floor).unwrap().expunged,
+        vec![3, 4, 5, 6]
+    );
+    assert_eq!(
+        st.changes_since(i.id, modseqs[3]).unwrap().expunged,
+        vec![5, 6]
+    );
+    // From below it: every UID the mailbox no longer has, those gone
+    // before `since` too (UID 1 went at modseqs[0]).
+    let c = st.changes_since(i.id, modseqs[0]).unwrap();
+    assert_eq!(c.expunged, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(c.uidnext, 21);
+    // Holes between held messages, and UIDs above the last held one.
+    st.expunge(i.id, &[10, 20]).unwrap();
+    let c = st.changes_since(i.id, 0).unwrap();
+    assert_eq!(c.expunged, vec![1, 2, 3, 4, 5, 6, 10, 20]);
+    assert_eq!(c.changed.len(), 12);
+
+    // One EXPUNGE of many: its UIDs share a modseq, so they go together.
+    let big = st.expunge(i.id, &[7, 8, 9, 11, 12, 13]).unwrap();
+    let (count, floor, rows) = tombstones(st, i.id);
+    assert_eq!((count, rows), (0, 0), "all of that modseq and before");
+    assert_eq!(floor, big.modseq as i64);
+    // Nothing is lost to a client at that modseq; one below it sees the
+    // whole of what is missing.
+    assert!(st
+        .changes_since(i.id, big.modseq)
+        .unwrap()
+        .expunged
+        .is_empty());
+    assert_eq!(
+        st.changes_since(i.id, big.modseq - 1).unwrap().expunged,
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 20]
+    );
+
+    // MOVE leaves tombstones in its source, counted the same way.
+    let arch = st.mailbox(a.id, "Archive").unwrap().unwrap();
+    st.copy(i.id, arch.id, &[14, 15], true).unwrap();
+    assert_eq!(tombstones(st, i.id), (2, floor, 2));
+
+    // 0 keeps them all.
+    st.set_expunge_history(0);
+    st.expunge(i.id, &[16, 17, 18, 19]).unwrap();
+    assert_eq!(tombstones(st, i.id), (6, floor, 6));
 }
 
 #[test]
