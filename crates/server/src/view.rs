@@ -147,11 +147,13 @@ impl Hibernated {
     }
 
     fn intern(&mut self, flags: &Flags) -> u32 {
-        // Messages read together share their lists: compare addresses first.
+        // Messages read together share their lists: look for the same list
+        // first, and compare contents only if none is.
         if let Some(i) = self
             .sets
             .iter()
-            .position(|s| std::sync::Arc::ptr_eq(s, flags) || **s == **flags)
+            .position(|s| std::sync::Arc::ptr_eq(s, flags))
+            .or_else(|| self.sets.iter().position(|s| **s == **flags))
         {
             return i as u32;
         }
