@@ -119,14 +119,10 @@ impl SetIds {
         }
     }
 
-    fn remove(&mut self, pos: usize) {
+    fn remove_at(&mut self, pos: &[usize]) {
         match self {
-            SetIds::Small(v) => {
-                v.remove(pos);
-            }
-            SetIds::Large(v) => {
-                v.remove(pos);
-            }
+            SetIds::Small(v) => remove_at(v, pos),
+            SetIds::Large(v) => remove_at(v, pos),
         }
     }
 
@@ -136,6 +132,21 @@ impl SetIds {
             SetIds::Large(v) => v.shrink_to_fit(),
         }
     }
+}
+
+/// Removes the elements at `pos` (ascending, distinct, in bounds), moving
+/// each kept stretch once.
+fn remove_at<T: Copy>(v: &mut Vec<T>, pos: &[usize]) {
+    let Some(&first) = pos.first() else {
+        return;
+    };
+    let mut write = first;
+    for (k, &p) in pos.iter().enumerate() {
+        let end = pos.get(k + 1).copied().unwrap_or(v.len());
+        v.copy_within(p + 1..end, write);
+        write += end - p - 1;
+    }
+    v.truncate(write);
 }
 
 impl Hibernated {
@@ -181,19 +192,6 @@ impl Hibernated {
         self.find(uid).map(|(_, _, p)| p)
     }
 
-    /// UID and flag set of the message at `pos` (sequence order).
-    fn at(&self, pos: usize) -> Option<(Uid, u32)> {
-        let mut base = 0usize;
-        for run in &self.runs {
-            if pos < base + run.len as usize {
-                let set = self.set_of.get(pos)?;
-                return Some((run.first + (pos - base) as u32, set));
-            }
-            base += run.len as usize;
-        }
-        None
-    }
-
     fn max_uid(&self) -> Uid {
         self.runs.last().map(|r| r.first + r.len - 1).unwrap_or(0)
     }
@@ -221,10 +219,7 @@ impl Hibernated {
 
     /// Sets a message's flags and modseq; returns whether either changed as
     /// far as the client can see.
-    fn set(&mut self, uid: Uid, flags: &Flags, modseq: ModSeq, announce_modseq: bool) -> bool {
-        let Some(pos) = self.position(uid) else {
-            return false;
-        };
+    fn set_at(&mut self, pos: usize, flags: &Flags, modseq: ModSeq, announce_modseq: bool) -> bool {
         let f = self.intern(flags);
         let old_modseq = self.modseq_at(pos);
         if let Some(m) = self.modseqs.as_mut() {
@@ -238,29 +233,64 @@ impl Hibernated {
         true
     }
 
-    fn remove(&mut self, uid: Uid) -> Option<usize> {
-        let (r, off, pos) = self.find(uid)?;
-        let run = self.runs[r];
-        let mut pieces = Vec::with_capacity(2);
-        if off > 0 {
-            pieces.push(Run {
-                first: run.first,
-                len: off,
-            });
+    /// Position (sequence order) and UID of each of `uids` (ascending,
+    /// distinct) the view holds: one walk over the runs.
+    fn locate(&self, uids: &[Uid]) -> Vec<(usize, Uid)> {
+        let mut out = Vec::new();
+        let mut rest = uids;
+        let mut base = 0usize;
+        for run in &self.runs {
+            let end = u64::from(run.first) + u64::from(run.len);
+            while let Some((&u, tail)) = rest.split_first() {
+                if u64::from(u) >= end {
+                    break;
+                }
+                if u >= run.first {
+                    out.push((base + (u - run.first) as usize, u));
+                }
+                rest = tail;
+            }
+            if rest.is_empty() {
+                break;
+            }
+            base += run.len as usize;
         }
-        if off + 1 < run.len {
-            pieces.push(Run {
-                first: run.first + off + 1,
-                len: run.len - off - 1,
-            });
+        out
+    }
+
+    /// Removes the messages `locate` found, in one pass over each table.
+    fn remove_located(&mut self, gone: &[(usize, Uid)]) {
+        if gone.is_empty() {
+            return;
         }
-        self.runs.splice(r..=r, pieces);
-        self.set_of.remove(pos);
-        self.count -= 1;
+        let mut runs = Vec::with_capacity(self.runs.len() + gone.len());
+        let mut g = gone.iter().map(|&(_, u)| u).peekable();
+        for run in &self.runs {
+            let end = run.first + run.len;
+            let mut start = run.first;
+            while let Some(u) = g.next_if(|&u| u < end) {
+                if u > start {
+                    runs.push(Run {
+                        first: start,
+                        len: u - start,
+                    });
+                }
+                start = u + 1;
+            }
+            if start < end {
+                runs.push(Run {
+                    first: start,
+                    len: end - start,
+                });
+            }
+        }
+        self.runs = runs;
+        let pos: Vec<usize> = gone.iter().map(|&(p, _)| p).collect();
+        self.set_of.remove_at(&pos);
         if let Some(m) = self.modseqs.as_mut() {
-            m.remove(pos);
+            remove_at(m, &pos);
         }
-        Some(pos)
+        self.count -= gone.len();
     }
 
     /// UID and flag set (`None` only if the tables disagree, which they
@@ -286,8 +316,21 @@ pub(crate) struct SyncOutput {
     pub expunged_uids: Vec<Uid>,
     /// New EXISTS count if messages were added.
     pub exists: Option<u32>,
-    /// UIDs whose flags (or modseq) changed, to announce as FETCH.
+    /// UIDs whose flags (or modseq) changed, to announce as FETCH, ascending.
     pub flag_changes: Vec<Uid>,
+    /// Their sequence numbers once the expunges above are announced.
+    pub flag_change_seqs: Vec<u32>,
+}
+
+/// `uids` ascending and without repeats (borrowed when already so).
+fn sorted_distinct(uids: &[Uid]) -> std::borrow::Cow<'_, [Uid]> {
+    if uids.windows(2).all(|w| w[0] < w[1]) {
+        return std::borrow::Cow::Borrowed(uids);
+    }
+    let mut v = uids.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    std::borrow::Cow::Owned(v)
 }
 
 /// The keywords among these flags, sorted, each once (as stored, keywords
@@ -383,7 +426,7 @@ impl SelectedMailbox {
         let i = (seq as usize).checked_sub(1)?;
         match &self.hibernated {
             Some(h) => {
-                let (_, f) = h.at(i)?;
+                let f = h.set_of.get(i)?;
                 Some((h.sets.get(f as usize)?.as_slice(), h.modseq_at(i)))
             }
             None => self.messages.get(i).map(|m| (m.flags.as_slice(), m.modseq)),
@@ -420,6 +463,7 @@ impl SelectedMailbox {
         };
         let mut store = current.into_iter().peekable();
         let mut out = Vec::with_capacity(h.count);
+        let mut gone = Vec::new();
         for (pos, (uid, flags)) in h.iter().enumerate() {
             let flags = flags.cloned().unwrap_or_default();
             while store.peek().is_some_and(|m| m.uid < uid) {
@@ -437,7 +481,7 @@ impl SelectedMailbox {
                 None => {
                     // Already expunged in the store: announce it at the next
                     // opportunity.
-                    self.hold_expunge(uid);
+                    gone.push(uid);
                     MessageMeta {
                         uid,
                         modseq: modseq.unwrap_or(0),
@@ -452,6 +496,7 @@ impl SelectedMailbox {
             out.push(meta);
         }
         self.messages = out;
+        self.hold(gone);
     }
 
     /// Merges store changes. Expunges are applied only when `allow_expunge`,
@@ -463,23 +508,41 @@ impl SelectedMailbox {
         announce_modseq: bool,
     ) -> SyncOutput {
         let mut out = SyncOutput::default();
-        for uid in ch.expunged {
-            if self.seq_of(uid).is_some() && !self.pending_expunge.contains(&uid) {
-                self.hold_expunge(uid);
-            }
-        }
+        self.hold_expunges(ch.expunged);
         let max = self.max_uid();
         let mut added = false;
-        for m in ch.changed {
-            if let Some(h) = self.hibernated.as_mut() {
+        let mut changed = ch.changed;
+        // In UID order, each message once (the later of two changes to it),
+        // so that the hibernated view finds them in one walk.
+        if !changed.windows(2).all(|w| w[0].uid < w[1].uid) {
+            changed.sort_by_key(|m| m.uid);
+            changed.reverse();
+            changed.dedup_by_key(|m| m.uid);
+            changed.reverse();
+        }
+        if let Some(h) = self.hibernated.as_mut() {
+            let known: Vec<Uid> = changed
+                .iter()
+                .map(|m| m.uid)
+                .take_while(|&u| u <= max)
+                .collect();
+            let mut at = h.locate(&sorted_distinct(&known)).into_iter().peekable();
+            for m in changed {
                 if m.uid > max {
                     h.push(m.uid, &m.flags, m.modseq);
                     added = true;
-                } else if h.set(m.uid, &m.flags, m.modseq, announce_modseq) {
-                    out.flag_changes.push(m.uid);
+                    continue;
                 }
-                continue;
+                while at.next_if(|&(_, u)| u < m.uid).is_some() {}
+                if let Some(&(pos, _)) = at.peek().filter(|&&(_, u)| u == m.uid) {
+                    if h.set_at(pos, &m.flags, m.modseq, announce_modseq) {
+                        out.flag_changes.push(m.uid);
+                    }
+                }
             }
+            changed = Vec::new();
+        }
+        for m in changed {
             if m.uid > max {
                 self.messages.push(m);
                 added = true;
@@ -498,59 +561,99 @@ impl SelectedMailbox {
             let (seqs, uids) = self.take_pending();
             out.expunged_seqs = seqs;
             out.expunged_uids = uids;
+            // Ascending.
             let gone = &out.expunged_uids;
-            out.flag_changes.retain(|u| !gone.contains(u));
+            out.flag_changes.retain(|u| gone.binary_search(u).is_err());
         }
         // Counted after the expunges above: EXISTS is written after them.
         if added {
             out.exists = Some(self.len() as u32);
         }
+        // One walk of the view for all of them (a hibernated view finds a
+        // UID by walking its runs).
+        out.flag_changes.dedup();
+        (out.flag_change_seqs, out.flag_changes) = self
+            .locate(&out.flag_changes)
+            .into_iter()
+            .map(|(pos, uid)| (pos as u32 + 1, uid))
+            .unzip();
         out
     }
 
     /// Removes the pending expunged messages; returns their sequence numbers
     /// (each relative to the state after the previous removal) and UIDs.
     pub fn take_pending(&mut self) -> (Vec<u32>, Vec<Uid>) {
-        let mut uids = std::mem::take(&mut self.pending_expunge);
-        uids.sort_unstable();
+        let uids = std::mem::take(&mut self.pending_expunge);
         self.remove_uids(&uids)
     }
 
-    /// Removes messages by UID; returns sequence numbers as `* n EXPUNGE` needs them.
+    /// Removes messages by UID; returns sequence numbers as `* n EXPUNGE`
+    /// needs them (highest first, so that each is valid as sent) and the
+    /// UIDs removed, ascending. Linear in the view and the UIDs: another
+    /// device expunging half of a large mailbox must not stall this one.
     pub fn remove_uids(&mut self, uids: &[Uid]) -> (Vec<u32>, Vec<Uid>) {
-        let mut seqs = Vec::new();
-        let mut removed = Vec::new();
-        // Highest first: each sequence number is then valid as sent.
-        for &uid in uids.iter().rev() {
-            if let Some(seq) = self.seq_of(uid) {
-                let i = seq as usize - 1;
-                match self.hibernated.as_mut() {
-                    Some(h) => {
-                        h.remove(uid);
-                    }
-                    None => {
-                        self.messages.remove(i);
-                    }
-                }
-                seqs.push(seq);
-                removed.push(uid);
+        let uids = sorted_distinct(uids);
+        let found = self.locate(&uids);
+        let seqs = found.iter().rev().map(|&(p, _)| p as u32 + 1).collect();
+        let removed = found.iter().map(|&(_, u)| u).collect();
+        match self.hibernated.as_mut() {
+            Some(h) => h.remove_located(&found),
+            None => {
+                let mut gone = found.iter().map(|&(p, _)| p).peekable();
+                let mut pos = 0usize;
+                self.messages.retain(|_| {
+                    let keep = gone.next_if_eq(&pos).is_none();
+                    pos += 1;
+                    keep
+                });
             }
         }
-        removed.reverse();
-        self.pending_expunge.retain(|u| !uids.contains(u));
+        self.pending_expunge
+            .retain(|u| uids.binary_search(u).is_err());
         if self.pending_expunge.is_empty() {
             self.pending_floor = 0;
         }
         (seqs, removed)
     }
 
-    /// Remembers an expunge to announce later, before the view's modseq
-    /// moves past it.
-    fn hold_expunge(&mut self, uid: Uid) {
+    /// Position (sequence order) and UID of each of `uids` (ascending,
+    /// distinct) the view holds.
+    fn locate(&self, uids: &[Uid]) -> Vec<(usize, Uid)> {
+        match &self.hibernated {
+            Some(h) => h.locate(uids),
+            None => uids
+                .iter()
+                .filter_map(|&u| {
+                    self.messages
+                        .binary_search_by_key(&u, |m| m.uid)
+                        .ok()
+                        .map(|i| (i, u))
+                })
+                .collect(),
+        }
+    }
+
+    /// Remembers, to announce later, the expunge of each of `uids` the view
+    /// holds.
+    fn hold_expunges(&mut self, uids: Vec<Uid>) {
+        let uids = sorted_distinct(&uids);
+        let held = self.locate(&uids).into_iter().map(|(_, u)| u).collect();
+        self.hold(held);
+    }
+
+    /// Remembers expunges of messages of the view to announce later, before
+    /// the view's modseq moves past them. `pending_expunge` stays ascending
+    /// and distinct.
+    fn hold(&mut self, held: Vec<Uid>) {
+        if held.is_empty() {
+            return;
+        }
         if self.pending_expunge.is_empty() {
             self.pending_floor = self.known_modseq;
         }
-        self.pending_expunge.push(uid);
+        self.pending_expunge.extend(held);
+        self.pending_expunge.sort_unstable();
+        self.pending_expunge.dedup();
     }
 
     /// The modseq up to which the client has been told everything: the
@@ -677,6 +780,77 @@ mod tests {
         }
     }
 
+    /// Random batches of expunges and flag changes (unsorted, repeated,
+    /// naming UIDs the view does not hold) applied to a full view and to a
+    /// hibernated one give the same responses and states, and the EXPUNGE
+    /// sequence numbers, applied in order, remove exactly the UIDs reported.
+    #[test]
+    fn bulk_changes_match_between_full_and_hibernated_views() {
+        use rand::{Rng, SeedableRng};
+        let sets: Vec<Flags> = [&[][..], &["\\Seen"], &["\\Seen", "$k"], &["\\Flagged"]]
+            .iter()
+            .map(|f| Flags::new(f.iter().map(|s| s.to_string()).collect()))
+            .collect();
+        for seed in 0..40u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let uids: Vec<u32> = (1..=300).filter(|_| rng.gen_bool(0.6)).collect();
+            let mut full = view(&uids);
+            let mut hib = view(&uids);
+            hib.hibernate(true);
+            let mut model: Vec<u32> = uids.clone();
+            let mut modseq = 2;
+            for _ in 0..15 {
+                modseq += 1;
+                let max = model.last().copied().unwrap_or(0) + 3;
+                let expunged: Vec<u32> = (0..rng.gen_range(0..40))
+                    .map(|_| rng.gen_range(1..=max))
+                    .collect();
+                let mut changed: Vec<MessageMeta> = (0..rng.gen_range(0..60))
+                    .map(|_| MessageMeta {
+                        flags: sets[rng.gen_range(0..sets.len())].clone(),
+                        ..meta(rng.gen_range(1..=max), &[], modseq)
+                    })
+                    .collect();
+                // New messages only above everything the views hold.
+                let top = full.max_uid();
+                changed.retain(|m| m.uid <= top || m.uid > max - 3);
+                let allow = rng.gen_bool(0.7);
+                let ch = changes(changed, expunged, modseq);
+                let a = full.apply(ch.clone(), allow, true);
+                let b = hib.apply(ch, allow, true);
+                assert_eq!(a.expunged_seqs, b.expunged_seqs, "seed {seed}");
+                assert_eq!(a.expunged_uids, b.expunged_uids, "seed {seed}");
+                assert_eq!(a.exists, b.exists, "seed {seed}");
+                assert_eq!(a.flag_changes, b.flag_changes, "seed {seed}");
+                assert_eq!(a.flag_change_seqs, b.flag_change_seqs, "seed {seed}");
+                for &seq in &a.expunged_seqs {
+                    model.remove(seq as usize - 1);
+                }
+                model.extend(
+                    (full.len() > model.len())
+                        .then(|| full.messages[model.len()..].iter().map(|m| m.uid))
+                        .into_iter()
+                        .flatten(),
+                );
+                assert_eq!(
+                    full.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+                    model
+                );
+                assert_eq!(full.len(), hib.len());
+                for (i, &uid) in model.iter().enumerate() {
+                    let seq = i as u32 + 1;
+                    assert_eq!(hib.seq_of(uid), Some(seq), "seed {seed}");
+                    assert_eq!(full.flags_modseq(seq), hib.flags_modseq(seq), "seed {seed}");
+                }
+                for (&seq, &uid) in a.flag_change_seqs.iter().zip(&a.flag_changes) {
+                    assert_eq!(full.seq_of(uid), Some(seq));
+                }
+                assert_eq!(full.pending_expunge, hib.pending_expunge, "seed {seed}");
+                assert!(full.pending_expunge.windows(2).all(|w| w[0] < w[1]));
+            }
+        }
+    }
+
     #[test]
     fn expunge_seqs_are_valid_as_sent() {
         let mut v = view(&[1, 2, 3, 4, 5]);
@@ -774,8 +948,11 @@ mod tests {
         assert_eq!(out.expunged_seqs, vec![7, 4, 1]);
         assert_eq!(out.exists, Some(5));
         assert_eq!(
-            (1..=5)
-                .map(|s| v.hibernated.as_ref().unwrap().at(s - 1).unwrap().0)
+            v.hibernated
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|(uid, _)| uid)
                 .collect::<Vec<_>>(),
             vec![2, 3, 5, 7, 9]
         );

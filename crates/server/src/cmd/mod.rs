@@ -561,8 +561,8 @@ impl Session {
             self.out
                 .extend_from_slice(format!("* {n} EXISTS\r\n").as_bytes());
         }
-        for uid in out.flag_changes {
-            self.write_flags_fetch(uid, true);
+        for (seq, uid) in out.flag_change_seqs.into_iter().zip(out.flag_changes) {
+            self.write_change_fetch_at(seq, uid, true, true);
         }
     }
 
@@ -599,8 +599,15 @@ impl Session {
     }
 
     fn write_change_fetch(&mut self, uid: u32, with_uid: bool, with_flags: bool) {
+        let Some(seq) = self.selected.as_ref().and_then(|sel| sel.seq_of(uid)) else {
+            return;
+        };
+        self.write_change_fetch_at(seq, uid, with_uid, with_flags);
+    }
+
+    /// `write_change_fetch` for the message at `seq`, UID `uid`.
+    fn write_change_fetch_at(&mut self, seq: u32, uid: u32, with_uid: bool, with_flags: bool) {
         let Some(sel) = &self.selected else { return };
-        let Some(seq) = sel.seq_of(uid) else { return };
         let Some((flags, modseq)) = sel.flags_modseq(seq) else {
             return;
         };
