@@ -55,6 +55,9 @@ PUSH_OPS=${PUSH_OPS:-150}
 IDLE_SESSIONS=${IDLE_SESSIONS:-1000}        # idle-mem, both servers
 PB_IDLE_SESSIONS=${PB_IDLE_SESSIONS:-10000} # idle-mem, Pillarbox only
 PB_PUSH_BIG=${PB_PUSH_BIG:-10000}           # push with this many idlers, Pillarbox only (0: skip)
+# A mailbox of this many messages loses its lower half in one EXPUNGE while
+# two other sessions have it selected (0: skip).
+BULK_MESSAGES=${BULK_MESSAGES:-50000}
 PB_PORT=${PB_PORT:-21143}
 PB_TLS_PORT=${PB_TLS_PORT:-21993}
 DC_PORT=${DC_PORT:-22143}
@@ -250,6 +253,12 @@ say "push, $PUSH_IDLERS IDLE sessions"
 pb push --idlers "$PUSH_IDLERS" --ops "$PUSH_OPS"
 dc push --idlers "$PUSH_IDLERS" --ops "$PUSH_OPS"
 
+if [ "$BULK_MESSAGES" -gt 0 ]; then
+    say "bulk: expunge half of a $BULK_MESSAGES-message mailbox, two other sessions watching"
+    pb bulk --messages "$BULK_MESSAGES"
+    dc bulk --messages "$BULK_MESSAGES"
+fi
+
 if [ "$PB_PUSH_BIG" -gt 0 ]; then
     say "push, Pillarbox only, $PB_PUSH_BIG IDLE sessions"
     stop_pb
@@ -319,6 +328,12 @@ row "idle-mem tls $IDLE_SESSIONS: RSS KiB/session" \
 row "idle-mem tls $IDLE_SESSIONS: PSS KiB/session" \
     "$(get pillarbox idle-mem "transport=tls requested=$IDLE_SESSIONS" pss_kib_per_session)" \
     "$(get dovecot idle-mem "transport=tls requested=$IDLE_SESSIONS" pss_kib_per_session)" ""
+if [ "$BULK_MESSAGES" -gt 0 ]; then
+    for k in expunge_ms noop_ms idle_ms server_cpu_s; do
+        row "bulk expunge of $((BULK_MESSAGES / 2)) of $BULK_MESSAGES: $k" \
+            "$(get pillarbox bulk messages=$BULK_MESSAGES $k)" "$(get dovecot bulk messages=$BULK_MESSAGES $k)" ""
+    done
+fi
 if [ "$PB_IDLE_SESSIONS" -gt 0 ]; then
     row "idle-mem plain $PB_IDLE_SESSIONS: RSS KiB/session" \
         "$(get pillarbox idle-mem "transport=plain requested=$PB_IDLE_SESSIONS" rss_kib_per_session)" "" "pillarbox <= 8"

@@ -228,6 +228,19 @@ impl Client {
         Ok((st, t0.elapsed()))
     }
 
+    /// Send one command given as bytes (`tag ` is prepended, CRLF is not
+    /// appended: non-synchronizing literals must be in it already) and wait
+    /// for its tagged response.
+    pub async fn command_bytes(&mut self, cmd: &[u8]) -> Result<(Status, Duration)> {
+        let tag = self.tag();
+        let t0 = Instant::now();
+        self.s.write_all(format!("{tag} ").as_bytes()).await?;
+        self.s.write_all(cmd).await?;
+        self.s.flush().await?;
+        let st = self.read_until_tagged(&tag).await?;
+        Ok((st, t0.elapsed()))
+    }
+
     /// APPEND with a synchronizing literal (works with every server).
     pub async fn append(
         &mut self,

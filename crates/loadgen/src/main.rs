@@ -5,6 +5,7 @@
 //! Every mode prints a human-readable report and one `RESULT key=value ...`
 //! line that `benches/sync/run.sh` parses to compute ratios between servers.
 
+mod bulk;
 mod client;
 mod modes;
 mod msg;
@@ -83,6 +84,8 @@ enum Mode {
     Push(modes::PushArgs),
     /// Open N IDLE sessions and report server memory per session.
     IdleMem(modes::IdleMemArgs),
+    /// Expunge half of a large mailbox that two other sessions have selected.
+    Bulk(bulk::BulkArgs),
 }
 
 /// Everything a mode needs to reach and measure the server.
@@ -192,6 +195,7 @@ fn main() -> Result<()> {
             Mode::Append(a) => modes::append(&env, a).await,
             Mode::Push(a) => modes::push(&env, a).await,
             Mode::IdleMem(a) => modes::idle_mem(&env, a).await,
+            Mode::Bulk(a) => bulk::bulk(&env, a).await,
         }
     })
 }
