@@ -672,6 +672,24 @@ async fn randomized_concurrent_clients_keep_consistent_views() {
         .skip(2)
         .map(|x| x.parse().unwrap())
         .collect();
+    // A fresh SELECT (served from the shared snapshot of the mailbox, kept
+    // up to date from what the sessions published) shows what the store
+    // holds.
+    {
+        use pillarbox_store::MetaStore;
+        let st =
+            pillarbox_store::sqlite::SqliteStore::open(&s.dir.path().join("meta.sqlite3")).unwrap();
+        let acc = st.account(USER).unwrap().unwrap();
+        let inbox = st.mailbox(acc.id, "INBOX").unwrap().unwrap().id;
+        let held: Vec<u32> = st
+            .snapshot(inbox)
+            .unwrap()
+            .1
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(truth, held, "a fresh SELECT against the store");
+    }
     for f in finals {
         // Clients finished at different times; each view is a snapshot that
         // must be a superset of the UIDs that still exist now and appeared before.

@@ -76,9 +76,16 @@ impl Session {
             unreferenced_files,
         } = self.db(move |s| s.expunge(id, &uids)).await?;
         self.announce_expunged(&gone);
+        // Nothing removed (another session expunged these first): the store
+        // did not move the modseq, and there is nothing to publish. A delta
+        // "from modseq - 1 to modseq" would name the change another session
+        // made there, with none of its content: a cached snapshot that took
+        // it would keep that session's expunged messages (or miss its new
+        // ones) for good.
+        if gone.is_empty() {
+            return Ok(Done::ok("Expunge completed"));
+        }
         let uidnext = self.selected.as_ref().map(|s| s.uidnext).unwrap_or(0);
-        // The modseq moved only if this EXPUNGE removed something.
-        let own = !gone.is_empty();
         let delta = pillarbox_store::Delta {
             from_modseq: modseq.saturating_sub(1),
             changes: pillarbox_store::MailboxChanges {
@@ -89,14 +96,9 @@ impl Session {
                 expunged: gone,
             },
         };
-        if own {
-            self.publish_own_delta(id, delta);
-        } else {
-            self.publish_delta(id, delta);
-        }
+        self.publish_own_delta(id, delta);
         self.free_blobs(unreferenced_files).await;
-        let done = Done::ok("Expunge completed");
-        Ok(if own { done.expunged() } else { done })
+        Ok(Done::ok("Expunge completed").expunged())
     }
 
     /// Removes UIDs from the view and writes `* n EXPUNGE` for each.
