@@ -558,13 +558,18 @@ impl Session {
     }
 
     /// Publishes a message change together with its exact content, so idle
-    /// sessions can apply it without reading the store.
+    /// sessions can apply it without reading the store. A delta is taken as
+    /// *the* change from its first modseq to its last: one without content
+    /// cannot be a commit (every commit that moves the modseq changes a
+    /// message), so it is published as a change to read from the store.
     pub(crate) fn publish_delta(&self, mailbox: i64, delta: pillarbox_store::Delta) -> u64 {
+        let empty = delta.changes.changed.is_empty() && delta.changes.expunged.is_empty();
+        debug_assert!(!empty, "a delta without content: {delta:?}");
         self.publish_event(
             mailbox,
             delta.changes.highest_modseq,
             ChangeKind::Messages,
-            Some(Arc::new(delta)),
+            (!empty).then(|| Arc::new(delta)),
         )
     }
 

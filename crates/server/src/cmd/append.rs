@@ -90,7 +90,7 @@ impl Session {
         let count = described.len() as u64;
         self.shared.metrics.appended_bytes.inc_by(bytes);
         self.shared.metrics.appended_messages.inc_by(count);
-        if res.uids.len() == described.len() {
+        if !res.uids.is_empty() && res.uids.len() == described.len() {
             let changed = res
                 .uids
                 .iter()
