@@ -587,7 +587,7 @@ async fn fetch_of_a_message_freed_by_another_sessions_expunge() {
     let r = a.no("FETCH 3 (BODY.PEEK[TEXT] BINARY.PEEK[1])").await;
     assert!(r.untagged.is_empty(), "{}", r.text());
     let r = a.no("FETCH 2:3 (FLAGS BODY.PEEK[1])").await;
-    assert!(r.has("* 2 FETCH (FLAGS ())"), "{}", r.text());
+    assert!(r.has("* 2 FETCH (UID 2 FLAGS ())"), "{}", r.text());
     // The session goes on, and learns of the expunge at the next NOOP.
     let r = a.ok("NOOP").await;
     assert_eq!(r.text().matches(" EXPUNGE").count(), 3, "{}", r.text());
@@ -843,5 +843,43 @@ async fn an_expunge_that_removes_nothing_hides_no_other_change() {
         let r = s.ok("NOOP").await;
         assert!(r.has("* 2 EXPUNGE\r\n"), "{name}: {}", r.text());
     }
+    s.stop().await;
+}
+
+/// EXPUNGE removes what is `\Deleted` when it commits, not what the
+/// session last saw deleted: a message another writer undeleted a moment
+/// before (here another process, whose change this session cannot have
+/// seen within the recheck interval) stays, and the session learns its
+/// new flags.
+#[tokio::test]
+async fn expunge_keeps_a_message_undeleted_meanwhile() {
+    use pillarbox_store::MetaStore;
+    let (s, mut a, _b) = two_on_inbox(3).await;
+    a.ok("STORE 2 +FLAGS.SILENT (\\Deleted)").await;
+    let (other, inbox) = other_process(&s, "INBOX");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.ok("NOOP").await;
+    other
+        .store_flags(
+            inbox,
+            &[2],
+            pillarbox_store::FlagOp::Remove,
+            &["\\Deleted".to_string()],
+            None,
+        )
+        .unwrap();
+    let r = a.ok("UID EXPUNGE 2").await;
+    assert!(!r.has("EXPUNGE\r\n"), "{}", r.text());
+    let held: Vec<u32> = other
+        .snapshot(inbox)
+        .unwrap()
+        .1
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(held, vec![1, 2, 3]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = a.ok("NOOP").await;
+    assert!(r.has("* 2 FETCH (UID 2 FLAGS ())"), "{}", r.text());
     s.stop().await;
 }

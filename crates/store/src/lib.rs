@@ -412,6 +412,11 @@ pub trait MetaStore: Send + Sync {
     /// [`MetaStore::make_durable`]): a crash may bring the messages back,
     /// never lose one.
     fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Expunged>;
+    /// IMAP EXPUNGE: like [`MetaStore::expunge`], for those of `uids` whose
+    /// `\Deleted` flag is set when the write commits. A session chooses the
+    /// UIDs from its view, which may be behind: a message another session
+    /// (or process) undeleted meanwhile stays.
+    fn expunge_deleted(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Expunged>;
     /// Copies (or moves, when `remove_source`) messages, keeping flags and internal
     /// date, in one transaction. Works across accounts.
     fn copy(

@@ -1086,14 +1086,24 @@ fn reserving<T>(f: impl FnOnce() -> T) -> (T, bool) {
 /// the modseq once if anything was expunged. The bodies no message references
 /// any more are deleted with them (see [`Expunged::unreferenced_files`] for
 /// those kept as files).
-fn expunge_in(tx: &Connection, mailbox: MailboxId, uids: &[Uid], keep: u32) -> Result<Expunged> {
-    let rows = rows_for_uids(tx, mailbox, uids, "uid, docid, blob", |r| {
+fn expunge_in(
+    tx: &Connection,
+    mailbox: MailboxId,
+    uids: &[Uid],
+    only_deleted: bool,
+    keep: u32,
+) -> Result<Expunged> {
+    let mut rows = rows_for_uids(tx, mailbox, uids, "uid, docid, blob, deleted", |r| {
         Ok((
             col_u32(r, 0)?,
             r.get::<_, Option<i64>>(1)?,
             r.get::<_, String>(2)?,
+            r.get::<_, bool>(3)?,
         ))
     })?;
+    if only_deleted {
+        rows.retain(|r| r.3);
+    }
     if rows.is_empty() {
         let info = mailbox_by_id(tx, mailbox)?;
         return Ok(Expunged {
@@ -1110,7 +1120,7 @@ fn expunge_in(tx: &Connection, mailbox: MailboxId, uids: &[Uid], keep: u32) -> R
     let mut uids = Vec::with_capacity(rows.len());
     let mut docids = Vec::new();
     let mut blobs = Vec::with_capacity(rows.len());
-    for (uid, docid, blob) in rows {
+    for (uid, docid, blob, _) in rows {
         del.execute(params![mailbox, i64::from(uid)])?;
         tomb.execute(params![mailbox, i64::from(uid), m])?;
         uids.push(uid);
@@ -1217,7 +1227,7 @@ fn copy_in(
         }
     }
     if remove_source {
-        expunge_in(tx, src, &src_uids, keep)?;
+        expunge_in(tx, src, &src_uids, false, keep)?;
     }
     Ok(CopyResult {
         uidvalidity: dst_info.uidvalidity,
@@ -1699,7 +1709,12 @@ impl MetaStore for SqliteStore {
 
     fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Expunged> {
         let keep = self.expunge_history();
-        self.write_relaxed(|tx| expunge_in(tx, mailbox, uids, keep))
+        self.write_relaxed(|tx| expunge_in(tx, mailbox, uids, false, keep))
+    }
+
+    fn expunge_deleted(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Expunged> {
+        let keep = self.expunge_history();
+        self.write_relaxed(|tx| expunge_in(tx, mailbox, uids, true, keep))
     }
 
     fn copy(

@@ -513,6 +513,31 @@ fn multiappend_rolls_back_on_db_failure() {
 }
 
 #[test]
+fn expunge_deleted_leaves_messages_undeleted_meanwhile() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    st.append(
+        i.id,
+        &[msg(1, &["\\Deleted"]), msg(2, &["\\Deleted"]), msg(3, &[])],
+    )
+    .unwrap();
+    // A session saw 1 and 2 deleted; another undeleted 2 since.
+    st.store_flags(i.id, &[2], FlagOp::Remove, &s(&["\\Deleted"]), None)
+        .unwrap();
+    let done = st.expunge_deleted(i.id, &[1, 2, 3]).unwrap();
+    assert_eq!(done.uids, vec![1]);
+    assert_eq!(uids(st, i.id), vec![2, 3]);
+    // Nothing left to remove: no modseq, no tombstone.
+    let before = st.status(i.id).unwrap().highest_modseq;
+    assert!(st.expunge_deleted(i.id, &[2, 3]).unwrap().uids.is_empty());
+    assert_eq!(st.status(i.id).unwrap().highest_modseq, before);
+    // `expunge` (MOVE's removal) does not look at the flag.
+    assert_eq!(st.expunge(i.id, &[2]).unwrap().uids, vec![2]);
+}
+
+#[test]
 fn uids_never_reused_after_expunge() {
     let f = fixture();
     let st = &f.store;
