@@ -99,6 +99,8 @@ async fn idle_pushes_changes_immediately_and_keeps_alive() {
         .await
         .expect("keepalive");
     assert!(l.starts_with("* OK"), "{l}");
+    // The view hibernates (at once, by default) before DONE.
+    tokio::time::sleep(Duration::from_millis(20)).await;
     a.send_raw(b"DONE\r\n").await;
     let r = a.read_until_tagged("i1").await;
     assert!(r.tagged.starts_with("OK"), "{}", r.tagged);
@@ -122,6 +124,8 @@ async fn idle_ignores_other_mailboxes() {
     a.read_line_timeout(TIMEOUT).await.unwrap();
     b.append("Archive", "", &message("elsewhere", "x")).await;
     assert_eq!(a.read_line_timeout(Duration::from_millis(500)).await, None);
+    // The view hibernates (at once, by default) before DONE.
+    tokio::time::sleep(Duration::from_millis(20)).await;
     a.send_raw(b"DONE\r\n").await;
     let r = a.read_until_tagged("i1").await;
     assert!(r.tagged.starts_with("OK"));
@@ -881,5 +885,51 @@ async fn expunge_keeps_a_message_undeleted_meanwhile() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let r = a.ok("NOOP").await;
     assert!(r.has("* 2 FETCH (UID 2 FLAGS ())"), "{}", r.text());
+    s.stop().await;
+}
+
+/// Leaving IDLE never announces the expunge of a message the store has.
+/// During IDLE a session's view may take in a commit from the store that
+/// its session has not published yet (here one made through the server's
+/// own store, which publishes nothing); the mailbox's shared snapshot,
+/// trusted for the recheck interval, still lacked it, and the hibernated
+/// view rebuilt from that snapshot at DONE took the message for expunged,
+/// and never got it back. An audit with devices appending concurrently saw
+/// it in about 1 IDLE of 150.
+#[tokio::test]
+async fn leaving_idle_never_expunges_a_message_the_store_has() {
+    use pillarbox_store::MetaStore;
+    let (s, mut a, mut watcher) = two_on_inbox(3).await;
+    let store = s.server.as_ref().unwrap().store();
+    let acc = store.account(USER).unwrap().unwrap().id;
+    let inbox = store.mailbox(acc, "INBOX").unwrap().unwrap().id;
+    let body = message("unpublished", "x");
+    let new = pillarbox_store::NewMessage {
+        blob: pillarbox_store::BlobId::of(&body),
+        size: body.len() as u64,
+        internal_date: 1_700_000_000,
+        date_offset_minutes: 0,
+        flags: Vec::new(),
+        summary: Vec::new(),
+        inline: None,
+    };
+    // A's view was checked long ago: IDLE reads the store.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The shared snapshot, read just now.
+    watcher.ok("EXAMINE INBOX").await;
+    assert_eq!(store.append(inbox, &[new]).unwrap().uids, vec![4]);
+    a.send_raw(b"i1 IDLE\r\n").await;
+    while let Some(l) = a.read_line_timeout(TIMEOUT).await {
+        if l == "* 4 EXISTS\r\n" {
+            break;
+        }
+    }
+    // The view hibernates (at once, by default) before DONE.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    a.send_raw(b"DONE\r\n").await;
+    let r = a.read_until_tagged("i1").await;
+    assert!(!r.has("EXPUNGE"), "{}", r.text());
+    let r = a.ok("UID SEARCH ALL").await;
+    assert!(r.has("* SEARCH 1 2 3 4\r\n"), "{}", r.text());
     s.stop().await;
 }

@@ -222,6 +222,13 @@ impl Server {
         })
     }
 
+    /// The metadata store this server's sessions use. A change made through
+    /// it commits like theirs but is published to no session: they learn of
+    /// it as of a change by another process, from the store.
+    pub fn store(&self) -> Arc<dyn MetaStore> {
+        self.shared.store.clone()
+    }
+
     /// Graceful shutdown: stop accepting, send BYE to every session between
     /// commands (in-flight commands finish first), wait for them, close the store.
     pub async fn shutdown(mut self) {

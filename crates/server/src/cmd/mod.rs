@@ -439,9 +439,20 @@ impl Session {
         id: pillarbox_store::MailboxId,
         small: bool,
     ) -> Result<Option<MailboxRead>, CmdError> {
+        self.read_mailbox_trusting(id, small, RECHECK).await
+    }
+
+    /// `read_mailbox`, trusting the cache's entry and what was published
+    /// since for `trust` after its last store read (zero: the store is read).
+    pub(crate) async fn read_mailbox_trusting(
+        &self,
+        id: pillarbox_store::MailboxId,
+        small: bool,
+        trust: std::time::Duration,
+    ) -> Result<Option<MailboxRead>, CmdError> {
         let shared = self.shared.clone();
         self.db_read(small, move |s| {
-            if_exists(shared.snapshots.current(s, &shared.published, id, RECHECK))
+            if_exists(shared.snapshots.current(s, &shared.published, id, trust))
         })
         .await
     }
