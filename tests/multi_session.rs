@@ -898,7 +898,6 @@ async fn expunge_keeps_a_message_undeleted_meanwhile() {
 /// it in about 1 IDLE of 150.
 #[tokio::test]
 async fn leaving_idle_never_expunges_a_message_the_store_has() {
-    use pillarbox_store::MetaStore;
     let (s, mut a, mut watcher) = two_on_inbox(3).await;
     let store = s.server.as_ref().unwrap().store();
     let acc = store.account(USER).unwrap().unwrap().id;
