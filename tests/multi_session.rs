@@ -932,3 +932,47 @@ async fn leaving_idle_never_expunges_a_message_the_store_has() {
     assert!(r.has("* SEARCH 1 2 3 4\r\n"), "{}", r.text());
     s.stop().await;
 }
+
+/// SELECT (QRESYNC ...) never names as vanished a message it counts in
+/// EXISTS. Its view comes from the mailbox's shared snapshot, and the
+/// expunges it reports from a read of the store: an expunge committed but
+/// not yet published (here one made through the server's own store) was
+/// in the second and not the first.
+#[tokio::test]
+async fn qresync_select_never_reports_vanished_what_it_counts() {
+    let (s, mut a, mut watcher) = two_on_inbox(3).await;
+    a.ok("ENABLE QRESYNC").await;
+    let r = a.ok("SELECT INBOX").await;
+    let text = r.text();
+    let num = |key: &str| -> u64 {
+        let i = text.find(key).unwrap() + key.len();
+        text[i..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap()
+    };
+    let (uv, ms) = (num("[UIDVALIDITY "), num("[HIGHESTMODSEQ "));
+    a.ok("UNSELECT").await;
+    let store = s.server.as_ref().unwrap().store();
+    let acc = store.account(USER).unwrap().unwrap().id;
+    let inbox = store.mailbox(acc, "INBOX").unwrap().unwrap().id;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    watcher.ok("EXAMINE INBOX").await;
+    assert_eq!(store.expunge(inbox, &[2]).unwrap().uids, vec![2]);
+    let r = a.ok(&format!("SELECT INBOX (QRESYNC ({uv} {ms}))")).await;
+    let counted = r.has("* 3 EXISTS\r\n");
+    assert!(
+        !(counted && r.has("VANISHED")),
+        "counted and vanished: {}",
+        r.text()
+    );
+    // Either way the expunge reaches the session.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = a.ok("NOOP").await;
+    assert!(!counted || r.has("* VANISHED 2\r\n"), "{}", r.text());
+    let r = a.ok("UID SEARCH ALL").await;
+    assert!(r.has("* SEARCH 1 3\r\n"), "{}", r.text());
+    s.stop().await;
+}

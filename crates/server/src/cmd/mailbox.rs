@@ -449,11 +449,15 @@ impl Session {
             .seq_match
             .as_ref()
             .map_or(0, |(seqs, uids)| intact_below(sel, seqs, uids));
+        // Only what the view no longer holds: the view comes from the shared
+        // snapshot, which may not have an expunge this store read shows yet
+        // (committed, not yet published). Such a message is in EXISTS, so it
+        // is announced as vanished when the view learns of it, not here.
         let vanished: Vec<u32> = ch
             .expunged
             .iter()
             .copied()
-            .filter(|&u| known(u) && u > intact_below)
+            .filter(|&u| known(u) && u > intact_below && sel.seq_of(u).is_none())
             .collect();
         let changed: Vec<u32> = ch
             .changed
