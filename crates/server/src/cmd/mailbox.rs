@@ -418,10 +418,13 @@ impl Session {
         let max_view = sel.max_uid();
         let ch = self.db(move |s| s.changes_since(id, since)).await?;
         let max = max_view.max(ch.uidnext.saturating_sub(1));
+        // Not one the view still holds (as in `qresync_select`): its expunge
+        // is announced when the view learns of it.
+        let sel = self.selected.as_ref();
         let uids: Vec<u32> = ch
             .expunged
             .into_iter()
-            .filter(|u| uid_in_set(set, *u, max))
+            .filter(|u| uid_in_set(set, *u, max) && sel.is_none_or(|s| s.seq_of(*u).is_none()))
             .collect();
         self.write_vanished_earlier_uids(&uids);
         Ok(())
