@@ -976,3 +976,27 @@ async fn qresync_select_never_reports_vanished_what_it_counts() {
     assert!(r.has("* SEARCH 1 3\r\n"), "{}", r.text());
     s.stop().await;
 }
+
+/// The same for UID FETCH (CHANGEDSINCE ... VANISHED): a message the
+/// session still shows (its expunge, committed by the server's own store,
+/// is not published) is not named vanished while it is fetched.
+#[tokio::test]
+async fn uid_fetch_vanished_never_names_what_the_view_holds() {
+    let (s, mut a, _b) = two_on_inbox(3).await;
+    a.ok("ENABLE QRESYNC").await;
+    let store = s.server.as_ref().unwrap().store();
+    let acc = store.account(USER).unwrap().unwrap().id;
+    let inbox = store.mailbox(acc, "INBOX").unwrap().unwrap().id;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.ok("NOOP").await;
+    assert_eq!(store.expunge(inbox, &[2]).unwrap().uids, vec![2]);
+    let r = a
+        .ok("UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)")
+        .await;
+    assert!(
+        !(r.has("VANISHED (EARLIER)") && r.has("UID 2 ")),
+        "{}",
+        r.text()
+    );
+    s.stop().await;
+}
