@@ -9,6 +9,7 @@ mod cmd;
 pub mod config;
 mod conn;
 mod fetch;
+mod foreign;
 mod metrics;
 mod names;
 mod publish_log;
@@ -204,6 +205,7 @@ impl Server {
             ));
         }
         tasks.spawn(index_in_background(shared.clone()));
+        tasks.spawn(foreign::watch(shared.clone()));
         if let Some(l) = imap_l {
             tracing::info!(addr = ?imap_addr, "IMAP (STARTTLS) listening");
             tasks.spawn(session::accept_loop(l, shared.clone(), false));

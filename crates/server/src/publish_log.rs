@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pillarbox_store::{Delta, MailboxId, ModSeq};
+use pillarbox_store::{AccountId, Delta, MailboxId, ModSeq};
 
 #[derive(Default)]
 pub(crate) struct PublishLog {
@@ -38,6 +38,10 @@ struct MailboxLog {
     recent: VecDeque<Option<Arc<Delta>>>,
     /// When the last change was published.
     at: Instant,
+    /// The highest modseq published (see [`PublishLog::modseq`]).
+    modseq: ModSeq,
+    /// The mailbox's account.
+    account: AccountId,
 }
 
 impl MailboxLog {
@@ -54,13 +58,48 @@ impl PublishLog {
         self.lock().mailboxes.get(&mailbox).map_or(0, |l| l.version)
     }
 
-    /// Counts a published change (with its content, if known); returns the
-    /// mailbox's new version.
-    pub(crate) fn bump(&self, mailbox: MailboxId, delta: Option<Arc<Delta>>) -> u64 {
-        self.bump_at(mailbox, delta, Instant::now())
+    /// The highest modseq this process published for `mailbox` (0: none):
+    /// a store modseq above it is a change by another process, or one not
+    /// published yet.
+    pub(crate) fn modseq(&self, mailbox: MailboxId) -> ModSeq {
+        self.lock().mailboxes.get(&mailbox).map_or(0, |l| l.modseq)
     }
 
-    fn bump_at(&self, mailbox: MailboxId, delta: Option<Arc<Delta>>, now: Instant) -> u64 {
+    /// Every mailbox something was published for, with its account.
+    pub(crate) fn mailboxes(&self) -> Vec<(MailboxId, AccountId)> {
+        let st = self.lock();
+        st.mailboxes
+            .iter()
+            .map(|(&id, l)| (id, l.account))
+            .collect()
+    }
+
+    /// Counts a published change (with its content, if known); returns the
+    /// mailbox's new version.
+    #[cfg(test)]
+    pub(crate) fn bump(&self, mailbox: MailboxId, delta: Option<Arc<Delta>>) -> u64 {
+        self.bump_to(mailbox, 0, 0, delta)
+    }
+
+    /// `bump` for a change that brought `account`'s `mailbox` to `modseq`.
+    pub(crate) fn bump_to(
+        &self,
+        mailbox: MailboxId,
+        account: AccountId,
+        modseq: ModSeq,
+        delta: Option<Arc<Delta>>,
+    ) -> u64 {
+        self.bump_at(mailbox, account, modseq, delta, Instant::now())
+    }
+
+    fn bump_at(
+        &self,
+        mailbox: MailboxId,
+        account: AccountId,
+        modseq: ModSeq,
+        delta: Option<Arc<Delta>>,
+        now: Instant,
+    ) -> u64 {
         let mut st = self.lock();
         if st
             .last_sweep
@@ -77,9 +116,12 @@ impl PublishLog {
             version: 0,
             recent: VecDeque::new(),
             at: now,
+            modseq: 0,
+            account,
         });
         log.version += 1;
         log.at = now;
+        log.modseq = log.modseq.max(modseq);
         let delta = delta.filter(|d| {
             d.changes.changed.len() + d.changes.expunged.len() <= MailboxLog::MAX_CHANGES
         });
@@ -184,23 +226,23 @@ mod tests {
     fn quiet_mailboxes_lose_their_deltas_but_keep_their_version() {
         let log = PublishLog::default();
         let t0 = Instant::now();
-        log.bump_at(1, delta(1, 2), t0);
-        log.bump_at(2, delta(1, 2), t0);
+        log.bump_at(1, 0, 0, delta(1, 2), t0);
+        log.bump_at(2, 0, 0, delta(1, 2), t0);
         let later = t0 + MailboxLog::QUIET / 2;
-        log.bump_at(2, delta(2, 3), later);
+        log.bump_at(2, 0, 0, delta(2, 3), later);
         // Mailbox 1 has been quiet for QUIET when another publication sweeps.
-        log.bump_at(3, delta(1, 2), t0 + MailboxLog::QUIET);
+        log.bump_at(3, 0, 0, delta(1, 2), t0 + MailboxLog::QUIET);
         assert!(log.between(1, 0, 1, 1).is_none());
         assert_eq!(log.version(1), 1);
         assert_eq!(log.between(2, 0, 2, 1).map(|d| d.len()), Some(2));
         // The next change of mailbox 1 counts on from where it was.
-        assert_eq!(log.bump_at(1, delta(2, 3), t0 + MailboxLog::QUIET), 2);
+        assert_eq!(log.bump_at(1, 0, 0, delta(2, 3), t0 + MailboxLog::QUIET), 2);
         assert_eq!(log.between(1, 1, 2, 2).map(|d| d.len()), Some(1));
         // Before QUIET has passed since the last sweep, none runs.
-        log.bump_at(3, None, t0 + MailboxLog::QUIET * 3 / 2);
+        log.bump_at(3, 0, 0, None, t0 + MailboxLog::QUIET * 3 / 2);
         assert_eq!(log.between(2, 0, 2, 1).map(|d| d.len()), Some(2));
         // Once it has passed, mailbox 2 (quiet since QUIET / 2) is swept too.
-        log.bump_at(3, None, t0 + MailboxLog::QUIET * 2);
+        log.bump_at(3, 0, 0, None, t0 + MailboxLog::QUIET * 2);
         assert!(log.between(2, 0, 2, 1).is_none());
         assert_eq!(log.version(2), 2);
     }

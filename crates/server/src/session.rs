@@ -629,7 +629,10 @@ impl Session {
         let Some(a) = &self.account else {
             return 0;
         };
-        let version = self.shared.published.bump(mailbox, delta.clone());
+        let version = self
+            .shared
+            .published
+            .bump_to(mailbox, a.id, modseq, delta.clone());
         self.shared.bus.publish(ChangeEvent {
             account: a.id,
             mailbox,

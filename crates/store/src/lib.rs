@@ -381,6 +381,9 @@ pub trait MetaStore: Send + Sync {
     fn foreign_version(&self) -> Option<u64> {
         None
     }
+    /// (account, mailbox, highest modseq) of every mailbox: what a process
+    /// compares with what it published to find another process's changes.
+    fn mailbox_modseqs(&self) -> Result<Vec<(AccountId, MailboxId, ModSeq)>>;
     /// Changes flags of the given UIDs (those that no longer exist are ignored).
     /// With `unchanged_since`, messages whose modseq is greater are not touched and
     /// reported in `modified`.

@@ -1643,6 +1643,15 @@ impl MetaStore for SqliteStore {
             .map(|v| v as u64)
     }
 
+    fn mailbox_modseqs(&self) -> Result<Vec<(AccountId, MailboxId, ModSeq)>> {
+        self.read(|tx| {
+            let mut stmt =
+                tx.prepare_cached("SELECT account, id, highest_modseq FROM mailboxes")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, col_u64(r, 2)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
     fn changes_since(&self, mailbox: MailboxId, modseq: ModSeq) -> Result<MailboxChanges> {
         // A modseq beyond i64 cannot exist in the database: nothing changed after it.
         let since = i64::try_from(modseq).unwrap_or(i64::MAX);
