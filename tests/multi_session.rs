@@ -693,6 +693,17 @@ async fn new_keywords_are_announced_with_flags_and_permanentflags() {
     a.send_raw(b"DONE\r\n").await;
     let r = a.read_until_tagged("i").await;
     assert!(!r.has("* FLAGS"), "{}", r.text());
+    // Many keywords in one change (checked in one pass over the view's):
+    // known ones only, then one new among them.
+    b.ok("STORE 1:3 +FLAGS ($WORK junkish)").await;
+    b.ok("STORE 1 +FLAGS (k1 k2 k3 k4 k5)").await;
+    a.ok("NOOP").await;
+    b.ok("STORE 2 +FLAGS (k1 k2 k3 k4 $work)").await;
+    let r = a.ok("NOOP").await;
+    assert!(!r.has("* FLAGS"), "{}", r.text());
+    b.ok("STORE 3 +FLAGS (k1 k2 k3 k4 k5 k6)").await;
+    let r = a.ok("NOOP").await;
+    assert!(r.has("* FLAGS") && r.has(" k6)"), "{}", r.text());
     s.stop().await;
 }
 

@@ -55,6 +55,42 @@ pub enum SequenceSet {
     Saved,
 }
 
+impl SequenceSet {
+    /// The numbers of the set with `*` as `star`, as ranges `(low, high)`,
+    /// sorted, with overlapping and adjacent ranges merged: never more ranges
+    /// than the client sent, each number once, and membership is a binary
+    /// search ([`ranges_contain`]). A client repeating `1:*` a thousand times
+    /// gets one range. Empty for `$`.
+    pub fn normalized(&self, star: u32) -> Vec<(u32, u32)> {
+        let SequenceSet::Ranges(r) = self else {
+            return Vec::new();
+        };
+        let v = |n: SeqNum| match n {
+            SeqNum::Value(v) => v,
+            SeqNum::Star => star,
+        };
+        let mut ranges: Vec<(u32, u32)> = r
+            .iter()
+            .map(|&(a, b)| (v(a).min(v(b)), v(a).max(v(b))))
+            .collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(ranges.len());
+        for (lo, hi) in ranges {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        merged
+    }
+}
+
+/// Whether `n` is in `ranges`, as [`SequenceSet::normalized`] gives them.
+pub fn ranges_contain(ranges: &[(u32, u32)], n: u32) -> bool {
+    let i = ranges.partition_point(|&(_, hi)| hi < n);
+    ranges.get(i).is_some_and(|&(lo, _)| lo <= n)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Flag {
     Seen,
@@ -479,4 +515,31 @@ pub enum NotifyEvent {
     /// Any other event name (`event-ext`, upper-cased): refused by the server
     /// with NO [BADEVENT].
     Other(String),
+}
+
+#[cfg(test)]
+mod sequence_set_tests {
+    use super::*;
+
+    #[test]
+    fn normalized_sorts_merges_and_resolves_star() {
+        use SeqNum::{Star, Value};
+        let set = SequenceSet::Ranges(vec![
+            (Value(9), Value(7)),
+            (Value(1), Star),
+            (Value(1), Star),
+            (Value(20), Value(20)),
+            (Value(12), Value(13)),
+            (Value(14), Value(15)),
+        ]);
+        assert_eq!(set.normalized(5), vec![(1, 5), (7, 9), (12, 15), (20, 20)]);
+        assert_eq!(set.normalized(30), vec![(1, 30)]);
+        assert!(SequenceSet::Saved.normalized(5).is_empty());
+        let r = set.normalized(5);
+        let inside: Vec<u32> = (0..=21).filter(|&n| ranges_contain(&r, n)).collect();
+        assert_eq!(inside, vec![1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 14, 15, 20]);
+        assert!(!ranges_contain(&[], 1));
+        let top = SequenceSet::Ranges(vec![(Value(u32::MAX), Value(1))]);
+        assert_eq!(top.normalized(1), vec![(1, u32::MAX)]);
+    }
 }

@@ -27,7 +27,15 @@ use crate::cmd::{CmdError, CmdResult, Done};
 use crate::session::Session;
 
 /// Decodes the search strings of a key tree from the given charset to UTF-8.
-fn decode_strings(key: &SearchKey, enc: &'static encoding_rs::Encoding) -> Result<Key, String> {
+/// `key` with its strings decoded, and its sequence and UID sets sorted and
+/// merged (`*` resolved with `max_seq` and `max_uid`), so that testing a
+/// message against one is a binary search ([`in_set`]).
+fn decode_strings(
+    key: &SearchKey,
+    enc: &'static encoding_rs::Encoding,
+    max_seq: u32,
+    max_uid: Uid,
+) -> Result<Key, String> {
     let dec = |b: &[u8]| -> Result<String, String> {
         let (s, had_errors) = enc.decode_without_bom_handling(b);
         if had_errors {
@@ -44,18 +52,34 @@ fn decode_strings(key: &SearchKey, enc: &'static encoding_rs::Encoding) -> Resul
         SearchKey::Header(name, b) => Key::Header(name.clone(), dec(b)?, None),
         SearchKey::Body(b) => Key::Body(dec(b)?, None),
         SearchKey::Text(b) => Key::Text(dec(b)?, None),
-        SearchKey::Not(k) => Key::Not(Box::new(decode_strings(k, enc)?)),
+        SearchKey::Not(k) => Key::Not(Box::new(decode_strings(k, enc, max_seq, max_uid)?)),
         SearchKey::Or(a, b) => Key::Or(
-            Box::new(decode_strings(a, enc)?),
-            Box::new(decode_strings(b, enc)?),
+            Box::new(decode_strings(a, enc, max_seq, max_uid)?),
+            Box::new(decode_strings(b, enc, max_seq, max_uid)?),
         ),
         SearchKey::And(ks) => Key::And(
             ks.iter()
-                .map(|k| decode_strings(k, enc))
+                .map(|k| decode_strings(k, enc, max_seq, max_uid))
                 .collect::<Result<_, _>>()?,
         ),
+        SearchKey::Uid(set @ SequenceSet::Ranges(_)) => {
+            Key::Plain(SearchKey::Uid(normalized(set, max_uid)))
+        }
+        SearchKey::SequenceSet(set @ SequenceSet::Ranges(_)) => {
+            Key::Plain(SearchKey::SequenceSet(normalized(set, max_seq)))
+        }
         other => Key::Plain(other.clone()),
     })
+}
+
+/// `set` as sorted, merged ranges of numbers (see [`in_set`]).
+fn normalized(set: &SequenceSet, star: u32) -> SequenceSet {
+    SequenceSet::Ranges(
+        set.normalized(star)
+            .into_iter()
+            .map(|(lo, hi)| (SeqNum::Value(lo), SeqNum::Value(hi)))
+            .collect(),
+    )
 }
 
 /// i;unicode-casemap approximation: Unicode lower-casing.
@@ -97,8 +121,6 @@ pub(crate) struct Scope<'a> {
 struct Ctx<'a> {
     uid: Uid,
     seq: u32,
-    max_seq: u32,
-    max_uid: Uid,
     saved: Option<&'a [Uid]>,
     now: i64,
     scope: &'a Scope<'a>,
@@ -175,30 +197,22 @@ impl Ctx<'_> {
     }
 }
 
-fn in_set(
-    set: &SequenceSet,
-    n: u32,
-    max: u32,
-    saved: Option<&[Uid]>,
-    by_uid_saved: Option<Uid>,
-) -> bool {
+/// Whether `n` is in `set`: ranges as `decode_strings` leaves them (sorted,
+/// merged, no `*`), or `$` with `saved` ascending.
+fn in_set(set: &SequenceSet, n: u32, saved: Option<&[Uid]>, by_uid_saved: Option<Uid>) -> bool {
     match set {
         SequenceSet::Saved => match (saved, by_uid_saved) {
-            (Some(s), Some(uid)) => s.contains(&uid),
+            (Some(s), Some(uid)) => s.binary_search(&uid).is_ok(),
             _ => false,
         },
-        SequenceSet::Ranges(r) => r.iter().any(|&(a, b)| {
-            let a = match a {
+        SequenceSet::Ranges(r) => {
+            let v = |x: SeqNum| match x {
                 SeqNum::Value(v) => v,
-                SeqNum::Star => max,
+                SeqNum::Star => u32::MAX,
             };
-            let b = match b {
-                SeqNum::Value(v) => v,
-                SeqNum::Star => max,
-            };
-            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-            n >= lo && n <= hi
-        }),
+            let i = r.partition_point(|&(_, hi)| v(hi) < n);
+            r.get(i).is_some_and(|&(lo, _)| v(lo) <= n)
+        }
     }
 }
 
@@ -421,8 +435,8 @@ fn eval_plain(key: &SearchKey, ctx: &mut Ctx) -> bool {
         SearchKey::SentSince(d) => sent_date(ctx) >= *d,
         SearchKey::Larger(n) => ctx.meta().map_or(0, |m| m.size) > *n,
         SearchKey::Smaller(n) => ctx.meta().map_or(0, |m| m.size) < *n,
-        SearchKey::Uid(set) => in_set(set, ctx.uid, ctx.max_uid, ctx.saved, Some(ctx.uid)),
-        SearchKey::SequenceSet(set) => in_set(set, ctx.seq, ctx.max_seq, ctx.saved, Some(ctx.uid)),
+        SearchKey::Uid(set) => in_set(set, ctx.uid, ctx.saved, Some(ctx.uid)),
+        SearchKey::SequenceSet(set) => in_set(set, ctx.seq, ctx.saved, Some(ctx.uid)),
         SearchKey::ModSeq(n) => ctx.meta().map_or(0, |m| m.modseq) >= *n,
         SearchKey::Older(secs) => ctx.internal_date() <= ctx.now - *secs as i64,
         SearchKey::Younger(secs) => ctx.internal_date() >= ctx.now - *secs as i64,
@@ -614,7 +628,15 @@ pub(crate) fn run(
             )
         })?,
     };
-    let mut key = decode_strings(key, enc).map_err(CmdError::no)?;
+    let max_uid = uids.last().copied().unwrap_or(0);
+    let mut key = decode_strings(key, enc, uids.len() as u32, max_uid).map_err(CmdError::no)?;
+    // `$` is tested with a binary search.
+    let saved: Option<Vec<Uid>> = saved.map(|s| {
+        let mut v = s.to_vec();
+        v.sort_unstable();
+        v
+    });
+    let saved = saved.as_deref();
     let (store, mailbox) = (scope.store, scope.mailbox);
     let mut fields = None;
     let mut limit = None;
@@ -655,7 +677,6 @@ pub(crate) fn run(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let max_uid = uids.last().copied().unwrap_or(0);
     let mut out = Vec::new();
     for (i, &uid) in uids.iter().enumerate() {
         if limit
@@ -667,8 +688,6 @@ pub(crate) fn run(
         let mut ctx = Ctx {
             uid,
             seq: i as u32 + 1,
-            max_seq: uids.len() as u32,
-            max_uid,
             saved,
             now,
             scope,

@@ -8,7 +8,9 @@
 //! EXISTS / EXPUNGE / FETCH FLAGS needs. Leaving IDLE rehydrates the rest from
 //! the store, keeping the flags and modseqs as announced.
 
-use pillarbox_proto::types::{SeqNum, SequenceSet};
+use std::collections::HashMap;
+
+use pillarbox_proto::types::SequenceSet;
 use pillarbox_store::{Flags, MailboxChanges, MailboxId, MailboxInfo, MessageMeta, ModSeq, Uid};
 
 /// A mailbox whose UIDNEXT is at most this is read whole (SELECT, the end
@@ -150,6 +152,9 @@ fn remove_at<T: Copy>(v: &mut Vec<T>, pos: &[usize]) {
 }
 
 impl Hibernated {
+    /// Distinct flag sets searched in place by `intern`.
+    const SCAN_SETS: usize = 16;
+
     fn new(keep_modseqs: bool) -> Self {
         Hibernated {
             modseqs: keep_modseqs.then(Vec::new),
@@ -157,19 +162,42 @@ impl Hibernated {
         }
     }
 
-    fn intern(&mut self, flags: &Flags) -> u32 {
-        // Messages read together share their lists: look for the same list
-        // first, and compare contents only if none is.
-        if let Some(i) = self
-            .sets
-            .iter()
-            .position(|s| std::sync::Arc::ptr_eq(s, flags))
-            .or_else(|| self.sets.iter().position(|s| **s == **flags))
-        {
-            return i as u32;
+    /// The index of `flags` in the table of distinct sets, added if new.
+    /// A few sets are searched in place; past [`Hibernated::SCAN_SETS`],
+    /// through `lookup`, a map by content built on first need and kept by
+    /// the caller for one operation (a hibernation, one batch of changes):
+    /// a mailbox with thousands of distinct keyword combinations would
+    /// otherwise cost a scan of them all per message. An idle session does
+    /// not keep the map.
+    fn intern(&mut self, flags: &Flags, lookup: &mut Option<HashMap<Flags, u32>>) -> u32 {
+        if lookup.is_none() && self.sets.len() <= Self::SCAN_SETS {
+            // Messages read together share their lists: look for the same
+            // list first, and compare contents only if none is.
+            if let Some(i) = self
+                .sets
+                .iter()
+                .position(|s| std::sync::Arc::ptr_eq(s, flags))
+                .or_else(|| self.sets.iter().position(|s| **s == **flags))
+            {
+                return i as u32;
+            }
+            self.sets.push(flags.clone());
+            return (self.sets.len() - 1) as u32;
+        }
+        let sets = &self.sets;
+        let map = lookup.get_or_insert_with(|| {
+            sets.iter()
+                .enumerate()
+                .map(|(i, s)| (s.clone(), i as u32))
+                .collect()
+        });
+        if let Some(&i) = map.get(flags) {
+            return i;
         }
         self.sets.push(flags.clone());
-        (self.sets.len() - 1) as u32
+        let i = (self.sets.len() - 1) as u32;
+        map.insert(flags.clone(), i);
+        i
     }
 
     /// (run index, offset in run, position in sequence order) of a UID.
@@ -204,8 +232,14 @@ impl Hibernated {
     }
 
     /// Appends a message (UIDs only grow).
-    fn push(&mut self, uid: Uid, flags: &Flags, modseq: ModSeq) {
-        let f = self.intern(flags);
+    fn push(
+        &mut self,
+        uid: Uid,
+        flags: &Flags,
+        modseq: ModSeq,
+        lookup: &mut Option<HashMap<Flags, u32>>,
+    ) {
+        let f = self.intern(flags, lookup);
         match self.runs.last_mut() {
             Some(last) if last.first + last.len == uid => last.len += 1,
             _ => self.runs.push(Run { first: uid, len: 1 }),
@@ -219,8 +253,15 @@ impl Hibernated {
 
     /// Sets a message's flags and modseq; returns whether either changed as
     /// far as the client can see.
-    fn set_at(&mut self, pos: usize, flags: &Flags, modseq: ModSeq, announce_modseq: bool) -> bool {
-        let f = self.intern(flags);
+    fn set_at(
+        &mut self,
+        pos: usize,
+        flags: &Flags,
+        modseq: ModSeq,
+        announce_modseq: bool,
+        lookup: &mut Option<HashMap<Flags, u32>>,
+    ) -> bool {
+        let f = self.intern(flags, lookup);
         let old_modseq = self.modseq_at(pos);
         if let Some(m) = self.modseqs.as_mut() {
             m[pos] = modseq;
@@ -441,8 +482,9 @@ impl SelectedMailbox {
         }
         HIBERNATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut h = Hibernated::new(keep_modseqs);
+        let mut lookup = None;
         for m in std::mem::take(&mut self.messages) {
-            h.push(m.uid, &m.flags, m.modseq);
+            h.push(m.uid, &m.flags, m.modseq, &mut lookup);
         }
         h.runs.shrink_to_fit();
         h.set_of.shrink_to_fit();
@@ -527,15 +569,16 @@ impl SelectedMailbox {
                 .take_while(|&u| u <= max)
                 .collect();
             let mut at = h.locate(&sorted_distinct(&known)).into_iter().peekable();
+            let mut lookup = None;
             for m in changed {
                 if m.uid > max {
-                    h.push(m.uid, &m.flags, m.modseq);
+                    h.push(m.uid, &m.flags, m.modseq, &mut lookup);
                     added = true;
                     continue;
                 }
                 while at.next_if(|&(_, u)| u < m.uid).is_some() {}
                 if let Some(&(pos, _)) = at.peek().filter(|&&(_, u)| u == m.uid) {
-                    if h.set_at(pos, &m.flags, m.modseq, announce_modseq) {
+                    if h.set_at(pos, &m.flags, m.modseq, announce_modseq, &mut lookup) {
                         out.flag_changes.push(m.uid);
                     }
                 }
@@ -675,26 +718,20 @@ impl SelectedMailbox {
         let n = self.messages.len() as u32;
         match set {
             SequenceSet::Saved => Ok(self.saved_indexes(saved)),
-            SequenceSet::Ranges(ranges) => {
-                let mut out = Vec::new();
-                for &(a, b) in ranges {
-                    let a = match a {
-                        SeqNum::Value(v) => v,
-                        SeqNum::Star => n,
-                    };
-                    let b = match b {
-                        SeqNum::Value(v) => v,
-                        SeqNum::Star => n,
-                    };
-                    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-                    if n == 0 || hi > n || lo == 0 {
-                        return Err("Invalid messageset".into());
-                    }
-                    out.extend((lo..=hi).map(|s| s as usize - 1));
+            SequenceSet::Ranges(_) => {
+                // Sorted and merged first: each message once, however many
+                // times the client named it.
+                let ranges = set.normalized(n);
+                let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+                    return Ok(Vec::new());
+                };
+                if n == 0 || first.0 == 0 || last.1 > n {
+                    return Err("Invalid messageset".into());
                 }
-                out.sort_unstable();
-                out.dedup();
-                Ok(out)
+                Ok(ranges
+                    .iter()
+                    .flat_map(|&(lo, hi)| (lo..=hi).map(|s| s as usize - 1))
+                    .collect())
             }
         }
     }
@@ -703,25 +740,14 @@ impl SelectedMailbox {
     pub fn resolve_uids(&self, set: &SequenceSet, saved: Option<&[Uid]>) -> Vec<usize> {
         match set {
             SequenceSet::Saved => self.saved_indexes(saved),
-            SequenceSet::Ranges(ranges) => {
-                let max = self.max_uid();
+            SequenceSet::Ranges(_) => {
+                // Disjoint and ascending: so are the indexes.
                 let mut out = Vec::new();
-                for &(a, b) in ranges {
-                    let a = match a {
-                        SeqNum::Value(v) => v,
-                        SeqNum::Star => max,
-                    };
-                    let b = match b {
-                        SeqNum::Value(v) => v,
-                        SeqNum::Star => max,
-                    };
-                    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                for (lo, hi) in set.normalized(self.max_uid()) {
                     let start = self.messages.partition_point(|m| m.uid < lo);
                     let end = self.messages.partition_point(|m| m.uid <= hi);
                     out.extend(start..end);
                 }
-                out.sort_unstable();
-                out.dedup();
                 out
             }
         }
@@ -787,9 +813,11 @@ mod tests {
     #[test]
     fn bulk_changes_match_between_full_and_hibernated_views() {
         use rand::{Rng, SeedableRng};
+        // More distinct sets than `intern` scans in place: its map is used.
         let sets: Vec<Flags> = [&[][..], &["\\Seen"], &["\\Seen", "$k"], &["\\Flagged"]]
             .iter()
             .map(|f| Flags::new(f.iter().map(|s| s.to_string()).collect()))
+            .chain((0..40).map(|k| Flags::new(vec![format!("$k{k}")])))
             .collect();
         for seed in 0..40u64 {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -1027,6 +1055,7 @@ mod tests {
 
     #[test]
     fn sequence_resolution() {
+        use pillarbox_proto::types::SeqNum;
         let v = view(&[10, 20, 30]);
         let set = SequenceSet::Ranges(vec![(SeqNum::Value(2), SeqNum::Star)]);
         assert_eq!(v.resolve_seqs(&set, None).unwrap(), vec![1, 2]);
@@ -1037,5 +1066,29 @@ mod tests {
         // `n:*` with n above the highest UID still matches the last message (RFC 9051 6.4.9).
         let above = SequenceSet::Ranges(vec![(SeqNum::Value(99), SeqNum::Star)]);
         assert_eq!(v.resolve_uids(&above, None), vec![2]);
+        // Repeated, overlapping and reversed ranges name each message once,
+        // in order (and cost no more than one range).
+        let many = SequenceSet::Ranges(
+            std::iter::repeat_n((SeqNum::Value(1), SeqNum::Star), 1000)
+                .chain([
+                    (SeqNum::Value(3), SeqNum::Value(2)),
+                    (SeqNum::Value(1), SeqNum::Value(1)),
+                ])
+                .collect(),
+        );
+        assert_eq!(v.resolve_seqs(&many, None).unwrap(), vec![0, 1, 2]);
+        assert_eq!(v.resolve_uids(&many, None), vec![0, 1, 2]);
+        let two = SequenceSet::Ranges(vec![
+            (SeqNum::Value(30), SeqNum::Value(30)),
+            (SeqNum::Value(10), SeqNum::Value(10)),
+        ]);
+        assert_eq!(v.resolve_uids(&two, None), vec![0, 2]);
+        let mixed = SequenceSet::Ranges(vec![
+            (SeqNum::Value(1), SeqNum::Value(1)),
+            (SeqNum::Value(4), SeqNum::Value(4)),
+        ]);
+        assert!(v.resolve_seqs(&mixed, None).is_err());
+        let zero = SequenceSet::Ranges(vec![(SeqNum::Value(0), SeqNum::Value(1))]);
+        assert!(v.resolve_seqs(&zero, None).is_err());
     }
 }

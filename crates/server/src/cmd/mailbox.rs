@@ -2,6 +2,7 @@
 //! CLOSE, UNSELECT.
 
 use pillarbox_proto::respond;
+use pillarbox_proto::types::ranges_contain;
 use pillarbox_proto::types::{
     MailboxName, QResyncParams, SelectParams, SeqNum, SequenceSet, StatusItem,
 };
@@ -421,10 +422,11 @@ impl Session {
         // Not one the view still holds (as in `qresync_select`): its expunge
         // is announced when the view learns of it.
         let sel = self.selected.as_ref();
+        let asked = set.normalized(max);
         let uids: Vec<u32> = ch
             .expunged
             .into_iter()
-            .filter(|u| uid_in_set(set, *u, max) && sel.is_none_or(|s| s.seq_of(*u).is_none()))
+            .filter(|&u| ranges_contain(&asked, u) && sel.is_none_or(|s| s.seq_of(u).is_none()))
             .collect();
         self.write_vanished_earlier_uids(&uids);
         Ok(())
@@ -441,11 +443,8 @@ impl Session {
         };
         let max = sel.max_uid().max(ch.uidnext.saturating_sub(1));
         // Only the messages the client names, if it does (3.2.5.1).
-        let known = |u: u32| {
-            q.known_uids
-                .as_ref()
-                .is_none_or(|set| uid_in_set(set, u, max))
-        };
+        let known_uids = q.known_uids.as_ref().map(|set| set.normalized(max));
+        let known = |u: u32| known_uids.as_ref().is_none_or(|r| ranges_contain(r, u));
         // No message below this UID was expunged since the client's view
         // (3.2.5.2).
         let intact_below = q
@@ -530,25 +529,6 @@ pub(crate) fn flags_responses(keywords: Vec<&str>, read_only: bool) -> String {
         ));
     }
     o
-}
-
-/// Whether a UID is in a UID set (`*` = the highest UID).
-pub(crate) fn uid_in_set(set: &SequenceSet, uid: u32, max: u32) -> bool {
-    match set {
-        SequenceSet::Saved => false,
-        SequenceSet::Ranges(r) => r.iter().any(|&(a, b)| {
-            let v = |n: SeqNum| match n {
-                SeqNum::Value(v) => v,
-                SeqNum::Star => max,
-            };
-            let (lo, hi) = if v(a) <= v(b) {
-                (v(a), v(b))
-            } else {
-                (v(b), v(a))
-            };
-            uid >= lo && uid <= hi
-        }),
-    }
 }
 
 #[cfg(test)]

@@ -559,10 +559,23 @@ impl Session {
         };
         // A keyword no message of the view had: the client learns the new
         // FLAGS list before the FETCH that shows it (as Dovecot does).
-        // Each distinct keyword is looked for once (a search of the view).
+        // A few distinct keywords are each looked for in the view (a search
+        // that stops at the first message with it); more, through one pass
+        // collecting the view's keywords.
         let changed_keywords =
             crate::view::keywords(ch.changed.iter().flat_map(|m| m.flags.iter()));
-        let new_keyword = changed_keywords.iter().any(|k| !sel.has_keyword(k));
+        let new_keyword = if changed_keywords.len() <= 4 {
+            changed_keywords.iter().any(|k| !sel.has_keyword(k))
+        } else {
+            let have: std::collections::HashSet<String> = sel
+                .keywords()
+                .into_iter()
+                .map(str::to_ascii_lowercase)
+                .collect();
+            changed_keywords
+                .iter()
+                .any(|k| !have.contains(&k.to_ascii_lowercase()))
+        };
         let out = sel.apply(ch, allow_expunge, condstore);
         if new_keyword {
             self.write_flags_list();
