@@ -329,7 +329,7 @@ row "idle-mem tls $IDLE_SESSIONS: PSS KiB/session" \
     "$(get pillarbox idle-mem "transport=tls requested=$IDLE_SESSIONS" pss_kib_per_session)" \
     "$(get dovecot idle-mem "transport=tls requested=$IDLE_SESSIONS" pss_kib_per_session)" ""
 if [ "$BULK_MESSAGES" -gt 0 ]; then
-    for k in expunge_ms noop_ms idle_ms server_cpu_s; do
+    for k in repeat_ms ranges_ms saved_ms expunge_ms noop_ms idle_ms server_cpu_s; do
         row "bulk expunge of $((BULK_MESSAGES / 2)) of $BULK_MESSAGES: $k" \
             "$(get pillarbox bulk messages=$BULK_MESSAGES $k)" "$(get dovecot bulk messages=$BULK_MESSAGES $k)" ""
     done

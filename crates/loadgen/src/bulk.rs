@@ -1,10 +1,13 @@
-//! `bulk`: a large mailbox loses half of its messages at once, as when a
+//! `bulk`: operations on a large mailbox whose cost must follow its size,
+//! not its size times something else. First three requests: a sequence set
+//! naming every message 800 times, a UID SEARCH of thousands of ranges, and
+//! SEARCH $. Then the mailbox loses half of its messages at once, as when a
 //! user deletes everything older than some date, while two other sessions
-//! have it selected (one idle between commands, one in IDLE). Measures how
-//! long the EXPUNGE takes, how long until the first other session has been
-//! told (its next NOOP), and until the one in IDLE has seen every expunge,
-//! and the server CPU all of it took. A server that handles each expunged
-//! message in time proportional to the mailbox shows it here.
+//! have it selected (one idle between commands, one in IDLE): how long the
+//! EXPUNGE takes, how long until the first other session has been told (its
+//! next NOOP), and until the one in IDLE has seen every expunge, and the
+//! server CPU the expunge took. A server that handles each expunged message
+//! in time proportional to the mailbox shows it here.
 
 use std::time::{Duration, Instant};
 
@@ -105,6 +108,33 @@ pub async fn bulk(env: &Env, a: BulkArgs) -> Result<()> {
         Ok::<_, anyhow::Error>(())
     });
 
+    // Requests whose cost should follow the mailbox, not the mailbox times
+    // the length of the request: a set naming every message many times, a
+    // UID set of thousands of ranges, and SEARCH $ (RFC 5182).
+    let repeated = vec!["1:*"; 800].join(",");
+    let (st, repeat_d) = w.command(&format!("FETCH {repeated} (FLAGS)")).await?;
+    if st != Status::Ok {
+        bail!("FETCH of a repeated set: {st:?}");
+    }
+    let every_other: Vec<String> = (1..=a.messages.min(10_000))
+        .step_by(2)
+        .map(|u| u.to_string())
+        .collect();
+    let (st, ranges_d) = w
+        .command(&format!("UID SEARCH UID {}", every_other.join(",")))
+        .await?;
+    if st != Status::Ok {
+        bail!("UID SEARCH of {} ranges: {st:?}", every_other.len());
+    }
+    let (st, _) = w.command("SEARCH RETURN (SAVE) ALL").await?;
+    if st != Status::Ok {
+        bail!("SEARCH RETURN (SAVE): {st:?}");
+    }
+    let (st, saved_d) = w.command("UID SEARCH $").await?;
+    if st != Status::Ok {
+        bail!("SEARCH $: {st:?}");
+    }
+
     let cpu0 = env.server_pid.map(crate::procfs::cpu_seconds);
     let t0 = Instant::now();
     let (st, store_d) = w
@@ -143,10 +173,15 @@ pub async fn bulk(env: &Env, a: BulkArgs) -> Result<()> {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "[{}] bulk: {} messages (filled in {fill_s:.1} s), {half} expunged\n  \
+         FETCH 1:* x800 {:.1} ms, UID SEARCH of {} ranges {:.1} ms, SEARCH $ {:.1} ms\n  \
          STORE {:.1} ms, EXPUNGE {:.1} ms, other session's NOOP {:.1} ms, \
          IDLE session told {:.1} ms after, all {all_ms:.1} ms, server CPU {}",
         env.label,
         a.messages,
+        ms(repeat_d),
+        every_other.len(),
+        ms(ranges_d),
+        ms(saved_d),
         ms(store_d),
         ms(expunge_d),
         ms(noop_d),
@@ -154,10 +189,14 @@ pub async fn bulk(env: &Env, a: BulkArgs) -> Result<()> {
         cpu_s.map_or("not measured".into(), |c| format!("{c:.3} s")),
     );
     println!(
-        "RESULT label={} mode=bulk messages={} expunged={half} store_ms={:.2} expunge_ms={:.2} \
-         noop_ms={:.2} idle_ms={idle_ms:.2} all_ms={all_ms:.2}{}",
+        "RESULT label={} mode=bulk messages={} expunged={half} repeat_ms={:.2} ranges_ms={:.2} \
+         saved_ms={:.2} store_ms={:.2} expunge_ms={:.2} noop_ms={:.2} idle_ms={idle_ms:.2} \
+         all_ms={all_ms:.2}{}",
         env.label,
         a.messages,
+        ms(repeat_d),
+        ms(ranges_d),
+        ms(saved_d),
         ms(store_d),
         ms(expunge_d),
         ms(noop_d),
