@@ -109,15 +109,30 @@ async fn malformed_input_gets_bad_and_the_session_continues() {
     c.bad("FETCH 1 (FLAGS").await;
     c.bad("SEARCH ((((((ALL))))))").await;
     c.bad("UID FROB 1").await;
-    // Too long a line.
+    // Too long a line: BAD with its tag, so that the client waiting for it
+    // is answered (in one piece, or over several reads)...
     let long = format!("t99 NOOP {}\r\n", "x".repeat(500));
     c.send_raw(long.as_bytes()).await;
     let l = c.read_response_line().await.unwrap();
     assert!(
-        String::from_utf8_lossy(&l).contains("BAD"),
+        l.starts_with(b"t99 BAD Command line too long"),
         "{:?}",
         String::from_utf8_lossy(&l)
     );
+    for part in ["t98 NOOP ", &"y".repeat(3000), "\r\n"] {
+        c.send_raw(part.as_bytes()).await;
+    }
+    let l = c.read_response_line().await.unwrap();
+    assert!(
+        l.starts_with(b"t98 BAD"),
+        "{:?}",
+        String::from_utf8_lossy(&l)
+    );
+    // ...or untagged when no tag can be read in its start.
+    c.send_raw(format!("{}\r\n", "z".repeat(500)).as_bytes())
+        .await;
+    let l = c.read_response_line().await.unwrap();
+    assert!(l.starts_with(b"* BAD"), "{:?}", String::from_utf8_lossy(&l));
     // A synchronizing literal over the limit is refused before any byte is read.
     c.send_raw(b"t100 SEARCH TEXT {1000}\r\n").await;
     let l = c.read_response_line().await.unwrap();

@@ -113,7 +113,8 @@ impl CommandBuffer {
 
 /// Reads the tag at the start of a request line: `1*<ASTRING-CHAR except "+">`
 /// followed by SP or the end of the line.
-pub(crate) fn read_tag(line: &[u8]) -> Option<String> {
+/// The tag a command line starts with, if it is a valid one.
+pub fn read_tag(line: &[u8]) -> Option<String> {
     let end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
     let tag = line.get(..end)?;
     if tag.is_empty() || !tag.iter().all(|&b| crate::parse::is_tag_char(b)) {

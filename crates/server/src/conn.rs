@@ -72,9 +72,15 @@ pub(crate) enum Line {
     /// The line without its CRLF (or bare LF).
     Text(Vec<u8>),
     /// The line exceeded the limit; it was read and discarded up to its end.
-    TooLong,
+    /// `start`: its first bytes (up to [`TOO_LONG_KEPT`]), where the tag is.
+    TooLong {
+        start: Vec<u8>,
+    },
     Eof,
 }
+
+/// Bytes kept of a line too long (see [`Line::TooLong`]).
+pub(crate) const TOO_LONG_KEPT: usize = 64;
 
 /// Read buffer of a connection (lines longer than this are read in pieces).
 pub(crate) const READ_CAPACITY: usize = 1024;
@@ -115,13 +121,16 @@ impl Connection {
             }
             self.io.consume(take);
             if !self.discarding && self.partial.len() > max + 2 {
-                self.partial = Vec::new();
+                // Only the start is kept (the tag is there).
+                self.partial.truncate(TOO_LONG_KEPT);
+                self.partial.shrink_to_fit();
                 self.discarding = true;
             }
             if done {
                 if self.discarding {
                     self.discarding = false;
-                    return Ok(Line::TooLong);
+                    let start = std::mem::take(&mut self.partial);
+                    return Ok(Line::TooLong { start });
                 }
                 let mut line = std::mem::take(&mut self.partial);
                 line.pop();
@@ -129,7 +138,8 @@ impl Connection {
                     line.pop();
                 }
                 if line.len() > max {
-                    return Ok(Line::TooLong);
+                    line.truncate(TOO_LONG_KEPT);
+                    return Ok(Line::TooLong { start: line });
                 }
                 return Ok(Line::Text(line));
             }

@@ -351,8 +351,17 @@ impl Session {
             };
             let line = match next {
                 Ok(Line::Text(l)) => l,
-                Ok(Line::TooLong) => {
-                    let tag = buf.tag().unwrap_or_else(|| "*".into());
+                Ok(Line::TooLong { start }) => {
+                    // The tag of the request, or of this line if it is the
+                    // first one and its tag ended within what was kept.
+                    let tag = buf
+                        .tag()
+                        .or_else(|| {
+                            (buf.is_empty() && start.contains(&b' '))
+                                .then(|| pillarbox_proto::framer::read_tag(&start))
+                                .flatten()
+                        })
+                        .unwrap_or_else(|| "*".into());
                     self.out.extend_from_slice(
                         format!(
                             "{tag} BAD Command line too long (limit {} bytes)\r\n",

@@ -69,7 +69,7 @@ impl Session {
                 let max = self.shared.config.limits.max_line_length;
                 match self.conn.read_line(max).await {
                     Ok(Line::Text(l)) => l,
-                    Ok(Line::TooLong) => {
+                    Ok(Line::TooLong { .. }) => {
                         return Err(CmdError::bad("Authentication response too long"))
                     }
                     _ => {

@@ -57,7 +57,7 @@ impl Session {
                     Ok(Line::Text(l)) if l.eq_ignore_ascii_case(b"DONE") => {
                         break Some(("OK", "Idle completed"));
                     }
-                    Ok(Line::Text(_)) | Ok(Line::TooLong) => {
+                    Ok(Line::Text(_)) | Ok(Line::TooLong { .. }) => {
                         break Some(("BAD", "Expected DONE to end IDLE"));
                     }
                     Ok(Line::Eof) => {
