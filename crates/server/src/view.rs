@@ -66,6 +66,8 @@ pub(crate) struct Hibernated {
     set_of: SetIds,
     modseqs: Option<Vec<ModSeq>>,
     sets: Vec<Flags>,
+    /// `sets.len()` after the last [`Hibernated::compact_sets`].
+    compacted_len: usize,
 }
 
 /// A run of consecutive UIDs.
@@ -198,6 +200,32 @@ impl Hibernated {
         let i = (self.sets.len() - 1) as u32;
         map.insert(flags.clone(), i);
         i
+    }
+
+    /// Drops the flag sets no message uses any more, once the table has
+    /// doubled since the last time: a long IDLE through many flag changes
+    /// would otherwise keep every set ever seen (and `intern` would search
+    /// them). Amortized, it costs a pass over the view per doubling.
+    fn compact_sets(&mut self) {
+        if self.sets.len() <= Self::SCAN_SETS.max(2 * self.compacted_len) {
+            return;
+        }
+        let mut new_id = vec![u32::MAX; self.sets.len()];
+        let mut sets = Vec::new();
+        for pos in 0..self.count {
+            let Some(old) = self.set_of.get(pos) else {
+                continue;
+            };
+            let id = &mut new_id[old as usize];
+            if *id == u32::MAX {
+                *id = sets.len() as u32;
+                sets.push(self.sets[old as usize].clone());
+            }
+            let id = *id;
+            self.set_of.set(pos, id);
+        }
+        self.sets = sets;
+        self.compacted_len = self.sets.len();
     }
 
     /// (run index, offset in run, position in sequence order) of a UID.
@@ -583,6 +611,7 @@ impl SelectedMailbox {
                     }
                 }
             }
+            h.compact_sets();
             changed = Vec::new();
         }
         for m in changed {
@@ -876,6 +905,33 @@ mod tests {
                 assert_eq!(full.pending_expunge, hib.pending_expunge, "seed {seed}");
                 assert!(full.pending_expunge.windows(2).all(|w| w[0] < w[1]));
             }
+        }
+    }
+
+    /// A hibernated view's table of flag sets keeps only what its messages
+    /// use, within a factor of two, through many batches of changes.
+    #[test]
+    fn hibernated_flag_sets_are_compacted() {
+        let uids: Vec<u32> = (1..=200).collect();
+        let mut v = view(&uids);
+        v.hibernate(false);
+        for batch in 0..50u64 {
+            let changed = uids
+                .iter()
+                .map(|&u| meta(u, &[&format!("b{batch}k{}", u % 30)], batch + 2))
+                .collect();
+            let out = v.apply(changes(changed, vec![], batch + 2), true, false);
+            assert_eq!(out.flag_changes.len(), 200);
+            let h = v.hibernated.as_ref().unwrap();
+            assert!(
+                h.sets.len() <= 2 * 30 + 30,
+                "batch {batch}: {} sets",
+                h.sets.len()
+            );
+        }
+        for (seq, &u) in (1..).zip(&uids) {
+            let (flags, _) = v.flags_modseq(seq).unwrap();
+            assert_eq!(flags, [format!("b49k{}", u % 30)]);
         }
     }
 
