@@ -543,3 +543,52 @@ async fn metrics_endpoint_reports_push_latency_sessions_and_commands() {
     assert!(out.starts_with("HTTP/1.0 404"));
     s.stop().await;
 }
+
+/// A session's own change to a watched mailbox is not reported, but it
+/// must not swallow another session's: when the store shows more than the
+/// own change (here a message added through the server's own store, which
+/// publishes nothing, standing for another session's commit not yet
+/// published), the counts the client was told stay, and the next change
+/// by another session, even one that leaves the counts alone, reports
+/// them. (Audit: without FlagChange, 48 of 100 rounds of two sessions
+/// appending at once lost the other session's message.)
+#[tokio::test]
+async fn own_changes_do_not_swallow_another_sessions() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    b.append("Archive", "", &message("one", "x")).await;
+    a.ok("NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")
+        .await;
+    let store = s.server.as_ref().unwrap().store();
+    let acc = store.account(USER).unwrap().unwrap().id;
+    let archive = store.mailbox(acc, "Archive").unwrap().unwrap().id;
+    let body = message("unpublished", "x");
+    let new = pillarbox_store::NewMessage {
+        blob: pillarbox_store::BlobId::of(&body),
+        size: body.len() as u64,
+        internal_date: 1_700_000_000,
+        date_offset_minutes: 0,
+        flags: Vec::new(),
+        summary: Vec::new(),
+        inline: None,
+    };
+    store.append(archive, &[new]).unwrap();
+    // Own: not reported.
+    a.append("Archive", "", &message("mine", "x")).await;
+    quiet(&mut a).await;
+    // Another session's flag change: no count of its own, but the counts
+    // differ from what the client was told.
+    b.ok("SELECT Archive").await;
+    b.ok("STORE 1 +FLAGS (\\Seen)").await;
+    let l = pushed(&mut a).await;
+    assert!(
+        l.starts_with("* STATUS Archive (MESSAGES 3 UIDNEXT 4 "),
+        "{l}"
+    );
+    // Own changes alone are still taken in silently.
+    a.append("Archive", "", &message("mine too", "x")).await;
+    b.ok("STORE 1 -FLAGS (\\Seen)").await;
+    quiet(&mut a).await;
+    s.stop().await;
+}

@@ -97,6 +97,18 @@ impl Counts {
             uidvalidity: st.uidvalidity,
         }
     }
+
+    /// The counts once `ch` (a change published with its content) is made:
+    /// its new messages (UIDs from UIDNEXT on) join, its expunged leave.
+    fn after(self, ch: &pillarbox_store::MailboxChanges) -> Counts {
+        let new = ch.changed.iter().filter(|m| m.uid >= self.uidnext).count() as u32;
+        let gone = ch.expunged.len() as u32;
+        Counts {
+            messages: (self.messages + new).saturating_sub(gone),
+            uidnext: self.uidnext.max(ch.uidnext),
+            uidvalidity: self.uidvalidity,
+        }
+    }
 }
 
 /// The active NOTIFY settings of a session.
@@ -416,11 +428,23 @@ impl Session {
             state.counts.remove(&ev.mailbox);
         }
         if ev.origin == self.id {
-            if matches!(ev.kind, ChangeKind::Messages) && state.counts.contains_key(&ev.mailbox) {
+            // The counts follow the session's own change, which is not
+            // reported: when the store shows exactly that change. When it
+            // shows more (another session's change, committed and not yet
+            // seen here), or the change came without content, the counts the
+            // client was told stay, and the other change's event compares
+            // with them (without FlagChange a STATUS follows only a change of
+            // the counts, so taking them in here would lose it).
+            if let (ChangeKind::Messages, Some(&before)) = (&ev.kind, state.counts.get(&ev.mailbox))
+            {
                 let id = ev.mailbox;
+                let expected = ev.delta.as_ref().map(|d| before.after(&d.changes));
                 let st = self.db_quick(|s| s.status(id))?;
-                if let Some(state) = self.notify.as_mut() {
-                    state.counts.insert(id, Counts::of(&st));
+                let now = Counts::of(&st);
+                if expected == Some(now) {
+                    if let Some(state) = self.notify.as_mut() {
+                        state.counts.insert(id, now);
+                    }
                 }
             }
             return Ok(());
