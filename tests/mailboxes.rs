@@ -322,3 +322,27 @@ async fn recent_goes_to_the_first_session_that_selects() {
     assert!(r.has("* 1 RECENT\r\n"), "{}", r.text());
     s.stop().await;
 }
+
+/// SELECT's LIST response (IMAP4rev2) names the mailbox as it is called now:
+/// after a rename by another session, not as the shared snapshot of the
+/// mailbox first read it (a rename keeps the mailbox, and its snapshot).
+#[tokio::test]
+async fn rev2_select_after_a_rename_lists_the_new_name() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    a.ok("ENABLE IMAP4rev2").await;
+    a.ok("CREATE Work").await;
+    a.ok("SELECT Work").await;
+    a.ok("UNSELECT").await;
+    b.ok("RENAME Work Play").await;
+    let r = a.ok("SELECT Play").await;
+    assert!(r.has("* LIST () \"/\" Play\r\n"), "{}", r.text());
+    let r = a.ok("EXAMINE Archive").await;
+    assert!(
+        r.has("* LIST (\\Archive) \"/\" Archive\r\n"),
+        "{}",
+        r.text()
+    );
+    s.stop().await;
+}

@@ -62,13 +62,18 @@ impl Session {
         let info = self.find_mailbox(&name).await?;
         let id = info.id;
         let found = (info.recent_from, info.uidnext);
+        // The shared snapshot keeps the name and special-use of its first
+        // read (a rename keeps the id): those of the row read by name now.
+        let (current_name, current_use) = (info.name, info.special_use);
         // UIDNEXT bounds the message count from above.
         let small = info.uidnext <= crate::view::SMALL_SNAPSHOT;
         let read = self
             .read_mailbox(id, small)
             .await?
             .ok_or_else(|| CmdError::from_store(StoreError::NoSuchMailbox))?;
-        let (info, messages) = (read.info, read.messages);
+        let (mut info, messages) = (read.info, read.messages);
+        info.name = current_name;
+        info.special_use = current_use;
         // IMAP4rev1 \Recent (RFC 3501 2.3.2): the new mail no session was
         // given yet is this one's; EXAMINE only looks (as Dovecot does).
         // IMAP4rev2 has no \Recent.
