@@ -21,6 +21,8 @@ use crate::Shared;
 
 /// How often the store is asked whether another process committed.
 pub(crate) const POLL: Duration = Duration::from_secs(1);
+/// How soon it is asked again when this process was committing.
+const RETRY: Duration = Duration::from_millis(10);
 
 /// Runs until shutdown.
 pub(crate) async fn watch(shared: Arc<Shared>) {
@@ -39,8 +41,18 @@ pub(crate) async fn watch(shared: Arc<Shared>) {
             () = tokio::time::sleep(POLL) => {}
             _ = shutdown.changed() => return,
         }
-        let Some(version) = shared.store.foreign_version() else {
-            continue; // the writer is busy: next time
+        // The pragma runs on the writer connection, taken only if free: while
+        // this process commits, ask again shortly (a poll skipped whenever
+        // the writer was busy left other processes' changes unannounced for
+        // seconds under load).
+        let version = loop {
+            if let Some(v) = shared.store.foreign_version() {
+                break v;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(RETRY) => {}
+                _ = shutdown.changed() => return,
+            }
         };
         if seen == Some(version) {
             continue;
