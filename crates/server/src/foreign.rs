@@ -13,9 +13,9 @@
 //! its sessions read the store, as after any change they cannot apply.
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use pillarbox_store::{AccountId, ChangeEvent, ChangeKind, MailboxId, ModSeq};
+use pillarbox_store::{AccountId, ChangeKind, MailboxId, ModSeq};
 
 use crate::Shared;
 
@@ -107,14 +107,5 @@ fn publish_changed(
 }
 
 fn publish(shared: &Shared, account: AccountId, mailbox: MailboxId, modseq: ModSeq) {
-    shared.published.bump_to(mailbox, account, modseq, None);
-    shared.bus.publish(ChangeEvent {
-        account,
-        mailbox,
-        modseq,
-        committed_at: Instant::now(),
-        origin: 0,
-        kind: ChangeKind::Messages,
-        delta: None,
-    });
+    shared.publish(account, mailbox, modseq, ChangeKind::Messages, None, 0);
 }

@@ -106,6 +106,34 @@ impl Shared {
             snapshots: Default::default(),
         }
     }
+
+    /// Counts a committed change of `account`'s `mailbox` in the publish log
+    /// and tells the sessions (a hint: they re-read the store unless `delta`
+    /// lets them apply it). `origin`: the session that made it (0: none).
+    /// Returns the mailbox's new publish version.
+    pub(crate) fn publish(
+        &self,
+        account: pillarbox_store::AccountId,
+        mailbox: pillarbox_store::MailboxId,
+        modseq: pillarbox_store::ModSeq,
+        kind: pillarbox_store::ChangeKind,
+        delta: Option<Arc<pillarbox_store::Delta>>,
+        origin: u64,
+    ) -> u64 {
+        let version = self
+            .published
+            .bump_to(mailbox, account, modseq, delta.clone());
+        self.bus.publish(pillarbox_store::ChangeEvent {
+            account,
+            mailbox,
+            modseq,
+            committed_at: std::time::Instant::now(),
+            origin,
+            kind,
+            delta,
+        });
+        version
+    }
 }
 
 #[derive(Default)]

@@ -638,20 +638,8 @@ impl Session {
         let Some(a) = &self.account else {
             return 0;
         };
-        let version = self
-            .shared
-            .published
-            .bump_to(mailbox, a.id, modseq, delta.clone());
-        self.shared.bus.publish(ChangeEvent {
-            account: a.id,
-            mailbox,
-            modseq,
-            committed_at: std::time::Instant::now(),
-            origin: self.id,
-            kind,
-            delta,
-        });
-        version
+        self.shared
+            .publish(a.id, mailbox, modseq, kind, delta, self.id)
     }
 
     pub(crate) fn is_loopback(&self) -> bool {
