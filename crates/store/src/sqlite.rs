@@ -694,7 +694,7 @@ fn store_flags_in(
             highest_modseq: mailbox_by_id(tx, mailbox)?.highest_modseq,
         });
     }
-    let (_, _, modseq) = bump(tx, mailbox, 0)?;
+    let modseq = bump(tx, mailbox, 0, 0)?.modseq;
     let m = to_i64(modseq)?;
     let mut upd = tx.prepare_cached(
         "UPDATE messages SET flags = ?3, seen = ?4, deleted = ?5, modseq = ?6
@@ -791,7 +791,12 @@ fn append_in(
             Vec::new(),
         ));
     }
-    let (info, first, modseq) = bump(tx, mailbox, messages.len())?;
+    let Bumped {
+        info,
+        first,
+        modseq,
+        ..
+    } = bump(tx, mailbox, messages.len(), 0)?;
     let m = to_i64(modseq)?;
     let mut created = Vec::new();
     for (d, (msg, doc)) in messages.iter().zip(docs).enumerate() {
@@ -844,31 +849,35 @@ fn append_in(
 }
 
 fn mailbox_by_id(tx: &Connection, id: MailboxId) -> Result<MailboxInfo> {
-    Ok(mailbox_and_reservation(tx, id)?.0)
+    Ok(mailbox_counters(tx, id)?.info)
 }
 
-/// The mailbox, and the modseq up to which it may hand out modseqs (see
-/// [`MODSEQ_RESERVE`]).
-fn mailbox_and_reservation(tx: &Connection, id: MailboxId) -> Result<(MailboxInfo, i64)> {
+/// A mailbox row with the counters the store keeps for itself.
+struct MailboxCounters {
+    info: MailboxInfo,
+    /// The modseq up to which it may hand out modseqs (see [`MODSEQ_RESERVE`]).
+    modseq_reserved: i64,
+    /// The highest modseq of the tombstones it dropped (see
+    /// [`count_tombstones`]).
+    expunged_floor: i64,
+    /// Its tombstones.
+    tombstones: i64,
+}
+
+fn mailbox_counters(tx: &Connection, id: MailboxId) -> Result<MailboxCounters> {
     tx.prepare_cached(concat!(
         "SELECT ",
         mailbox_cols!(),
-        ", modseq_reserved FROM mailboxes WHERE id = ?1"
+        ", modseq_reserved, expunged_floor, tombstones FROM mailboxes WHERE id = ?1"
     ))?
-    .query_row([id], |r| Ok((mailbox_row(r)?, r.get(8)?)))
-    .optional()?
-    .ok_or(StoreError::NoSuchMailbox)
-}
-
-/// The mailbox, and the highest modseq of the tombstones it dropped (see
-/// [`count_tombstones`]).
-fn mailbox_and_floor(tx: &Connection, id: MailboxId) -> Result<(MailboxInfo, i64)> {
-    tx.prepare_cached(concat!(
-        "SELECT ",
-        mailbox_cols!(),
-        ", expunged_floor FROM mailboxes WHERE id = ?1"
-    ))?
-    .query_row([id], |r| Ok((mailbox_row(r)?, r.get(8)?)))
+    .query_row([id], |r| {
+        Ok(MailboxCounters {
+            info: mailbox_row(r)?,
+            modseq_reserved: r.get(8)?,
+            expunged_floor: r.get(9)?,
+            tombstones: r.get(10)?,
+        })
+    })
     .optional()?
     .ok_or(StoreError::NoSuchMailbox)
 }
@@ -1031,10 +1040,27 @@ fn rows_for_uids<T>(
     Ok(out)
 }
 
-/// Bumps the mailbox's modseq once and reserves `n` UIDs. Returns the mailbox
-/// as it was, the first reserved UID and the new modseq.
-fn bump(tx: &Connection, mailbox: MailboxId, n: usize) -> Result<(MailboxInfo, Uid, ModSeq)> {
-    let (info, reserved) = mailbox_and_reservation(tx, mailbox)?;
+/// What [`bump`] did.
+struct Bumped {
+    /// The mailbox as it was.
+    info: MailboxInfo,
+    /// The first UID reserved.
+    first: Uid,
+    /// The new modseq.
+    modseq: ModSeq,
+    /// The mailbox's tombstones, those added included.
+    tombstones: i64,
+}
+
+/// Bumps the mailbox's modseq once, reserves `n` UIDs and counts
+/// `tombstones` new tombstones, in one update of its row.
+fn bump(tx: &Connection, mailbox: MailboxId, n: usize, tombstones: usize) -> Result<Bumped> {
+    let MailboxCounters {
+        info,
+        modseq_reserved: reserved,
+        tombstones: before,
+        ..
+    } = mailbox_counters(tx, mailbox)?;
     let n = u32::try_from(n).map_err(|_| StoreError::Other("too many messages".into()))?;
     let uidnext = info
         .uidnext
@@ -1048,13 +1074,29 @@ fn bump(tx: &Connection, mailbox: MailboxId, n: usize) -> Result<(MailboxInfo, U
     } else {
         reserved
     };
+    let tombstones = i64::try_from(tombstones)
+        .ok()
+        .and_then(|t| before.checked_add(t))
+        .ok_or_else(|| StoreError::Other("too many UIDs".into()))?;
     tx.prepare_cached(
-        "UPDATE mailboxes SET uidnext = ?2, highest_modseq = ?3, modseq_reserved = ?4
+        "UPDATE mailboxes SET uidnext = ?2, highest_modseq = ?3, modseq_reserved = ?4,
+                              tombstones = ?5
          WHERE id = ?1",
     )?
-    .execute(params![mailbox, i64::from(uidnext), m, reserved])?;
+    .execute(params![
+        mailbox,
+        i64::from(uidnext),
+        m,
+        reserved,
+        tombstones
+    ])?;
     let first = info.uidnext;
-    Ok((info, first, modseq))
+    Ok(Bumped {
+        info,
+        first,
+        modseq,
+        tombstones,
+    })
 }
 
 /// A mailbox hands out modseqs up to its `modseq_reserved`, and moves that
@@ -1111,7 +1153,9 @@ fn expunge_in(
             ..Expunged::default()
         });
     }
-    let (_, _, modseq) = bump(tx, mailbox, 0)?;
+    let Bumped {
+        modseq, tombstones, ..
+    } = bump(tx, mailbox, 0, rows.len())?;
     let m = to_i64(modseq)?;
     let mut del = tx.prepare_cached("DELETE FROM messages WHERE mailbox = ?1 AND uid = ?2")?;
     let mut tomb = tx.prepare_cached(
@@ -1127,7 +1171,7 @@ fn expunge_in(
         docids.extend(docid);
         blobs.push(blob);
     }
-    count_tombstones(tx, mailbox, uids.len(), keep)?;
+    count_tombstones(tx, mailbox, tombstones, keep)?;
     fts::gc(tx, docids)?;
     let unreferenced_files = unreferenced_files(tx, blobs)?;
     Ok(Expunged {
@@ -1137,25 +1181,19 @@ fn expunge_in(
     })
 }
 
-/// Counts `added` new tombstones of `mailbox` and, once it has a quarter
+/// Once `mailbox` has `count` tombstones (counted by [`bump`]), a quarter
 /// more than `keep` (0: keep them all), drops its oldest down to about
 /// `keep`, raising the mailbox's `expunged_floor` to the highest modseq
 /// dropped. All the tombstones of a modseq go together (one EXPUNGE's UIDs
-/// share one), so more may go. The check is one counter update per
-/// EXPUNGE; the drop, a short index walk once per `keep / 4` expunges.
+/// share one), so more may go. The drop costs a short index walk once per
+/// `keep / 4` expunges.
 ///
 /// Why a bound: a busy mailbox's tombstones would otherwise grow with every
 /// message it ever lost. What it costs: a client resynchronising from a
 /// modseq below the floor is sent every UID it does not have any more, not
 /// only those expunged since (see `changes_since`), which RFC 7162 allows;
 /// Dovecot does the same once its transaction log has rotated.
-fn count_tombstones(tx: &Connection, mailbox: MailboxId, added: usize, keep: u32) -> Result<()> {
-    let added = i64::try_from(added).map_err(|_| StoreError::Other("too many UIDs".into()))?;
-    let count: i64 = tx
-        .prepare_cached(
-            "UPDATE mailboxes SET tombstones = tombstones + ?2 WHERE id = ?1 RETURNING tombstones",
-        )?
-        .query_row(params![mailbox, added], |r| r.get(0))?;
+fn count_tombstones(tx: &Connection, mailbox: MailboxId, count: i64, keep: u32) -> Result<()> {
     let keep = i64::from(keep);
     if keep == 0 || count <= keep + keep / 4 {
         return Ok(());
@@ -1208,7 +1246,12 @@ fn copy_in(
             dst_uids: Vec::new(),
         });
     }
-    let (dst_info, first, modseq) = bump(tx, dst, src_uids.len())?;
+    let Bumped {
+        info: dst_info,
+        first,
+        modseq,
+        ..
+    } = bump(tx, dst, src_uids.len(), 0)?;
     let m = to_i64(modseq)?;
     let mut dst_uids = Vec::with_capacity(src_uids.len());
     {
@@ -1656,7 +1699,11 @@ impl MetaStore for SqliteStore {
         // A modseq beyond i64 cannot exist in the database: nothing changed after it.
         let since = i64::try_from(modseq).unwrap_or(i64::MAX);
         self.read_small(|tx| {
-            let (info, floor) = mailbox_and_floor(tx, mailbox)?;
+            let MailboxCounters {
+                info,
+                expunged_floor: floor,
+                ..
+            } = mailbox_counters(tx, mailbox)?;
             let changed = {
                 let mut stmt = tx.prepare_cached(&format!(
                     "SELECT {MESSAGE_COLS} FROM messages INDEXED BY messages_modseq
