@@ -218,14 +218,7 @@ impl Client {
 
     /// Send one command line and wait for its tagged response.
     pub async fn command(&mut self, cmd: &str) -> Result<(Status, Duration)> {
-        let tag = self.tag();
-        let t0 = Instant::now();
-        self.s
-            .write_all(format!("{tag} {cmd}\r\n").as_bytes())
-            .await?;
-        self.s.flush().await?;
-        let st = self.read_until_tagged(&tag).await?;
-        Ok((st, t0.elapsed()))
+        self.command_bytes(format!("{cmd}\r\n").as_bytes()).await
     }
 
     /// Send one command given as bytes (`tag ` is prepended, CRLF is not

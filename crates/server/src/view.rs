@@ -583,47 +583,51 @@ impl SelectedMailbox {
         let mut added = false;
         let mut changed = ch.changed;
         // In UID order, each message once (the later of two changes to it),
-        // so that the hibernated view finds them in one walk.
+        // so that the view finds them in one walk.
         if !changed.windows(2).all(|w| w[0].uid < w[1].uid) {
             changed.sort_by_key(|m| m.uid);
             changed.reverse();
             changed.dedup_by_key(|m| m.uid);
             changed.reverse();
         }
-        if let Some(h) = self.hibernated.as_mut() {
-            let known: Vec<Uid> = changed
-                .iter()
-                .map(|m| m.uid)
-                .take_while(|&u| u <= max)
-                .collect();
-            let mut at = h.locate(&sorted_distinct(&known)).into_iter().peekable();
-            let mut lookup = None;
-            for m in changed {
-                if m.uid > max {
-                    h.push(m.uid, &m.flags, m.modseq, &mut lookup);
-                    added = true;
-                    continue;
-                }
-                while at.next_if(|&(_, u)| u < m.uid).is_some() {}
-                if let Some(&(pos, _)) = at.peek().filter(|&&(_, u)| u == m.uid) {
-                    if h.set_at(pos, &m.flags, m.modseq, announce_modseq, &mut lookup) {
-                        out.flag_changes.push(m.uid);
+        match self.hibernated.as_mut() {
+            Some(h) => {
+                let known: Vec<Uid> = changed
+                    .iter()
+                    .map(|m| m.uid)
+                    .take_while(|&u| u <= max)
+                    .collect();
+                let mut at = h.locate(&known).into_iter().peekable();
+                let mut lookup = None;
+                for m in changed {
+                    if m.uid > max {
+                        h.push(m.uid, &m.flags, m.modseq, &mut lookup);
+                        added = true;
+                        continue;
+                    }
+                    while at.next_if(|&(_, u)| u < m.uid).is_some() {}
+                    if let Some(&(pos, _)) = at.peek().filter(|&&(_, u)| u == m.uid) {
+                        if h.set_at(pos, &m.flags, m.modseq, announce_modseq, &mut lookup) {
+                            out.flag_changes.push(m.uid);
+                        }
                     }
                 }
+                h.compact_sets();
             }
-            h.compact_sets();
-            changed = Vec::new();
-        }
-        for m in changed {
-            if m.uid > max {
-                self.messages.push(m);
-                added = true;
-            } else if let Some(seq) = self.seq_of(m.uid) {
-                let cur = &mut self.messages[seq as usize - 1];
-                let show = cur.flags != m.flags || (announce_modseq && cur.modseq != m.modseq);
-                *cur = m;
-                if show {
-                    out.flag_changes.push(cur.uid);
+            None => {
+                for m in changed {
+                    if m.uid > max {
+                        self.messages.push(m);
+                        added = true;
+                    } else if let Ok(i) = self.messages.binary_search_by_key(&m.uid, |x| x.uid) {
+                        let cur = &mut self.messages[i];
+                        let show =
+                            cur.flags != m.flags || (announce_modseq && cur.modseq != m.modseq);
+                        *cur = m;
+                        if show {
+                            out.flag_changes.push(cur.uid);
+                        }
+                    }
                 }
             }
         }
@@ -641,9 +645,8 @@ impl SelectedMailbox {
         if added {
             out.exists = Some(self.len() as u32);
         }
-        // One walk of the view for all of them (a hibernated view finds a
-        // UID by walking its runs).
-        out.flag_changes.dedup();
+        // Ascending and distinct, as `changed` is: one walk of the view finds
+        // them all (a hibernated view finds a UID by walking its runs).
         (out.flag_change_seqs, out.flag_changes) = self
             .locate(&out.flag_changes)
             .into_iter()
