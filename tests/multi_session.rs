@@ -296,7 +296,7 @@ async fn announce_at_done(hibernate_ms: u64) {
     a.send_raw(b"i IDLE\r\n").await;
     a.read_line_timeout(TIMEOUT).await.unwrap();
     {
-        let (other, inbox) = other_process(&s, "INBOX");
+        let (other, inbox) = s.other_process("INBOX");
         assert_eq!(other.expunge(inbox, &[2]).unwrap().uids, vec![2]);
     }
     a.send_raw(b"DONE\r\n").await;
@@ -356,7 +356,7 @@ async fn select_after_changes_shows_the_store_state() {
             .collect()
     };
     let truth = |s: &TestServer| -> Vec<String> {
-        let (other, bx) = other_process(s, "Box");
+        let (other, bx) = s.other_process("Box");
         let (_, msgs) = other.snapshot(bx).unwrap();
         msgs.iter()
             .enumerate()
@@ -380,7 +380,7 @@ async fn select_after_changes_shows_the_store_state() {
     b.ok("EXPUNGE").await;
     // Another process: an expunge and a flag change.
     {
-        let (other, bx) = other_process(&s, "Box");
+        let (other, bx) = s.other_process("Box");
         other.expunge(bx, &[1]).unwrap();
         other
             .store_flags(
@@ -439,7 +439,7 @@ async fn published_changes_are_applied_only_without_a_gap() {
         "{}",
         r.text()
     );
-    let (other, inbox) = other_process(&s, "INBOX");
+    let (other, inbox) = s.other_process("INBOX");
     a.ok("NOOP").await;
     {
         use pillarbox_store::MetaStore;
@@ -515,7 +515,7 @@ async fn selected_mailbox_deleted_by_another_process_ends_the_session() {
     let s = TestServer::start().await;
     let (mut a, _) = work_selected_by_a(&s).await;
     {
-        let (other, old) = other_process(&s, "Work");
+        let (other, old) = s.other_process("Work");
         let acc = other.account(USER).unwrap().unwrap().id;
         other.delete_mailbox(acc, "Work").unwrap();
         let new = other.create_mailbox(acc, "Work", None).unwrap();
@@ -526,17 +526,6 @@ async fn selected_mailbox_deleted_by_another_process_ends_the_session() {
     a.send_raw(b"n1 NOOP\r\n").await;
     a.expect_bye_then_closed(MAILBOX_DELETED).await;
     s.stop().await;
-}
-
-/// The store of `s` opened as another process would (its changes are
-/// published nowhere in the server), and the id of `mailbox` of the test user.
-fn other_process(s: &TestServer, mailbox: &str) -> (pillarbox_store::sqlite::SqliteStore, i64) {
-    use pillarbox_store::MetaStore;
-    let st =
-        pillarbox_store::sqlite::SqliteStore::open(&s.dir.path().join("meta.sqlite3")).unwrap();
-    let acc = st.account(USER).unwrap().unwrap();
-    let id = st.mailbox(acc.id, mailbox).unwrap().unwrap().id;
-    (st, id)
 }
 
 /// Files under the blob store of the server's data directory.
@@ -788,7 +777,7 @@ async fn store_reports_nothing_for_a_message_expunged_meanwhile() {
 async fn racing_expunges_leave_fresh_selects_exact() {
     use pillarbox_store::MetaStore;
     let s = TestServer::start().await;
-    let (store, inbox) = other_process(&s, "INBOX");
+    let (store, inbox) = s.other_process("INBOX");
     let mut tasks = Vec::new();
     for d in 0..3 {
         let mut c = s.login().await;
@@ -840,7 +829,7 @@ async fn racing_expunges_leave_fresh_selects_exact() {
 async fn an_expunge_that_removes_nothing_hides_no_other_change() {
     let (s, mut b, mut c) = two_on_inbox(3).await;
     b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)").await;
-    let (other, inbox) = other_process(&s, "INBOX");
+    let (other, inbox) = s.other_process("INBOX");
     // Past the recheck interval, then both read the store just now.
     tokio::time::sleep(Duration::from_millis(300)).await;
     c.ok("NOOP").await;
@@ -871,7 +860,7 @@ async fn expunge_keeps_a_message_undeleted_meanwhile() {
     use pillarbox_store::MetaStore;
     let (s, mut a, _b) = two_on_inbox(3).await;
     a.ok("STORE 2 +FLAGS.SILENT (\\Deleted)").await;
-    let (other, inbox) = other_process(&s, "INBOX");
+    let (other, inbox) = s.other_process("INBOX");
     tokio::time::sleep(Duration::from_millis(300)).await;
     a.ok("NOOP").await;
     other
@@ -910,23 +899,12 @@ async fn expunge_keeps_a_message_undeleted_meanwhile() {
 #[tokio::test]
 async fn leaving_idle_never_expunges_a_message_the_store_has() {
     let (s, mut a, mut watcher) = two_on_inbox(3).await;
-    let store = s.server.as_ref().unwrap().store();
-    let acc = store.account(USER).unwrap().unwrap().id;
-    let inbox = store.mailbox(acc, "INBOX").unwrap().unwrap().id;
-    let body = message("unpublished", "x");
-    let new = pillarbox_store::NewMessage {
-        blob: pillarbox_store::BlobId::of(&body),
-        size: body.len() as u64,
-        internal_date: 1_700_000_000,
-        date_offset_minutes: 0,
-        flags: Vec::new(),
-        summary: Vec::new(),
-        inline: None,
-    };
+    let (store, inbox) = s.own_store("INBOX");
     // A's view was checked long ago: IDLE reads the store.
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The shared snapshot, read just now.
     watcher.ok("EXAMINE INBOX").await;
+    let new = new_message("unpublished");
     assert_eq!(store.append(inbox, &[new]).unwrap().uids, vec![4]);
     a.send_raw(b"i1 IDLE\r\n").await;
     while let Some(l) = a.read_line_timeout(TIMEOUT).await {
@@ -955,20 +933,12 @@ async fn qresync_select_never_reports_vanished_what_it_counts() {
     a.ok("ENABLE QRESYNC").await;
     let r = a.ok("SELECT INBOX").await;
     let text = r.text();
-    let num = |key: &str| -> u64 {
-        let i = text.find(key).unwrap() + key.len();
-        text[i..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect::<String>()
-            .parse()
-            .unwrap()
-    };
-    let (uv, ms) = (num("[UIDVALIDITY "), num("[HIGHESTMODSEQ "));
+    let (uv, ms) = (
+        num_after(&text, "[UIDVALIDITY "),
+        num_after(&text, "[HIGHESTMODSEQ "),
+    );
     a.ok("UNSELECT").await;
-    let store = s.server.as_ref().unwrap().store();
-    let acc = store.account(USER).unwrap().unwrap().id;
-    let inbox = store.mailbox(acc, "INBOX").unwrap().unwrap().id;
+    let (store, inbox) = s.own_store("INBOX");
     tokio::time::sleep(Duration::from_millis(300)).await;
     watcher.ok("EXAMINE INBOX").await;
     assert_eq!(store.expunge(inbox, &[2]).unwrap().uids, vec![2]);
@@ -995,9 +965,7 @@ async fn qresync_select_never_reports_vanished_what_it_counts() {
 async fn uid_fetch_vanished_never_names_what_the_view_holds() {
     let (s, mut a, _b) = two_on_inbox(3).await;
     a.ok("ENABLE QRESYNC").await;
-    let store = s.server.as_ref().unwrap().store();
-    let acc = store.account(USER).unwrap().unwrap().id;
-    let inbox = store.mailbox(acc, "INBOX").unwrap().unwrap().id;
+    let (store, inbox) = s.own_store("INBOX");
     tokio::time::sleep(Duration::from_millis(300)).await;
     a.ok("NOOP").await;
     assert_eq!(store.expunge(inbox, &[2]).unwrap().uids, vec![2]);
@@ -1025,7 +993,7 @@ async fn idle_learns_of_another_processs_changes() {
         a.read_line_timeout(TIMEOUT).await.as_deref(),
         Some("+ idling\r\n")
     );
-    let (other, inbox) = other_process(&s, "INBOX");
+    let (other, inbox) = s.other_process("INBOX");
     other
         .store_flags(
             inbox,
@@ -1067,7 +1035,7 @@ async fn idle_learns_that_another_process_deleted_its_mailbox() {
         .await
         .unwrap()
         .starts_with("+ "));
-    let (other, _) = other_process(&s, "Work");
+    let (other, _) = s.other_process("Work");
     let acc = other.account(USER).unwrap().unwrap().id;
     other.delete_mailbox(acc, "Work").unwrap();
     a.expect_bye_then_closed(MAILBOX_DELETED).await;

@@ -560,20 +560,10 @@ async fn own_changes_do_not_swallow_another_sessions() {
     b.append("Archive", "", &message("one", "x")).await;
     a.ok("NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")
         .await;
-    let store = s.server.as_ref().unwrap().store();
-    let acc = store.account(USER).unwrap().unwrap().id;
-    let archive = store.mailbox(acc, "Archive").unwrap().unwrap().id;
-    let body = message("unpublished", "x");
-    let new = pillarbox_store::NewMessage {
-        blob: pillarbox_store::BlobId::of(&body),
-        size: body.len() as u64,
-        internal_date: 1_700_000_000,
-        date_offset_minutes: 0,
-        flags: Vec::new(),
-        summary: Vec::new(),
-        inline: None,
-    };
-    store.append(archive, &[new]).unwrap();
+    let (store, archive) = s.own_store("Archive");
+    store
+        .append(archive, &[new_message("unpublished")])
+        .unwrap();
     // Own: not reported.
     a.append("Archive", "", &message("mine", "x")).await;
     quiet(&mut a).await;

@@ -8,19 +8,6 @@ use std::collections::HashMap;
 
 use common::*;
 
-fn num_after(text: &str, key: &str) -> u64 {
-    let i = text
-        .find(key)
-        .unwrap_or_else(|| panic!("{key} not in {text}"))
-        + key.len();
-    text[i..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect::<String>()
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn qresync_select_reports_vanished_and_changed() {
     let s = TestServer::start().await;
@@ -677,10 +664,7 @@ async fn randomized_concurrent_clients_keep_consistent_views() {
     // holds.
     {
         use pillarbox_store::MetaStore;
-        let st =
-            pillarbox_store::sqlite::SqliteStore::open(&s.dir.path().join("meta.sqlite3")).unwrap();
-        let acc = st.account(USER).unwrap().unwrap();
-        let inbox = st.mailbox(acc.id, "INBOX").unwrap().unwrap().id;
+        let (st, inbox) = s.other_process("INBOX");
         let held: Vec<u32> = st
             .snapshot(inbox)
             .unwrap()

@@ -7,6 +7,7 @@
 pub mod binary;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pillarbox_server::{auth, open_store, Config, Server};
@@ -97,6 +98,59 @@ impl TestServer {
             s.shutdown().await;
         }
     }
+
+    /// The store of this server opened as another process would (its
+    /// changes are published nowhere in the server), and the id of
+    /// `mailbox` of the test user.
+    pub fn other_process(&self, mailbox: &str) -> (pillarbox_store::sqlite::SqliteStore, i64) {
+        let st = pillarbox_store::sqlite::SqliteStore::open(&self.dir.path().join("meta.sqlite3"))
+            .unwrap();
+        let id = mailbox_id(&st, mailbox);
+        (st, id)
+    }
+
+    /// The store the server's sessions use (`Server::store`: a change made
+    /// through it is published to none of them), and the id of `mailbox`
+    /// of the test user.
+    pub fn own_store(&self, mailbox: &str) -> (Arc<dyn pillarbox_store::MetaStore>, i64) {
+        let st = self.server.as_ref().expect("running").store();
+        let id = mailbox_id(&*st, mailbox);
+        (st, id)
+    }
+}
+
+fn mailbox_id(st: &dyn pillarbox_store::MetaStore, mailbox: &str) -> i64 {
+    let acc = st.account(USER).unwrap().unwrap().id;
+    st.mailbox(acc, mailbox).unwrap().unwrap().id
+}
+
+/// A message to add through a store directly: `message(subject, "x")`'s
+/// bytes, no flags (its body is not stored: not for FETCH).
+pub fn new_message(subject: &str) -> pillarbox_store::NewMessage {
+    let body = message(subject, "x");
+    pillarbox_store::NewMessage {
+        blob: pillarbox_store::BlobId::of(&body),
+        size: body.len() as u64,
+        internal_date: 1_700_000_000,
+        date_offset_minutes: 0,
+        flags: Vec::new(),
+        summary: Vec::new(),
+        inline: None,
+    }
+}
+
+/// The number after `key` in `text`.
+pub fn num_after(text: &str, key: &str) -> u64 {
+    let i = text
+        .find(key)
+        .unwrap_or_else(|| panic!("{key} not in {text}"))
+        + key.len();
+    text[i..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .unwrap()
 }
 
 /// A response: untagged lines (with literals inline) and the tagged line.
