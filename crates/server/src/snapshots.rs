@@ -84,13 +84,16 @@ impl Snapshots {
     /// the read the entry came from (a rename keeps the id); its numbers are
     /// current. An entry read from the store less than `trust` ago (the
     /// server passes `RECHECK`) may be brought up to date from what was
-    /// published.
+    /// published, if that reaches `at_least`: a caller whose view has taken
+    /// in a commit not published yet (read from the store) passes its
+    /// modseq, and an entry behind it means a store read.
     pub(crate) fn current(
         &self,
         store: &dyn MetaStore,
         published: &PublishLog,
         id: MailboxId,
         trust: Duration,
+        at_least: pillarbox_store::ModSeq,
     ) -> pillarbox_store::Result<MailboxRead> {
         // Taken before any read: a change published after it is seen by the
         // session's next sync.
@@ -102,11 +105,16 @@ impl Snapshots {
         };
         if let Some(c) = cached.as_ref().filter(trusted) {
             if c.version == version {
-                return Ok(c.read());
-            }
-            if let Some(deltas) = published.between(id, c.version, version, c.info.highest_modseq) {
+                if c.info.highest_modseq >= at_least {
+                    return Ok(c.read());
+                }
+            } else if let Some(deltas) =
+                published.between(id, c.version, version, c.info.highest_modseq)
+            {
                 let ch = merge_deltas(&deltas);
-                return Ok(self.keep(c.advanced(&ch, version, c.read_at, c.foreign)));
+                if ch.highest_modseq >= at_least {
+                    return Ok(self.keep(c.advanced(&ch, version, c.read_at, c.foreign)));
+                }
             }
         }
         let read_at = Instant::now();
@@ -230,7 +238,7 @@ mod tests {
         };
         store.append(inbox.id, &[msg(1), msg(2)]).unwrap();
         let (snaps, log) = (&shared.snapshots, &shared.published);
-        let first = snaps.current(store, log, inbox.id, HOUR).unwrap();
+        let first = snaps.current(store, log, inbox.id, HOUR, 0).unwrap();
         assert_eq!(first.messages.len(), 2);
         let hms = first.info.highest_modseq;
         let flagged = |uid: u32| pillarbox_store::Delta {
@@ -244,7 +252,7 @@ mod tests {
             },
         };
         log.bump(inbox.id, Some(Arc::new(flagged(2))));
-        let merged = snaps.current(store, log, inbox.id, HOUR).unwrap();
+        let merged = snaps.current(store, log, inbox.id, HOUR, 0).unwrap();
         assert_eq!(merged.at, first.at, "no store read");
         assert_eq!(merged.version, 1);
         assert_eq!(merged.info.highest_modseq, hms + 1);
@@ -253,32 +261,40 @@ mod tests {
         assert_eq!(uids, [2]);
         assert_eq!(merged.messages[0].flags[0], "\\Flagged");
         // Nothing published since: the same, still without a read.
-        let again = snaps.current(store, log, inbox.id, HOUR).unwrap();
+        let again = snaps.current(store, log, inbox.id, HOUR, 0).unwrap();
         assert_eq!((again.at, again.messages.len()), (first.at, 1));
         // Another process commits (anything): the store is read.
         let other = rusqlite::Connection::open(dir.path().join("meta.sqlite3")).unwrap();
         other
             .execute_batch("CREATE TABLE other_process (x); DROP TABLE other_process;")
             .unwrap();
-        let foreign = snaps.current(store, log, inbox.id, HOUR).unwrap();
+        let foreign = snaps.current(store, log, inbox.id, HOUR, 0).unwrap();
         assert!(foreign.at > first.at);
         assert_eq!(foreign.messages.len(), 2, "the store's truth");
         let first = foreign;
         log.bump(inbox.id, Some(Arc::new(flagged(2))));
-        let merged = snaps.current(store, log, inbox.id, HOUR).unwrap();
+        let merged = snaps.current(store, log, inbox.id, HOUR, 0).unwrap();
         assert_eq!((merged.at, merged.messages.len()), (first.at, 1));
         // A change published without content: the store, which has both
         // messages, unflagged (the published change was made up).
         log.bump(inbox.id, None);
-        let read = snaps.current(store, log, inbox.id, HOUR).unwrap();
+        let read = snaps.current(store, log, inbox.id, HOUR, 0).unwrap();
         assert!(read.at > first.at);
         assert_eq!(read.version, 3);
         // The entry's modseq is ahead of the store's: read whole.
         assert_eq!(read.messages.len(), 2);
         assert!(read.messages.iter().all(|m| m.flags.is_empty()));
+        // A caller whose view is ahead of the entry: the store is read.
+        let ahead = snaps
+            .current(store, log, inbox.id, HOUR, read.info.highest_modseq + 1)
+            .unwrap();
+        assert!(ahead.at > read.at);
+        let read = ahead;
         // Past the trusted time the store is read even with nothing
         // published.
-        let late = snaps.current(store, log, inbox.id, Duration::ZERO).unwrap();
+        let late = snaps
+            .current(store, log, inbox.id, Duration::ZERO, 0)
+            .unwrap();
         assert!(late.at > read.at);
     }
 

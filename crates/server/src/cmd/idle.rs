@@ -134,17 +134,11 @@ impl Session {
         }
         let (id, known) = (sel.id, sel.known_modseq);
         let small = sel.uidnext <= crate::view::SMALL_SNAPSHOT;
-        let read = self.read_mailbox(id, small).await?;
-        let mut read = self.of_selected(read, |r| r.info.uidvalidity)?;
-        // The view may be ahead of the cache: a sync during IDLE read the
-        // store, which had a commit its session has not published yet. Every
-        // message such a read lacks would look expunged: read the store.
-        if read.info.highest_modseq < known {
-            let again = self
-                .read_mailbox_trusting(id, small, Duration::ZERO)
-                .await?;
-            read = self.of_selected(again, |r| r.info.uidvalidity)?;
-        }
+        // Not older than the view: a sync during IDLE may have read the
+        // store, which had a commit its session has not published yet, and
+        // every message a read lacks would look expunged.
+        let read = self.read_mailbox(id, small, known).await?;
+        let read = self.of_selected(read, |r| r.info.uidvalidity)?;
         let changes = match self.selected.as_ref() {
             Some(sel) if sel.id == id => sel.changes_in(&read.info, &read.messages),
             _ => return Ok(()),

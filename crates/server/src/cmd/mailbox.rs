@@ -68,7 +68,7 @@ impl Session {
         // UIDNEXT bounds the message count from above.
         let small = info.uidnext <= crate::view::SMALL_SNAPSHOT;
         let read = self
-            .read_mailbox(id, small)
+            .read_mailbox(id, small, 0)
             .await?
             .ok_or_else(|| CmdError::from_store(StoreError::NoSuchMailbox))?;
         let (mut info, messages) = (read.info, read.messages);

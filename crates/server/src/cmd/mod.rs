@@ -432,27 +432,22 @@ impl Session {
     /// The whole mailbox as the store has it now (through the process's
     /// snapshot cache, `snapshots.rs`), with what a sync records of its store
     /// read: the publish version, taken before the read (a change published
-    /// after it is seen by the next sync), and when the read was made. None
-    /// if the mailbox does not exist (any more).
+    /// after it is seen by the next sync), and when the read was made; not
+    /// older than modseq `at_least`. None if the mailbox does not exist (any
+    /// more).
     pub(crate) async fn read_mailbox(
         &self,
         id: pillarbox_store::MailboxId,
         small: bool,
-    ) -> Result<Option<MailboxRead>, CmdError> {
-        self.read_mailbox_trusting(id, small, RECHECK).await
-    }
-
-    /// `read_mailbox`, trusting the cache's entry and what was published
-    /// since for `trust` after its last store read (zero: the store is read).
-    pub(crate) async fn read_mailbox_trusting(
-        &self,
-        id: pillarbox_store::MailboxId,
-        small: bool,
-        trust: std::time::Duration,
+        at_least: pillarbox_store::ModSeq,
     ) -> Result<Option<MailboxRead>, CmdError> {
         let shared = self.shared.clone();
         self.db_read(small, move |s| {
-            if_exists(shared.snapshots.current(s, &shared.published, id, trust))
+            if_exists(
+                shared
+                    .snapshots
+                    .current(s, &shared.published, id, RECHECK, at_least),
+            )
         })
         .await
     }
