@@ -667,8 +667,8 @@ impl Session {
             if flags_changed.contains(&meta.uid) {
                 // Setting \Seen changed the message's flags and modseq: the
                 // FETCH carries them as any flag change does, with the
-                // modseq under CONDSTORE and the UID under QRESYNC (RFC 7162
-                // 3.1.4, 3.2.4).
+                // modseq and the UID under CONDSTORE (RFC 7162 3.1.4, 3.2.4:
+                // a QRESYNC server includes both once CONDSTORE is enabled).
                 if !flags_sent {
                     sep(&mut line, &mut first);
                     line.extend_from_slice(b"FLAGS ");
@@ -678,7 +678,7 @@ impl Session {
                     sep(&mut line, &mut first);
                     let _ = write!(line, "MODSEQ ({})", meta.modseq);
                 }
-                if self.qresync && !uid && !attrs.contains(&FetchAttr::Uid) {
+                if self.condstore && !uid && !attrs.contains(&FetchAttr::Uid) {
                     sep(&mut line, &mut first);
                     let _ = write!(line, "UID {}", meta.uid);
                 }

@@ -605,7 +605,9 @@ impl Session {
 
     /// `* seq FETCH (UID u FLAGS (...) [MODSEQ (m)])` for a message of the view.
     /// The UID is there when asked for (UID commands, unsolicited changes) and
-    /// always once QRESYNC is enabled (RFC 7162 3.2.4).
+    /// always once CONDSTORE is enabled: a server that offers QRESYNC must
+    /// then include UID and MODSEQ in every untagged FETCH, whether the
+    /// client enabled QRESYNC or only CONDSTORE (RFC 7162 3.2.4).
     pub(crate) fn write_flags_fetch(&mut self, uid: u32, with_uid: bool) {
         self.write_change_fetch(uid, with_uid, true);
     }
@@ -632,7 +634,7 @@ impl Session {
         };
         let mut line = format!("* {seq} FETCH (").into_bytes();
         let mut sep = "";
-        if with_uid || self.qresync {
+        if with_uid || self.condstore {
             line.extend_from_slice(format!("UID {uid}").as_bytes());
             sep = " ";
         }
