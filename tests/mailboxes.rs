@@ -259,7 +259,10 @@ async fn international_names_mutf7_and_utf8() {
 }
 
 /// IMAP4rev1 \Recent (RFC 3501 2.3.2): new mail is recent in the first
-/// session that SELECTs the mailbox, and in no other. EXAMINE shows it as
+/// session notified of it, and in no other: the appending session if it has
+/// the mailbox selected, a session that has it selected (in IDLE, or at its
+/// next command), or else the next one to SELECT it; RECENT follows EXISTS
+/// when the session's count changes (7.3.2; as Dovecot). EXAMINE shows it as
 /// recent but takes nothing ("EXAMINE MUST NOT cause messages to lose the
 /// \Recent flag", 6.3.2); STATUS RECENT counts what no session took.
 /// SEARCH RECENT, NEW (recent and unseen) and OLD follow. IMAP4rev2 has no
@@ -303,23 +306,58 @@ async fn recent_goes_to_the_first_session_that_selects() {
     assert!(r.has("* 0 RECENT\r\n"), "{}", r.text());
     let r = b.ok("FETCH 1:2 (FLAGS)").await;
     assert!(!r.has("\\Recent"), "{}", r.text());
-    // Mail that arrives later goes to the next SELECT.
-    a.append("INBOX", "", &message("three", "z")).await;
+    // New mail that the appending session has selected is its own; the
+    // other session hears EXISTS only (its count stays 0).
+    let r = a.append("INBOX", "", &message("three", "z")).await;
+    assert_eq!(r.text(), "* 3 EXISTS\r\n* 3 RECENT\r\n");
+    let r = b.ok("NOOP").await;
+    assert_eq!(r.text(), "* 3 EXISTS\r\n");
+    // Pushed to a session in IDLE, appended by one without it selected: the
+    // idle session is the first notified.
+    let mut c = s.login().await;
+    b.send_raw(b"i1 IDLE\r\n").await;
+    let wait = std::time::Duration::from_secs(5);
+    assert!(b.read_line_timeout(wait).await.unwrap().starts_with("+ "));
+    c.append("INBOX", "", &message("four", "w")).await;
+    assert_eq!(b.read_line_timeout(wait).await.unwrap(), "* 4 EXISTS\r\n");
+    assert_eq!(b.read_line_timeout(wait).await.unwrap(), "* 1 RECENT\r\n");
+    b.send_raw(b"DONE\r\n").await;
+    assert!(b
+        .read_line_timeout(wait)
+        .await
+        .unwrap()
+        .starts_with("i1 OK"));
+    let r = b.ok("SEARCH RECENT").await;
+    assert!(r.has("* SEARCH 4\r\n"), "{}", r.text());
+    let r = a.ok("NOOP").await;
+    assert_eq!(r.text(), "* 4 EXISTS\r\n");
+    let r = a.ok("SEARCH RECENT").await;
+    assert!(r.has("* SEARCH 1 2 3\r\n"), "{}", r.text());
+    // Mail that arrives while no session has the mailbox selected goes to
+    // the next SELECT.
+    a.ok("CLOSE").await;
+    b.ok("CLOSE").await;
+    c.append("INBOX", "", &message("five", "v")).await;
     let r = b.ok("SELECT INBOX").await;
     assert!(r.has("* 1 RECENT\r\n"), "{}", r.text());
     let r = b.ok("SEARCH RECENT").await;
-    assert!(r.has("* SEARCH 3\r\n"), "{}", r.text());
+    assert!(r.has("* SEARCH 5\r\n"), "{}", r.text());
+    b.ok("CLOSE").await;
     // IMAP4rev2: no RECENT response, no \Recent flag.
-    let mut c = s.login().await;
-    a.append("INBOX", "", &message("four", "w")).await;
-    c.ok("ENABLE IMAP4rev2").await;
-    let r = c.ok("SELECT INBOX").await;
+    let mut d = s.login().await;
+    c.append("INBOX", "", &message("six", "u")).await;
+    d.ok("ENABLE IMAP4rev2").await;
+    let r = d.ok("SELECT INBOX").await;
     assert!(!r.has("RECENT"), "{}", r.text());
-    let r = c.ok("FETCH 4 (FLAGS)").await;
+    let r = d.ok("FETCH 6 (FLAGS)").await;
     assert!(!r.has("\\Recent"), "{}", r.text());
-    // It took nothing: message 4 is still recent for a rev1 session.
+    // Nor does it take any when it learns of new mail.
+    c.append("INBOX", "", &message("seven", "t")).await;
+    let r = d.ok("NOOP").await;
+    assert_eq!(r.text(), "* 7 EXISTS\r\n");
+    // It took nothing: messages 6 and 7 are still recent for a rev1 session.
     let r = a.ok("SELECT INBOX").await;
-    assert!(r.has("* 1 RECENT\r\n"), "{}", r.text());
+    assert!(r.has("* 2 RECENT\r\n"), "{}", r.text());
     s.stop().await;
 }
 

@@ -433,8 +433,12 @@ impl Session {
             })
             .collect();
         // \Recent in this session (IMAP4rev1): shown with the flags.
-        let recent_uids = self.selected.as_ref().map_or((0, 0), |s| s.recent);
-        let recent = move |uid: u32| (recent_uids.0..recent_uids.1).contains(&uid);
+        let recent_uids = self
+            .selected
+            .as_ref()
+            .map(|s| s.recent.clone())
+            .unwrap_or_default();
+        let recent = move |uid: u32| recent_uids.contains(uid);
         for (n, &i) in idxs.iter().enumerate() {
             let Some(sel) = self.selected.as_ref() else {
                 break;

@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pillarbox_store::{AccountId, Delta, MailboxId, ModSeq};
+use pillarbox_store::{AccountId, Delta, MailboxId, ModSeq, Uid};
 
 #[derive(Default)]
 pub(crate) struct PublishLog {
@@ -42,6 +42,9 @@ struct MailboxLog {
     modseq: ModSeq,
     /// The mailbox's account.
     account: AccountId,
+    /// IMAP4rev1 \Recent: UIDs below this were given out (to a session of
+    /// this process, or another one first), as far as this process knows.
+    recent_taken: Uid,
 }
 
 impl MailboxLog {
@@ -63,6 +66,25 @@ impl PublishLog {
     /// published yet.
     pub(crate) fn modseq(&self, mailbox: MailboxId) -> ModSeq {
         self.lock().mailboxes.get(&mailbox).map_or(0, |l| l.modseq)
+    }
+
+    /// UIDs of `mailbox` below this are \Recent in some session already
+    /// (0: not known), so a session that learns of them need not try to
+    /// take them: one write per new message, not one per session notified.
+    pub(crate) fn recent_taken(&self, mailbox: MailboxId) -> Uid {
+        self.lock()
+            .mailboxes
+            .get(&mailbox)
+            .map_or(0, |l| l.recent_taken)
+    }
+
+    /// A claim of \Recent in `mailbox` up to `to` was made (whoever got
+    /// them). Only for a mailbox something was published for: new mail that
+    /// was not is found by a claim in the store, and noted then.
+    pub(crate) fn took_recent(&self, mailbox: MailboxId, to: Uid) {
+        if let Some(l) = self.lock().mailboxes.get_mut(&mailbox) {
+            l.recent_taken = l.recent_taken.max(to);
+        }
     }
 
     /// Every mailbox something was published for, with its account.
@@ -118,6 +140,7 @@ impl PublishLog {
             at: now,
             modseq: 0,
             account,
+            recent_taken: 0,
         });
         log.version += 1;
         log.at = now;

@@ -112,8 +112,8 @@ pub(crate) struct Scope<'a> {
     /// Use the trigram index and the stored header values; `false` gives the
     /// brute-force reference evaluation (same results, only slower).
     pub index: bool,
-    /// UIDs `[from, to)` \Recent in the session (RECENT, NEW, OLD).
-    pub recent: (Uid, Uid),
+    /// The UIDs \Recent in the session (RECENT, NEW, OLD).
+    pub recent: crate::view::RecentUids,
 }
 
 /// Per-message evaluation context; the message metadata, bytes and decoded
@@ -185,8 +185,7 @@ impl Ctx<'_> {
         all[i].1.as_ref()
     }
     fn is_recent(&self) -> bool {
-        let (from, to) = self.scope.recent;
-        (from..to).contains(&self.uid)
+        self.scope.recent.contains(self.uid)
     }
     fn has_flag(&mut self, f: &str) -> bool {
         self.meta()
@@ -1103,7 +1102,7 @@ impl Session {
             .as_ref()
             .ok_or_else(|| CmdError::bad("No mailbox selected"))?;
         let uids = view_uids(sel);
-        let (mailbox, recent) = (sel.id, sel.recent);
+        let (mailbox, recent) = (sel.id, sel.recent.clone());
         let saved = self.saved_search.clone();
         let store: Arc<dyn MetaStore> = self.shared.store.clone();
         let blobs: Arc<dyn BlobStore> = self.shared.blobs.clone();
@@ -1551,7 +1550,7 @@ mod tests {
                 blobs: &blobs,
                 mailbox,
                 index,
-                recent: (3, 6),
+                recent: crate::view::RecentUids::from_range(3, 6),
             };
             for q in 0..120 {
                 let key = random_key(&mut r, 0);

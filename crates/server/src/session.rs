@@ -325,6 +325,21 @@ impl Session {
     }
 
     pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
+        self.write_out().await?;
+        // A \Recent claim that waited for the writer: after what was
+        // ready went out, so that a push is not delayed by it.
+        if self
+            .selected
+            .as_ref()
+            .is_some_and(|s| s.recent_pending.is_some())
+        {
+            self.claim_pending_recent().await;
+            self.write_out().await?;
+        }
+        Ok(())
+    }
+
+    async fn write_out(&mut self) -> std::io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
         }

@@ -42,14 +42,58 @@ pub(crate) struct SelectedMailbox {
     /// that delays an EXPUNGE but sends higher MODSEQs send a HIGHESTMODSEQ
     /// below the expunge's.
     pub pending_floor: ModSeq,
-    /// UIDs `[from, to)`: \Recent in this session (IMAP4rev1, RFC 3501
-    /// 2.3.2; empty for IMAP4rev2).
-    pub recent: (Uid, Uid),
+    /// \Recent in this session (IMAP4rev1, RFC 3501 2.3.2; empty for
+    /// IMAP4rev2).
+    pub recent: RecentUids,
+    /// New messages `[from, to)` whose \Recent claim waits for the writer
+    /// (`Session::take_recent`).
+    pub recent_pending: Option<(Uid, Uid)>,
+    /// The count the last RECENT response gave (sent again when it changes).
+    pub recent_sent: u32,
     /// Set while hibernated (then `messages` is empty).
     pub hibernated: Option<Hibernated>,
     /// The mailbox's publish counter when the store was last read, and when.
     pub seen_version: u64,
     pub checked_at: Option<std::time::Instant>,
+}
+
+/// The UIDs \Recent in one session: sorted, disjoint ranges `[from, to)`.
+/// One range usually (what SELECT took, grown by the new mail this session
+/// was the first to learn of); more when other sessions were first for some
+/// messages in between.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecentUids(Vec<(Uid, Uid)>);
+
+impl RecentUids {
+    pub fn from_range(from: Uid, to: Uid) -> RecentUids {
+        let mut r = RecentUids::default();
+        r.add(from, to);
+        r
+    }
+
+    pub fn contains(&self, uid: Uid) -> bool {
+        let i = self.0.partition_point(|&(_, to)| to <= uid);
+        self.0.get(i).is_some_and(|&(from, _)| from <= uid)
+    }
+
+    /// Adds `[from, to)`, merging it with the ranges it touches.
+    pub fn add(&mut self, from: Uid, to: Uid) {
+        if from >= to {
+            return;
+        }
+        let i = self.0.partition_point(|&(_, t)| t < from);
+        let j = self.0.partition_point(|&(f, _)| f <= to);
+        let (mut lo, mut hi) = (from, to);
+        if i < j {
+            lo = lo.min(self.0[i].0);
+            hi = hi.max(self.0[j - 1].1);
+        }
+        self.0.splice(i..j, [(lo, hi)]);
+    }
+
+    pub fn ranges(&self) -> &[(Uid, Uid)] {
+        &self.0
+    }
 }
 
 /// The compact view of a hibernated session: runs of consecutive UIDs, and
@@ -426,7 +470,29 @@ impl SelectedMailbox {
 
     /// Whether the message is \Recent in this session.
     pub fn is_recent(&self, uid: Uid) -> bool {
-        (self.recent.0..self.recent.1).contains(&uid)
+        self.recent.contains(uid)
+    }
+
+    /// How many messages of the view are \Recent in this session (the
+    /// RECENT response).
+    pub fn recent_count(&self) -> usize {
+        self.recent
+            .ranges()
+            .iter()
+            .map(|&(from, to)| self.count_below(to) - self.count_below(from))
+            .sum()
+    }
+
+    /// How many messages of the view have a UID below `uid`.
+    fn count_below(&self, uid: Uid) -> usize {
+        match &self.hibernated {
+            Some(h) => h
+                .runs
+                .iter()
+                .map(|r| uid.saturating_sub(r.first).min(r.len) as usize)
+                .sum(),
+            None => self.messages.partition_point(|m| m.uid < uid),
+        }
     }
 
     /// The keywords the view's messages use.
@@ -811,6 +877,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn recent_uids_merge_touching_ranges_and_keep_gaps() {
+        let mut r = RecentUids::from_range(5, 8);
+        r.add(8, 10);
+        assert_eq!(r.ranges(), &[(5, 10)]);
+        r.add(12, 13);
+        r.add(1, 2);
+        assert_eq!(r.ranges(), &[(1, 2), (5, 10), (12, 13)]);
+        assert!(r.contains(1) && !r.contains(2) && r.contains(9) && !r.contains(10));
+        assert!(!r.contains(11) && r.contains(12) && !r.contains(13) && !r.contains(0));
+        // Bridging two ranges, and an empty range, which adds nothing.
+        r.add(9, 12);
+        r.add(20, 20);
+        assert_eq!(r.ranges(), &[(1, 2), (5, 13)]);
+        r.add(0, 30);
+        assert_eq!(r.ranges(), &[(0, 30)]);
+        assert!(RecentUids::from_range(3, 3).ranges().is_empty());
+    }
+
+    #[test]
+    fn recent_count_is_the_same_hibernated() {
+        let mut v = view(&[1, 2, 3, 7, 8, 9, 12]);
+        v.recent = RecentUids::from_range(2, 4);
+        v.recent.add(8, 20);
+        assert_eq!(v.recent_count(), 5);
+        v.hibernate(false);
+        assert_eq!(v.recent_count(), 5);
+        v.recent.add(0, 1);
+        assert_eq!(v.recent_count(), 5);
+    }
+
     fn view(uids: &[u32]) -> SelectedMailbox {
         SelectedMailbox {
             id: 1,
@@ -821,7 +918,9 @@ mod tests {
             known_modseq: 1,
             pending_expunge: vec![],
             pending_floor: 0,
-            recent: (0, 0),
+            recent: RecentUids::default(),
+            recent_pending: None,
+            recent_sent: 0,
             hibernated: None,
             seen_version: 0,
             checked_at: None,

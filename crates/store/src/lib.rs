@@ -443,6 +443,25 @@ pub trait MetaStore: Send + Sync {
     /// [`MailboxInfo::recent_from`] below `uidnext`.) Not durable at once:
     /// after a power loss some may be recent again, which is harmless.
     fn claim_recent(&self, mailbox: MailboxId) -> Result<(Uid, Uid)>;
+    /// \Recent for a session that has just learnt of the messages
+    /// `[from, to)` (new mail pushed or found by a sync): those of them no
+    /// session has been given yet are now this caller's (RFC 3501 2.3.2,
+    /// "the first session to have been notified"), returned as a range
+    /// (empty when another session was first). Anything below `from` that
+    /// nobody took is left to no one: the caller already knew it.
+    fn claim_recent_range(&self, mailbox: MailboxId, from: Uid, to: Uid) -> Result<(Uid, Uid)>;
+    /// Like [`MetaStore::claim_recent_range`], but None without doing
+    /// anything when it would wait for another writer (see
+    /// [`MetaStore::try_store_flags`]).
+    fn try_claim_recent_range(
+        &self,
+        mailbox: MailboxId,
+        from: Uid,
+        to: Uid,
+    ) -> Option<Result<(Uid, Uid)>> {
+        let _ = (mailbox, from, to);
+        None
+    }
     /// How many messages of the mailbox no session has been given as recent
     /// (STATUS RECENT).
     fn recent_count(&self, mailbox: MailboxId) -> Result<u32>;

@@ -1181,6 +1181,23 @@ fn expunge_in(
     })
 }
 
+/// [`MetaStore::claim_recent_range`]: the part of `[from, to)` at or above
+/// the mailbox's `recent_from`, which moves past it.
+fn claim_recent_in(tx: &Connection, mailbox: MailboxId, from: Uid, to: Uid) -> Result<(Uid, Uid)> {
+    let unclaimed = tx
+        .prepare_cached("SELECT recent_from FROM mailboxes WHERE id = ?1")?
+        .query_row([mailbox], |r| col_u32(r, 0))
+        .optional()?
+        .ok_or(StoreError::NoSuchMailbox)?;
+    let start = unclaimed.max(from);
+    if start >= to {
+        return Ok((to, to));
+    }
+    tx.prepare_cached("UPDATE mailboxes SET recent_from = ?2 WHERE id = ?1")?
+        .execute(params![mailbox, to])?;
+    Ok((start, to))
+}
+
 /// Once `mailbox` has `count` tombstones (counted by [`bump`]), a quarter
 /// more than `keep` (0: keep them all), drops its oldest down to about
 /// `keep`, raising the mailbox's `expunged_floor` to the highest modseq
@@ -1835,6 +1852,25 @@ impl MetaStore for SqliteStore {
             }
             Ok((from, to))
         })
+    }
+
+    fn claim_recent_range(&self, mailbox: MailboxId, from: Uid, to: Uid) -> Result<(Uid, Uid)> {
+        if from >= to {
+            return Ok((to, to));
+        }
+        self.write_relaxed(|tx| claim_recent_in(tx, mailbox, from, to))
+    }
+
+    fn try_claim_recent_range(
+        &self,
+        mailbox: MailboxId,
+        from: Uid,
+        to: Uid,
+    ) -> Option<Result<(Uid, Uid)>> {
+        if from >= to {
+            return Some(Ok((to, to)));
+        }
+        self.try_write_relaxed(|tx| claim_recent_in(tx, mailbox, from, to))
     }
 
     fn recent_count(&self, mailbox: MailboxId) -> Result<u32> {

@@ -77,7 +77,7 @@ impl Session {
         // IMAP4rev1 \Recent (RFC 3501 2.3.2): the new mail no session was
         // given yet is this one's; EXAMINE only looks (as Dovecot does).
         // IMAP4rev2 has no \Recent.
-        let recent = if self.rev2 {
+        let (from, to) = if self.rev2 {
             (0, 0)
         } else if read_only || found.0 >= found.1 {
             // Nothing to take (the mailbox row read by name just now says
@@ -85,13 +85,17 @@ impl Session {
             found
         } else {
             // A write: on the blocking pool, as it may wait for the writer.
-            self.db(move |s| s.claim_recent(id)).await?
+            let taken = self.db(move |s| s.claim_recent(id)).await?;
+            self.shared.published.took_recent(id, taken.1);
+            taken
         };
+        let recent = crate::view::RecentUids::from_range(from, to);
         let mut o = flags_responses(
             crate::view::keywords(messages.iter().flat_map(|m| m.flags.iter())),
             read_only,
         );
         o.push_str(&format!("* {} EXISTS\r\n", messages.len()));
+        let mut recent_n = 0;
         if self.rev2 {
             // RFC 9051 6.3.2: LIST is one of SELECT's required responses
             // (it gives the mailbox name as the server spells it).
@@ -104,10 +108,8 @@ impl Session {
             list.extend_from_slice(b"\r\n");
             o.push_str(&String::from_utf8_lossy(&list));
         } else {
-            let n = messages
-                .iter()
-                .filter(|m| (recent.0..recent.1).contains(&m.uid))
-                .count();
+            let n = messages.iter().filter(|m| recent.contains(m.uid)).count();
+            recent_n = n as u32;
             o.push_str(&format!("* {n} RECENT\r\n"));
             if let Some(pos) = messages
                 .iter()
@@ -139,6 +141,8 @@ impl Session {
             pending_expunge: Vec::new(),
             pending_floor: 0,
             recent,
+            recent_pending: None,
+            recent_sent: recent_n,
             hibernated: None,
             // As fresh as a sync's store read: the sync after SELECT need
             // not read the store again.

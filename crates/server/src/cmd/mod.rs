@@ -15,7 +15,7 @@ mod thread;
 
 use pillarbox_proto::respond;
 use pillarbox_proto::types::{Command, Request};
-use pillarbox_store::StoreError;
+use pillarbox_store::{StoreError, Uid};
 
 use crate::session::{Session, State};
 
@@ -571,6 +571,7 @@ impl Session {
                 .iter()
                 .any(|k| !have.contains(&k.to_ascii_lowercase()))
         };
+        let first_new = sel.max_uid() + 1;
         let out = sel.apply(ch, allow_expunge, condstore);
         if new_keyword {
             self.write_flags_list();
@@ -579,9 +580,85 @@ impl Session {
         if let Some(n) = out.exists {
             self.out
                 .extend_from_slice(format!("* {n} EXISTS\r\n").as_bytes());
+            if !self.rev2 {
+                self.take_recent(first_new);
+            }
         }
         for (seq, uid) in out.flag_change_seqs.into_iter().zip(out.flag_changes) {
             self.write_change_fetch_at(seq, uid, true, true);
+        }
+    }
+
+    /// IMAP4rev1, after EXISTS: the new messages (UIDs from `from` on) that
+    /// this session is the first to learn of are \Recent in it (RFC 3501
+    /// 2.3.2, as Dovecot does for a session that has the mailbox open
+    /// read-write), and RECENT follows when that changes its count (7.3.2).
+    /// Taking them is a write: here at once when the writer is free, else
+    /// at the next flush ([`Session::claim_pending_recent`]), in order, so
+    /// an earlier range is never skipped by a later one. Not tried when this
+    /// process knows they are taken (`PublishLog::recent_taken`): with many
+    /// sessions notified, one of them writes.
+    fn take_recent(&mut self, from: Uid) {
+        let Some(sel) = self.selected.as_mut() else {
+            return;
+        };
+        let to = sel.max_uid() + 1;
+        let taken = self.shared.published.recent_taken(sel.id);
+        if !sel.read_only && from < to && taken < to {
+            if let Some((f, _)) = sel.recent_pending {
+                sel.recent_pending = Some((f, to));
+                return;
+            }
+            match self.shared.store.try_claim_recent_range(sel.id, from, to) {
+                Some(Ok((a, b))) => {
+                    sel.recent.add(a, b);
+                    self.shared.published.took_recent(sel.id, to);
+                }
+                Some(Err(e)) => tracing::warn!("claiming \\Recent failed: {e}"),
+                None => {
+                    sel.recent_pending = Some((from, to));
+                    return;
+                }
+            }
+        }
+        self.write_recent();
+    }
+
+    /// `* n RECENT` if n changed since the last one (as Dovecot does: a
+    /// session that got none of the new mail hears only EXISTS).
+    fn write_recent(&mut self) {
+        let Some(sel) = self.selected.as_mut() else {
+            return;
+        };
+        let n = u32::try_from(sel.recent_count()).unwrap_or(u32::MAX);
+        if n != sel.recent_sent {
+            sel.recent_sent = n;
+            self.out
+                .extend_from_slice(format!("* {n} RECENT\r\n").as_bytes());
+        }
+    }
+
+    /// The \Recent claim [`Session::take_recent`] left for later, on the
+    /// blocking pool, and the RECENT it owes.
+    pub(crate) async fn claim_pending_recent(&mut self) {
+        let Some((id, (from, to))) = self
+            .selected
+            .as_mut()
+            .and_then(|s| s.recent_pending.take().map(|p| (s.id, p)))
+        else {
+            return;
+        };
+        match self.db(move |s| s.claim_recent_range(id, from, to)).await {
+            Ok((a, b)) => {
+                self.shared.published.took_recent(id, to);
+                if let Some(sel) = self.selected.as_mut().filter(|s| s.id == id) {
+                    sel.recent.add(a, b);
+                }
+            }
+            Err(e) => tracing::warn!("claiming \\Recent failed: {}", e.text),
+        }
+        if self.selected.as_ref().is_some_and(|s| s.id == id) {
+            self.write_recent();
         }
     }
 

@@ -1194,6 +1194,40 @@ fn recent_mail_is_claimed_once() {
     ));
 }
 
+/// \Recent for a session notified of new mail: only what nobody took yet,
+/// at most once; what lies below the range asked for is not handed out.
+#[test]
+fn notified_recent_mail_is_claimed_once() {
+    let f = fixture();
+    let a = f.store.create_account("alice", "h").unwrap();
+    let i = inbox(&f.store, a.id);
+    f.store.append(i.id, &[msg(1, &[]), msg(2, &[])]).unwrap();
+    // A session that knew UIDs 1 and 2 learns of 3 and 4.
+    f.store.append(i.id, &[msg(3, &[]), msg(4, &[])]).unwrap();
+    assert_eq!(f.store.claim_recent_range(i.id, 3, 5).unwrap(), (3, 5));
+    // Another session notified of the same messages gets none of them.
+    assert_eq!(f.store.claim_recent_range(i.id, 3, 5).unwrap(), (5, 5));
+    assert_eq!(
+        f.store.try_claim_recent_range(i.id, 3, 5).unwrap().unwrap(),
+        (5, 5)
+    );
+    // 1 and 2 were skipped, not claimed: nobody gets them later either.
+    assert_eq!(f.store.recent_count(i.id).unwrap(), 0);
+    assert_eq!(f.store.claim_recent(i.id).unwrap(), (5, 5));
+    f.store.append(i.id, &[msg(5, &[]), msg(6, &[])]).unwrap();
+    // A session that learns of 6 only (5 came through SELECT elsewhere).
+    assert_eq!(
+        f.store.try_claim_recent_range(i.id, 6, 7).unwrap().unwrap(),
+        (6, 7)
+    );
+    assert_eq!(f.store.claim_recent_range(i.id, 5, 6).unwrap(), (6, 6));
+    assert_eq!(f.store.claim_recent_range(i.id, 7, 7).unwrap(), (7, 7));
+    assert!(matches!(
+        f.store.claim_recent_range(999, 1, 2),
+        Err(StoreError::NoSuchMailbox)
+    ));
+}
+
 /// `foreign_version` moves with another connection's commit (another
 /// process), not with this store's own writes.
 #[test]
