@@ -61,8 +61,10 @@ async fn create_with_parents_delete_rename() {
     assert!(r.tagged.contains("[ALREADYEXISTS]"));
     c.no("CREATE INBOX").await;
     c.ok("CREATE trailing/").await;
+    // A mailbox with inferiors is not deleted: NO [HASCHILDREN] (RFC 9051
+    // 6.3.5), not INUSE, which would have the client retry.
     let r = c.no("DELETE a").await;
-    assert!(r.tagged.contains("children"));
+    assert!(r.tagged.contains("[HASCHILDREN]"), "{}", r.tagged);
     let r = c.no("DELETE nosuch").await;
     assert!(r.tagged.contains("[NONEXISTENT]"));
     c.no("DELETE INBOX").await;
@@ -127,6 +129,33 @@ async fn subscriptions_lsub_and_list_extended() {
     assert!(t.contains("* LSUB () \"/\" work/projects\r\n"), "{t}");
     assert!(t.contains("* LSUB (\\Noselect) \"/\" gone\r\n"), "{t}");
     assert!(!t.contains("Junk"));
+    // `%` stops above a subscribed inferior at its unsubscribed parent,
+    // flagged \Noselect (RFC 3501 6.3.9), for a mailbox that exists and for
+    // a subscription whose mailboxes do not.
+    c.ok("CREATE p/q/r").await;
+    c.ok("SUBSCRIBE p/q/r").await;
+    c.ok("SUBSCRIBE nope/child").await;
+    let r = c.ok("LSUB \"\" \"%\"").await;
+    let t = r.text();
+    assert!(t.contains("* LSUB (\\Noselect) \"/\" p\r\n"), "{t}");
+    assert!(t.contains("* LSUB (\\Noselect) \"/\" nope\r\n"), "{t}");
+    assert!(t.contains("* LSUB (\\Noselect) \"/\" work\r\n"), "{t}");
+    assert!(t.contains("* LSUB () \"/\" INBOX\r\n"), "{t}");
+    assert!(!t.contains("p/q") && !t.contains("nope/child"), "{t}");
+    let r = c.ok("LSUB \"\" \"p/%\"").await;
+    assert_eq!(r.text(), "* LSUB (\\Noselect) \"/\" p/q\r\n");
+    let r = c.ok("LSUB \"p/\" \"%\"").await;
+    assert_eq!(r.text(), "* LSUB (\\Noselect) \"/\" p/q\r\n");
+    // A subscribed parent is listed as itself, once.
+    c.ok("SUBSCRIBE p").await;
+    let r = c.ok("LSUB \"\" \"p\"").await;
+    assert_eq!(r.text(), "* LSUB () \"/\" p\r\n");
+    // With `*` only the subscriptions themselves.
+    let r = c.ok("LSUB \"\" \"p*\"").await;
+    assert_eq!(r.text(), "* LSUB () \"/\" p\r\n* LSUB () \"/\" p/q/r\r\n");
+    c.ok("UNSUBSCRIBE p").await;
+    c.ok("UNSUBSCRIBE p/q/r").await;
+    c.ok("UNSUBSCRIBE nope/child").await;
     let r = c.ok("LIST (SUBSCRIBED) \"\" \"*\"").await;
     let t = r.text();
     assert!(

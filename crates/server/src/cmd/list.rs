@@ -133,15 +133,31 @@ impl Session {
             .db(move |s| Ok((s.list_mailboxes(acc)?, s.subscriptions(acc)?)))
             .await?;
         let existing: BTreeSet<&str> = mailboxes.iter().map(|m| m.name.as_str()).collect();
+        let subscribed: BTreeSet<&str> = subs.iter().map(String::as_str).collect();
         let full = names::join_reference(&reference, &pattern);
-        let mut names_sorted: Vec<&String> = subs.iter().collect();
-        names_sorted.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
-        for name in names_sorted {
-            if !names::matches(&full, name) {
+        // Each matching subscription (\Noselect if its mailbox does not
+        // exist), and for one that does not match, its unsubscribed
+        // ancestors that do, flagged \Noselect: `%` stops above a
+        // subscribed `foo/bar` at `foo`, which "must return foo ... flagged
+        // with the \Noselect attribute" (RFC 3501 6.3.9), so a client that
+        // walks its subscriptions level by level finds them.
+        let mut found: BTreeMap<&str, bool> = BTreeMap::new();
+        for &name in &subscribed {
+            if names::matches(&full, name) {
+                found.insert(name, !existing.contains(name));
                 continue;
             }
+            for parent in names::parents(name) {
+                if !subscribed.contains(parent) && names::matches(&full, parent) {
+                    found.insert(parent, true);
+                }
+            }
+        }
+        let mut names_sorted: Vec<(&str, bool)> = found.into_iter().collect();
+        names_sorted.sort_by(|a, b| sort_key(a.0).cmp(&sort_key(b.0)));
+        for (name, noselect) in names_sorted {
             let mut line = b"* LSUB (".to_vec();
-            if !existing.contains(name.as_str()) {
+            if noselect {
                 line.extend_from_slice(b"\\Noselect");
             }
             line.extend_from_slice(b") \"/\" ");

@@ -221,8 +221,10 @@ impl Session {
         let all = self.db(move |s| s.list_mailboxes(acc)).await?;
         let prefix = format!("{name}{}", names::SEP);
         if all.iter().any(|mb| mb.name.starts_with(&prefix)) {
+            // RFC 9051 6.3.5: a server that does not delete a mailbox with
+            // inferiors says so with HASCHILDREN.
             return Err(CmdError::no_code(
-                "INUSE",
+                "HASCHILDREN",
                 "Mailbox has children, delete them first",
             ));
         }
