@@ -317,6 +317,9 @@ async fn recent_goes_to_the_first_session_that_selects() {
     assert!(r.has("* 2 FETCH (FLAGS (\\Recent))"), "{}", r.text());
     let r = a.ok("SEARCH RECENT").await;
     assert!(r.has("* SEARCH 1 2\r\n"), "{}", r.text());
+    // STATUS of the selected mailbox counts the session's own \Recent.
+    let r = a.ok("STATUS INBOX (RECENT)").await;
+    assert!(r.has("RECENT 2"), "{}", r.text());
     let r = a.ok("SEARCH NEW").await;
     assert!(r.has("* SEARCH 2\r\n"), "{}", r.text());
     let r = a.ok("SEARCH OLD").await;

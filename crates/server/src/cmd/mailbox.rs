@@ -362,7 +362,19 @@ impl Session {
             }
             let (k, v) = match item {
                 StatusItem::Messages => ("MESSAGES", st.messages as u64),
-                StatusItem::Recent => ("RECENT", u64::from(self.db_quick(|s| s.recent_count(id))?)),
+                StatusItem::Recent => {
+                    // What no session took, plus, for the selected mailbox,
+                    // what this session holds (\Recent is per session).
+                    let own = self
+                        .selected
+                        .as_ref()
+                        .filter(|s| s.id == id)
+                        .map_or(0, |s| s.recent_count() as u64);
+                    (
+                        "RECENT",
+                        own + u64::from(self.db_quick(|s| s.recent_count(id))?),
+                    )
+                }
                 StatusItem::UidNext => ("UIDNEXT", st.uidnext as u64),
                 StatusItem::UidValidity => ("UIDVALIDITY", st.uidvalidity as u64),
                 StatusItem::Unseen => ("UNSEEN", st.unseen as u64),
