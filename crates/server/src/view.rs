@@ -50,6 +50,11 @@ pub(crate) struct SelectedMailbox {
     pub recent_pending: Option<(Uid, Uid)>,
     /// The count the last RECENT response gave (sent again when it changes).
     pub recent_sent: u32,
+    /// How many messages of the view are in `recent`, kept as messages and
+    /// ranges come and go (a recount costs a walk per range, and a session
+    /// among several appending devices gathers many ranges): change `recent`
+    /// through [`SelectedMailbox::add_recent`] and `set_recent`.
+    pub recent_n: u32,
     /// Set while hibernated (then `messages` is empty).
     pub hibernated: Option<Hibernated>,
     /// The mailbox's publish counter when the store was last read, and when.
@@ -476,11 +481,53 @@ impl SelectedMailbox {
     /// How many messages of the view are \Recent in this session (the
     /// RECENT response).
     pub fn recent_count(&self) -> usize {
+        self.recent_n as usize
+    }
+
+    /// Sets the session's \Recent UIDs, counting them in the view.
+    #[cfg(test)]
+    pub fn set_recent(&mut self, recent: RecentUids) {
+        self.recent = recent;
+        self.recent_n = self.recount_recent() as u32;
+    }
+
+    /// Adds `[from, to)` to the session's \Recent UIDs.
+    pub fn add_recent(&mut self, from: Uid, to: Uid) {
+        if from >= to {
+            return;
+        }
+        // The messages of the view in the parts of the range not in
+        // `recent` already.
+        let ranges = self.recent.ranges();
+        let first = ranges.partition_point(|&(_, b)| b <= from);
+        let mut start = from;
+        let mut newly = 0;
+        for &(a, b) in ranges[first..].iter().take_while(|&&(a, _)| a < to) {
+            if a > start {
+                newly += self.count_in(start, a);
+            }
+            start = start.max(b);
+        }
+        if start < to {
+            newly += self.count_in(start, to);
+        }
+        self.recent.add(from, to);
+        self.recent_n += newly as u32;
+    }
+
+    /// The count of `recent_n` done from scratch.
+    #[cfg(test)]
+    fn recount_recent(&self) -> usize {
         self.recent
             .ranges()
             .iter()
-            .map(|&(from, to)| self.count_below(to) - self.count_below(from))
+            .map(|&(from, to)| self.count_in(from, to))
             .sum()
+    }
+
+    /// How many messages of the view have a UID in `[from, to)`.
+    fn count_in(&self, from: Uid, to: Uid) -> usize {
+        self.count_below(to) - self.count_below(from)
     }
 
     /// How many messages of the view have a UID below `uid`.
@@ -668,6 +715,7 @@ impl SelectedMailbox {
                 for m in changed {
                     if m.uid > max {
                         h.push(m.uid, &m.flags, m.modseq, &mut lookup);
+                        self.recent_n += u32::from(self.recent.contains(m.uid));
                         added = true;
                         continue;
                     }
@@ -683,6 +731,7 @@ impl SelectedMailbox {
             None => {
                 for m in changed {
                     if m.uid > max {
+                        self.recent_n += u32::from(self.recent.contains(m.uid));
                         self.messages.push(m);
                         added = true;
                     } else if let Ok(i) = self.messages.binary_search_by_key(&m.uid, |x| x.uid) {
@@ -736,7 +785,9 @@ impl SelectedMailbox {
         let uids = sorted_distinct(uids);
         let found = self.locate(&uids);
         let seqs = found.iter().rev().map(|&(p, _)| p as u32 + 1).collect();
-        let removed = found.iter().map(|&(_, u)| u).collect();
+        let removed: Vec<Uid> = found.iter().map(|&(_, u)| u).collect();
+        let recent_gone = removed.iter().filter(|&&u| self.recent.contains(u)).count();
+        self.recent_n -= recent_gone as u32;
         match self.hibernated.as_mut() {
             Some(h) => h.remove_located(&found),
             None => {
@@ -897,15 +948,32 @@ mod tests {
     }
 
     #[test]
-    fn recent_count_is_the_same_hibernated() {
-        let mut v = view(&[1, 2, 3, 7, 8, 9, 12]);
-        v.recent = RecentUids::from_range(2, 4);
-        v.recent.add(8, 20);
-        assert_eq!(v.recent_count(), 5);
-        v.hibernate(false);
-        assert_eq!(v.recent_count(), 5);
-        v.recent.add(0, 1);
-        assert_eq!(v.recent_count(), 5);
+    fn recent_count_follows_claims_arrivals_and_expunges() {
+        for hibernated in [false, true] {
+            let mut v = view(&[1, 2, 3, 7, 8, 9, 12]);
+            if hibernated {
+                v.hibernate(false);
+            }
+            v.set_recent(RecentUids::from_range(2, 4));
+            assert_eq!(v.recent_count(), 2);
+            v.add_recent(8, 20);
+            assert_eq!(v.recent_count(), 5);
+            // Overlapping what it has: only the new part counts.
+            v.add_recent(1, 9);
+            assert_eq!(v.recent_count(), 7);
+            v.add_recent(0, 1);
+            assert_eq!(v.recent_count(), 7);
+            // Claimed before the view learns of them (SELECT's claim, an
+            // APPEND's): counted when they arrive.
+            v.add_recent(30, 32);
+            assert_eq!(v.recent_count(), 7);
+            let new = vec![meta(30, &[], 5), meta(31, &[], 5), meta(33, &[], 5)];
+            v.apply(changes(new, vec![], 34), true, false);
+            assert_eq!(v.recent_count(), 9);
+            v.apply(changes(vec![], vec![2, 9, 33], 34), true, false);
+            assert_eq!(v.recent_count(), 7);
+            assert_eq!(v.recent_count(), v.recount_recent());
+        }
     }
 
     fn view(uids: &[u32]) -> SelectedMailbox {
@@ -921,6 +989,7 @@ mod tests {
             recent: RecentUids::default(),
             recent_pending: None,
             recent_sent: 0,
+            recent_n: 0,
             hibernated: None,
             seen_version: 0,
             checked_at: None,

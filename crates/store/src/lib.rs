@@ -126,6 +126,9 @@ pub struct AppendResult {
     pub uidvalidity: u32,
     pub uids: Vec<Uid>,
     pub modseq: ModSeq,
+    /// The UIDs `[from, to)` now \Recent for the caller
+    /// ([`MetaStore::append_indexed_recent`]); empty otherwise.
+    pub recent: (Uid, Uid),
 }
 
 /// What changed in a mailbox after some modseq.
@@ -477,6 +480,26 @@ pub trait MetaStore: Send + Sync {
     ) -> Result<AppendResult> {
         let _ = docs;
         self.append(mailbox, messages)
+    }
+    /// [`MetaStore::append_indexed`] by a session that has the mailbox
+    /// selected (IMAP4rev1, read-write) and knows its UIDs below
+    /// `recent_from`: it is the first to learn of its own messages, and of
+    /// any other new one, so it takes \Recent for them
+    /// ([`MetaStore::claim_recent_range`] from `recent_from` to the new
+    /// UIDNEXT), in the same transaction when the store can
+    /// ([`AppendResult::recent`]).
+    fn append_indexed_recent(
+        &self,
+        mailbox: MailboxId,
+        messages: &[NewMessage],
+        docs: &[SearchDoc],
+        recent_from: Option<Uid>,
+    ) -> Result<AppendResult> {
+        let mut r = self.append_indexed(mailbox, messages, docs)?;
+        if let (Some(from), Some(&last)) = (recent_from, r.uids.iter().max()) {
+            r.recent = self.claim_recent_range(mailbox, from, last + 1)?;
+        }
+        Ok(r)
     }
     /// Indexes message contents (idempotent per blob) and links every message
     /// with that blob to its document.

@@ -137,6 +137,7 @@ struct AppendJob {
     messages: Vec<NewMessage>,
     docs: Vec<SearchDoc>,
     prepared: Vec<(String, bool, bool, i64)>,
+    recent_from: Option<Uid>,
     reply: std::sync::mpsc::Sender<Result<AppendResult>>,
 }
 
@@ -738,7 +739,14 @@ fn commit_appends(conn: &Connection, mut jobs: Vec<AppendJob>, texts: &texts::Te
     let mut created: Vec<(usize, usize, i64)> = Vec::new();
     for (n, j) in jobs.iter().enumerate() {
         let r = txn::savepoint(&tx, |c| {
-            append_in(c, j.mailbox, &j.messages, &j.docs, &j.prepared)
+            append_in(
+                c,
+                j.mailbox,
+                &j.messages,
+                &j.docs,
+                &j.prepared,
+                j.recent_from,
+            )
         });
         results.push(r.map(|(res, new_docs)| {
             created.extend(new_docs.into_iter().map(|(d, id)| (n, d, id)));
@@ -779,6 +787,7 @@ fn append_in(
     messages: &[NewMessage],
     docs: &[SearchDoc],
     prepared: &[(String, bool, bool, i64)],
+    recent_from: Option<Uid>,
 ) -> Result<(AppendResult, Vec<(usize, i64)>)> {
     if messages.is_empty() {
         let info = mailbox_by_id(tx, mailbox)?;
@@ -787,6 +796,7 @@ fn append_in(
                 uidvalidity: info.uidvalidity,
                 uids: Vec::new(),
                 modseq: info.highest_modseq,
+                recent: (0, 0),
             },
             Vec::new(),
         ));
@@ -838,11 +848,17 @@ fn append_in(
         ])?;
         uids.push(uid);
     }
+    let next = first + messages.len() as u32;
+    let recent = match recent_from {
+        Some(from) => claim_recent_in(tx, mailbox, from, next)?,
+        None => (0, 0),
+    };
     Ok((
         AppendResult {
             uidvalidity: info.uidvalidity,
             uids,
             modseq,
+            recent,
         },
         created,
     ))
@@ -1179,6 +1195,20 @@ fn expunge_in(
         modseq,
         unreferenced_files,
     })
+}
+
+impl SqliteStore {
+    /// The mailbox's `recent_from` (UIDs below it were given out), read
+    /// without the write lock: a claim with nothing left to take (another
+    /// session, often an APPEND's own transaction, took it) writes nothing.
+    fn unclaimed_from(&self, mailbox: MailboxId) -> Result<Uid> {
+        self.read_one(|tx| {
+            tx.prepare_cached("SELECT recent_from FROM mailboxes WHERE id = ?1")?
+                .query_row([mailbox], |r| col_u32(r, 0))
+                .optional()?
+                .ok_or(StoreError::NoSuchMailbox)
+        })
+    }
 }
 
 /// [`MetaStore::claim_recent_range`]: the part of `[from, to)` at or above
@@ -1634,6 +1664,16 @@ impl MetaStore for SqliteStore {
         messages: &[NewMessage],
         docs: &[SearchDoc],
     ) -> Result<AppendResult> {
+        self.append_indexed_recent(mailbox, messages, docs, None)
+    }
+
+    fn append_indexed_recent(
+        &self,
+        mailbox: MailboxId,
+        messages: &[NewMessage],
+        docs: &[SearchDoc],
+        recent_from: Option<Uid>,
+    ) -> Result<AppendResult> {
         // Validate (and canonicalise) everything before taking the write lock.
         let prepared: Vec<(String, bool, bool, i64)> = messages
             .iter()
@@ -1667,6 +1707,7 @@ impl MetaStore for SqliteStore {
                 messages: messages.to_vec(),
                 docs: docs.to_vec(),
                 prepared,
+                recent_from,
                 reply,
             });
         {
@@ -1855,7 +1896,7 @@ impl MetaStore for SqliteStore {
     }
 
     fn claim_recent_range(&self, mailbox: MailboxId, from: Uid, to: Uid) -> Result<(Uid, Uid)> {
-        if from >= to {
+        if from >= to || self.unclaimed_from(mailbox)? >= to {
             return Ok((to, to));
         }
         self.write_relaxed(|tx| claim_recent_in(tx, mailbox, from, to))
@@ -1869,6 +1910,11 @@ impl MetaStore for SqliteStore {
     ) -> Option<Result<(Uid, Uid)>> {
         if from >= to {
             return Some(Ok((to, to)));
+        }
+        match self.unclaimed_from(mailbox) {
+            Ok(u) if u >= to => return Some(Ok((to, to))),
+            Ok(_) => {}
+            Err(e) => return Some(Err(e)),
         }
         self.try_write_relaxed(|tx| claim_recent_in(tx, mailbox, from, to))
     }

@@ -69,6 +69,14 @@ impl Session {
                     m.data.len()
                 })
         });
+        // Appending to its own selected mailbox (IMAP4rev1, read-write), the
+        // session is the first to learn of the new mail: it takes \Recent in
+        // the APPEND's transaction, not in a write of its own afterwards.
+        let recent_from = self
+            .selected
+            .as_ref()
+            .filter(|s| s.id == id && !s.read_only && !self.rev2)
+            .map(|s| s.max_uid() + 1);
         // One trip to the blocking pool: store the blobs, flush them, then
         // commit the metadata (grouped with concurrent APPENDs).
         let (res, described) = tokio::task::spawn_blocking(move || {
@@ -80,12 +88,20 @@ impl Session {
             let described = describe(&prepared);
             let res = shared
                 .store
-                .append_indexed(id, &prepared, &docs)
+                .append_indexed_recent(id, &prepared, &docs, recent_from)
                 .map_err(CmdError::from_store)?;
             Ok::<_, CmdError>((res, described))
         })
         .await
         .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))??;
+        if recent_from.is_some() {
+            if let Some(&last) = res.uids.iter().max() {
+                self.shared.published.took_recent(id, last + 1);
+            }
+            if let Some(sel) = self.selected.as_mut().filter(|s| s.id == id) {
+                sel.add_recent(res.recent.0, res.recent.1);
+            }
+        }
         let bytes: u64 = described.iter().map(|m| m.1).sum();
         let count = described.len() as u64;
         self.shared.metrics.appended_bytes.inc_by(bytes);

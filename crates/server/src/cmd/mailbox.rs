@@ -143,6 +143,7 @@ impl Session {
             recent,
             recent_pending: None,
             recent_sent: recent_n,
+            recent_n,
             hibernated: None,
             // As fresh as a sync's store read: the sync after SELECT need
             // not read the store again.

@@ -611,7 +611,7 @@ impl Session {
             }
             match self.shared.store.try_claim_recent_range(sel.id, from, to) {
                 Some(Ok((a, b))) => {
-                    sel.recent.add(a, b);
+                    sel.add_recent(a, b);
                     self.shared.published.took_recent(sel.id, to);
                 }
                 Some(Err(e)) => tracing::warn!("claiming \\Recent failed: {e}"),
@@ -652,7 +652,7 @@ impl Session {
             Ok((a, b)) => {
                 self.shared.published.took_recent(id, to);
                 if let Some(sel) = self.selected.as_mut().filter(|s| s.id == id) {
-                    sel.recent.add(a, b);
+                    sel.add_recent(a, b);
                 }
             }
             Err(e) => tracing::warn!("claiming \\Recent failed: {}", e.text),
