@@ -1228,6 +1228,32 @@ fn notified_recent_mail_is_claimed_once() {
     ));
 }
 
+/// An APPEND by a session with the mailbox selected takes \Recent in its own
+/// transaction: its messages and any other nobody took from the session's
+/// first unknown UID on; a plain APPEND takes nothing.
+#[test]
+fn append_takes_recent_for_its_session() {
+    let f = fixture();
+    let a = f.store.create_account("alice", "h").unwrap();
+    let i = inbox(&f.store, a.id);
+    f.store.append(i.id, &[msg(1, &[])]).unwrap();
+    let r = f
+        .store
+        .append_indexed_recent(i.id, &[msg(2, &[]), msg(3, &[])], &[], Some(1))
+        .unwrap();
+    assert_eq!((r.uids.clone(), r.recent), (vec![2, 3], (1, 4)));
+    let r = f.store.append(i.id, &[msg(4, &[])]).unwrap();
+    assert_eq!(r.recent, (0, 0));
+    assert_eq!(f.store.recent_count(i.id).unwrap(), 1);
+    // A session that knew UIDs up to 2 only: 3 is taken, 4 and its own 5 not.
+    let r = f
+        .store
+        .append_indexed_recent(i.id, &[msg(5, &[])], &[], Some(3))
+        .unwrap();
+    assert_eq!(r.recent, (4, 6));
+    assert_eq!(f.store.recent_count(i.id).unwrap(), 0);
+}
+
 /// `foreign_version` moves with another connection's commit (another
 /// process), not with this store's own writes.
 #[test]
