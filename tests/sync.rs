@@ -615,6 +615,8 @@ async fn randomized_concurrent_clients_keep_consistent_views() {
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((client + 1) * 0x1234_5678));
             let mut model = Model::default();
+            // UIDs this client appended (APPENDUID).
+            let mut mine = Vec::new();
             c.ok("ENABLE CONDSTORE").await;
             let r = c.ok("SELECT INBOX").await;
             model.apply(&r, "SELECT").unwrap();
@@ -642,6 +644,9 @@ async fn randomized_concurrent_clients_keep_consistent_views() {
                 } else {
                     (c.cmd(&cmd).await, cmd)
                 };
+                if cmd == "APPEND" {
+                    mine.push(num_after(&r.tagged, "[APPENDUID ") as u32);
+                }
                 // Other sessions may expunge what we address: NO is fine, BAD is not.
                 assert!(
                     !r.tagged.starts_with("BAD"),
@@ -665,12 +670,34 @@ async fn randomized_concurrent_clients_keep_consistent_views() {
                 model.uids.len(),
                 "client {client}: SEARCH ALL vs EXISTS"
             );
-            uids
+            // IMAP4rev1 \Recent: what it appended to its selected mailbox
+            // is recent in this session (it was the first to learn of it).
+            let r = c.ok("UID SEARCH RECENT").await;
+            let recent: std::collections::BTreeSet<u32> = r.lines_starting("* SEARCH")[0]
+                .split_whitespace()
+                .skip(2)
+                .map(|x| x.parse().unwrap())
+                .collect();
+            for u in mine.iter().filter(|u| uids.contains(u)) {
+                assert!(
+                    recent.contains(u),
+                    "client {client}: appended UID {u} not \\Recent"
+                );
+            }
+            (uids, recent)
         }));
     }
     let mut finals = Vec::new();
+    let mut recents: Vec<std::collections::BTreeSet<u32>> = Vec::new();
     for t in tasks {
-        finals.push(t.await.expect("client task"));
+        let (uids, recent) = t.await.expect("client task");
+        // \Recent in one session at most (RFC 3501 2.3.2).
+        for (i, other) in recents.iter().enumerate() {
+            let both: Vec<&u32> = recent.intersection(other).collect();
+            assert!(both.is_empty(), "\\Recent in two sessions ({i}): {both:?}");
+        }
+        recents.push(recent);
+        finals.push(uids);
     }
     // After a final NOOP every client sees the same mailbox.
     let mut c = s.login().await;
