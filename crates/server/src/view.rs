@@ -99,6 +99,12 @@ impl RecentUids {
     pub fn ranges(&self) -> &[(Uid, Uid)] {
         &self.0
     }
+
+    /// Forgets the ranges that end at or below `uid`.
+    fn drop_below(&mut self, uid: Uid) {
+        let n = self.0.partition_point(|&(_, to)| to <= uid);
+        self.0.drain(..n);
+    }
 }
 
 /// The compact view of a hibernated session: runs of consecutive UIDs, and
@@ -805,6 +811,16 @@ impl SelectedMailbox {
         if self.pending_expunge.is_empty() {
             self.pending_floor = 0;
         }
+        // \Recent ranges below the view's first message hold nothing any
+        // more (new mail comes above the last): a long session among several
+        // devices keeps only the ranges that still count.
+        let first = match &self.hibernated {
+            Some(h) => h.runs.first().map(|r| r.first),
+            None => self.messages.first().map(|m| m.uid),
+        };
+        if let Some(first) = first {
+            self.recent.drop_below(first);
+        }
         (seqs, removed)
     }
 
@@ -972,6 +988,16 @@ mod tests {
             assert_eq!(v.recent_count(), 9);
             v.apply(changes(vec![], vec![2, 9, 33], 34), true, false);
             assert_eq!(v.recent_count(), 7);
+            assert_eq!(v.recent_count(), v.recount_recent());
+            // Ranges below the first message are forgotten.
+            v.add_recent(40, 41);
+            v.apply(changes(vec![], vec![1, 3, 7, 8, 12], 35), true, false);
+            assert_eq!(v.recent_count(), 2);
+            assert_eq!(v.recent.ranges(), &[(30, 32), (40, 41)]);
+            // A range the first message is in stays.
+            v.apply(changes(vec![], vec![30], 36), true, false);
+            assert_eq!(v.recent.ranges(), &[(30, 32), (40, 41)]);
+            assert_eq!(v.recent_count(), 1);
             assert_eq!(v.recent_count(), v.recount_recent());
         }
     }
