@@ -660,11 +660,7 @@ async fn randomized_concurrent_clients_keep_consistent_views() {
             let r = c.ok("NOOP").await;
             model.apply(&r, "NOOP").unwrap();
             let r = c.ok("UID SEARCH ALL").await;
-            let uids: Vec<u32> = r.lines_starting("* SEARCH")[0]
-                .split_whitespace()
-                .skip(2)
-                .map(|x| x.parse().unwrap())
-                .collect();
+            let uids = r.search_numbers();
             assert_eq!(
                 uids.len(),
                 model.uids.len(),
@@ -673,11 +669,7 @@ async fn randomized_concurrent_clients_keep_consistent_views() {
             // IMAP4rev1 \Recent: what it appended to its selected mailbox
             // is recent in this session (it was the first to learn of it).
             let r = c.ok("UID SEARCH RECENT").await;
-            let recent: std::collections::BTreeSet<u32> = r.lines_starting("* SEARCH")[0]
-                .split_whitespace()
-                .skip(2)
-                .map(|x| x.parse().unwrap())
-                .collect();
+            let recent: std::collections::BTreeSet<u32> = r.search_numbers().into_iter().collect();
             for u in mine.iter().filter(|u| uids.contains(u)) {
                 assert!(
                     recent.contains(u),
@@ -703,26 +695,16 @@ async fn randomized_concurrent_clients_keep_consistent_views() {
     let mut c = s.login().await;
     c.ok("SELECT INBOX").await;
     let r = c.ok("UID SEARCH ALL").await;
-    let truth: Vec<u32> = r.lines_starting("* SEARCH")[0]
-        .split_whitespace()
-        .skip(2)
-        .map(|x| x.parse().unwrap())
-        .collect();
+    let truth = r.search_numbers();
     // A fresh SELECT (served from the shared snapshot of the mailbox, kept
     // up to date from what the sessions published) shows what the store
     // holds.
-    {
-        use pillarbox_store::MetaStore;
-        let (st, inbox) = s.other_process("INBOX");
-        let held: Vec<u32> = st
-            .snapshot(inbox)
-            .unwrap()
-            .1
-            .iter()
-            .map(|m| m.uid)
-            .collect();
-        assert_eq!(truth, held, "a fresh SELECT against the store");
-    }
+    let (st, inbox) = s.other_process("INBOX");
+    assert_eq!(
+        truth,
+        held_uids(&st, inbox),
+        "a fresh SELECT against the store"
+    );
     for f in finals {
         // Clients finished at different times; each view is a snapshot that
         // must be a superset of the UIDs that still exist now and appeared before.

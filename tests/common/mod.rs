@@ -119,6 +119,17 @@ impl TestServer {
     }
 }
 
+/// The UIDs `mailbox` holds in `store`, ascending.
+pub fn held_uids(store: &dyn pillarbox_store::MetaStore, mailbox: i64) -> Vec<u32> {
+    store
+        .snapshot(mailbox)
+        .unwrap()
+        .1
+        .iter()
+        .map(|m| m.uid)
+        .collect()
+}
+
 fn mailbox_id(st: &dyn pillarbox_store::MetaStore, mailbox: &str) -> i64 {
     let acc = st.account(USER).unwrap().unwrap().id;
     st.mailbox(acc, mailbox).unwrap().unwrap().id
@@ -175,6 +186,14 @@ impl Response {
             .iter()
             .map(|l| String::from_utf8_lossy(l).into_owned())
             .filter(|l| l.starts_with(prefix))
+            .collect()
+    }
+    /// The numbers of the (first) `* SEARCH` response.
+    pub fn search_numbers(&self) -> Vec<u32> {
+        self.lines_starting("* SEARCH")[0]
+            .split_whitespace()
+            .skip(2)
+            .map(|x| x.parse().unwrap())
             .collect()
     }
 }

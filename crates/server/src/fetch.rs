@@ -432,13 +432,6 @@ impl Session {
                 _ => String::new(),
             })
             .collect();
-        // \Recent in this session (IMAP4rev1): shown with the flags.
-        let recent_uids = self
-            .selected
-            .as_ref()
-            .map(|s| s.recent.clone())
-            .unwrap_or_default();
-        let recent = move |uid: u32| recent_uids.contains(uid);
         for (n, &i) in idxs.iter().enumerate() {
             let Some(sel) = self.selected.as_ref() else {
                 break;
@@ -446,6 +439,8 @@ impl Session {
             let Some(meta) = sel.messages.get(i).cloned() else {
                 continue;
             };
+            // \Recent in this session (IMAP4rev1): shown with the flags.
+            let recent = sel.is_recent(meta.uid);
             let seq = i as u32 + 1;
             gone |= (want_raw || want_summary) && meta.blob.is_empty();
             if batch.is_empty() && (want_raw || want_summary) {
@@ -502,7 +497,7 @@ impl Session {
                     FetchAttr::Flags => {
                         sep(&mut line, &mut first);
                         line.extend_from_slice(b"FLAGS ");
-                        crate::cmd::flag_list(&mut line, &meta.flags, recent(meta.uid));
+                        crate::cmd::flag_list(&mut line, &meta.flags, recent);
                         flags_sent = true;
                     }
                     FetchAttr::InternalDate => {
@@ -676,7 +671,7 @@ impl Session {
                 if !flags_sent {
                     sep(&mut line, &mut first);
                     line.extend_from_slice(b"FLAGS ");
-                    crate::cmd::flag_list(&mut line, &meta.flags, recent(meta.uid));
+                    crate::cmd::flag_list(&mut line, &meta.flags, recent);
                 }
                 if self.condstore && !attrs.contains(&FetchAttr::ModSeq) {
                     sep(&mut line, &mut first);

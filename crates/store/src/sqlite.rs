@@ -848,9 +848,9 @@ fn append_in(
         ])?;
         uids.push(uid);
     }
-    let next = first + messages.len() as u32;
+    // Up to the UIDNEXT `bump` moved past these messages.
     let recent = match recent_from {
-        Some(from) => claim_recent_in(tx, mailbox, from, next)?,
+        Some(from) => claim_recent_in(tx, mailbox, from, None)?,
         None => (0, 0),
     };
     Ok((
@@ -1202,23 +1202,30 @@ impl SqliteStore {
     /// without the write lock: a claim with nothing left to take (another
     /// session, often an APPEND's own transaction, took it) writes nothing.
     fn unclaimed_from(&self, mailbox: MailboxId) -> Result<Uid> {
-        self.read_one(|tx| {
-            tx.prepare_cached("SELECT recent_from FROM mailboxes WHERE id = ?1")?
-                .query_row([mailbox], |r| col_u32(r, 0))
-                .optional()?
-                .ok_or(StoreError::NoSuchMailbox)
-        })
+        self.read_one(|tx| Ok(recent_marks(tx, mailbox)?.0))
     }
 }
 
-/// [`MetaStore::claim_recent_range`]: the part of `[from, to)` at or above
-/// the mailbox's `recent_from`, which moves past it.
-fn claim_recent_in(tx: &Connection, mailbox: MailboxId, from: Uid, to: Uid) -> Result<(Uid, Uid)> {
-    let unclaimed = tx
-        .prepare_cached("SELECT recent_from FROM mailboxes WHERE id = ?1")?
-        .query_row([mailbox], |r| col_u32(r, 0))
+/// A mailbox's `recent_from` (UIDs below it were given out as \Recent) and
+/// UIDNEXT.
+fn recent_marks(tx: &Connection, mailbox: MailboxId) -> Result<(Uid, Uid)> {
+    tx.prepare_cached("SELECT recent_from, uidnext FROM mailboxes WHERE id = ?1")?
+        .query_row([mailbox], |r| Ok((col_u32(r, 0)?, col_u32(r, 1)?)))
         .optional()?
-        .ok_or(StoreError::NoSuchMailbox)?;
+        .ok_or(StoreError::NoSuchMailbox)
+}
+
+/// \Recent for a caller: the part of `[from, to)` (`to` UIDNEXT when None:
+/// [`MetaStore::claim_recent`]) at or above the mailbox's `recent_from`,
+/// which moves past it ([`MetaStore::claim_recent_range`]).
+fn claim_recent_in(
+    tx: &Connection,
+    mailbox: MailboxId,
+    from: Uid,
+    to: Option<Uid>,
+) -> Result<(Uid, Uid)> {
+    let (unclaimed, next) = recent_marks(tx, mailbox)?;
+    let to = to.unwrap_or(next);
     let start = unclaimed.max(from);
     if start >= to {
         return Ok((to, to));
@@ -1881,25 +1888,14 @@ impl MetaStore for SqliteStore {
     }
 
     fn claim_recent(&self, mailbox: MailboxId) -> Result<(Uid, Uid)> {
-        self.write_relaxed(|tx| {
-            let (from, to) = tx
-                .prepare_cached("SELECT recent_from, uidnext FROM mailboxes WHERE id = ?1")?
-                .query_row([mailbox], |r| Ok((col_u32(r, 0)?, col_u32(r, 1)?)))
-                .optional()?
-                .ok_or(StoreError::NoSuchMailbox)?;
-            if from < to {
-                tx.prepare_cached("UPDATE mailboxes SET recent_from = ?2 WHERE id = ?1")?
-                    .execute(params![mailbox, to])?;
-            }
-            Ok((from, to))
-        })
+        self.write_relaxed(|tx| claim_recent_in(tx, mailbox, 0, None))
     }
 
     fn claim_recent_range(&self, mailbox: MailboxId, from: Uid, to: Uid) -> Result<(Uid, Uid)> {
         if from >= to || self.unclaimed_from(mailbox)? >= to {
             return Ok((to, to));
         }
-        self.write_relaxed(|tx| claim_recent_in(tx, mailbox, from, to))
+        self.write_relaxed(|tx| claim_recent_in(tx, mailbox, from, Some(to)))
     }
 
     fn try_claim_recent_range(
@@ -1916,7 +1912,7 @@ impl MetaStore for SqliteStore {
             Ok(_) => {}
             Err(e) => return Some(Err(e)),
         }
-        self.try_write_relaxed(|tx| claim_recent_in(tx, mailbox, from, to))
+        self.try_write_relaxed(|tx| claim_recent_in(tx, mailbox, from, Some(to)))
     }
 
     fn recent_count(&self, mailbox: MailboxId) -> Result<u32> {

@@ -94,13 +94,8 @@ impl Session {
         })
         .await
         .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))??;
-        if recent_from.is_some() {
-            if let Some(&last) = res.uids.iter().max() {
-                self.shared.published.took_recent(id, last + 1);
-            }
-            if let Some(sel) = self.selected.as_mut().filter(|s| s.id == id) {
-                sel.add_recent(res.recent.0, res.recent.1);
-            }
+        if let (Some(_), Some(&last)) = (recent_from, res.uids.iter().max()) {
+            self.took_recent(id, res.recent, last + 1);
         }
         let bytes: u64 = described.iter().map(|m| m.1).sum();
         let count = described.len() as u64;

@@ -609,11 +609,9 @@ impl Session {
                 sel.recent_pending = Some((f, to));
                 return;
             }
-            match self.shared.store.try_claim_recent_range(sel.id, from, to) {
-                Some(Ok((a, b))) => {
-                    sel.add_recent(a, b);
-                    self.shared.published.took_recent(sel.id, to);
-                }
+            let id = sel.id;
+            match self.shared.store.try_claim_recent_range(id, from, to) {
+                Some(Ok(claimed)) => self.took_recent(id, claimed, to),
                 Some(Err(e)) => tracing::warn!("claiming \\Recent failed: {e}"),
                 None => {
                     sel.recent_pending = Some((from, to));
@@ -622,6 +620,16 @@ impl Session {
             }
         }
         self.write_recent();
+    }
+
+    /// A \Recent claim in `mailbox` up to `to` was made, and gave this
+    /// session `claimed`: this process knows it (`PublishLog::recent_taken`),
+    /// and the view, if that mailbox is still selected.
+    pub(crate) fn took_recent(&mut self, mailbox: i64, claimed: (Uid, Uid), to: Uid) {
+        self.shared.published.took_recent(mailbox, to);
+        if let Some(sel) = self.selected.as_mut().filter(|s| s.id == mailbox) {
+            sel.add_recent(claimed.0, claimed.1);
+        }
     }
 
     /// `* n RECENT` if n changed since the last one (as Dovecot does: a
@@ -649,12 +657,7 @@ impl Session {
             return;
         };
         match self.db(move |s| s.claim_recent_range(id, from, to)).await {
-            Ok((a, b)) => {
-                self.shared.published.took_recent(id, to);
-                if let Some(sel) = self.selected.as_mut().filter(|s| s.id == id) {
-                    sel.add_recent(a, b);
-                }
-            }
+            Ok(claimed) => self.took_recent(id, claimed, to),
             Err(e) => tracing::warn!("claiming \\Recent failed: {}", e.text),
         }
         if self.selected.as_ref().is_some_and(|s| s.id == id) {
