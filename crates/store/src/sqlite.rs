@@ -825,10 +825,11 @@ fn append_in(
     // The document of the blob, if it is indexed (now or before).
     let mut ins = tx.prepare_cached(
         "INSERT INTO messages(mailbox, uid, modseq, flags, seen, deleted, internal_date,
-                                  date_offset, size, blob, summary, docid)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
-                     (SELECT docid FROM search_docs WHERE blob = ?10))",
+                                  date_offset, size, blob, docid, summary)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
+                     (SELECT docid FROM search_docs WHERE blob = ?10), ?11)",
     )?;
+    let mut summary = tx.prepare_cached("INSERT INTO summaries(summary) VALUES (?1)")?;
     let mut uids = Vec::with_capacity(messages.len());
     for (i, (msg, (fl, seen, deleted, size))) in messages.iter().zip(prepared).enumerate() {
         // `bump` checked that first + len fits in a u32.
@@ -844,7 +845,7 @@ fn append_in(
             i64::from(msg.date_offset_minutes),
             size,
             msg.blob.as_str(),
-            msg.summary,
+            summary.insert([&msg.summary])?,
         ])?;
         uids.push(uid);
     }
@@ -1151,14 +1152,20 @@ fn expunge_in(
     only_deleted: bool,
     keep: u32,
 ) -> Result<Expunged> {
-    let mut rows = rows_for_uids(tx, mailbox, uids, "uid, docid, blob, deleted", |r| {
-        Ok((
-            col_u32(r, 0)?,
-            r.get::<_, Option<i64>>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, bool>(3)?,
-        ))
-    })?;
+    let mut rows = rows_for_uids(
+        tx,
+        mailbox,
+        uids,
+        "uid, docid, blob, deleted, summary",
+        |r| {
+            Ok((
+                col_u32(r, 0)?,
+                r.get::<_, Option<i64>>(1)?,
+                (r.get::<_, String>(2)?, r.get::<_, i64>(4)?),
+                r.get::<_, bool>(3)?,
+            ))
+        },
+    )?;
     if only_deleted {
         rows.retain(|r| r.3);
     }
@@ -1311,9 +1318,9 @@ fn copy_in(
     {
         let mut ins = tx.prepare_cached(
             "INSERT INTO messages(mailbox, uid, modseq, flags, seen, deleted, internal_date,
-                                  date_offset, size, blob, summary, docid)
-             SELECT ?1, ?2, ?3, flags, seen, deleted, internal_date, date_offset, size, blob, summary,
-                    docid
+                                  date_offset, size, blob, docid, summary)
+             SELECT ?1, ?2, ?3, flags, seen, deleted, internal_date, date_offset, size, blob, docid,
+                    summary
              FROM messages WHERE mailbox = ?4 AND uid = ?5",
         )?;
         for (i, &uid) in src_uids.iter().enumerate() {
@@ -1333,19 +1340,30 @@ fn copy_in(
     })
 }
 
-/// Of `blobs`, those no message references any more and that may have a file,
-/// for the caller to delete after its commit. A body kept in the database
-/// (`bodies`) is deleted here, in the caller's transaction, and not reported:
+/// Of the contents (blob, summary id) of removed messages, the blobs no
+/// message references any more and that may have a file, for the caller to
+/// delete after its commit. Summaries no message holds any more, and a body
+/// kept in the database (`bodies`), are deleted here, in the caller's
+/// transaction, and the latter not reported:
 /// content stored as a file before bodies moved into the database and
 /// appended again since has both, and that file stays behind.
-fn unreferenced_files(tx: &Connection, mut blobs: Vec<String>) -> Result<Vec<BlobId>> {
-    blobs.sort_unstable();
-    blobs.dedup();
+fn unreferenced_files(tx: &Connection, mut contents: Vec<(String, i64)>) -> Result<Vec<BlobId>> {
+    contents.sort_unstable();
+    contents.dedup();
     let mut body = tx.prepare_cached("DELETE FROM bodies WHERE id = ?1")?;
+    // Only messages of the same content share a summary (copies).
+    let mut held = tx.prepare_cached(
+        "SELECT 1 FROM messages INDEXED BY messages_blob WHERE blob = ?1 AND summary = ?2 LIMIT 1",
+    )?;
+    let mut summary = tx.prepare_cached("DELETE FROM summaries WHERE id = ?1")?;
     let mut out = Vec::new();
-    for b in blobs {
-        if !blob_in_use(tx, &b)? && body.execute([&b])? == 0 {
-            out.push(BlobId::new(&b));
+    for (i, (b, id)) in contents.iter().enumerate() {
+        if !held.exists(params![b, id])? {
+            summary.execute([id])?;
+        }
+        let last_of_blob = contents.get(i + 1).is_none_or(|(next, _)| next != b);
+        if last_of_blob && !blob_in_use(tx, b)? && body.execute([b])? == 0 {
+            out.push(BlobId::new(b));
         }
     }
     Ok(out)
@@ -1527,12 +1545,12 @@ impl MetaStore for SqliteStore {
                 .query_row([name], |r| r.get(0))
                 .optional()?
                 .ok_or(StoreError::NoSuchAccount)?;
-            let blobs: Vec<String> = {
+            let blobs: Vec<(String, i64)> = {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT DISTINCT blob FROM messages
+                    "SELECT DISTINCT blob, summary FROM messages
                      WHERE mailbox IN (SELECT id FROM mailboxes WHERE account = ?1)",
                 )?;
-                let rows = stmt.query_map([id], |r| r.get(0))?;
+                let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
             let mailboxes: Vec<MailboxId> = {
@@ -1614,10 +1632,11 @@ impl MetaStore for SqliteStore {
         }
         self.write(|tx| {
             let info = mailbox_by_name(tx, account, name)?.ok_or(StoreError::NoSuchMailbox)?;
-            let blobs: Vec<String> = {
-                let mut stmt =
-                    tx.prepare_cached("SELECT DISTINCT blob FROM messages WHERE mailbox = ?1")?;
-                let rows = stmt.query_map([info.id], |r| r.get(0))?;
+            let blobs: Vec<(String, i64)> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT DISTINCT blob, summary FROM messages WHERE mailbox = ?1",
+                )?;
+                let rows = stmt.query_map([info.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
             delete_mailbox_rows(tx, info.id)?;
@@ -1851,8 +1870,10 @@ impl MetaStore for SqliteStore {
 
     fn summaries(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Option<Vec<u8>>>> {
         self.read_small(|tx| {
-            let mut stmt =
-                tx.prepare_cached("SELECT summary FROM messages WHERE mailbox = ?1 AND uid = ?2")?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT s.summary FROM messages m JOIN summaries s ON s.id = m.summary
+                     WHERE m.mailbox = ?1 AND m.uid = ?2",
+            )?;
             let mut out = Vec::with_capacity(uids.len());
             for &uid in uids {
                 out.push(

@@ -262,7 +262,7 @@ pub(crate) fn header_fields(
     match uids {
         None => {
             let mut stmt = tx.prepare_cached(&format!(
-                "SELECT m.uid, {FIELD_COLS} FROM messages m INDEXED BY messages_mailbox_docid
+                "SELECT m.uid, {FIELD_COLS} FROM messages m
                  LEFT JOIN search_docs d ON d.docid = m.docid
                  WHERE m.mailbox = ?1 ORDER BY m.uid"
             ))?;
@@ -293,10 +293,9 @@ pub(crate) fn header_fields(
 }
 
 /// SORT/THREAD rows of the messages of a mailbox with UID > `after`: one
-/// range scan of the covering `messages_mailbox_docid` index, ARRIVAL and
-/// SIZE from the narrow `sort_dates` table, the documents joined by rowid;
-/// the large message rows are only read for the blob of a message not
-/// indexed (an indexed one gets an empty blob id: its fields are stored).
+/// range scan of the (narrow, clustered) message rows, the documents joined
+/// by rowid; a message not indexed comes with its blob id (an indexed one
+/// gets an empty one: its fields are stored).
 /// The header *search* values SORT/THREAD do not use (From/To/Cc/Bcc, the
 /// sent day) are left `None`.
 pub(crate) fn sort_rows(
@@ -305,15 +304,11 @@ pub(crate) fn sort_rows(
     after: Uid,
 ) -> Result<Vec<crate::SortRow>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT m.uid, s.internal_date, s.size,
-             CASE WHEN d.docid IS NULL THEN
-                 (SELECT b.blob FROM messages b WHERE b.mailbox = m.mailbox AND b.uid = m.uid)
-             ELSE '' END,
+        "SELECT m.uid, m.internal_date, m.size, CASE WHEN d.docid IS NULL THEN m.blob ELSE '' END,
              d.subject, NULL, NULL, NULL, NULL, d.sent_date, NULL, d.sort_subject, d.sort_from,
              d.sort_to, d.sort_cc, d.display_from, d.display_to, d.message_id, d.in_reply_to,
              d.refs
-         FROM messages m INDEXED BY messages_mailbox_docid
-         JOIN sort_dates s ON s.mailbox = m.mailbox AND s.uid = m.uid
+         FROM messages m
          LEFT JOIN search_docs d ON d.docid = m.docid
          WHERE m.mailbox = ?1 AND m.uid > ?2 ORDER BY m.uid",
     )?;

@@ -10,9 +10,73 @@ pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `n` (from 1) is `MIGRATIONS[n - 1]`; a file at version v gets
 /// every later one, in order, each recorded in `schema_version`.
-const MIGRATIONS: [&str; 18] = [
-    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V16, V17, V18,
+const MIGRATIONS: [&str; 19] = [
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V16, V17, V18, V19,
 ];
+
+/// The triggers that keep `sort_dates` (V5; created again by V19).
+macro_rules! sort_dates_triggers {
+    () => {
+        "
+CREATE TRIGGER sort_dates_insert AFTER INSERT ON messages BEGIN
+    INSERT OR REPLACE INTO sort_dates VALUES (NEW.mailbox, NEW.uid, NEW.internal_date, NEW.size,
+        NEW.docid IS NOT NULL, (SELECT sent_date FROM search_docs WHERE docid = NEW.docid));
+END;
+CREATE TRIGGER sort_dates_docid AFTER UPDATE OF docid ON messages BEGIN
+    UPDATE sort_dates SET indexed = NEW.docid IS NOT NULL,
+        sent_date = (SELECT sent_date FROM search_docs WHERE docid = NEW.docid)
+    WHERE mailbox = NEW.mailbox AND uid = NEW.uid;
+END;
+CREATE TRIGGER sort_dates_delete AFTER DELETE ON messages BEGIN
+    DELETE FROM sort_dates WHERE mailbox = OLD.mailbox AND uid = OLD.uid;
+END;
+"
+    };
+}
+
+/// The triggers that keep the STATUS counts on insert and delete (V13; again by V19).
+macro_rules! counts_triggers {
+    () => {
+        "
+CREATE TRIGGER mailbox_counts_insert AFTER INSERT ON messages BEGIN
+    UPDATE mailboxes SET messages = messages + 1, unseen = unseen + (NEW.seen = 0),
+        deleted = deleted + NEW.deleted, size = size + NEW.size
+    WHERE id = NEW.mailbox;
+END;
+CREATE TRIGGER mailbox_counts_delete AFTER DELETE ON messages BEGIN
+    UPDATE mailboxes SET messages = messages - 1, unseen = unseen - (OLD.seen = 0),
+        deleted = deleted - OLD.deleted, size = size - OLD.size
+    WHERE id = OLD.mailbox;
+END;
+"
+    };
+}
+
+/// The triggers that keep the STATUS counts on flag changes and moves (V16; again by V19).
+macro_rules! counts_update_triggers {
+    () => {
+        "
+CREATE TRIGGER mailbox_counts_update AFTER UPDATE OF seen, deleted, size ON messages
+WHEN OLD.mailbox = NEW.mailbox
+    AND (OLD.seen != NEW.seen OR OLD.deleted != NEW.deleted OR OLD.size != NEW.size)
+BEGIN
+    UPDATE mailboxes SET unseen = unseen + (NEW.seen = 0) - (OLD.seen = 0),
+        deleted = deleted + NEW.deleted - OLD.deleted, size = size + NEW.size - OLD.size
+    WHERE id = NEW.mailbox;
+END;
+CREATE TRIGGER mailbox_counts_move AFTER UPDATE OF mailbox ON messages
+WHEN OLD.mailbox != NEW.mailbox
+BEGIN
+    UPDATE mailboxes SET messages = messages - 1, unseen = unseen - (OLD.seen = 0),
+        deleted = deleted - OLD.deleted, size = size - OLD.size
+    WHERE id = OLD.mailbox;
+    UPDATE mailboxes SET messages = messages + 1, unseen = unseen + (NEW.seen = 0),
+        deleted = deleted + NEW.deleted, size = size + NEW.size
+    WHERE id = NEW.mailbox;
+END;
+"
+    };
+}
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -128,7 +192,8 @@ ALTER TABLE search_docs ADD COLUMN preview TEXT;
 /// are not cached yet is one short range scan, instead of reading the
 /// message rows and their documents. Kept by triggers, so every write path
 /// (append, copy, move, expunge, mailbox delete, indexing, reindex) keeps it.
-const V5: &str = "
+const V5: &str = concat!(
+    "
 CREATE TABLE sort_dates (
     mailbox       INTEGER NOT NULL,
     uid           INTEGER NOT NULL,
@@ -141,19 +206,9 @@ CREATE TABLE sort_dates (
 INSERT INTO sort_dates
     SELECT m.mailbox, m.uid, m.internal_date, m.size, m.docid IS NOT NULL, d.sent_date
     FROM messages m LEFT JOIN search_docs d ON d.docid = m.docid;
-CREATE TRIGGER sort_dates_insert AFTER INSERT ON messages BEGIN
-    INSERT OR REPLACE INTO sort_dates VALUES (NEW.mailbox, NEW.uid, NEW.internal_date, NEW.size,
-        NEW.docid IS NOT NULL, (SELECT sent_date FROM search_docs WHERE docid = NEW.docid));
-END;
-CREATE TRIGGER sort_dates_docid AFTER UPDATE OF docid ON messages BEGIN
-    UPDATE sort_dates SET indexed = NEW.docid IS NOT NULL,
-        sent_date = (SELECT sent_date FROM search_docs WHERE docid = NEW.docid)
-    WHERE mailbox = NEW.mailbox AND uid = NEW.uid;
-END;
-CREATE TRIGGER sort_dates_delete AFTER DELETE ON messages BEGIN
-    DELETE FROM sort_dates WHERE mailbox = OLD.mailbox AND uid = OLD.uid;
-END;
-";
+",
+    sort_dates_triggers!()
+);
 
 /// SELECT reads every message's UID, modseq, flags, dates, size and blob id:
 /// a covering index makes that one range scan of narrow entries, instead of
@@ -238,7 +293,8 @@ INSERT INTO fts_body(fts_body, rank) VALUES ('deletemerge', 50);
 /// by every flag change. The mailbox row is written by each of those
 /// changes anyway (its highest modseq), so a flag change now dirties one
 /// page fewer.
-const V13: &str = "
+const V13: &str = concat!(
+    "
 ALTER TABLE mailboxes ADD COLUMN messages INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE mailboxes ADD COLUMN unseen INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE mailboxes ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
@@ -246,16 +302,9 @@ ALTER TABLE mailboxes ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
 UPDATE mailboxes SET (messages, unseen, deleted, size) = (
     SELECT count(*), coalesce(sum(seen = 0), 0), coalesce(sum(deleted), 0), coalesce(sum(size), 0)
     FROM messages WHERE mailbox = mailboxes.id);
-CREATE TRIGGER mailbox_counts_insert AFTER INSERT ON messages BEGIN
-    UPDATE mailboxes SET messages = messages + 1, unseen = unseen + (NEW.seen = 0),
-        deleted = deleted + NEW.deleted, size = size + NEW.size
-    WHERE id = NEW.mailbox;
-END;
-CREATE TRIGGER mailbox_counts_delete AFTER DELETE ON messages BEGIN
-    UPDATE mailboxes SET messages = messages - 1, unseen = unseen - (OLD.seen = 0),
-        deleted = deleted - OLD.deleted, size = size - OLD.size
-    WHERE id = OLD.mailbox;
-END;
+",
+    counts_triggers!(),
+    "
 CREATE TRIGGER mailbox_counts_update AFTER UPDATE OF mailbox, seen, deleted, size ON messages
 WHEN OLD.mailbox != NEW.mailbox OR OLD.seen != NEW.seen OR OLD.deleted != NEW.deleted
     OR OLD.size != NEW.size
@@ -268,7 +317,8 @@ BEGIN
     WHERE id = NEW.mailbox;
 END;
 DROP INDEX messages_status;
-";
+"
+);
 
 /// Small message blobs (compressed, see `blob::TieredBlobStore`), written in
 /// the transaction that adds the first message referencing them and deleted
@@ -296,27 +346,12 @@ UPDATE mailboxes SET modseq_reserved = highest_modseq;
 /// ran V13's update trigger, whose two UPDATEs of the mailbox row take the
 /// message out of the counts and put it back. It is now one UPDATE by the
 /// difference; only a message that changes mailbox still takes two.
-const V16: &str = "
+const V16: &str = concat!(
+    "
 DROP TRIGGER mailbox_counts_update;
-CREATE TRIGGER mailbox_counts_update AFTER UPDATE OF seen, deleted, size ON messages
-WHEN OLD.mailbox = NEW.mailbox
-    AND (OLD.seen != NEW.seen OR OLD.deleted != NEW.deleted OR OLD.size != NEW.size)
-BEGIN
-    UPDATE mailboxes SET unseen = unseen + (NEW.seen = 0) - (OLD.seen = 0),
-        deleted = deleted + NEW.deleted - OLD.deleted, size = size + NEW.size - OLD.size
-    WHERE id = NEW.mailbox;
-END;
-CREATE TRIGGER mailbox_counts_move AFTER UPDATE OF mailbox ON messages
-WHEN OLD.mailbox != NEW.mailbox
-BEGIN
-    UPDATE mailboxes SET messages = messages - 1, unseen = unseen - (OLD.seen = 0),
-        deleted = deleted - OLD.deleted, size = size - OLD.size
-    WHERE id = OLD.mailbox;
-    UPDATE mailboxes SET messages = messages + 1, unseen = unseen + (NEW.seen = 0),
-        deleted = deleted + NEW.deleted, size = size + NEW.size
-    WHERE id = NEW.mailbox;
-END;
-";
+",
+    counts_update_triggers!()
+);
 
 /// IMAP4rev1's \Recent (RFC 3501 2.3.2): the first UID no session has
 /// been given as recent yet. Mail already there when this version arrives
@@ -335,6 +370,59 @@ ALTER TABLE mailboxes ADD COLUMN tombstones INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE mailboxes ADD COLUMN expunged_floor INTEGER NOT NULL DEFAULT 0;
 UPDATE mailboxes SET tombstones = (SELECT count(*) FROM expunged WHERE mailbox = mailboxes.id);
 ";
+
+/// The messages table becomes a narrow table clustered by (mailbox, UID)
+/// (`WITHOUT ROWID`), and the MIME summaries move to their own table, keyed
+/// by rowid (a message holds its summary's id; a copy shares its
+/// original's). Before, a message
+/// lived in a rowid table of wide rows (the summary), with a second b-tree
+/// for its primary key and two covering indexes (`messages_view`,
+/// `messages_mailbox_docid`) so that a mailbox could be scanned without
+/// reading the summaries: every APPEND, flag change and EXPUNGE wrote all
+/// four. The clustered table is itself the narrow, ordered scan those
+/// indexes gave, so a flag change or an EXPUNGE touches two to three
+/// b-trees fewer, and an APPEND one fewer (its summary is appended at the
+/// end of `summaries`). A summary is read by a key lookup (FETCH
+/// BODYSTRUCTURE and ENVELOPE), and deleted with the last message that
+/// holds it (`unreferenced_files`). Summaries keep the old rows' rowids.
+const V19: &str = concat!(
+    "
+CREATE TABLE summaries (
+    id      INTEGER PRIMARY KEY,
+    summary BLOB NOT NULL
+);
+INSERT INTO summaries(id, summary) SELECT rowid, summary FROM messages;
+CREATE TABLE messages_v19 (
+    mailbox       INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid           INTEGER NOT NULL,
+    modseq        INTEGER NOT NULL,
+    flags         TEXT NOT NULL,
+    seen          INTEGER NOT NULL,
+    deleted       INTEGER NOT NULL,
+    internal_date INTEGER NOT NULL,
+    date_offset   INTEGER NOT NULL,
+    size          INTEGER NOT NULL,
+    blob          TEXT NOT NULL,
+    docid         INTEGER,
+    summary       INTEGER NOT NULL,
+    PRIMARY KEY(mailbox, uid)
+) WITHOUT ROWID;
+INSERT INTO messages_v19(mailbox, uid, modseq, flags, seen, deleted, internal_date, date_offset,
+                         size, blob, docid, summary)
+    SELECT mailbox, uid, modseq, flags, seen, deleted, internal_date, date_offset, size, blob, docid,
+           rowid
+    FROM messages ORDER BY mailbox, uid;
+DROP TABLE messages;
+ALTER TABLE messages_v19 RENAME TO messages;
+CREATE INDEX messages_modseq ON messages(mailbox, modseq);
+CREATE INDEX messages_blob ON messages(blob);
+CREATE INDEX messages_docid ON messages(docid, mailbox, uid);
+CREATE INDEX messages_unindexed ON messages(mailbox, uid) WHERE docid IS NULL;
+",
+    sort_dates_triggers!(),
+    counts_triggers!(),
+    counts_update_triggers!()
+);
 
 /// Brings the database to [`CURRENT_VERSION`].
 pub(crate) fn migrate(tx: &Connection) -> Result<()> {

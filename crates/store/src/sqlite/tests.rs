@@ -214,11 +214,64 @@ fn mailbox_ids_are_never_reused() {
     );
 }
 
+/// Takes a database back to before schema V19: the summaries in the rows of
+/// a rowid `messages` table, with its two covering indexes. The triggers
+/// on `messages` are kept as they are.
+pub(crate) fn undo_v19(conn: &rusqlite::Connection) {
+    let triggers: Vec<String> = {
+        let mut stmt = conn
+            .prepare(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages'",
+            )
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.collect::<rusqlite::Result<_>>().unwrap()
+    };
+    conn.execute_batch(
+        "CREATE TABLE messages_v18 (
+             mailbox       INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+             uid           INTEGER NOT NULL,
+             modseq        INTEGER NOT NULL,
+             flags         TEXT NOT NULL,
+             seen          INTEGER NOT NULL,
+             deleted       INTEGER NOT NULL,
+             internal_date INTEGER NOT NULL,
+             date_offset   INTEGER NOT NULL,
+             size          INTEGER NOT NULL,
+             blob          TEXT NOT NULL,
+             summary       BLOB NOT NULL,
+             docid         INTEGER,
+             PRIMARY KEY(mailbox, uid)
+         );
+         INSERT INTO messages_v18
+             SELECT m.mailbox, m.uid, m.modseq, m.flags, m.seen, m.deleted, m.internal_date,
+                    m.date_offset, m.size, m.blob, s.summary, m.docid
+             FROM messages m JOIN summaries s ON s.id = m.summary;
+         DROP TABLE messages;
+         DROP TABLE summaries;
+         ALTER TABLE messages_v18 RENAME TO messages;
+         CREATE INDEX messages_modseq ON messages(mailbox, modseq);
+         CREATE INDEX messages_blob ON messages(blob);
+         CREATE INDEX messages_docid ON messages(docid, mailbox, uid);
+         CREATE INDEX messages_unindexed ON messages(mailbox, uid) WHERE docid IS NULL;
+         CREATE INDEX messages_mailbox_docid ON messages(mailbox, uid, docid);
+         CREATE INDEX messages_view
+             ON messages(mailbox, uid, modseq, flags, internal_date, date_offset, size, blob);
+         DELETE FROM schema_version WHERE version >= 19;",
+    )
+    .unwrap();
+    for t in triggers {
+        conn.execute_batch(&t).unwrap();
+    }
+}
+
 /// Takes a database back to before schema V13 (STATUS counts in the mailbox
 /// row), V14 (small blobs in `bodies`), V15 (modseq reservations), V16
-/// (the counts' update triggers), V17 (\Recent) and V18 (bounded
-/// tombstones), for tests that re-run migrations from an earlier version.
+/// (the counts' update triggers), V17 (\Recent), V18 (bounded
+/// tombstones) and V19 (narrow messages table), for tests that re-run
+/// migrations from an earlier version.
 pub(crate) fn undo_from_v13(conn: &rusqlite::Connection) {
+    undo_v19(conn);
     conn.execute_batch(
         "ALTER TABLE mailboxes DROP COLUMN expunged_floor;
          ALTER TABLE mailboxes DROP COLUMN tombstones;
@@ -345,6 +398,130 @@ fn migration_counts_the_existing_messages() {
     assert_eq!(kept, truth);
     // V18 counts the tombstones there are.
     assert_eq!(tombstones(&st, i.id), (2, 0, 2));
+}
+
+/// How many summaries the store holds.
+fn summary_rows(st: &SqliteStore) -> i64 {
+    st.read(|tx| Ok(tx.query_row("SELECT count(*) FROM summaries", [], |r| r.get(0))?))
+        .unwrap()
+}
+
+#[test]
+fn summaries_go_with_the_last_message_that_holds_them() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    let work = st.create_mailbox(a.id, "Work", None).unwrap();
+    // UID 1 and 3 have the same content; each APPEND stores its summary.
+    let mut again = msg(1, &[]);
+    again.summary = b"summary 1, parsed again".to_vec();
+    st.append(i.id, &[msg(1, &[]), msg(2, &[])]).unwrap();
+    st.append(i.id, std::slice::from_ref(&again)).unwrap();
+    assert_eq!(summary_rows(st), 3);
+    // A copy shares its original's summary.
+    let copied = st.copy(i.id, work.id, &[1, 2], false).unwrap();
+    assert_eq!(summary_rows(st), 3);
+    assert_eq!(
+        st.summaries(work.id, &copied.dst_uids).unwrap(),
+        [Some(b"summary 1".to_vec()), Some(b"summary 2".to_vec())]
+    );
+    // The original goes; the copy still holds the summary.
+    st.expunge(i.id, &[1]).unwrap();
+    assert_eq!(summary_rows(st), 3);
+    assert_eq!(
+        st.summaries(work.id, &copied.dst_uids[..1]).unwrap(),
+        [Some(b"summary 1".to_vec())]
+    );
+    // The copy goes too: its summary goes, not that of UID 3 (same content).
+    let gone = st.expunge(work.id, &copied.dst_uids[..1]).unwrap();
+    assert!(gone.unreferenced_files.is_empty(), "UID 3 holds the blob");
+    assert_eq!(summary_rows(st), 2);
+    assert_eq!(
+        st.summaries(i.id, &[3]).unwrap(),
+        [Some(b"summary 1, parsed again".to_vec())]
+    );
+    // A move keeps it; deleting the mailbox and the account takes the rest.
+    st.copy(i.id, work.id, &[3], true).unwrap();
+    assert_eq!(summary_rows(st), 2);
+    st.delete_mailbox(a.id, "Work").unwrap();
+    assert_eq!(summary_rows(st), 1);
+    st.delete_account("alice").unwrap();
+    assert_eq!(summary_rows(st), 0);
+}
+
+#[test]
+fn migration_to_v19_keeps_every_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.sqlite");
+    let st = SqliteStore::open(&path).unwrap();
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(&st, a.id);
+    let work = st.create_mailbox(a.id, "Work", None).unwrap();
+    st.append(
+        i.id,
+        &[msg(1, &["\\Seen"]), msg(2, &["$Label"]), msg(3, &[])],
+    )
+    .unwrap();
+    st.copy(i.id, work.id, &[2], false).unwrap();
+    st.expunge(i.id, &[3]).unwrap();
+    let view = |st: &SqliteStore, m| st.snapshot(m).unwrap().1;
+    let before = (
+        view(&st, i.id),
+        view(&st, work.id),
+        st.status(i.id).unwrap(),
+    );
+    drop(st);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    undo_v19(&conn);
+    drop(conn);
+    let st = SqliteStore::open(&path).unwrap();
+    let after = (
+        view(&st, i.id),
+        view(&st, work.id),
+        st.status(i.id).unwrap(),
+    );
+    assert_eq!(format!("{before:?}"), format!("{after:?}"));
+    assert_eq!(
+        st.summaries(i.id, &[1, 2, 3]).unwrap(),
+        [
+            Some(b"summary 1".to_vec()),
+            Some(b"summary 2".to_vec()),
+            None
+        ]
+    );
+    assert_eq!(
+        st.summaries(work.id, &[1]).unwrap(),
+        [Some(b"summary 2".to_vec())]
+    );
+    // One summary per old row; they go with their messages from then on.
+    assert_eq!(summary_rows(&st), 3);
+    st.expunge(i.id, &[1, 2]).unwrap();
+    assert_eq!(summary_rows(&st), 1);
+    // The triggers came back: the counts follow.
+    let (kept, truth) = counts_and_truth(&st, i.id);
+    assert_eq!(kept, truth);
+    assert_eq!(kept.0, 0);
+    // The covering indexes the narrow table replaces are gone.
+    let indexes: Vec<String> = st
+        .read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'
+                 ORDER BY name",
+            )?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .unwrap();
+    assert_eq!(
+        indexes,
+        [
+            "messages_blob",
+            "messages_docid",
+            "messages_modseq",
+            "messages_unindexed"
+        ]
+    );
 }
 
 #[test]
