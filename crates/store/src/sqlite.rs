@@ -739,8 +739,12 @@ fn commit_appends(conn: &Connection, mut jobs: Vec<AppendJob>, texts: &texts::Te
     let mut results = Vec::with_capacity(jobs.len());
     // (job, document index, docid) of the documents created.
     let mut created: Vec<(usize, usize, i64)> = Vec::new();
+    // A lone APPEND needs no savepoint (whose statement journal copies
+    // every page the APPEND changes): if it fails, the whole transaction
+    // is rolled back.
+    let alone = jobs.len() == 1;
     for (n, j) in jobs.iter().enumerate() {
-        let r = txn::savepoint(&tx, |c| {
+        let run = |c: &Connection| {
             append_in(
                 c,
                 j.mailbox,
@@ -749,11 +753,24 @@ fn commit_appends(conn: &Connection, mut jobs: Vec<AppendJob>, texts: &texts::Te
                 &j.prepared,
                 j.recent_from,
             )
-        });
+        };
+        let r = if alone {
+            run(&tx)
+        } else {
+            txn::savepoint(&tx, run)
+        };
         results.push(r.map(|(res, new_docs)| {
             created.extend(new_docs.into_iter().map(|(d, id)| (n, d, id)));
             res
         }));
+    }
+    if alone && results.iter().any(Result::is_err) {
+        // Dropping the transaction rolls it back.
+        drop(tx);
+        for (j, r) in jobs.into_iter().zip(results) {
+            let _ = j.reply.send(r);
+        }
+        return;
     }
     match tx.commit() {
         Ok(()) => {
@@ -1723,7 +1740,7 @@ impl MetaStore for SqliteStore {
             .collect::<Result<_>>()?;
         // Group commit: concurrent APPENDs are queued, and whoever holds the
         // writer next commits all queued ones in one transaction (one fsync),
-        // each inside its own savepoint so one failing APPEND does not fail the
+        // each (when there are several) inside its own savepoint so one failing APPEND does not fail the
         // others. Every caller still returns only after its messages are
         // durable.
         let (reply, result) = std::sync::mpsc::channel();
