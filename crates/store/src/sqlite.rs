@@ -1740,9 +1740,9 @@ impl MetaStore for SqliteStore {
             .collect::<Result<_>>()?;
         // Group commit: concurrent APPENDs are queued, and whoever holds the
         // writer next commits all queued ones in one transaction (one fsync),
-        // each (when there are several) inside its own savepoint so one failing APPEND does not fail the
-        // others. Every caller still returns only after its messages are
-        // durable.
+        // each (when there are several) inside its own savepoint so one
+        // failing APPEND does not fail the others. Every caller still
+        // returns only after its messages are durable.
         let (reply, result) = std::sync::mpsc::channel();
         self.appends
             .lock()
