@@ -42,8 +42,11 @@ use crate::{BlobId, Result, StoreError};
 /// A text waits at most this long for others to share its commit...
 /// Fewer, larger batches cost less per document (FTS5 writes each distinct
 /// term of a batch once, and merges fewer segments): 10-client load mix,
-/// text writer CPU 0.64 s with 10 ms batches, 0.33 s with 100 ms (A/B).
-pub(crate) const BATCH_DELAY: Duration = Duration::from_millis(100);
+/// text writer CPU 0.64 s with 10 ms batches, 0.33 s with 100 ms (A/B);
+/// later, in 10 s runs of the same mix, 0.16 s with 100 ms and 0.12 s with
+/// 500 ms (3% of the server's CPU). Until then a new message is found by
+/// reading it, so only a SEARCH within that half second pays for the wait.
+pub(crate) const BATCH_DELAY: Duration = Duration::from_millis(500);
 /// ...or until this many are waiting...
 pub(crate) const BATCH_MAX: usize = 256;
 /// ...or until their texts add up to this many bytes. A batch holds the
