@@ -393,6 +393,37 @@ async fn recent_goes_to_the_first_session_that_selects() {
     s.stop().await;
 }
 
+/// A notified session whose \Recent claim finds the write lock taken (here
+/// by another process's transaction) answers without waiting for it:
+/// EXISTS and the tagged OK go out, and the claim is made once the lock is
+/// free, RECENT following then, unsolicited (RFC 3501 2.3.2, 7.3.2).
+#[tokio::test]
+async fn recent_claim_waits_for_a_busy_writer_after_the_response() {
+    let s = TestServer::start().await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    a.ok("SELECT INBOX").await;
+    b.append("INBOX", "", &message("one", "x")).await;
+    let other = rusqlite::Connection::open(s.dir.path().join("meta.sqlite3")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let r = a.ok("NOOP").await;
+    assert_eq!(r.text(), "* 1 EXISTS\r\n");
+    let wait = std::time::Duration::from_secs(5);
+    assert!(
+        a.read_line_timeout(std::time::Duration::from_millis(200))
+            .await
+            .is_none(),
+        "nothing before the lock is free"
+    );
+    other.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(a.read_line_timeout(wait).await.unwrap(), "* 1 RECENT\r\n");
+    let r = a.ok("FETCH 1 (FLAGS)").await;
+    assert!(r.has("* 1 FETCH (FLAGS (\\Recent))"), "{}", r.text());
+    let r = b.ok("SELECT INBOX").await;
+    assert!(r.has("* 0 RECENT\r\n"), "{}", r.text());
+    s.stop().await;
+}
+
 /// SELECT's LIST response (IMAP4rev2) names the mailbox as it is called now:
 /// after a rename by another session, not as the shared snapshot of the
 /// mailbox first read it (a rename keeps the mailbox, and its snapshot).
