@@ -314,6 +314,11 @@ async fn search_keys() {
     s.stop().await;
 }
 
+/// What `$` holds now, as UIDs.
+async fn saved(c: &mut Client) -> Vec<String> {
+    c.ok("UID SEARCH UID $").await.lines_starting("* SEARCH")
+}
+
 #[tokio::test]
 async fn esearch_and_searchres() {
     let s = TestServer::start().await;
@@ -340,6 +345,25 @@ async fn esearch_and_searchres() {
         r.lines_starting("* SEARCH"),
         vec!["* SEARCH 1\r\n".to_string()]
     );
+    // RFC 5182 2.1: a SAVE search answered BAD leaves `$` as it was; one
+    // answered NO empties it; SELECT and EXAMINE (even of the same
+    // mailbox) empty it.
+    c.bad("SEARCH RETURN (SAVE) NOSUCHKEY").await;
+    assert_eq!(saved(&mut c).await, vec!["* SEARCH 1\r\n".to_string()]);
+    let r = c
+        .no("SEARCH RETURN (SAVE) CHARSET X-UNKNOWN SUBJECT second")
+        .await;
+    assert!(r.tagged.contains("[BADCHARSET"), "{}", r.text());
+    assert_eq!(saved(&mut c).await, vec!["* SEARCH\r\n".to_string()]);
+    c.ok("SEARCH RETURN (SAVE) SUBJECT first").await;
+    c.ok("SELECT INBOX").await;
+    assert_eq!(saved(&mut c).await, vec!["* SEARCH\r\n".to_string()]);
+    let r = c.ok("FETCH $ (UID)").await;
+    assert!(r.untagged.is_empty(), "{}", r.text());
+    c.ok("SEARCH RETURN (SAVE) SUBJECT first").await;
+    c.ok("EXAMINE INBOX").await;
+    assert_eq!(saved(&mut c).await, vec!["* SEARCH\r\n".to_string()]);
+    c.ok("SELECT INBOX").await;
     // IMAP4rev2 sessions get ESEARCH for plain SEARCH too.
     c.ok("ENABLE IMAP4rev2").await;
     let r = c.ok("SEARCH ALL").await;

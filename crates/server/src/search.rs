@@ -1136,7 +1136,11 @@ impl Session {
         cmd: &SearchCommand,
     ) -> CmdResult {
         let with_modseq = uses_modseq(&cmd.key);
-        let (uids, idxs, modseqs) = self
+        let saving = cmd
+            .return_opts
+            .as_ref()
+            .is_some_and(|o| o.contains(&SearchReturnOpt::Save));
+        let searched = self
             .search_then(cmd, move |found| {
                 let Searched {
                     store,
@@ -1152,7 +1156,16 @@ impl Session {
                 };
                 Ok((uids, idxs, modseqs))
             })
-            .await?;
+            .await;
+        // A SAVE search that fails with NO leaves `$` empty; one that gets
+        // BAD leaves it as it was (RFC 5182 2.1).
+        let (uids, idxs, modseqs) = match searched {
+            Err(e) if saving && !e.bad => {
+                self.saved_search = None;
+                return Err(e);
+            }
+            r => r?,
+        };
         if with_modseq {
             self.enable_condstore();
         }

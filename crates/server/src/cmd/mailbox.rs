@@ -46,6 +46,9 @@ impl Session {
         read_only: bool,
     ) -> CmdResult {
         let name = self.decode_name(m)?;
+        // SELECT and EXAMINE reset the saved search result (RFC 5182 2.1);
+        // one that fails leaves no mailbox selected for `$` to refer to.
+        self.saved_search = None;
         if self.selected.take().is_some() {
             self.state = State::Authenticated;
             self.out
