@@ -154,6 +154,38 @@ async fn search_keys_index_and_scan_paths() {
     s.stop().await;
 }
 
+/// A client that ORs many terms nests one level per OR (`OR a OR b OR c
+/// d`): 200 alternatives are answered, with the index and the scan path
+/// mixed; past the configured nesting, BAD, and the session goes on.
+#[tokio::test]
+async fn long_or_chains_are_searched() {
+    let s = TestServer::start().await;
+    let mut c = s.login().await;
+    fixture(&mut c).await;
+    let chain = |terms: &[String]| {
+        let (last, rest) = terms.split_last().expect("terms");
+        let mut q = String::new();
+        for t in rest {
+            q.push_str(&format!("OR {t} "));
+        }
+        q.push_str(last);
+        q
+    };
+    // 198 terms that match nothing, then BODY xylophone (1), SUBJECT ab (5).
+    let mut terms: Vec<String> = (0..198).map(|i| format!("SUBJECT nomatch{i}")).collect();
+    terms.push("BODY xylophone".into());
+    terms.push("SUBJECT ab".into());
+    let r = c.ok(&format!("SEARCH {}", chain(&terms))).await;
+    assert_eq!(numbers(&r, "SEARCH"), [1, 5]);
+    let r = c.ok(&format!("SEARCH NOT ({})", chain(&terms))).await;
+    assert_eq!(numbers(&r, "SEARCH"), [2, 3, 4]);
+    let terms: Vec<String> = (0..300).map(|i| format!("UID {}", i + 1)).collect();
+    let r = c.bad(&format!("SEARCH {}", chain(&terms))).await;
+    assert!(r.tagged.contains("Too deep nesting"), "{}", r.tagged);
+    c.ok("NOOP").await;
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn sort_orders_follow_rfc_5256() {
     let s = TestServer::start().await;

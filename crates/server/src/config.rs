@@ -87,7 +87,9 @@ pub struct Limits {
     pub max_other_literal_size: u64,
     /// APPEND literals larger than this are spooled to disk instead of memory.
     pub spool_threshold: u64,
-    /// Deepest parenthesis nesting accepted in a command.
+    /// Deepest nesting accepted in a command: parentheses, and in SEARCH
+    /// each OR and NOT (a client that ORs N terms nests N - 1 deep). The
+    /// parser caps it at 256.
     pub max_nesting: usize,
     /// Simultaneous connections in total.
     pub max_connections: usize,
@@ -149,7 +151,7 @@ impl Default for Limits {
             max_literal_size: 50 * 1024 * 1024,
             max_other_literal_size: 1024 * 1024,
             spool_threshold: 1024 * 1024,
-            max_nesting: 32,
+            max_nesting: 256,
             max_connections: 10_000,
             max_connections_per_ip: 100,
             max_sessions_per_user: 50,
@@ -232,6 +234,6 @@ mod tests {
     fn partial_sections_keep_other_defaults() {
         let c: Config = toml::from_str("[limits]\nmax_line_length = 100\n").unwrap();
         assert_eq!(c.limits.max_line_length, 100);
-        assert_eq!(c.limits.max_nesting, 32);
+        assert_eq!(c.limits.max_nesting, 256);
     }
 }
