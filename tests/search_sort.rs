@@ -155,7 +155,7 @@ async fn search_keys_index_and_scan_paths() {
 }
 
 /// A client that ORs many terms nests one level per OR (`OR a OR b OR c
-/// d`): 200 alternatives are answered, with the index and the scan path
+/// d`): 250 alternatives are answered, with the index and the scan path
 /// mixed; past the configured nesting, BAD, and the session goes on.
 #[tokio::test]
 async fn long_or_chains_are_searched() {
@@ -171,8 +171,8 @@ async fn long_or_chains_are_searched() {
         q.push_str(last);
         q
     };
-    // 198 terms that match nothing, then BODY xylophone (1), SUBJECT ab (5).
-    let mut terms: Vec<String> = (0..198).map(|i| format!("SUBJECT nomatch{i}")).collect();
+    // 248 terms that match nothing, then BODY xylophone (1), SUBJECT ab (5).
+    let mut terms: Vec<String> = (0..248).map(|i| format!("SUBJECT nomatch{i}")).collect();
     terms.push("BODY xylophone".into());
     terms.push("SUBJECT ab".into());
     let r = c.ok(&format!("SEARCH {}", chain(&terms))).await;
