@@ -186,6 +186,89 @@ async fn long_or_chains_are_searched() {
     s.stop().await;
 }
 
+/// A message with a PDF attachment and an attached message.
+const ATTACHMENTS: &[u8] = b"From: Ann <ann@example.org>\r\n\
+To: bob@example.org\r\n\
+Subject: Figures\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b1\"\r\n\
+\r\n\
+--b1\r\n\
+Content-Type: text/plain; charset=us-ascii\r\n\
+\r\n\
+See the attachments.\r\n\
+--b1\r\n\
+Content-Type: application/pdf; name=\"report-Q3.pdf\"\r\n\
+Content-Disposition: attachment; filename=\"report-Q3.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+JVBERi0xLjQKJcfs\r\n\
+--b1\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+From: Carl <carl@example.org>\r\n\
+Subject: Forwarded minutes\r\n\
+\r\n\
+The minutes.\r\n\
+--b1--\r\n";
+
+/// TEXT searches "the header (including MIME header fields) or body"
+/// (RFC 9051 6.4.4): the header fields of the parts and of an attached
+/// message too, so an attachment is found by its name or type; BODY and
+/// the header keys look at neither. Checked at once (the texts are most
+/// likely not indexed yet: the message is read) and once they are (the
+/// index gives the candidates).
+#[tokio::test]
+async fn text_searches_the_mime_headers_of_parts() {
+    let s = TestServer::start().await;
+    let mut c = s.login().await;
+    c.append(
+        "INBOX",
+        "",
+        &mail(&[("Subject", "plain")], "report-Q3.pdf is late"),
+    )
+    .await;
+    c.append("INBOX", "", ATTACHMENTS).await;
+    c.ok("SELECT INBOX").await;
+    let cases: &[(&str, &[u32])] = &[
+        ("TEXT report-Q3.pdf", &[1, 2]),
+        ("TEXT application/pdf", &[2]),
+        ("TEXT \"Forwarded minutes\"", &[2]),
+        ("TEXT carl@example.org", &[2]),
+        ("TEXT us-ascii", &[2]),
+        ("BODY report-Q3.pdf", &[1]),
+        ("BODY application/pdf", &[]),
+        ("BODY \"Forwarded minutes\"", &[]),
+        ("BODY \"The minutes\"", &[2]),
+        ("SUBJECT Forwarded", &[]),
+        ("FROM carl", &[]),
+        ("HEADER Content-Type pdf", &[]),
+    ];
+    let db = rusqlite::Connection::open(s.dir.path().join("meta.sqlite3")).expect("db");
+    let pending = || -> i64 {
+        db.query_row("SELECT count(*) FROM fts_pending", [], |r| r.get(0))
+            .expect("pending")
+    };
+    for indexed in [false, true] {
+        if indexed {
+            let deadline = std::time::Instant::now() + common::TIMEOUT;
+            while pending() > 0 {
+                assert!(std::time::Instant::now() < deadline, "texts not written");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        for (q, want) in cases {
+            let r = c.ok(&format!("SEARCH {q}")).await;
+            assert_eq!(
+                numbers(&r, "SEARCH"),
+                *want,
+                "SEARCH {q} (indexed: {indexed})"
+            );
+        }
+    }
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn sort_orders_follow_rfc_5256() {
     let s = TestServer::start().await;

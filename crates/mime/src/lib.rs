@@ -215,7 +215,8 @@ pub mod search {
     pub fn has_header(raw: &[u8], name: &str) -> bool {
         crate::search_impl::has_header(raw, name)
     }
-    /// The whole header block, unfolded and RFC 2047 decoded (for TEXT).
+    /// The whole header block, then the MIME header fields of every part
+    /// and attached message, unfolded and RFC 2047 decoded (for TEXT).
     pub fn headers_text(raw: &[u8]) -> String {
         crate::search_impl::headers_text(raw)
     }

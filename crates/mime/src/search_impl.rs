@@ -43,9 +43,20 @@ pub(crate) fn has_header(raw: &[u8], name: &str) -> bool {
         .any(|f| f.has_colon && f.name.eq_ignore_ascii_case(name.as_bytes()))
 }
 
+/// The header text SEARCH TEXT looks at: the message's header fields, then
+/// those of every MIME part and attached message ("the header (including
+/// MIME header fields)", RFC 9051 6.4.4; as Dovecot, so that TEXT finds an
+/// attachment by its file name or type), unfolded and RFC 2047 decoded.
 pub(crate) fn headers_text(raw: &[u8]) -> String {
     let mut out = String::new();
-    for f in root_fields(raw) {
+    push_fields(&root_fields(raw), &mut out);
+    let root = structure::parse(raw);
+    part_headers(&root, raw, &mut out, 0);
+    out
+}
+
+fn push_fields(fields: &[header::Field<'_>], out: &mut String) {
+    for f in fields {
         out.push_str(&String::from_utf8_lossy(f.name));
         if f.has_colon {
             out.push_str(": ");
@@ -53,7 +64,34 @@ pub(crate) fn headers_text(raw: &[u8]) -> String {
         }
         out.push('\n');
     }
-    out
+}
+
+/// The header fields of the parts below `part` (not its own).
+fn part_headers(part: &Part, raw: &[u8], out: &mut String, depth: usize) {
+    if depth > 64 {
+        return;
+    }
+    let child = |k: &Part, raw: &[u8], out: &mut String| {
+        let hdr = raw.get(k.hdr..k.body).unwrap_or_default();
+        push_fields(&header::fields(hdr), out);
+        part_headers(k, raw, out, depth + 1);
+    };
+    match &part.kind {
+        Kind::Multipart(kids) => {
+            for k in kids {
+                child(k, raw, out);
+            }
+        }
+        Kind::Message(Some(k)) => child(k, raw, out),
+        Kind::Message(None) => {
+            // An encoded message/rfc822 (see `collect`).
+            let body = raw.get(part.body..part.end).unwrap_or_default();
+            let inner = lenient_decode(body, part.bcte.as_deref());
+            let root = structure::parse(&inner);
+            child(&root, &inner, out);
+        }
+        _ => {}
+    }
 }
 
 /// The text SEARCH BODY / TEXT look at (Dovecot's rule, also the useful

@@ -566,6 +566,56 @@ mod tests {
         assert_eq!(body_candidates(&st, inbox, "nowhere"), Some(vec![]));
     }
 
+    /// V20 (MIME part headers in the header text) starts the index over:
+    /// documents, pending texts and deletions go, every message is
+    /// unindexed until indexed again, and the merge settings are kept.
+    #[test]
+    fn migration_to_v20_starts_the_index_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.sqlite");
+        let (m1, d1) = msg("indexed by schema nineteen");
+        let (m2, d2) = msg("still pending then");
+        let inbox;
+        {
+            let st = SqliteStore::open(&path).expect("open");
+            let acc = st.create_account("u", "x").expect("account");
+            inbox = st.mailbox(acc.id, "INBOX").expect("q").expect("inbox").id;
+            st.append_indexed(inbox, &[m1.clone(), m2.clone()], &[d1, d2])
+                .expect("append");
+            st.texts.flush();
+            st.writer
+                .lock()
+                .expect("writer")
+                .execute_batch(
+                    "DELETE FROM schema_version WHERE version >= 20;
+                     INSERT INTO fts_pending(docid, blob) SELECT docid, blob FROM search_docs
+                         WHERE docid = (SELECT max(docid) FROM search_docs);",
+                )
+                .expect("downgrade");
+            assert_eq!(docs(&st), 2);
+        }
+        let st = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(docs(&st), 0);
+        let pending: Vec<i64> = column(&st, "SELECT count(*) FROM fts_pending");
+        assert_eq!(pending, [0]);
+        let mut unindexed = st.unindexed_blobs(10).expect("q");
+        unindexed.sort();
+        let mut want = vec![m1.blob, m2.blob];
+        want.sort();
+        assert_eq!(unindexed, want);
+        assert_eq!(body_candidates(&st, inbox, "nowhere"), Some(vec![1, 2]));
+        let merge: Vec<i64> = column(
+            &st,
+            "SELECT v FROM fts_head_config WHERE k IN ('automerge', 'deletemerge')
+             UNION ALL SELECT v FROM fts_body_config WHERE k IN ('automerge', 'deletemerge')",
+        );
+        assert_eq!(merge.iter().sum::<i64>(), 2 * (16 + 50));
+        let (_, d1) = msg("indexed by schema nineteen");
+        st.index_docs(&[(m1.blob, d1)]).expect("index");
+        assert_eq!(body_candidates(&st, inbox, "nineteen"), Some(vec![1, 2]));
+        assert_eq!(body_candidates(&st, inbox, "pending"), Some(vec![2]));
+    }
+
     #[test]
     fn sort_dates_follow_messages() {
         let (_dir, st, acc, inbox) = store();

@@ -10,9 +10,43 @@ pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `n` (from 1) is `MIGRATIONS[n - 1]`; a file at version v gets
 /// every later one, in order, each recorded in `schema_version`.
-const MIGRATIONS: [&str; 19] = [
-    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V16, V17, V18, V19,
+const MIGRATIONS: [&str; 20] = [
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V16, V17, V18, V19, V20,
 ];
+
+/// The two full-text tables (V7; created again by V20).
+macro_rules! fts_tables {
+    () => {
+        "
+CREATE VIRTUAL TABLE fts_head USING fts5(
+    t, tokenize = 'pillarbox_trigram', detail = 'none', content = '', contentless_delete = 1
+);
+CREATE VIRTUAL TABLE fts_body USING fts5(
+    t, tokenize = 'pillarbox_trigram', detail = 'none', content = '', contentless_delete = 1
+);
+"
+    };
+}
+
+/// FTS5 `automerge` of the full-text tables (V10; set again by V20).
+macro_rules! fts_automerge {
+    () => {
+        "
+INSERT INTO fts_head(fts_head, rank) VALUES ('automerge', 16);
+INSERT INTO fts_body(fts_body, rank) VALUES ('automerge', 16);
+"
+    };
+}
+
+/// FTS5 `deletemerge` of the full-text tables (V12; set again by V20).
+macro_rules! fts_deletemerge {
+    () => {
+        "
+INSERT INTO fts_head(fts_head, rank) VALUES ('deletemerge', 50);
+INSERT INTO fts_body(fts_body, rank) VALUES ('deletemerge', 50);
+"
+    };
+}
 
 /// The triggers that keep `sort_dates` (V5; created again by V19).
 macro_rules! sort_dates_triggers {
@@ -223,18 +257,15 @@ CREATE INDEX messages_view
 /// re-tokenized in place: it starts over empty, every message becomes
 /// unindexed (still found by SEARCH, by reading it) and the server indexes
 /// them again in the background (`index_unindexed`).
-const V7: &str = "
+const V7: &str = concat!(
+    "
 UPDATE messages SET docid = NULL WHERE docid IS NOT NULL;
 DELETE FROM search_docs;
 DROP TABLE fts_head;
 DROP TABLE fts_body;
-CREATE VIRTUAL TABLE fts_head USING fts5(
-    t, tokenize = 'pillarbox_trigram', detail = 'none', content = '', contentless_delete = 1
+",
+    fts_tables!()
 );
-CREATE VIRTUAL TABLE fts_body USING fts5(
-    t, tokenize = 'pillarbox_trigram', detail = 'none', content = '', contentless_delete = 1
-);
-";
 
 /// Search documents whose full text is not in the FTS tables yet (see
 /// `texts.rs`).
@@ -257,10 +288,7 @@ CREATE TABLE fts_deleted (docid INTEGER PRIMARY KEY);
 /// ms with 16, 10 clients; the total merge work also shrinks, as each
 /// document is rewritten on fewer levels). A query reads a few more
 /// segments per level.
-const V10: &str = "
-INSERT INTO fts_head(fts_head, rank) VALUES ('automerge', 16);
-INSERT INTO fts_body(fts_body, rank) VALUES ('automerge', 16);
-";
+const V10: &str = fts_automerge!();
 
 /// Mailbox ids are never handed out twice. A rowid is max(id) + 1, so
 /// deleting the newest mailbox and creating another gave the new one the old
@@ -280,10 +308,7 @@ INSERT INTO meta(key, value) SELECT 'last_mailbox_id', coalesce(max(id), 0) FROM
 /// the load mix (0.25 to 0.14 s in 8 s, 10 clients; with only APPEND and
 /// EXPUNGE 1.98 to 1.24 s, and command p99 25 to 11 ms), while a segment still
 /// never holds more dead rows than live ones.
-const V12: &str = "
-INSERT INTO fts_head(fts_head, rank) VALUES ('deletemerge', 50);
-INSERT INTO fts_body(fts_body, rank) VALUES ('deletemerge', 50);
-";
+const V12: &str = fts_deletemerge!();
 
 /// STATUS counts (MESSAGES, UNSEEN, DELETED, SIZE) kept in the mailbox row,
 /// by triggers, so every path that adds, removes or reflags a message (and
@@ -422,6 +447,25 @@ CREATE INDEX messages_unindexed ON messages(mailbox, uid) WHERE docid IS NULL;
     sort_dates_triggers!(),
     counts_triggers!(),
     counts_update_triggers!()
+);
+
+/// The header text of a search document now holds the MIME header fields
+/// of every part and attached message too (SEARCH TEXT, RFC 9051 6.4.4).
+/// Documents indexed before lack them, so the index starts over as in V7:
+/// every message becomes unindexed (still found, by reading it) and the
+/// server indexes them again in the background.
+const V20: &str = concat!(
+    "
+UPDATE messages SET docid = NULL WHERE docid IS NOT NULL;
+DELETE FROM search_docs;
+DELETE FROM fts_pending;
+DELETE FROM fts_deleted;
+DROP TABLE fts_head;
+DROP TABLE fts_body;
+",
+    fts_tables!(),
+    fts_automerge!(),
+    fts_deletemerge!()
 );
 
 /// Brings the database to [`CURRENT_VERSION`].
