@@ -333,6 +333,9 @@ async fn esearch_and_searchres() {
         "{}",
         l[0]
     );
+    let r = c.ok("UID SEARCH RETURN (MIN COUNT MIN) NOT FLAGGED").await;
+    let l = r.lines_starting("* ESEARCH");
+    assert!(l[0].ends_with(" UID MIN 1 COUNT 2\r\n"), "{}", l[0]);
     let r = c.ok("SEARCH RETURN (COUNT) SUBJECT nothing-matches").await;
     assert!(r.lines_starting("* ESEARCH")[0].contains("COUNT 0"));
     let r = c.ok("SEARCH RETURN (SAVE) SUBJECT first").await;

@@ -1175,11 +1175,19 @@ impl Session {
             .collect();
         let uids: Vec<Uid> = idxs.iter().map(|&i| uids[i]).collect();
         let esearch = cmd.return_opts.is_some() || self.rev2;
-        let opts: Vec<SearchReturnOpt> = match &cmd.return_opts {
+        let mut opts: Vec<SearchReturnOpt> = match &cmd.return_opts {
             Some(o) if o.is_empty() => vec![SearchReturnOpt::All],
             Some(o) => o.clone(),
             None => vec![SearchReturnOpt::All],
         };
+        // Each result option once, in the order first asked for: `RETURN
+        // (MIN MIN)` answers `MIN n`, not `MIN n MIN n`.
+        let mut asked = Vec::with_capacity(opts.len());
+        opts.retain(|o| {
+            let first = !asked.contains(o);
+            asked.push(*o);
+            first
+        });
         // SAVE keeps the messages the ESEARCH response names (RFC 5182 2.1).
         let named = named_by(&opts, &uids);
         if opts.contains(&SearchReturnOpt::Save) {
