@@ -24,6 +24,8 @@
 //!
 //! Where we follow Dovecot although the RFCs leave room (asserted below so
 //! that a change is a decision, not an accident):
+//! - a NUL in a stored message is sent as 0x80 in BODY[...] and RFC822
+//!   data (a literal cannot hold NUL; BINARY sends it in a literal8);
 //! - a message APPENDed as a literal8 is stored with its
 //!   `Content-Transfer-Encoding: binary` parts re-encoded as base64
 //!   (RFC 3516 4.3 leaves storage to the server; this keeps `BODY[]` a valid
@@ -292,6 +294,43 @@ h\x00i\x00\r\n--1\r\nContent-Type: text/plain\r\n\r\nplain\r\n--1--\r\n";
     assert!(!item(&r, "BODY[]").unwrap().contains(&0));
     let r = c.ok("FETCH 1 (BODYSTRUCTURE RFC822.SIZE)").await;
     assert!(r.has("\"base64\" 8 0"), "{:?}", r.text());
+    s.stop().await;
+}
+
+/// Followed from Dovecot: BODY[...] and RFC822 data are `nstring` (RFC
+/// 9051 9), a literal cannot carry NUL, and literal8 is for BINARY only, so
+/// a NUL the stored message holds (outside any part that a literal8 APPEND
+/// re-encodes) goes out as 0x80, the length unchanged; BINARY[] sends the
+/// bytes as they are, in a literal8. Both for a message read into memory
+/// and for one streamed from storage (over 4 MiB).
+#[tokio::test]
+async fn nul_in_body_data_is_sent_as_0x80() {
+    let s = TestServer::start().await;
+    let mut c = s.login().await;
+    c.ok("SELECT INBOX").await;
+    for (n, pad) in [(1, 0usize), (2, 4 << 20)] {
+        let mut msg = b"Subject: nul\r\n\r\na\x00b\r\n".to_vec();
+        msg.extend(std::iter::repeat_n(b'x', pad));
+        msg.extend_from_slice(b"\r\nc\x00\r\n");
+        let mut cmd = format!("a{n} APPEND INBOX ~{{{}+}}\r\n", msg.len()).into_bytes();
+        cmd.extend_from_slice(&msg);
+        cmd.extend_from_slice(b"\r\n");
+        c.send_raw(&cmd).await;
+        let r = c.read_until_tagged(&format!("a{n}")).await;
+        assert!(r.tagged.starts_with("OK"), "{}", r.tagged);
+        let shown: Vec<u8> = msg.iter().map(|&b| if b == 0 { 0x80 } else { b }).collect();
+        let r = c
+            .ok(&format!(
+                "UID FETCH {n} (BODY.PEEK[] BODY.PEEK[TEXT]<0.5> BINARY.PEEK[])"
+            ))
+            .await;
+        let line = &r.untagged[r.untagged.len() - 1];
+        assert!(find(line, format!("BODY[] {{{}}}\r\n", msg.len()).as_bytes()).is_some());
+        assert!(find(line, format!("BINARY[] ~{{{}}}\r\n", msg.len()).as_bytes()).is_some());
+        assert_eq!(item(&r, "BODY[]").unwrap(), shown);
+        assert_eq!(item(&r, "BODY[TEXT]<0>").unwrap(), b"a\x80b\r\n");
+        assert_eq!(item(&r, "BINARY[]").unwrap(), msg);
+    }
     s.stop().await;
 }
 

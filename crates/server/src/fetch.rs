@@ -72,11 +72,19 @@ fn section_name(s: &Section) -> String {
     out
 }
 
+/// The field names of HEADER.FIELDS(.NOT), upper-cased as Dovecot echoes
+/// them, each an astring (RFC 9051 9, `header-fld-name`): quoted, or a
+/// literal, when it is not an atom.
 fn upper_list(f: &[String]) -> String {
-    f.iter()
-        .map(|s| s.to_ascii_uppercase())
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut out = Vec::new();
+    for (i, name) in f.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        respond::astring(&mut out, name.to_ascii_uppercase().as_bytes());
+    }
+    // The names are UTF-8, and what quoting adds is ASCII.
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn part_name(p: &[u32]) -> String {
@@ -142,13 +150,33 @@ fn io_error(e: pillarbox_store::StoreError) -> std::io::Error {
     }
 }
 
-/// A literal, or a literal8 when the data holds NUL (RFC 3516 4.2).
-fn data_literal(out: &mut Vec<u8>, data: &[u8]) {
+/// BINARY data: a literal, or a literal8 when it holds NUL (RFC 3516 4.2).
+fn binary_literal(out: &mut Vec<u8>, data: &[u8]) {
     if data.contains(&0) {
         let _ = write!(out, "~{{{}}}\r\n", data.len());
         out.extend_from_slice(data);
     } else {
         respond::literal(out, data);
+    }
+}
+
+/// What a NUL in a message is sent as in BODY[...] and RFC822 data, which
+/// are `nstring` (RFC 9051 9): a literal cannot hold NUL, and literal8 is
+/// for BINARY only. As Dovecot does; the length does not change.
+const NUL_STANDIN: u8 = 0x80;
+
+/// BODY[...] / RFC822 data: a literal, with any NUL sent as [`NUL_STANDIN`].
+fn data_literal(out: &mut Vec<u8>, data: &[u8]) {
+    respond::literal(out, data);
+    if data.contains(&0) {
+        let start = out.len() - data.len();
+        replace_nul(&mut out[start..]);
+    }
+}
+
+fn replace_nul(data: &mut [u8]) {
+    for b in data.iter_mut().filter(|b| **b == 0) {
+        *b = NUL_STANDIN;
     }
 }
 
@@ -635,7 +663,7 @@ impl Session {
                             Ok(data) => {
                                 sep(&mut line, &mut first);
                                 item_name(&mut line, "BINARY", name, *partial);
-                                data_literal(&mut line, apply_partial(&data, *partial));
+                                binary_literal(&mut line, apply_partial(&data, *partial));
                             }
                             Err(e) => failure = Some(e),
                         }
@@ -929,10 +957,11 @@ impl Session {
         let mut left = total;
         while left > 0 {
             let n = left.min(STREAM_CHUNK);
-            let (r, buf) = read_chunk(reader, n).await.map_err(|e| {
+            let (r, mut buf) = read_chunk(reader, n).await.map_err(|e| {
                 tracing::error!("streaming message {}: {e}", meta.uid);
                 lost()
             })?;
+            replace_nul(&mut buf);
             self.conn.write_all(&buf).await.map_err(|_| lost())?;
             reader = r;
             left -= n;
@@ -957,6 +986,19 @@ mod tests {
             text: Some(SectionText::HeaderFields(vec!["From".into(), "to".into()])),
         };
         assert_eq!(section_name(&s), "HEADER.FIELDS (FROM TO)");
+        // Each name an astring (RFC 9051 9): quoted when not an atom.
+        let s = Section {
+            part: vec![2],
+            text: Some(SectionText::HeaderFieldsNot(
+                ["X Dup", "A\"B", "C(D", "nil", "x]y", "ok"]
+                    .map(String::from)
+                    .to_vec(),
+            )),
+        };
+        assert_eq!(
+            section_name(&s),
+            r#"2.HEADER.FIELDS.NOT ("X DUP" "A\"B" "C(D" "NIL" "X]Y" OK)"#
+        );
         let s = Section {
             part: vec![3],
             text: None,
