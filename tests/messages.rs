@@ -220,6 +220,24 @@ async fn store_flags_and_keywords() {
     assert!(r.has("* 2 FETCH (FLAGS (\\Draft))"));
     c.bad("STORE 1 +FLAGS (\\Recent)").await;
     c.bad("STORE 1 BOGUS (\\Seen)").await;
+    // No flag-extension is defined (RFC 3501 9: a server MUST NOT generate
+    // one), and a keyword is an atom, 7-bit: refused, nothing stored, and
+    // no other client is sent them.
+    let r = c.bad("STORE 1 +FLAGS (\\Foo)").await;
+    assert!(
+        r.tagged.contains("Invalid system flag \\Foo"),
+        "{}",
+        r.tagged
+    );
+    let r = c.bad("STORE 1 +FLAGS (caf\u{e9})").await;
+    assert!(r.tagged.contains("8-bit"), "{}", r.tagged);
+    let r = c
+        .bad(&format!("APPEND INBOX (\\Foo) {{{}}}\r\n{}", 3, "a\r\n"))
+        .await;
+    assert!(r.tagged.contains("Invalid system flag"), "{}", r.tagged);
+    let r = c.ok("FETCH 1:* (FLAGS)").await;
+    assert!(!r.has("\\Foo") && !r.has("caf"), "{}", r.text());
+    assert_eq!(r.lines_starting("* ").len(), 3, "{}", r.text());
     s.stop().await;
 }
 

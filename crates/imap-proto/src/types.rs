@@ -98,9 +98,6 @@ pub enum Flag {
     Flagged,
     Deleted,
     Draft,
-    /// `\Recent` is not settable; the parser accepts it in SEARCH only as a key.
-    /// Any other `\Xxx` system-ish flag the client sent (kept verbatim, incl. backslash).
-    Extension(String),
     /// A keyword atom (case preserved).
     Keyword(String),
 }

@@ -169,14 +169,20 @@ impl Parser {
         Ok(MailboxName(self.astring("mailbox name")?))
     }
 
-    /// One flag (`\Seen`, `\Xyz`, `keyword`). `\Recent` is rejected (not settable).
+    /// One flag: a system flag or a keyword (an atom, so 7-bit: RFC 9051
+    /// 9, `flag-keyword`). `\Recent` is rejected (not settable), and so is
+    /// any other `\Xyz`: no standard defines one, and a server "MUST NOT
+    /// generate flag-extension flags" (RFC 3501 9) that it would echo.
     pub(crate) fn flag(&mut self) -> Result<Flag, ParseError> {
         let backslash = self.eat(b'\\');
         let name = self.take_while(super::is_atom_char);
         if name.is_empty() {
             return Err(self.err("Invalid flag"));
         }
-        let name = String::from_utf8(name).map_err(|_| self.err("Invalid UTF-8 in flag"))?;
+        if !name.is_ascii() {
+            return Err(self.err("8-bit characters are not allowed in a flag"));
+        }
+        let name = String::from_utf8(name).map_err(|_| self.err("Invalid flag"))?;
         if !backslash {
             return Ok(Flag::Keyword(name));
         }
@@ -187,7 +193,7 @@ impl Parser {
             "DELETED" => Flag::Deleted,
             "DRAFT" => Flag::Draft,
             "RECENT" => return Err(self.err("The \\Recent flag cannot be set")),
-            _ => Flag::Extension(format!("\\{name}")),
+            _ => return Err(self.err(format!("Invalid system flag \\{name}"))),
         })
     }
 

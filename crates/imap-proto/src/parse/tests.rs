@@ -910,17 +910,12 @@ fn store_forms() {
     assert_eq!(mode, StoreMode::Add);
     assert_eq!(flags, vec![Flag::Deleted]);
     let (uid, _, mode, silent, flags, _) =
-        st("a UID STORE 1 -flags.silent \\seen \\ANSWERED $Junk \\Custom");
+        st("a UID STORE 1 -flags.silent \\seen \\ANSWERED $Junk");
     assert!(uid && silent);
     assert_eq!(mode, StoreMode::Remove);
     assert_eq!(
         flags,
-        vec![
-            Flag::Seen,
-            Flag::Answered,
-            Flag::Keyword("$Junk".into()),
-            Flag::Extension("\\Custom".into())
-        ]
+        vec![Flag::Seen, Flag::Answered, Flag::Keyword("$Junk".into())]
     );
     let (_, _, mode, _, flags, us) = st("a STORE 1 (UNCHANGEDSINCE 320162338) FLAGS.SILENT ()");
     assert_eq!(mode, StoreMode::Replace);
@@ -945,6 +940,19 @@ fn store_forms() {
         "Expected SP or ) in flag list"
     );
     assert_eq!(bad_text("a STORE 1 FLAGS \\"), "Invalid flag");
+    // No flag-extension is defined (RFC 3501 9); keywords are 7-bit atoms.
+    assert_eq!(
+        bad_text("a STORE 1 +FLAGS (\\Seen \\Custom)"),
+        "Invalid system flag \\Custom"
+    );
+    assert_eq!(
+        bad_text("a APPEND INBOX (\\Foo) {1}\r\nx"),
+        "Invalid system flag \\Foo"
+    );
+    assert_eq!(
+        bad_text("a STORE 1 +FLAGS (caf\u{e9})"),
+        "8-bit characters are not allowed in a flag"
+    );
     assert_eq!(
         bad_text("a STORE 1 +FLAGS \\Recent"),
         "The \\Recent flag cannot be set"

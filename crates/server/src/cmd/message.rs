@@ -7,19 +7,17 @@ use pillarbox_store::FlagOp;
 use super::{CmdError, CmdResult, Done};
 use crate::session::Session;
 
-/// Flags as the store keeps them. `\Recent` cannot be set and is dropped.
+/// Flags as the store keeps them (the parser refused `\Recent`).
 pub(crate) fn flag_strings(flags: &[Flag]) -> Vec<String> {
     flags
         .iter()
-        .filter_map(|f| match f {
-            Flag::Seen => Some("\\Seen".to_string()),
-            Flag::Answered => Some("\\Answered".to_string()),
-            Flag::Flagged => Some("\\Flagged".to_string()),
-            Flag::Deleted => Some("\\Deleted".to_string()),
-            Flag::Draft => Some("\\Draft".to_string()),
-            Flag::Extension(e) if e.eq_ignore_ascii_case("\\Recent") => None,
-            Flag::Extension(e) => Some(e.clone()),
-            Flag::Keyword(k) => Some(k.clone()),
+        .map(|f| match f {
+            Flag::Seen => "\\Seen".to_string(),
+            Flag::Answered => "\\Answered".to_string(),
+            Flag::Flagged => "\\Flagged".to_string(),
+            Flag::Deleted => "\\Deleted".to_string(),
+            Flag::Draft => "\\Draft".to_string(),
+            Flag::Keyword(k) => k.clone(),
         })
         .collect()
 }
