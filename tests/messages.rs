@@ -250,6 +250,11 @@ async fn copy_move_and_uidplus() {
     assert!(r.tagged.contains(" 1:2 1:2]"), "{}", r.tagged);
     let r = c.no("COPY 1 nosuch").await;
     assert!(r.tagged.contains("[TRYCREATE]"));
+    // A name CREATE would refuse: CREATE cannot help, so no TRYCREATE.
+    for cmd in ["COPY 1 \"\"", "MOVE 1 \"a//b\"", "APPEND \"\" {3}\r\na\r\n"] {
+        let r = c.no(cmd).await;
+        assert!(r.tagged.contains("[CANNOT]"), "{cmd}: {}", r.tagged);
+    }
     let r = c.ok("UID MOVE 2 Trash").await;
     assert!(r.has("* OK [COPYUID "), "{}", r.text());
     assert!(r.has("* 2 EXPUNGE"), "{}", r.text());

@@ -32,10 +32,7 @@ impl Session {
 
     async fn append_inner(&mut self, m: &MailboxName, messages: Vec<AppendMessage>) -> CmdResult {
         let name = self.decode_name(m)?;
-        let info = match self.find_mailbox(&name).await {
-            Ok(i) => i,
-            Err(_) => return Err(CmdError::no_code("TRYCREATE", "Mailbox doesn't exist")),
-        };
+        let info = self.find_target(&name).await?;
         for msg in &messages {
             if msg.data.is_empty() {
                 return Err(CmdError::no("Can't save a zero byte message"));

@@ -39,6 +39,19 @@ impl Session {
             .ok_or_else(|| CmdError::no_code("NONEXISTENT", "Mailbox doesn't exist"))
     }
 
+    /// The mailbox an APPEND, COPY or MOVE puts messages into. One that does
+    /// not exist is `NO [TRYCREATE]` (RFC 9051 7.1) only when CREATE could
+    /// make it; a name CREATE refuses is `NO [CANNOT]`, as CREATE answers.
+    pub(crate) async fn find_target(&self, name: &str) -> Result<MailboxInfo, CmdError> {
+        match self.find_mailbox(name).await {
+            Err(e) if e.code.as_deref() == Some("NONEXISTENT") => {
+                names::validate(name).map_err(|t| CmdError::no_code("CANNOT", t))?;
+                Err(CmdError::no_code("TRYCREATE", "Mailbox doesn't exist"))
+            }
+            r => r,
+        }
+    }
+
     pub(crate) async fn cmd_select(
         &mut self,
         m: &MailboxName,

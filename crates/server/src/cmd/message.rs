@@ -277,10 +277,7 @@ impl Session {
         };
         let idxs = self.resolve(uid, set)?;
         let name = self.decode_name(m)?;
-        let dst = match self.find_mailbox(&name).await {
-            Ok(i) => i,
-            Err(_) => return Err(CmdError::no_code("TRYCREATE", "Mailbox doesn't exist")),
-        };
+        let dst = self.find_target(&name).await?;
         let Some(sel) = self.selected.as_ref() else {
             return Err(CmdError::bad("No mailbox selected"));
         };
