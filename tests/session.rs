@@ -88,6 +88,50 @@ async fn commands_in_the_wrong_state_get_bad() {
     s.stop().await;
 }
 
+/// Before login a connection can make the server hold little: a command
+/// line or a literal over `preauth_max_bytes` is refused (the same line is
+/// fine after login), and `preauth_max_bad_commands` invalid commands close
+/// the connection with BYE.
+#[tokio::test]
+async fn preauth_limits() {
+    let s = TestServer::start().await;
+    let mut c = s.client().await;
+    let query = format!("SEARCH SUBJECT {}", "x".repeat(9000));
+    let r = c.bad(&query).await;
+    assert!(
+        r.tagged
+            .contains("Command line too long (limit 8192 bytes)"),
+        "{}",
+        r.tagged
+    );
+    let r = c.no("LOGIN {9000}").await;
+    assert!(r.tagged.contains("[TOOBIG]"), "{}", r.tagged);
+    c.ok(&format!("LOGIN {USER} {PASS}")).await;
+    c.ok("SELECT INBOX").await;
+    let r = c.ok(&query).await;
+    assert!(r.has("* SEARCH\r\n"), "{}", r.text());
+    // Ten invalid commands before login: the tenth is answered, then BYE.
+    let mut c = s.client().await;
+    for _ in 0..9 {
+        c.bad("FROBNICATE").await;
+    }
+    c.send_raw(b"t10 SELECT INBOX\r\n").await;
+    let l = c.read_response_line().await.expect("answer");
+    assert!(
+        l.starts_with(b"t10 BAD"),
+        "{:?}",
+        String::from_utf8_lossy(&l)
+    );
+    c.expect_bye_then_closed("Too many invalid commands").await;
+    // A logged-in session is not counted.
+    let mut c = s.login().await;
+    for _ in 0..12 {
+        c.bad("FROBNICATE").await;
+    }
+    c.ok("NOOP").await;
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn malformed_input_gets_bad_and_the_session_continues() {
     let s = TestServer::start_with(|c| {

@@ -99,6 +99,13 @@ pub struct Limits {
     pub max_sessions_per_user: usize,
     /// Seconds a connection may stay idle before logging in.
     pub preauth_timeout_secs: u64,
+    /// Before login: the longest command line and the largest literal
+    /// accepted (bytes; LOGIN and AUTHENTICATE need little), so that an
+    /// unauthenticated connection cannot make the server hold much.
+    pub preauth_max_bytes: usize,
+    /// Before login: invalid commands (answered BAD) after which the
+    /// connection is closed with BYE.
+    pub preauth_max_bad_commands: u32,
     /// Seconds a logged-in connection may stay idle (RFC 9051: at least 30 minutes).
     pub auth_timeout_secs: u64,
 }
@@ -156,6 +163,8 @@ impl Default for Limits {
             max_connections_per_ip: 100,
             max_sessions_per_user: 50,
             preauth_timeout_secs: 60,
+            preauth_max_bytes: 8 * 1024,
+            preauth_max_bad_commands: 10,
             auth_timeout_secs: 30 * 60,
         }
     }

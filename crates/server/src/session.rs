@@ -181,6 +181,8 @@ pub(crate) struct Session {
     /// ENABLE QRESYNC: expunges are reported as VANISHED (RFC 7162 3.2.10).
     pub qresync: bool,
     pub auth_failures: u32,
+    /// Commands answered BAD before login.
+    pub preauth_bad: u32,
     /// SEARCHRES `$` (UIDs).
     pub saved_search: Option<Vec<Uid>>,
     pub out: Vec<u8>,
@@ -215,6 +217,7 @@ impl Session {
             condstore: false,
             qresync: false,
             auth_failures: 0,
+            preauth_bad: 0,
             saved_search: None,
             out: Vec::with_capacity(256),
             changes: None,
@@ -237,8 +240,8 @@ impl Session {
             return "error";
         }
         let mut shutdown = self.shared.shutdown.clone();
-        let max_line = self.shared.config.limits.max_line_length;
         while self.state != State::Logout {
+            let max_line = self.line_limit();
             if *shutdown.borrow() {
                 self.bye("Server shutting down").await;
                 return "shutdown";
@@ -293,11 +296,17 @@ impl Session {
                     if self.flush().await.is_err() {
                         return "error";
                     }
+                    if self.too_many_bad().await {
+                        return "bad_commands";
+                    }
                 }
                 ReadOutcome::Request(req) => {
                     let keep = self.execute(req).await;
                     if self.flush().await.is_err() {
                         return "error";
+                    }
+                    if self.too_many_bad().await {
+                        return "bad_commands";
                     }
                     if !keep {
                         return if let Some(reason) = self.end_reason {
@@ -315,6 +324,29 @@ impl Session {
         }
         self.conn.shutdown().await;
         "logout"
+    }
+
+    /// The longest command line read now: before login, at most
+    /// `preauth_max_bytes`.
+    fn line_limit(&self) -> usize {
+        let limits = &self.shared.config.limits;
+        if self.state == State::NotAuthenticated {
+            limits.max_line_length.min(limits.preauth_max_bytes)
+        } else {
+            limits.max_line_length
+        }
+    }
+
+    /// Before login, after `preauth_max_bad_commands` invalid commands:
+    /// says BYE (and the session ends).
+    async fn too_many_bad(&mut self) -> bool {
+        if self.state != State::NotAuthenticated
+            || self.preauth_bad < self.shared.config.limits.preauth_max_bad_commands
+        {
+            return false;
+        }
+        self.bye("Too many invalid commands").await;
+        true
     }
 
     pub(crate) async fn bye(&mut self, text: &str) {
@@ -362,7 +394,7 @@ impl Session {
         loop {
             let next = match first.take() {
                 Some(l) => l,
-                None => self.conn.read_line(limits.max_line_length).await,
+                None => self.conn.read_line(self.line_limit()).await,
             };
             let line = match next {
                 Ok(Line::Text(l)) => l,
@@ -377,12 +409,10 @@ impl Session {
                                 .flatten()
                         })
                         .unwrap_or_else(|| "*".into());
-                    self.out.extend_from_slice(
-                        format!(
-                            "{tag} BAD Command line too long (limit {} bytes)\r\n",
-                            limits.max_line_length
-                        )
-                        .as_bytes(),
+                    let limit = self.line_limit();
+                    self.untagged_or_tagged_bad(
+                        Some(&tag),
+                        &format!("Command line too long (limit {limit} bytes)"),
                     );
                     return ReadOutcome::Answered;
                 }
@@ -405,6 +435,11 @@ impl Session {
                 limits.max_literal_size
             } else {
                 limits.max_other_literal_size
+            };
+            let max = if self.state == State::NotAuthenticated {
+                max.min(limits.preauth_max_bytes as u64)
+            } else {
+                max
             };
             if spec.len > max {
                 if spec.non_sync {
@@ -467,6 +502,9 @@ impl Session {
     }
 
     fn untagged_or_tagged_bad(&mut self, tag: Option<&str>, text: &str) {
+        if self.state == State::NotAuthenticated {
+            self.preauth_bad += 1;
+        }
         let tag = tag.unwrap_or("*");
         self.out
             .extend_from_slice(format!("{tag} BAD {text}\r\n").as_bytes());

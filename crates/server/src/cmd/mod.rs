@@ -416,6 +416,9 @@ impl Session {
             "NO" => "NO",
             _ => "BAD",
         };
+        if self.last_status == "BAD" && self.state == State::NotAuthenticated {
+            self.preauth_bad += 1;
+        }
         self.out.extend_from_slice(tag.as_bytes());
         self.out.push(b' ');
         self.out.extend_from_slice(word.as_bytes());
