@@ -73,6 +73,31 @@ async fn wrong_password_is_delayed_counted_and_disconnects() {
     s.stop().await;
 }
 
+/// Failures from one address add up across connections (as Dovecot's
+/// penalty): a client opening a fresh connection per guess still waits
+/// longer and longer (here 50, 100, 200, then at least 400 ms; only the
+/// lower bound is checked).
+#[tokio::test]
+async fn failures_from_one_address_add_up_across_connections() {
+    let s = TestServer::start_with(|c| c.auth.failure_delay_ms = 50).await;
+    for n in 0..4u32 {
+        let mut c = s.client().await;
+        let started = std::time::Instant::now();
+        let r = c.no(&format!("LOGIN {USER} wrong{n}")).await;
+        assert!(r.tagged.contains("[AUTHENTICATIONFAILED]"), "{}", r.tagged);
+        let least = Duration::from_millis(50 << n);
+        assert!(
+            started.elapsed() >= least,
+            "failure {n}: {:?}",
+            started.elapsed()
+        );
+    }
+    // The right password still logs in.
+    let mut c = s.login().await;
+    c.ok("NOOP").await;
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn commands_in_the_wrong_state_get_bad() {
     let s = TestServer::start().await;

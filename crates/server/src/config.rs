@@ -72,7 +72,8 @@ pub struct AuthConfig {
     /// Failed authentication attempts after which the connection is closed.
     pub max_failures: u32,
     /// Delay before answering a failed authentication, in milliseconds
-    /// (doubles with each failure on the same connection, capped at 15 s).
+    /// (doubles with each failure on the same connection, or from the same
+    /// address across connections within 15 minutes if more; capped at 15 s).
     pub failure_delay_ms: u64,
 }
 

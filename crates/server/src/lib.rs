@@ -141,6 +141,41 @@ pub(crate) struct ConnCounts {
     pub total: usize,
     pub per_ip: HashMap<IpAddr, usize>,
     pub per_user: HashMap<String, usize>,
+    /// Recent authentication failures per client address, and the time of
+    /// the last one (see [`Shared::note_auth_failure`]).
+    pub auth_failures: HashMap<IpAddr, (u32, std::time::Instant)>,
+}
+
+/// Failures from one address count together for this long after the last.
+const AUTH_PENALTY_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// Addresses remembered at most (past it, those outside the window go; if
+/// all are inside it, all go: the memory stays bounded).
+const AUTH_PENALTY_ADDRESSES: usize = 65_536;
+
+impl Shared {
+    /// Counts an authentication failure from `ip` and returns how many
+    /// there were from it, across all its connections, since failures began
+    /// less than [`AUTH_PENALTY_WINDOW`] apart (as Dovecot's per-address
+    /// penalty): the delay of a failure grows with that, so that many
+    /// connections from one address do not each start over.
+    pub(crate) fn note_auth_failure(&self, ip: IpAddr) -> u32 {
+        let now = std::time::Instant::now();
+        let mut c = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let map = &mut c.auth_failures;
+        if map.len() >= AUTH_PENALTY_ADDRESSES && !map.contains_key(&ip) {
+            map.retain(|_, (_, at)| now.duration_since(*at) < AUTH_PENALTY_WINDOW);
+            if map.len() >= AUTH_PENALTY_ADDRESSES {
+                map.clear();
+            }
+        }
+        let (n, at) = map.entry(ip).or_insert((0, now));
+        if now.duration_since(*at) >= AUTH_PENALTY_WINDOW {
+            *n = 0;
+        }
+        *n = n.saturating_add(1);
+        *at = now;
+        *n
+    }
 }
 
 /// The metadata and blob stores of a data directory.

@@ -137,15 +137,17 @@ impl Session {
         Ok(Done::code(format!("CAPABILITY {caps}"), "Logged in"))
     }
 
-    /// Delays (doubling per failure, capped) and counts; closes after the limit.
+    /// Delays (doubling per failure of this connection, or of its address
+    /// across connections if more, capped at 15 s) and counts; closes after
+    /// the limit of this connection.
     async fn auth_failed(&mut self) -> CmdError {
         self.auth_failures += 1;
         self.shared.metrics.auth_failures.inc();
+        let from_address = self.shared.note_auth_failure(self.peer.ip());
+        let failures = self.auth_failures.max(from_address);
         let cfg = &self.shared.config.auth;
         let base = cfg.failure_delay_ms;
-        let delay = base
-            .saturating_mul(1 << (self.auth_failures - 1).min(10))
-            .min(15_000);
+        let delay = base.saturating_mul(1 << (failures - 1).min(10)).min(15_000);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         tracing::info!(peer = %self.peer, failures = self.auth_failures, "authentication failed");
         let mut e = CmdError::no_code("AUTHENTICATIONFAILED", "Authentication failed");
