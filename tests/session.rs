@@ -170,6 +170,13 @@ async fn malformed_input_gets_bad_and_the_session_continues() {
     c.send_raw(b"\x01\x02\r\n").await;
     let l = c.read_response_line().await.unwrap();
     assert!(l.starts_with(b"* BAD"), "{:?}", String::from_utf8_lossy(&l));
+    // A tag with a character tags may not hold: untagged BAD, so that no
+    // command tagged `a` takes it as its answer (RFC 9051 7.1).
+    for line in [&b"a+b NOOP\r\n"[..], b"a\xc3\xa9 NOOP\r\n"] {
+        c.send_raw(line).await;
+        let l = c.read_response_line().await.unwrap();
+        assert!(l.starts_with(b"* BAD"), "{:?}", String::from_utf8_lossy(&l));
+    }
     c.bad("FROBNICATE").await;
     c.bad("SELECT").await;
     c.bad("FETCH 1:x FLAGS").await;

@@ -45,7 +45,7 @@ pub(crate) fn is_list_char(b: u8) -> bool {
 
 /// `tag`: 1*<any ASTRING-CHAR except "+">.
 pub(crate) fn is_tag_char(b: u8) -> bool {
-    is_astring_char(b) && b != b'+'
+    b.is_ascii() && is_astring_char(b) && b != b'+'
 }
 
 /// Parses a complete request. `max_depth` bounds parenthesis nesting.

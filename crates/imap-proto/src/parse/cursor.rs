@@ -188,6 +188,12 @@ impl Parser {
         if t.is_empty() {
             return Err(self.err("Missing or invalid tag"));
         }
+        // `a+b NOOP`: the tag is not `a`; a tagged answer would go to
+        // whichever command is tagged `a` (RFC 9051 7.1: untagged BAD when
+        // the tag cannot be read).
+        if !matches!(self.peek(), Peek::End | Peek::Byte(b' ')) {
+            return Err(self.err("Invalid characters in tag"));
+        }
         match String::from_utf8(t) {
             Ok(s) => {
                 self.tag = Some(s.clone());

@@ -180,6 +180,19 @@ fn general_bad_paths() {
     assert!(bad_text("a NOOP ").starts_with("Unexpected characters"));
     let e = bad("+ NOOP");
     assert_eq!(e.tag, None);
+    // A tag with a character tags may not hold is no tag at all.
+    for line in [
+        "a+b NOOP",
+        "a{b NOOP",
+        "a\"b NOOP",
+        "a%b NOOP",
+        "a*b NOOP",
+        "\u{e9} NOOP",
+    ] {
+        let e = bad(line);
+        assert_eq!(e.tag, None, "{line}");
+    }
+    assert_eq!(parse("a]b NOOP").unwrap().tag, "a]b");
     let e = bad("");
     assert_eq!(e.tag, None);
     assert_eq!(bad_text("a UID FOO 1"), "Unknown command UID FOO");
