@@ -272,6 +272,12 @@ async fn authenticate_plain_with_and_without_initial_response() {
     let r = c.read_until_tagged("a").await;
     assert!(r.tagged.starts_with("BAD"), "{}", r.tagged);
     c.no("AUTHENTICATE CRAM-MD5").await;
+    // Valid base64 that is not a PLAIN message (no NUL separators; an empty
+    // one): the authentication fails (RFC 4616 2), it is no syntax error.
+    for bad in ["dTFwdzE=", "="] {
+        let r = c.no(&format!("AUTHENTICATE PLAIN {bad}")).await;
+        assert!(r.tagged.contains("[AUTHENTICATIONFAILED]"), "{}", r.tagged);
+    }
     s.stop().await;
 }
 

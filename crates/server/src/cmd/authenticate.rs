@@ -91,8 +91,11 @@ impl Session {
                 .decode(&response)
                 .map_err(|_| CmdError::bad("Invalid base64 in authentication response"))?
         };
+        // Decoded, but not a PLAIN message (RFC 4616 2: the server fails
+        // the exchange): a failed authentication, delayed and counted like
+        // a wrong password, not a syntax error.
         let Some((authz, authc, pass)) = decode_plain(&decoded) else {
-            return Err(CmdError::bad("Invalid SASL PLAIN message"));
+            return Err(self.auth_failed().await);
         };
         if !authz.is_empty() && authz != authc {
             return Err(CmdError::no_code(
