@@ -456,8 +456,14 @@ async fn id_namespace_enable() {
     let s = TestServer::start().await;
     let mut c = s.client().await;
     let r = c.ok("ID (\"name\" \"test\")").await;
-    assert!(r.has("* ID (\"name\" \"Pillarbox\""));
+    assert_eq!(r.text(), "* ID (\"name\" \"Pillarbox\")\r\n");
     c.ok(&format!("LOGIN {USER} {PASS}")).await;
+    let r = c.ok("ID NIL").await;
+    assert!(
+        r.has(&format!("\"version\" \"{}\"", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        r.text()
+    );
     let r = c.ok("NAMESPACE").await;
     assert!(r.has("* NAMESPACE ((\"\" \"/\")) NIL NIL"));
     let r = c.ok("ENABLE IMAP4rev2 CONDSTORE X-UNKNOWN").await;

@@ -1,7 +1,7 @@
 //! CAPABILITY, ENABLE, ID, NAMESPACE.
 
 use super::{CmdResult, Done};
-use crate::session::Session;
+use crate::session::{Session, State};
 
 impl Session {
     pub(crate) fn cmd_capability(&mut self) -> CmdResult {
@@ -63,14 +63,19 @@ impl Session {
         true
     }
 
+    /// The server's name; its version only after login, so that an
+    /// unauthenticated client cannot look up what this version is open to
+    /// (RFC 2971 7; as Dovecot, which never sends it by default).
     pub(crate) fn cmd_id(&mut self) -> CmdResult {
-        self.out.extend_from_slice(
+        let line = if self.state == State::NotAuthenticated {
+            "* ID (\"name\" \"Pillarbox\")\r\n".to_string()
+        } else {
             format!(
                 "* ID (\"name\" \"Pillarbox\" \"version\" \"{}\")\r\n",
                 env!("CARGO_PKG_VERSION")
             )
-            .as_bytes(),
-        );
+        };
+        self.out.extend_from_slice(line.as_bytes());
         Ok(Done::ok("ID completed"))
     }
 
