@@ -231,6 +231,11 @@ pub mod search {
     pub fn preview(raw: &[u8]) -> String {
         crate::search_impl::preview(raw)
     }
+    /// [`headers_text`], [`body_text`] and [`preview`] of one message, from
+    /// one parse of its structure: what indexing a message needs.
+    pub fn texts(raw: &[u8]) -> (String, String, String) {
+        crate::search_impl::texts(raw)
+    }
 }
 
 #[cfg(test)]

@@ -48,11 +48,26 @@ pub(crate) fn has_header(raw: &[u8], name: &str) -> bool {
 /// MIME header fields)", RFC 9051 6.4.4; as Dovecot, so that TEXT finds an
 /// attachment by its file name or type), unfolded and RFC 2047 decoded.
 pub(crate) fn headers_text(raw: &[u8]) -> String {
+    headers_text_of(&structure::parse(raw), raw)
+}
+
+/// [`headers_text`] of a message already parsed into `root`.
+fn headers_text_of(root: &Part, raw: &[u8]) -> String {
     let mut out = String::new();
     push_fields(&root_fields(raw), &mut out);
-    let root = structure::parse(raw);
-    part_headers(&root, raw, &mut out, 0);
+    part_headers(root, raw, &mut out, 0);
     out
+}
+
+/// [`headers_text`], [`body_text`] and [`preview`] of one message, from one
+/// parse of its structure (what ingest computes).
+pub(crate) fn texts(raw: &[u8]) -> (String, String, String) {
+    let root = structure::parse(raw);
+    (
+        headers_text_of(&root, raw),
+        body_text_of(&root, raw),
+        preview_of(&root, raw),
+    )
 }
 
 fn push_fields(fields: &[header::Field<'_>], out: &mut String) {
@@ -103,9 +118,12 @@ fn part_headers(part: &Part, raw: &[u8], out: &mut String, depth: usize) {
 /// header is not body text; an encoded one is decoded first); a
 /// message/partial is searched as it is.
 pub(crate) fn body_text(raw: &[u8]) -> String {
-    let root = structure::parse(raw);
+    body_text_of(&structure::parse(raw), raw)
+}
+
+fn body_text_of(root: &Part, raw: &[u8]) -> String {
     let mut out = String::new();
-    collect(&root, raw, &mut out, 0);
+    collect(root, raw, &mut out, 0);
     out
 }
 
@@ -194,10 +212,13 @@ fn to_utf8(data: &[u8], charset: Option<&[u8]>) -> String {
 /// first text/html one with its markup removed; attachments skipped), decoded,
 /// whitespace collapsed, at most 256 characters. Empty when there is none.
 pub(crate) fn preview(raw: &[u8]) -> String {
-    let root = structure::parse(raw);
+    preview_of(&structure::parse(raw), raw)
+}
+
+fn preview_of(root: &Part, raw: &[u8]) -> String {
     let mut plain = None;
     let mut html = None;
-    find_text(&root, raw, &mut plain, &mut html, 0);
+    find_text(root, raw, &mut plain, &mut html, 0);
     let text = match (plain, html) {
         (Some(p), _) => p,
         (None, Some(h)) => strip_html(&h),

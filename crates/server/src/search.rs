@@ -776,11 +776,12 @@ pub(crate) fn header_fields_of(raw: &[u8]) -> HeaderFields {
 
 /// What the search index keeps of a message: computed once at ingest.
 pub(crate) fn make_doc(raw: &[u8]) -> SearchDoc {
+    let (headers, body, preview) = text::texts(raw);
     SearchDoc {
-        headers: casefold(&text::headers_text(raw)),
-        body: casefold(&text::body_text(raw)),
+        headers: casefold(&headers),
+        body: casefold(&body),
         fields: header_fields_of(raw),
-        preview: text::preview(raw),
+        preview,
     }
 }
 
@@ -1182,11 +1183,13 @@ impl Session {
         };
         // Each result option once, in the order first asked for: `RETURN
         // (MIN MIN)` answers `MIN n`, not `MIN n MIN n`.
-        let mut asked = Vec::with_capacity(opts.len());
+        let mut kept = Vec::with_capacity(opts.len());
         opts.retain(|o| {
-            let first = !asked.contains(o);
-            asked.push(*o);
-            first
+            if kept.contains(o) {
+                return false;
+            }
+            kept.push(*o);
+            true
         });
         // SAVE keeps the messages the ESEARCH response names (RFC 5182 2.1).
         let named = named_by(&opts, &uids);
