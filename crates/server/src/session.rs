@@ -326,14 +326,18 @@ impl Session {
         "logout"
     }
 
-    /// The longest command line read now: before login, at most
-    /// `preauth_max_bytes`.
+    /// The longest command line read now.
     fn line_limit(&self) -> usize {
-        let limits = &self.shared.config.limits;
-        if self.state == State::NotAuthenticated {
-            limits.max_line_length.min(limits.preauth_max_bytes)
-        } else {
-            limits.max_line_length
+        self.before_login_at_most(self.shared.config.limits.max_line_length)
+    }
+
+    /// `limit`, or before login at most `preauth_max_bytes` (lines and
+    /// literals alike).
+    fn before_login_at_most<T: Ord + TryFrom<usize>>(&self, limit: T) -> T {
+        let cap = T::try_from(self.shared.config.limits.preauth_max_bytes);
+        match cap {
+            Ok(cap) if self.state == State::NotAuthenticated => limit.min(cap),
+            _ => limit,
         }
     }
 
@@ -431,16 +435,11 @@ impl Session {
             };
             let tag = buf.tag().unwrap_or_else(|| "*".into());
             let is_append = buf.command_name().as_deref() == Some("APPEND");
-            let max = if is_append {
+            let max = self.before_login_at_most(if is_append {
                 limits.max_literal_size
             } else {
                 limits.max_other_literal_size
-            };
-            let max = if self.state == State::NotAuthenticated {
-                max.min(limits.preauth_max_bytes as u64)
-            } else {
-                max
-            };
+            });
             if spec.len > max {
                 if spec.non_sync {
                     // The client is already sending the bytes; we cannot resync the stream.

@@ -1224,11 +1224,11 @@ fn expunge_in(
 }
 
 impl SqliteStore {
-    /// The mailbox's `recent_from` (UIDs below it were given out), read
-    /// without the write lock: a claim with nothing left to take (another
-    /// session, often an APPEND's own transaction, took it) writes nothing.
-    fn unclaimed_from(&self, mailbox: MailboxId) -> Result<Uid> {
-        self.read_one(|tx| Ok(recent_marks(tx, mailbox)?.0))
+    /// Whether `[from, to)` holds nothing left to claim as \Recent: read
+    /// without the write lock, so that a claim another session already made
+    /// (often an APPEND's own transaction) writes nothing.
+    fn nothing_to_claim(&self, mailbox: MailboxId, from: Uid, to: Uid) -> Result<bool> {
+        Ok(from >= to || self.read_one(|tx| Ok(recent_marks(tx, mailbox)?.0))? >= to)
     }
 }
 
@@ -1932,7 +1932,7 @@ impl MetaStore for SqliteStore {
     }
 
     fn claim_recent_range(&self, mailbox: MailboxId, from: Uid, to: Uid) -> Result<(Uid, Uid)> {
-        if from >= to || self.unclaimed_from(mailbox)? >= to {
+        if self.nothing_to_claim(mailbox, from, to)? {
             return Ok((to, to));
         }
         self.write_relaxed(|tx| claim_recent_in(tx, mailbox, from, Some(to)))
@@ -1944,15 +1944,11 @@ impl MetaStore for SqliteStore {
         from: Uid,
         to: Uid,
     ) -> Option<Result<(Uid, Uid)>> {
-        if from >= to {
-            return Some(Ok((to, to)));
+        match self.nothing_to_claim(mailbox, from, to) {
+            Ok(true) => Some(Ok((to, to))),
+            Ok(false) => self.try_write_relaxed(|tx| claim_recent_in(tx, mailbox, from, Some(to))),
+            Err(e) => Some(Err(e)),
         }
-        match self.unclaimed_from(mailbox) {
-            Ok(u) if u >= to => return Some(Ok((to, to))),
-            Ok(_) => {}
-            Err(e) => return Some(Err(e)),
-        }
-        self.try_write_relaxed(|tx| claim_recent_in(tx, mailbox, from, Some(to)))
     }
 
     fn recent_count(&self, mailbox: MailboxId) -> Result<u32> {
