@@ -39,6 +39,19 @@ pub fn literal_len(line: &[u8]) -> Option<usize> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
+/// Prints the first few NO/BAD answers of the run (to stderr), so that an
+/// error count in the results comes with its reason.
+fn report_failure(line: &[u8]) {
+    static SHOWN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    const MAX_SHOWN: usize = 10;
+    if SHOWN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < MAX_SHOWN {
+        eprintln!(
+            "server answered: {}",
+            String::from_utf8_lossy(line).trim_end()
+        );
+    }
+}
+
 /// The status of a tagged response line for `tag`, if it is one.
 pub fn tagged_status(line: &[u8], tag: &str) -> Option<Status> {
     let rest = line.strip_prefix(tag.as_bytes())?.strip_prefix(b" ")?;
@@ -211,6 +224,9 @@ impl Client {
         loop {
             let line = self.read_line().await?;
             if let Some(st) = tagged_status(&line, tag) {
+                if st != Status::Ok {
+                    report_failure(&line);
+                }
                 return Ok(st);
             }
         }
