@@ -29,6 +29,12 @@ USERS=${USERS:-20}                  # accounts on each server
 MSGS=${MSGS:-300}                   # messages pre-loaded into each INBOX
 DURATION=${DURATION:-20}            # seconds per mix / append run
 MIX_CLIENTS=${MIX_CLIENTS:-"10 50"}
+# Each mix run (10 and 50 clients, multi-device, no-wait) is repeated this
+# many times, Pillarbox and Dovecot alternately. The machine's speed drifts
+# by 10-20% over minutes; a ratio taken from adjacent runs cancels most of
+# that. The summary gives the medians of each server's figures and the
+# median of the per-pair ratios.
+MIX_REPEAT=${MIX_REPEAT:-1}
 # The multi-device mix: MIX_DEVICE_CLIENTS clients, MIX_DEVICES per account
 # (a user's laptop, phone and webmail), so that an IDLE ends when another
 # device's change is pushed. In the plain mix, 10 clients have an account
@@ -222,21 +228,25 @@ if [ "$PB_IDLE_SESSIONS" -gt 0 ]; then
     pb idle-mem --sessions "$PB_IDLE_SESSIONS" --tls
 fi
 
+# both_mix ARGS...: the mix on both servers, MIX_REPEAT times, alternately.
+both_mix() {
+    for _ in $(seq 1 "$MIX_REPEAT"); do
+        pb mix "$@"
+        dc mix "$@"
+    done
+}
 for n in $MIX_CLIENTS; do
-    say "mix, $n clients, ${DURATION}s"
-    pb mix --clients "$n" --duration "$DURATION" --idle-ms "$MIX_IDLE_MS"
-    dc mix --clients "$n" --duration "$DURATION" --idle-ms "$MIX_IDLE_MS"
+    say "mix, $n clients, ${DURATION}s (x$MIX_REPEAT)"
+    both_mix --clients "$n" --duration "$DURATION" --idle-ms "$MIX_IDLE_MS"
 done
 if [ "$MIX_DEVICES" -gt 1 ]; then
     n=$MIX_DEVICE_CLIENTS
-    say "mix, $n clients, $MIX_DEVICES per account, ${DURATION}s"
-    pb mix --clients "$n" --devices "$MIX_DEVICES" --duration "$DURATION" --idle-ms "$MIX_IDLE_MS"
-    dc mix --clients "$n" --devices "$MIX_DEVICES" --duration "$DURATION" --idle-ms "$MIX_IDLE_MS"
+    say "mix, $n clients, $MIX_DEVICES per account, ${DURATION}s (x$MIX_REPEAT)"
+    both_mix --clients "$n" --devices "$MIX_DEVICES" --duration "$DURATION" --idle-ms "$MIX_IDLE_MS"
 fi
 for n in $NOWAIT_CLIENTS; do
-    say "mix, $n clients, no IDLE wait (--idle-ms 0), ${DURATION}s"
-    pb mix --clients "$n" --duration "$DURATION" --idle-ms 0
-    dc mix --clients "$n" --duration "$DURATION" --idle-ms 0
+    say "mix, $n clients, no IDLE wait (--idle-ms 0), ${DURATION}s (x$MIX_REPEAT)"
+    both_mix --clients "$n" --duration "$DURATION" --idle-ms 0
 done
 
 for m in $OP_MIXES; do
@@ -282,14 +292,33 @@ row() { # name pillarbox dovecot goal
     printf '%-54s %14s %14s %9s   %s\n' "$1" "${2:--}" "${3:--}" "$r" "$4"
 }
 printf '%-54s %14s %14s %9s   %s\n' "figure" "pillarbox" "dovecot" "ratio" "goal"
+# all LABEL MODE SELECTOR KEY: the values of KEY in every such RESULT line,
+# one per line, in the order of the runs.
+all() {
+    grep "^RESULT label=$1 mode=$2 " "$RESULTS" | grep -- " $3" |
+        tr ' ' '\n' | sed -n "s/^$4=//p"
+}
+median() { # of the numbers on stdin
+    sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else printf "%.5g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+# mix_row NAME SELECTOR KEY GOAL: medians of both servers' figures, and as
+# the ratio the median of the ratios of the runs made one after the other.
+mix_row() {
+    local a b r
+    a=$(all pillarbox mix "$2" "$3" | median)
+    b=$(all dovecot mix "$2" "$3" | median)
+    r=$(paste <(all pillarbox mix "$2" "$3") <(all dovecot mix "$2" "$3") |
+        awk '$1 != "" && $2 + 0 != 0 { printf "%.5f\n", $1 / $2 }' | median)
+    printf '%-54s %14s %14s %9s   %s\n' "$1" "${a:--}" "${b:--}" "$(printf '%.3f' "${r:-0}" 2>/dev/null || echo -)" "$4"
+}
 mix_rows() { # clients devices idle_ms name
     local sel="clients=$1 devices=$2 idle_ms=$3 " name=$4
-    row "$name: commands/s" "$(get pillarbox mix "$sel" cmds_per_s)" \
-        "$(get dovecot mix "$sel" cmds_per_s)" "ratio >= 3"
-    row "$name: server CPU s / 1000 cmds" "$(get pillarbox mix "$sel" cpu_s_per_1k)" \
-        "$(get dovecot mix "$sel" cpu_s_per_1k)" "ratio <= 0.15"
-    row "$name: p99 ms" "$(get pillarbox mix "$sel" p99_ms)" \
-        "$(get dovecot mix "$sel" p99_ms)" ""
+    if [ "$MIX_REPEAT" -gt 1 ]; then
+        name="$name (median of $MIX_REPEAT)"
+    fi
+    mix_row "$name: commands/s" "$sel" cmds_per_s "ratio >= 3"
+    mix_row "$name: server CPU s / 1000 cmds" "$sel" cpu_s_per_1k "ratio <= 0.15"
+    mix_row "$name: p99 ms" "$sel" p99_ms ""
 }
 for n in $MIX_CLIENTS; do
     mix_rows "$n" 1 "$MIX_IDLE_MS" "mix $n clients"
