@@ -284,14 +284,17 @@ get() {
     grep "^RESULT label=$1 mode=$2 " "$RESULTS" | grep -- " $3" | head -1 |
         tr ' ' '\n' | sed -n "s/^$4=//p"
 }
-row() { # name pillarbox dovecot goal
-    local r="-"
-    if [ -n "$2" ] && [ -n "$3" ]; then
-        r=$(awk -v a="$2" -v b="$3" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.3f", a / b }')
-    fi
-    printf '%-54s %14s %14s %9s   %s\n' "$1" "${2:--}" "${3:--}" "$r" "$4"
+line() { # name pillarbox dovecot ratio goal: one line of the summary
+    printf '%-54s %14s %14s %9s   %s\n' "$1" "${2:--}" "${3:--}" "${4:--}" "$5"
 }
-printf '%-54s %14s %14s %9s   %s\n' "figure" "pillarbox" "dovecot" "ratio" "goal"
+row() { # name pillarbox dovecot goal
+    local r=""
+    if [ -n "$2" ] && [ -n "$3" ]; then
+        r=$(awk -v a="$2" -v b="$3" 'BEGIN { if (b + 0 != 0) printf "%.3f", a / b }')
+    fi
+    line "$1" "$2" "$3" "$r" "$4"
+}
+line "figure" "pillarbox" "dovecot" "ratio" "goal"
 # all LABEL MODE SELECTOR KEY: the values of KEY in every such RESULT line,
 # one per line, in the order of the runs.
 all() {
@@ -304,12 +307,15 @@ median() { # of the numbers on stdin
 # mix_row NAME SELECTOR KEY GOAL: medians of both servers' figures, and as
 # the ratio the median of the ratios of the runs made one after the other.
 mix_row() {
-    local a b r
-    a=$(all pillarbox mix "$2" "$3" | median)
-    b=$(all dovecot mix "$2" "$3" | median)
-    r=$(paste <(all pillarbox mix "$2" "$3") <(all dovecot mix "$2" "$3") |
+    local pb dc r
+    pb=$(all pillarbox mix "$2" "$3")
+    dc=$(all dovecot mix "$2" "$3")
+    r=$(paste <(echo "$pb") <(echo "$dc") |
         awk '$1 != "" && $2 + 0 != 0 { printf "%.5f\n", $1 / $2 }' | median)
-    printf '%-54s %14s %14s %9s   %s\n' "$1" "${a:--}" "${b:--}" "$(printf '%.3f' "${r:-0}" 2>/dev/null || echo -)" "$4"
+    if [ -n "$r" ]; then
+        r=$(printf '%.3f' "$r")
+    fi
+    line "$1" "$(median <<<"$pb")" "$(median <<<"$dc")" "$r" "$4"
 }
 mix_rows() { # clients devices idle_ms name
     local sel="clients=$1 devices=$2 idle_ms=$3 " name=$4

@@ -1359,6 +1359,14 @@ fn copy_in(
     })
 }
 
+/// The contents (blob, summary id) of the messages `sql` selects with `id`
+/// as its parameter, for [`unreferenced_files`] once they are removed.
+fn contents_of(tx: &Connection, sql: &str, id: i64) -> Result<Vec<(String, i64)>> {
+    let mut stmt = tx.prepare_cached(sql)?;
+    let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Of the contents (blob, summary id) of removed messages, the blobs no
 /// message references any more and that may have a file, for the caller to
 /// delete after its commit. Summaries no message holds any more, and a body
@@ -1564,14 +1572,12 @@ impl MetaStore for SqliteStore {
                 .query_row([name], |r| r.get(0))
                 .optional()?
                 .ok_or(StoreError::NoSuchAccount)?;
-            let blobs: Vec<(String, i64)> = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT DISTINCT blob, summary FROM messages
-                     WHERE mailbox IN (SELECT id FROM mailboxes WHERE account = ?1)",
-                )?;
-                let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
+            let blobs = contents_of(
+                tx,
+                "SELECT DISTINCT blob, summary FROM messages
+                 WHERE mailbox IN (SELECT id FROM mailboxes WHERE account = ?1)",
+                id,
+            )?;
             let mailboxes: Vec<MailboxId> = {
                 let mut stmt = tx.prepare_cached("SELECT id FROM mailboxes WHERE account = ?1")?;
                 let rows = stmt.query_map([id], |r| r.get(0))?;
@@ -1651,13 +1657,11 @@ impl MetaStore for SqliteStore {
         }
         self.write(|tx| {
             let info = mailbox_by_name(tx, account, name)?.ok_or(StoreError::NoSuchMailbox)?;
-            let blobs: Vec<(String, i64)> = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT DISTINCT blob, summary FROM messages WHERE mailbox = ?1",
-                )?;
-                let rows = stmt.query_map([info.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
+            let blobs = contents_of(
+                tx,
+                "SELECT DISTINCT blob, summary FROM messages WHERE mailbox = ?1",
+                info.id,
+            )?;
             delete_mailbox_rows(tx, info.id)?;
             unreferenced_files(tx, blobs)
         })
