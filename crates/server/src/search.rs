@@ -1022,6 +1022,8 @@ pub fn reindex(
 ) -> Result<(u64, pillarbox_store::SearchIndexSize), String> {
     store.clear_search_index().map_err(|e| e.to_string())?;
     let n = index_unindexed(store, blobs, &|| false)?;
+    // The texts are written by the store's text writer, in batches.
+    store.flush_search_texts();
     let size = store.search_index_size().map_err(|e| e.to_string())?;
     Ok((n, size))
 }

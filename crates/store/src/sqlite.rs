@@ -41,6 +41,7 @@ use crate::{
 };
 
 mod flags;
+mod index_file;
 
 /// Flags as the store keeps them: system flags canonical, keywords deduplicated
 /// case-insensitively, sorted (what `MessageMeta::flags` will hold).
@@ -68,12 +69,16 @@ const MAX_IDLE_READERS: usize = 64;
 /// than a page at a time as checkpoints add pages).
 const FILE_CHUNK_BYTES: i32 = 8 << 20;
 /// The background checkpointer copies the WAL into the database once it
-/// holds this many frames (16 MiB; SQLite's own automatic threshold is
-/// 1000). The same hot pages (a mailbox row, the ends of the modseq indexes)
-/// are in many frames, and a checkpoint writes each page once and fsyncs
-/// twice: 4000 instead of 1000 halves the checkpointer's CPU in the
-/// 10-client load mix (0.10 to 0.05 s in 8 s, 3 alternating pairs)...
-const CHECKPOINT_WAL_FRAMES: i32 = 4000;
+/// holds this many frames (64 MiB, the `journal_size_limit`; SQLite's own
+/// automatic threshold is 1000). The same hot pages (a mailbox row, the ends
+/// of the modseq indexes) are in many frames, and a checkpoint writes each
+/// page once and fsyncs twice: 4000 instead of 1000 halved the
+/// checkpointer's CPU in the 10-client load mix (0.10 to 0.05 s in 8 s, 3
+/// alternating pairs). And its last step holds the write lock (about 10 ms
+/// here): 10 clients appending wrote 4000 frames every 0.3 s, so that step
+/// alone reached the APPEND p99. 16000 instead of 4000: 10-client APPEND
+/// p99 17.0 and 17.9 ms against 20.0 and 21.6 (2 alternating pairs)...
+const CHECKPOINT_WAL_FRAMES: i32 = 16000;
 /// ...looking at the count the writer's WAL hook left this often.
 const CHECKPOINT_POLL: Duration = Duration::from_millis(100);
 /// The final (RESTART) step of a checkpoint waits at most this long for
@@ -94,6 +99,8 @@ pub const DEFAULT_MAILBOXES: [(&str, Option<&str>); 6] = [
 
 pub struct SqliteStore {
     path: PathBuf,
+    /// The search index file, attached by readers as `ix` (`index_file.rs`).
+    index_path: PathBuf,
     /// Declared before `wal`: the connection (whose WAL hook points at it) is
     /// dropped first.
     writer: Arc<Mutex<Connection>>,
@@ -101,7 +108,7 @@ pub struct SqliteStore {
     /// APPENDs waiting for the next group commit (see `append_indexed`).
     appends: Mutex<Vec<AppendJob>>,
     /// Coalesced fsyncs of the WAL after commits (see the module docs).
-    wal_flush: crate::flush::FlushGroup,
+    wal_flush: Arc<crate::flush::FlushGroup>,
     /// Full texts of new search documents, written in batches (`texts.rs`).
     texts: Arc<texts::TextQueue>,
     /// Dropping it writes the queued texts and stops their thread (before
@@ -120,8 +127,9 @@ pub struct SqliteStore {
 pub const DEFAULT_EXPUNGE_HISTORY: u32 = 10_000;
 
 /// Kept by the writer's WAL hook (`set_wal_hook`) and `sync_wal`.
-#[derive(Default)]
 struct WalCounters {
+    /// The checkpointer's threshold: [`CHECKPOINT_WAL_FRAMES`] (tests lower it).
+    checkpoint_at: AtomicI32,
     /// Frames in the WAL after the writer's last commit (for the checkpointer).
     frames: AtomicI32,
     /// Commits the writer has made.
@@ -129,6 +137,17 @@ struct WalCounters {
     /// Of those, how many a completed WAL fsync covers: when it is all of
     /// them, there is nothing to make durable.
     synced: AtomicU64,
+}
+
+impl Default for WalCounters {
+    fn default() -> Self {
+        WalCounters {
+            checkpoint_at: AtomicI32::new(CHECKPOINT_WAL_FRAMES),
+            frames: AtomicI32::new(0),
+            commits: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+        }
+    }
 }
 
 /// One APPEND waiting to be committed with others.
@@ -159,24 +178,42 @@ impl SqliteStore {
                 "could not switch the database to WAL mode (got {mode})"
             )));
         }
-        {
+        let index_path = index_file::path_for(path);
+        let index = {
             let tx = Tx::begin(&writer, Begin::Immediate)?;
             schema::migrate(&tx)?;
+            let index = index_file::open(&tx, &index_path)?;
             tx.commit()?;
-        }
+            index
+        };
         // Deletions an earlier process recorded but did not apply.
         let texts = Arc::new(texts::TextQueue::default());
         texts.note_deletes();
         texts::watch_deletions(&writer, &texts);
         let writer = Arc::new(Mutex::new(writer));
+        let wal_flush: Arc<crate::flush::FlushGroup> = Default::default();
+        // The text writer makes the commits that created documents durable
+        // before their texts go into the index file (see `texts`).
+        let durable = {
+            let (path, wal, flush) = (path.to_path_buf(), wal.clone(), wal_flush.clone());
+            move || sync_wal(&path, &wal, &flush)
+        };
         Ok(SqliteStore {
             path: path.to_path_buf(),
+            index_path,
             writer: writer.clone(),
             readers: Mutex::new(Vec::new()),
             appends: Mutex::new(Vec::new()),
-            wal_flush: Default::default(),
+            wal_flush,
             texts: texts.clone(),
-            _text_writer: texts::TextWriter::spawn(writer.clone(), texts, wal.clone())?,
+            _text_writer: texts::TextWriter::spawn(
+                writer.clone(),
+                index,
+                path.to_path_buf(),
+                durable,
+                texts,
+                wal.clone(),
+            )?,
             _checkpointer: spawn_checkpointer(path, writer, wal.clone())?,
             wal,
             expunge_history: DEFAULT_EXPUNGE_HISTORY.into(),
@@ -267,26 +304,7 @@ impl SqliteStore {
     /// since the last flush began (e.g. a caller making sure a write that
     /// was already durable is).
     fn sync_wal(&self) -> Result<()> {
-        let counters = &*self.wal;
-        if counters.synced.load(Ordering::SeqCst) >= counters.commits.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        let wal = PathBuf::from(wal);
-        self.wal_flush.run(|| {
-            let covered = counters.commits.load(Ordering::SeqCst);
-            // fdatasync: the frames, and the file size when the WAL grew;
-            // not the modification time (as SQLite syncs its own files).
-            match std::fs::File::open(&wal) {
-                Ok(f) => f.sync_data()?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-            counters.synced.fetch_max(covered, Ordering::SeqCst);
-            Ok(())
-        })?;
-        Ok(())
+        sync_wal(&self.path, &self.wal, &self.wal_flush)
     }
 
     /// Runs `f` in one read transaction on a pooled reader connection, so all its
@@ -306,7 +324,14 @@ impl SqliteStore {
             .pop();
         let conn = match pooled {
             Some(c) => c,
-            None => open_connection(&self.path, true)?,
+            None => {
+                let c = open_connection(&self.path, true)?;
+                c.execute(
+                    "ATTACH DATABASE ?1 AS ix",
+                    [self.index_path.to_string_lossy()],
+                )?;
+                c
+            }
         };
         let out = f(&conn)?;
         let mut pool = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
@@ -339,6 +364,29 @@ impl SqliteStore {
             Err(_) => self.on_reader(f),
         }
     }
+}
+
+/// [`SqliteStore::sync_wal`] of the database at `path`.
+fn sync_wal(path: &Path, counters: &WalCounters, flush: &crate::flush::FlushGroup) -> Result<()> {
+    if counters.synced.load(Ordering::SeqCst) >= counters.commits.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let mut wal = path.to_path_buf().into_os_string();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
+    flush.run(|| {
+        let covered = counters.commits.load(Ordering::SeqCst);
+        // fdatasync: the frames, and the file size when the WAL grew;
+        // not the modification time (as SQLite syncs its own files).
+        match std::fs::File::open(&wal) {
+            Ok(f) => f.sync_data()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        counters.synced.fetch_max(covered, Ordering::SeqCst);
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// Runs `f` in a read transaction on `conn`. The outer `Result` is the
@@ -494,7 +542,9 @@ fn spawn_checkpointer(
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 rx.recv_timeout(CHECKPOINT_POLL)
             {
-                if ck.wal.frames.load(Ordering::Relaxed) >= CHECKPOINT_WAL_FRAMES {
+                if ck.wal.frames.load(Ordering::Relaxed)
+                    >= ck.wal.checkpoint_at.load(Ordering::Relaxed)
+                {
                     ck.run();
                 }
             }
@@ -1771,6 +1821,7 @@ impl MetaStore for SqliteStore {
             .recv()
             .unwrap_or_else(|_| Err(StoreError::Other("append was not processed".into())))?;
         self.sync_wal()?;
+        self.texts.wait_room();
         Ok(out)
     }
 
@@ -1971,7 +2022,10 @@ impl MetaStore for SqliteStore {
         // The index is derived data: a commit lost in a crash leaves messages
         // unindexed (still found, and indexed again at the next start), so it
         // does not wait for the disk.
-        self.write_relaxed(|tx| {
+        // The texts are queued before the write lock goes (see `texts`).
+        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = Tx::begin(&conn, Begin::Immediate)?;
+        let queued = (|| -> Result<Vec<texts::PendingText>> {
             let mut waiting = tx.prepare_cached(
                 "SELECT 1 FROM messages INDEXED BY messages_blob
                  WHERE blob = ?1 AND docid IS NULL LIMIT 1",
@@ -1987,18 +2041,25 @@ impl MetaStore for SqliteStore {
                 {
                     continue;
                 }
-                let (id, created) = fts::insert_doc_row(tx, blob, doc)?;
-                fts::link(tx, blob, id)?;
+                let (id, created) = fts::insert_doc_row(&tx, blob, doc)?;
+                fts::link(&tx, blob, id)?;
                 if created {
-                    texts.push((id, doc));
+                    texts::mark_pending(&tx, id, blob)?;
+                    texts.push(texts::PendingText {
+                        docid: id,
+                        blob: *blob,
+                        headers: doc.headers.clone(),
+                        body: doc.body.clone(),
+                    });
                 }
             }
-            // Last: see `fts::insert_text`.
-            for (id, doc) in texts {
-                fts::insert_text(tx, id, &doc.headers, &doc.body)?;
-            }
-            Ok(())
-        })
+            Ok(texts)
+        })()?;
+        tx.commit()?;
+        self.texts.push(queued);
+        drop(conn);
+        self.texts.wait_room();
+        Ok(())
     }
 
     fn text_candidates(

@@ -145,17 +145,13 @@ pub(crate) fn gc(tx: &Connection, mut docids: Vec<i64>) -> Result<()> {
         }
         tx.prepare_cached("DELETE FROM search_docs WHERE docid = ?1")?
             .execute([id])?;
-        // Text still queued (see `texts`): nothing in the FTS tables yet,
-        // and without its mark the queued text is dropped. Otherwise the
-        // text writer removes it from the FTS tables (with others).
-        if tx
-            .prepare_cached("DELETE FROM fts_pending WHERE docid = ?1")?
-            .execute([id])?
-            == 0
-        {
-            tx.prepare_cached("INSERT OR IGNORE INTO fts_deleted(docid) VALUES (?1)")?
-                .execute([id])?;
-        }
+        // The text writer removes its text from the FTS tables (with
+        // others), also a text still queued: that one may be on its way into
+        // them (see `texts`). Until then no new document takes the docid.
+        tx.prepare_cached("DELETE FROM fts_pending WHERE docid = ?1")?
+            .execute([id])?;
+        tx.prepare_cached("INSERT OR IGNORE INTO fts_deleted(docid) VALUES (?1)")?
+            .execute([id])?;
     }
     Ok(())
 }
@@ -192,17 +188,11 @@ pub(crate) fn candidates(
         TextPart::Body => "fts_body",
     };
     let mut out: Vec<Uid> = Vec::new();
-    {
-        let mut stmt = tx.prepare_cached(&format!(
-            "SELECT m.uid FROM {table} f JOIN messages m INDEXED BY messages_docid
-                 ON m.docid = f.rowid AND m.mailbox = ?2
-             WHERE {table} MATCH ?1"
-        ))?;
-        let mut rows = stmt.query(params![expr, mailbox])?;
-        while let Some(r) = rows.next()? {
-            out.push(super::col_u32(r, 0)?);
-        }
-    }
+    // `tx` is a read transaction of a reader with the index file attached
+    // as `ix`. The main database is read first, so its snapshot is the
+    // older one: a text is in the index file before its pending mark goes
+    // (see `texts`), so a message that is not pending in this snapshot has
+    // its text in the index file's (later) snapshot.
     {
         // Unindexed messages, and those whose document's text is still
         // queued (see `texts`).
@@ -214,6 +204,17 @@ pub(crate) fn candidates(
                  ON m.docid = p.docid AND m.mailbox = ?1",
         )?;
         let mut rows = stmt.query([mailbox])?;
+        while let Some(r) = rows.next()? {
+            out.push(super::col_u32(r, 0)?);
+        }
+    }
+    {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT m.uid FROM ix.{table} f JOIN messages m INDEXED BY messages_docid
+                 ON m.docid = f.rowid AND m.mailbox = ?2
+             WHERE f.{table} MATCH ?1"
+        ))?;
+        let mut rows = stmt.query(params![expr, mailbox])?;
         while let Some(r) = rows.next()? {
             out.push(super::col_u32(r, 0)?);
         }
@@ -370,14 +371,31 @@ pub(crate) fn previews(
     Ok(out)
 }
 
+/// Empties the search index (`pillarbox reindex`): every message becomes
+/// unindexed, and every document's text leaves the FTS tables through the
+/// text writer, like a deleted document's (so no docid is used again while
+/// its postings may still be there).
 pub(crate) fn clear(tx: &Connection) -> Result<()> {
+    unlink_all(tx, true)
+}
+
+/// Makes every message unindexed and drops every document. `deleted`: the
+/// documents' texts may be in the FTS tables, so they are recorded in
+/// `fts_deleted` for the text writer; otherwise (the FTS tables were just
+/// created empty) nothing is.
+pub(crate) fn unlink_all(tx: &Connection, deleted: bool) -> Result<()> {
+    if deleted {
+        tx.execute_batch(
+            "INSERT OR IGNORE INTO fts_deleted(docid) SELECT docid FROM search_docs;
+             INSERT OR IGNORE INTO fts_deleted(docid) SELECT docid FROM fts_pending;",
+        )?;
+    } else {
+        tx.execute("DELETE FROM fts_deleted", [])?;
+    }
     tx.execute_batch(
         "UPDATE messages SET docid = NULL WHERE docid IS NOT NULL;
          DELETE FROM search_docs;
-         DELETE FROM fts_pending;
-         DELETE FROM fts_deleted;
-         DELETE FROM fts_head;
-         DELETE FROM fts_body;",
+         DELETE FROM fts_pending;",
     )?;
     Ok(())
 }
@@ -394,17 +412,17 @@ pub(crate) fn unindexed_blobs(tx: &Connection, limit: usize) -> Result<Vec<BlobI
 }
 
 pub(crate) fn size(tx: &Connection) -> Result<crate::SearchIndexSize> {
-    let pages = |pattern: &str| -> Result<u64> {
+    let pages = |schema: &str, pattern: &str| -> Result<u64> {
         let v: i64 = tx.query_row(
-            "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name LIKE ?1",
-            [pattern],
+            "SELECT coalesce(sum(pgsize), 0) FROM dbstat(?1) WHERE name LIKE ?2",
+            [schema, pattern],
             |r| r.get(0),
         )?;
         Ok(u64::try_from(v).unwrap_or(0))
     };
     // (`_` is a LIKE wildcard; no other table name starts like these.)
-    let fulltext = pages("fts_head%")? + pages("fts_body%")?;
-    let fields = pages("search_docs%")? + pages("sqlite_autoindex_search_docs%")?;
+    let fulltext = pages("ix", "fts_head%")? + pages("ix", "fts_body%")?;
+    let fields = pages("main", "search_docs%")? + pages("main", "sqlite_autoindex_search_docs%")?;
     let docs: i64 = tx.query_row("SELECT count(*) FROM search_docs", [], |r| r.get(0))?;
     Ok(crate::SearchIndexSize {
         fulltext,
@@ -523,7 +541,6 @@ mod tests {
                 .execute_batch(
                     "DELETE FROM schema_version WHERE version >= 7;
                      DROP TABLE fts_pending; DROP TABLE fts_deleted;
-                     DROP TABLE fts_head; DROP TABLE fts_body;
                      CREATE VIRTUAL TABLE fts_head USING fts5(t, tokenize = 'trigram',
                          detail = 'none', content = '', contentless_delete = 1);
                      CREATE VIRTUAL TABLE fts_body USING fts5(t, tokenize = 'trigram',
@@ -535,9 +552,15 @@ mod tests {
             crate::sqlite::tests::undo_from_v13(&st.writer.lock().expect("writer"));
         }
         let st = SqliteStore::open(&path).expect("reopen");
+        // (V21 then moved them to the index file.)
+        let in_main: Vec<String> = column(
+            &st,
+            "SELECT sql FROM main.sqlite_master WHERE name IN ('fts_head', 'fts_body')",
+        );
+        assert!(in_main.is_empty(), "{in_main:?}");
         let sql: Vec<String> = column(
             &st,
-            "SELECT sql FROM sqlite_master WHERE name IN ('fts_head', 'fts_body')",
+            "SELECT sql FROM ix.sqlite_master WHERE name IN ('fts_head', 'fts_body')",
         );
         assert_eq!(sql.len(), 2);
         assert!(
@@ -562,6 +585,7 @@ mod tests {
         assert_eq!(body_candidates(&st, inbox, "nowhere"), Some(vec![1]));
         let (_, d1) = msg("written by schema six");
         st.index_docs(&[(m1.blob, d1)]).expect("index");
+        st.flush_search_texts();
         assert_eq!(body_candidates(&st, inbox, "schema six"), Some(vec![1]));
         assert_eq!(body_candidates(&st, inbox, "nowhere"), Some(vec![]));
     }
@@ -612,6 +636,7 @@ mod tests {
         assert_eq!(merge.iter().sum::<i64>(), 2 * (16 + 50));
         let (_, d1) = msg("indexed by schema nineteen");
         st.index_docs(&[(m1.blob, d1)]).expect("index");
+        st.flush_search_texts();
         assert_eq!(body_candidates(&st, inbox, "nineteen"), Some(vec![1, 2]));
         assert_eq!(body_candidates(&st, inbox, "pending"), Some(vec![2]));
     }
@@ -703,6 +728,9 @@ mod tests {
         let (_, d3) = msg("gamma not indexed");
         st.index_docs(&[(m3.blob, d3)]).expect("index");
         assert!(st.unindexed_blobs(10).expect("unindexed").is_empty());
+        // Queued like an APPEND's text: a candidate until written.
+        assert_eq!(cand(inbox, TextPart::Body, "quick"), Some(vec![3]));
+        st.flush_search_texts();
         assert_eq!(cand(inbox, TextPart::Body, "quick"), Some(vec![]));
         assert_eq!(cand(inbox, TextPart::Body, "gamma"), Some(vec![3]));
         let f = st.header_fields(inbox, None).expect("fields");
@@ -746,11 +774,12 @@ mod tests {
         .expect("count")
     }
 
-    /// A document expunged before its queued text is written, and a new
-    /// document that reuses its docid meanwhile: only the new text is
-    /// written, under the new document.
+    /// A document expunged before its queued text is written: its docid
+    /// is not handed out again until the text writer has removed it from
+    /// the index (its text may be on its way in), so the next document gets
+    /// a new one, and only the new text stays in the index.
     #[test]
-    fn queued_text_of_a_deleted_document_is_dropped_even_if_its_docid_is_reused() {
+    fn queued_text_of_a_deleted_document_leaves_the_index_and_its_docid_waits() {
         let (_dir, st, _, inbox) = store();
         let (ma, da) = msg("first xylophone");
         let (mb, db) = msg("second marimba");
@@ -769,13 +798,19 @@ mod tests {
         st.append_indexed(inbox, &[ma], &[da]).expect("append a");
         let first = docid_of(1);
         st.expunge(inbox, &[1]).expect("expunge a");
+        assert_eq!(pending(&st), 0);
+        assert_eq!(rows(&st, "fts_deleted"), 1);
         st.append_indexed(inbox, &[mb], &[db]).expect("append b");
         let second = docid_of(2);
-        assert_eq!(first, second, "the docid is reused");
+        assert_ne!(
+            first, second,
+            "a docid was handed out while its text may be queued"
+        );
         assert_eq!(pending(&st), 1);
         st.texts.pause(false);
         st.flush_search_texts();
         assert_eq!(pending(&st), 0);
+        assert_eq!(rows(&st, "fts_deleted"), 0);
         assert_eq!(body_hits(&st, "marimba"), 1);
         assert_eq!(body_candidates(&st, inbox, "marimba"), Some(vec![2]));
         assert_eq!(body_hits(&st, "xylophone"), 0);
@@ -813,8 +848,9 @@ mod tests {
         assert_eq!(rows(&st, "fts_deleted"), 0);
     }
 
-    /// Texts queued by a process that stopped before writing them: at the
-    /// next start their documents become unindexed messages again.
+    /// Texts queued by a process that stopped before writing them (or
+    /// before removing their marks): at the next start their documents
+    /// become unindexed messages again, and leave the index.
     #[test]
     fn requeue_makes_pending_documents_unindexed() {
         let (_dir, st, _, inbox) = store();
@@ -834,11 +870,138 @@ mod tests {
                 [m1.blob.as_str()],
             )
             .expect("mark");
+        assert_eq!(body_hits(&st, "behind"), 1);
         assert_eq!(st.requeue_pending_texts().expect("requeue"), 1);
         assert_eq!(pending(&st), 0);
         assert_eq!(docs(&st), 1);
+        assert_eq!(rows(&st, "fts_deleted"), 1);
         assert_eq!(st.unindexed_blobs(10).expect("q"), vec![m1.blob]);
         assert_eq!(body_candidates(&st, inbox, "nowhere"), Some(vec![1]));
+        st.texts.note_deletes();
+        st.flush_search_texts();
+        assert_eq!(rows(&st, "fts_deleted"), 0);
+        assert_eq!(body_hits(&st, "behind"), 0);
+        assert_eq!(body_hits(&st, "written"), 1);
+    }
+
+    /// The index file keeps its documents from one open to the next; when
+    /// it is missing, or is another database's, the index starts over:
+    /// every message is unindexed (so a candidate of every search) until
+    /// indexed again.
+    #[test]
+    fn the_index_file_starts_over_when_it_is_not_this_databases() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.sqlite");
+        let index = super::super::index_file::path_for(&path);
+        assert_eq!(index, dir.path().join("m-search.sqlite"));
+        let (m1, d1) = msg("alpha xylophone");
+        let inbox;
+        {
+            let st = SqliteStore::open(&path).expect("open");
+            let acc = st.create_account("u", "x").expect("account");
+            inbox = st.mailbox(acc.id, "INBOX").expect("q").expect("inbox").id;
+            st.append_indexed(inbox, std::slice::from_ref(&m1), std::slice::from_ref(&d1))
+                .expect("append");
+        }
+        assert!(index.exists());
+        let reindex = |st: &SqliteStore| {
+            assert_eq!(docs(st), 0);
+            assert_eq!(st.unindexed_blobs(10).expect("q"), vec![m1.blob]);
+            assert_eq!(body_candidates(st, inbox, "nowhere"), Some(vec![1]));
+            st.index_docs(&[(m1.blob, d1.clone())]).expect("index");
+            st.flush_search_texts();
+            assert_eq!(body_candidates(st, inbox, "nowhere"), Some(vec![]));
+            assert_eq!(body_candidates(st, inbox, "xylophone"), Some(vec![1]));
+        };
+        {
+            // Kept: the text written when the store closed is found.
+            let st = SqliteStore::open(&path).expect("reopen");
+            assert_eq!(docs(&st), 1);
+            assert_eq!(pending(&st), 0);
+            assert_eq!(body_candidates(&st, inbox, "nowhere"), Some(vec![]));
+            assert_eq!(body_candidates(&st, inbox, "xylophone"), Some(vec![1]));
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = index.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+        reindex(&SqliteStore::open(&path).expect("reopen without index"));
+        // Another database's index file, with a document under the same docid.
+        let other = dir.path().join("o.sqlite");
+        {
+            let st = SqliteStore::open(&other).expect("open other");
+            let acc = st.create_account("u", "x").expect("account");
+            let ib = st.mailbox(acc.id, "INBOX").expect("q").expect("inbox").id;
+            let (m, d) = msg("beta marimba");
+            st.append_indexed(ib, &[m], &[d]).expect("append");
+        }
+        std::fs::copy(super::super::index_file::path_for(&other), &index).expect("copy");
+        for suffix in ["-wal", "-shm"] {
+            let mut p = index.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+        reindex(&SqliteStore::open(&path).expect("reopen with another index"));
+    }
+
+    /// The index file's writer runs at the lowest CPU priority (Linux: the
+    /// nice value of the `fts-index` thread).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_index_writer_thread_runs_at_the_lowest_priority() {
+        let (_dir, _st, _, _) = store();
+        let mut seen = 0;
+        for task in std::fs::read_dir("/proc/self/task").expect("tasks") {
+            let task = task.expect("task").path();
+            let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+            if comm.trim() != "fts-index" {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.join("stat")).expect("stat");
+            // Fields after the parenthesised name: state is field 3, nice 19.
+            let rest = &stat[stat.rfind(')').expect("name") + 2..];
+            let nice: i32 = rest
+                .split(' ')
+                .nth(16)
+                .expect("nice")
+                .parse()
+                .expect("number");
+            assert_eq!(nice, 19, "{stat}");
+            seen += 1;
+        }
+        assert!(seen >= 1, "no fts-index thread");
+    }
+
+    /// The text writer may remove a docid that is not in the FTS tables
+    /// (a requeued document whose text never went in, a deletion two
+    /// processes both apply): that changes nothing, and the docid can take
+    /// a text afterwards.
+    #[test]
+    fn removing_an_absent_document_is_harmless() {
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        crate::sqlite::tokenizer::register(&conn).expect("tokenizer");
+        conn.execute_batch(crate::sqlite::schema::INDEX_TABLES)
+            .expect("tables");
+        let hits = |needle: &str| -> Vec<i64> {
+            let mut q = conn
+                .prepare("SELECT rowid FROM fts_body WHERE fts_body MATCH ?1")
+                .expect("prepare");
+            let rows = q
+                .query_map([match_expr(needle).expect("expr")], |r| r.get(0))
+                .expect("query");
+            rows.collect::<rusqlite::Result<_>>().expect("rows")
+        };
+        super::insert_text(&conn, 1, "h", "hello world").expect("insert");
+        super::delete_text(&conn, 5).expect("delete absent");
+        assert_eq!(hits("hello"), [1]);
+        super::delete_text(&conn, 1).expect("delete");
+        super::delete_text(&conn, 1).expect("delete again");
+        assert!(hits("hello").is_empty());
+        super::insert_text(&conn, 1, "h", "other text").expect("insert again");
+        super::delete_text(&conn, 7).expect("delete absent");
+        assert_eq!(hits("other"), [1]);
+        assert!(hits("hello").is_empty());
     }
 
     #[test]

@@ -10,8 +10,8 @@ pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `n` (from 1) is `MIGRATIONS[n - 1]`; a file at version v gets
 /// every later one, in order, each recorded in `schema_version`.
-const MIGRATIONS: [&str; 20] = [
-    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V16, V17, V18, V19, V20,
+const MIGRATIONS: [&str; 21] = [
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V16, V17, V18, V19, V20, V21,
 ];
 
 /// The two full-text tables (V7; created again by V20).
@@ -460,13 +460,33 @@ UPDATE messages SET docid = NULL WHERE docid IS NOT NULL;
 DELETE FROM search_docs;
 DELETE FROM fts_pending;
 DELETE FROM fts_deleted;
-DROP TABLE fts_head;
-DROP TABLE fts_body;
+DROP TABLE IF EXISTS fts_head;
+DROP TABLE IF EXISTS fts_body;
 ",
     fts_tables!(),
     fts_automerge!(),
     fts_deletemerge!()
 );
+
+/// The full-text tables of the search index file, as V20 left them in the
+/// main database (see `index_file.rs`).
+pub(crate) const INDEX_TABLES: &str = concat!(fts_tables!(), fts_automerge!(), fts_deletemerge!());
+
+/// V21: the full-text tables move to their own database file (see
+/// `index_file.rs`), written under its own lock. Their postings cannot be
+/// copied (the tables are contentless), so the index starts over: without
+/// an identity here, `index_file::open` clears the search state and the
+/// background indexer indexes every message again. (V20 drops the tables
+/// only if they exist, for files taken back below V21 by hand.)
+///
+/// A later migration that clears the search state here must remove that
+/// identity too, or the index file would keep postings of docids that are
+/// handed out again.
+const V21: &str = "
+DROP TABLE IF EXISTS fts_head;
+DROP TABLE IF EXISTS fts_body;
+DELETE FROM meta WHERE key = 'search_index_id';
+";
 
 /// Brings the database to [`CURRENT_VERSION`].
 pub(crate) fn migrate(tx: &Connection) -> Result<()> {

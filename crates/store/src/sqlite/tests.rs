@@ -217,7 +217,21 @@ fn mailbox_ids_are_never_reused() {
 /// Takes a database back to before schema V19: the summaries in the rows of
 /// a rowid `messages` table, with its two covering indexes. The triggers
 /// on `messages` are kept as they are.
+/// Puts the full-text tables back into the main database, where schemas
+/// before V21 had them (with the built-in tokenizer: a plain connection has
+/// no other; V20 makes them again anyway).
+pub(crate) fn undo_v21(conn: &rusqlite::Connection) {
+    conn.execute_batch(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS fts_head USING fts5(t, tokenize = 'trigram',
+             detail = 'none', content = '', contentless_delete = 1);
+         CREATE VIRTUAL TABLE IF NOT EXISTS fts_body USING fts5(t, tokenize = 'trigram',
+             detail = 'none', content = '', contentless_delete = 1);",
+    )
+    .unwrap();
+}
+
 pub(crate) fn undo_v19(conn: &rusqlite::Connection) {
+    undo_v21(conn);
     let triggers: Vec<String> = {
         let mut stmt = conn
             .prepare(
@@ -1602,9 +1616,14 @@ fn checkpointer_empties_the_wal_in_the_background() {
     let i = inbox(st, acc.id);
     let msgs: Vec<NewMessage> = (1..=50).map(|n| msg(n, &[])).collect();
     st.append(i.id, &msgs).unwrap();
+    // A lower threshold than the server's, for a shorter test.
+    const AT: i32 = 4000;
+    st.wal
+        .checkpoint_at
+        .store(AT, std::sync::atomic::Ordering::Relaxed);
     let frames = || st.wal.frames.load(std::sync::atomic::Ordering::Relaxed);
     let mut n = 0;
-    while frames() < CHECKPOINT_WAL_FRAMES {
+    while frames() < AT {
         let op = if (n / 50) % 2 == 0 {
             FlagOp::Add
         } else {
@@ -1616,7 +1635,7 @@ fn checkpointer_empties_the_wal_in_the_background() {
         assert!(n < 5_000, "the WAL hook never reported the frames");
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while frames() >= CHECKPOINT_WAL_FRAMES {
+    while frames() >= AT {
         assert!(
             std::time::Instant::now() < deadline,
             "no checkpoint within 10 s ({} frames)",
@@ -1647,6 +1666,10 @@ fn wal_stays_bounded_under_continuous_commits() {
     let i = inbox(&st, acc.id);
     let msgs: Vec<NewMessage> = (1..=20).map(|n| msg(n, &[])).collect();
     st.append(i.id, &msgs).unwrap();
+    // A lower threshold than the server's, for a shorter test.
+    st.wal
+        .checkpoint_at
+        .store(4000, std::sync::atomic::Ordering::Relaxed);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
         .map(|_| {

@@ -1,37 +1,50 @@
 //! Deferred full text: APPEND commits a message's search document (header
 //! fields, sort keys, preview) at once, but its full text goes into the FTS
-//! tables a little later, many documents per transaction.
+//! tables a little later, many documents per transaction, in the index file
+//! (`index_file.rs`), by threads of its own.
 //!
 //! Why: FTS5 writes the text a transaction added as a new segment when the
 //! transaction commits (and merges segments later), so a document per
 //! transaction costs several times what a batch costs per document (an
-//! APPEND spent most of its time there). Batches come from this queue.
+//! APPEND spent most of its time there). Batches come from this queue. And
+//! the index file has its own write lock, so its writes never hold up the
+//! main database's writers; the thread that writes it runs at the lowest
+//! CPU priority, so under load it takes the CPU that sessions leave.
 //!
 //! How it stays correct:
-//! - APPEND records each document whose text is not in the index yet in
-//!   `fts_pending` (docid, blob), in its own transaction, so it is durable
-//!   with the message. SEARCH treats the messages of pending documents as
-//!   candidates (like unindexed ones) and checks them by reading them, so a
-//!   search right after an APPEND is right, only slower.
-//! - The texts wait in memory ([`TextQueue`]); a thread writes them in one
-//!   transaction after [`BATCH_DELAY`] (or when [`BATCH_MAX`] texts or
-//!   [`BATCH_MAX_BYTES`] are waiting),
-//!   each only if its `fts_pending` row (same docid *and* blob: docids of
-//!   deleted documents are reused) still exists, and deletes that row. A
-//!   document expunged meanwhile lost its row, so its text is dropped.
-//! - Deleting a document (its last message expunged) removes it from the
-//!   FTS tables in the same batches: `fts::gc` records its docid in
-//!   `fts_deleted` (which wakes the text writer, [`watch_deletions`]),
-//!   and no new document takes a docid recorded there
-//!   (`fts::insert_doc_row`), so the postings still in the index match no
-//!   message meanwhile. (Each FTS5 write, a delete included, ends in a
-//!   segment flush and merge work; one per EXPUNGE cost more than the rest
-//!   of the EXPUNGE.)
-//! - That commit need not be durable (the index is derived data): if the
-//!   process stops before it, the `fts_pending` rows remain, and the server
-//!   turns them back into unindexed messages at its next start
-//!   (`MetaStore::requeue_pending_texts`), which it then indexes in the
-//!   background.
+//! - APPEND (and the background indexer) records each document whose text
+//!   is not in the index yet in `fts_pending` (docid, blob), in its own
+//!   transaction, so it is durable with the message, and queues the text
+//!   ([`TextQueue`]) before its transaction lets go of the write lock, so a
+//!   text is always queued before anything can delete its document. SEARCH
+//!   treats the messages of pending documents as candidates (like unindexed
+//!   ones) and checks them by reading them, so a search right after an
+//!   APPEND is right, only slower.
+//! - The texts wait in memory; a batch is taken after [`BATCH_DELAY`] (or
+//!   when [`BATCH_MAX`] texts or [`BATCH_MAX_BYTES`] are waiting) and
+//!   written in three steps: the docids recorded in `fts_deleted` are read
+//!   from the main database; one transaction of the index file adds the
+//!   batch's texts, then removes those deleted documents, and is durable
+//!   when it commits; then one transaction of the main database removes the
+//!   batch's pending marks (same docid *and* blob) and those `fts_deleted`
+//!   rows. So a mark goes only once its text is in the index on disk
+//!   (SEARCH reads the main database first: `fts::candidates`).
+//! - Deleting a document (its last message expunged) records its docid in
+//!   `fts_deleted` (`fts::gc`, which wakes the text writer,
+//!   [`watch_deletions`]), also when its text is still queued or being
+//!   written: the text goes into the index anyway and leaves it in the same
+//!   or the next batch. No new document takes a docid recorded there
+//!   (`fts::insert_doc_row`), so postings still in the index match no
+//!   message meanwhile, and a docid is used again only once its postings
+//!   are gone. (Each FTS5 write, a delete included, ends in a segment flush
+//!   and merge work; one per EXPUNGE cost more than the rest of the EXPUNGE.)
+//! - A process that stops between the steps leaves pending marks (and
+//!   perhaps their texts in the index): at its next start the server turns
+//!   those documents back into unindexed messages and records their docids
+//!   as deleted (`MetaStore::requeue_pending_texts`), and indexes them again
+//!   in the background.
+//! - Memory: writers wait ([`TextQueue::wait_room`], outside the write lock)
+//!   while more than [`QUEUE_MAX_BYTES`] of text is queued.
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -54,6 +67,10 @@ pub(crate) const BATCH_MAX: usize = 256;
 /// bounds that wait. 10 clients appending fill it about every 10 ms
 /// (APPEND p99 13-15 ms; 100 ms batches without this bound: 24-27 ms).
 pub(crate) const BATCH_MAX_BYTES: usize = 160 << 10;
+/// Writers of new texts wait while this much is queued (the index writer
+/// runs at the lowest priority, so a machine busy with sessions for long
+/// lets the queue grow).
+pub(crate) const QUEUE_MAX_BYTES: usize = 32 << 20;
 
 /// The full text of one new search document.
 pub(crate) struct PendingText {
@@ -177,9 +194,18 @@ impl TextQueue {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        let batch = std::mem::take(&mut st.texts);
-        st.bytes = 0;
-        st.flushing = false;
+        // At most one batch's worth: the rest waits for the next round.
+        let mut n = 0;
+        let mut bytes = 0;
+        while n < st.texts.len() && n < BATCH_MAX && bytes < BATCH_MAX_BYTES {
+            bytes += st.texts[n].headers.len() + st.texts[n].body.len();
+            n += 1;
+        }
+        let batch: Vec<PendingText> = st.texts.drain(..n).collect();
+        st.bytes -= bytes;
+        if st.texts.is_empty() {
+            st.flushing = false;
+        }
         let deletes = std::mem::take(&mut st.deletes);
         st.in_flight = true;
         Some((batch, deletes))
@@ -197,6 +223,28 @@ impl TextQueue {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         st.in_flight = false;
         self.written.notify_all();
+    }
+
+    /// Waits while more than [`QUEUE_MAX_BYTES`] of text is queued. Never
+    /// called holding the main write lock (the text writer needs it).
+    pub(crate) fn wait_room(&self) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while st.bytes > QUEUE_MAX_BYTES && !st.closed {
+            self.wake.notify_one();
+            st = self
+                .written
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Records that deletions are waiting again (a batch took only part of
+    /// them).
+    fn more_deletes(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .deletes = true;
     }
 
     fn close(&self) {
@@ -229,77 +277,138 @@ pub(crate) fn mark_pending(tx: &Connection, docid: i64, blob: &BlobId) -> Result
     Ok(())
 }
 
-/// Removes the deleted documents recorded in `fts_deleted` from the FTS
-/// tables (if `deletes`) and writes the texts whose pending mark still
-/// exists, removing the marks. Every plain-table statement runs before the
-/// first FTS write (see `fts::insert_text` on statement savepoints).
-pub(crate) fn write_texts(tx: &Connection, texts: &[PendingText], deletes: bool) -> Result<()> {
-    let mut keep = Vec::with_capacity(texts.len());
-    {
-        let mut unmark =
-            tx.prepare_cached("DELETE FROM fts_pending WHERE docid = ?1 AND blob = ?2")?;
-        for t in texts {
-            if unmark.execute(params![t.docid, t.blob.as_str()])? == 1 {
-                keep.push(t);
-            }
-        }
+/// At most this many deleted documents leave the FTS tables per batch
+/// (after `pillarbox reindex` all of them do).
+const DELETES_MAX: i64 = 10_000;
+
+/// The docids recorded in `fts_deleted` (step 1), and whether more are left.
+fn deleted_docids(main: &Connection) -> Result<(Vec<i64>, bool)> {
+    let mut q = main.prepare_cached("SELECT docid FROM fts_deleted ORDER BY docid LIMIT ?1")?;
+    let rows = q.query_map([DELETES_MAX + 1], |r| r.get(0))?;
+    let mut gone: Vec<i64> = rows.collect::<rusqlite::Result<_>>()?;
+    let more = gone.len() as i64 > DELETES_MAX;
+    gone.truncate(DELETES_MAX as usize);
+    Ok((gone, more))
+}
+
+/// Step 2, on the index file: adds the texts, then removes the deleted
+/// documents (a text may belong to one of them: see the module docs).
+fn write_texts(index: &Connection, texts: &[PendingText], gone: &[i64]) -> Result<()> {
+    let tx = super::txn::Tx::begin(index, super::txn::Begin::Immediate)?;
+    for t in texts {
+        super::fts::insert_text(&tx, t.docid, &t.headers, &t.body)?;
     }
-    let mut gone: Vec<i64> = Vec::new();
-    if deletes {
-        let mut q = tx.prepare_cached("SELECT docid FROM fts_deleted")?;
-        let rows = q.query_map([], |r| r.get(0))?;
-        gone = rows.collect::<rusqlite::Result<_>>()?;
-        tx.execute("DELETE FROM fts_deleted", [])?;
+    for &id in gone {
+        super::fts::delete_text(&tx, id)?;
     }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Step 3, on the main database: the texts' pending marks and the deleted
+/// documents' rows go.
+fn unmark(tx: &Connection, texts: &[(i64, BlobId)], gone: &[i64]) -> Result<()> {
+    let mut unmark = tx.prepare_cached("DELETE FROM fts_pending WHERE docid = ?1 AND blob = ?2")?;
+    for (docid, blob) in texts {
+        unmark.execute(params![docid, blob.as_str()])?;
+    }
+    let mut forget = tx.prepare_cached("DELETE FROM fts_deleted WHERE docid = ?1")?;
     for id in gone {
-        super::fts::delete_text(tx, id)?;
-    }
-    for t in &keep {
-        super::fts::insert_text(tx, t.docid, &t.headers, &t.body)?;
+        forget.execute([id])?;
     }
     Ok(())
 }
 
 /// Turns the documents still pending (their text was queued by a process
-/// that stopped before writing it) back into unindexed messages, for the
-/// background indexer. Returns how many documents that was.
+/// that stopped before it wrote it, or before it removed the mark) back
+/// into unindexed messages, for the background indexer, and records them
+/// as deleted (their text may be in the index). Returns how many documents
+/// that was.
 pub(crate) fn requeue(tx: &Connection) -> Result<usize> {
     tx.execute_batch(
-        "UPDATE messages SET docid = NULL WHERE docid IN (SELECT docid FROM fts_pending);
+        "INSERT OR IGNORE INTO fts_deleted(docid) SELECT docid FROM fts_pending;
+         UPDATE messages SET docid = NULL WHERE docid IN (SELECT docid FROM fts_pending);
          DELETE FROM search_docs WHERE docid IN (SELECT docid FROM fts_pending);",
     )?;
     Ok(tx.execute("DELETE FROM fts_pending", [])?)
 }
 
-/// The thread that writes queued texts; closing the queue and joining it
+/// Lowers the calling thread's CPU priority to the lowest (Linux: a
+/// thread's nice value is its own). Elsewhere nothing changes.
+fn lowest_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread.
+    unsafe {
+        let tid = libc::gettid();
+        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) != 0 {
+            tracing::debug!("cannot lower the text writer's priority");
+        }
+    }
+}
+
+/// The threads that write queued texts; closing the queue and joining them
 /// (on drop) writes what is still queued.
+///
+/// Two threads: the index file's writer runs at the lowest priority and
+/// takes no lock of the main database (a thread that is seldom scheduled
+/// must not hold one); the other, at normal priority, reads and writes the
+/// main database around each batch.
 pub(crate) struct TextWriter {
     queue: Arc<TextQueue>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// A batch for the index file's thread: texts to add, docids to remove.
+type IndexJob = (
+    Vec<PendingText>,
+    Vec<i64>,
+    std::sync::mpsc::Sender<Result<()>>,
+);
+
 impl TextWriter {
     /// `keep_alive` is held by the thread as long as it may use `writer`
-    /// (the writer's WAL hook points into it).
+    /// (the writer's WAL hook points into it). `index` is the index file's
+    /// write connection, `main_path` the main database (for reads).
     pub(crate) fn spawn<K: Send + 'static>(
         writer: Arc<Mutex<Connection>>,
+        index: Connection,
+        main_path: std::path::PathBuf,
+        durable: impl Fn() -> Result<()> + Send + 'static,
         queue: Arc<TextQueue>,
         keep_alive: K,
     ) -> Result<TextWriter> {
+        let (jobs, incoming) = std::sync::mpsc::channel::<IndexJob>();
+        let indexer = std::thread::Builder::new()
+            .name("fts-index".into())
+            .spawn(move || {
+                lowest_priority();
+                for (texts, gone, reply) in incoming {
+                    let _ = reply.send(write_texts(&index, &texts, &gone));
+                }
+            })
+            .map_err(|e| StoreError::Other(format!("cannot start the text writer: {e}")))?;
         let q = queue.clone();
         let thread = std::thread::Builder::new()
             .name("fts-writer".into())
             .spawn(move || {
                 let _keep_alive = keep_alive;
+                let mut reader: Option<Connection> = None;
                 while let Some((batch, deletes)) = q.next_batch() {
-                    if let Err(e) = super::write_on(&writer, |tx| write_texts(tx, &batch, deletes))
-                    {
+                    let main = Main {
+                        writer: &writer,
+                        reader: &mut reader,
+                        path: &main_path,
+                        durable: &durable,
+                    };
+                    if let Err(e) = write_batch(main, &jobs, batch, deletes, &q) {
                         // The marks stay: the next start indexes them again
-                        // (and applies the deletions).
-                        tracing::warn!("cannot write {} search texts: {e}", batch.len());
+                        // (and the deletions stay recorded).
+                        tracing::warn!("cannot write search texts: {e}");
                     }
                     q.batch_done();
                 }
+                drop(jobs);
+                let _ = indexer.join();
             })
             .map_err(|e| StoreError::Other(format!("cannot start the text writer: {e}")))?;
         Ok(TextWriter {
@@ -307,6 +416,57 @@ impl TextWriter {
             thread: Some(thread),
         })
     }
+}
+
+/// What the text writer uses of the main database.
+struct Main<'a> {
+    writer: &'a Mutex<Connection>,
+    /// Its own reader connection, opened when first needed.
+    reader: &'a mut Option<Connection>,
+    path: &'a std::path::Path,
+    /// Makes every commit made so far durable.
+    durable: &'a dyn Fn() -> Result<()>,
+}
+
+/// One batch's three steps (see the module docs).
+fn write_batch(
+    main: Main<'_>,
+    jobs: &std::sync::mpsc::Sender<IndexJob>,
+    batch: Vec<PendingText>,
+    deletes: bool,
+    q: &TextQueue,
+) -> Result<()> {
+    let (gone, more) = if deletes {
+        let conn = match main.reader.take() {
+            Some(c) => c,
+            None => super::open_connection(main.path, true)?,
+        };
+        let r = deleted_docids(&conn);
+        *main.reader = Some(conn);
+        r?
+    } else {
+        (Vec::new(), false)
+    };
+    if more {
+        q.more_deletes();
+    }
+    if batch.is_empty() && gone.is_empty() {
+        return Ok(());
+    }
+    // A commit that created a document and is lost in a crash would leave
+    // its text in the index under a docid the main database hands out
+    // again: so the texts go in only once their documents are durable.
+    if !batch.is_empty() {
+        (main.durable)()?;
+    }
+    let marks: Vec<(i64, BlobId)> = batch.iter().map(|t| (t.docid, t.blob)).collect();
+    let (reply, result) = std::sync::mpsc::channel();
+    jobs.send((batch, gone.clone(), reply))
+        .map_err(|_| StoreError::Other("the index writer stopped".into()))?;
+    result
+        .recv()
+        .map_err(|_| StoreError::Other("the index writer stopped".into()))??;
+    super::write_on(main.writer, |tx| unmark(tx, &marks, &gone))
 }
 
 impl Drop for TextWriter {
@@ -350,6 +510,45 @@ mod tests {
         drop(st);
         q.push((0..BATCH_MAX as i64).map(|d| text(d, 1)).collect());
         assert!(q.state.lock().unwrap().batch_full());
+    }
+
+    /// A batch is at most [`BATCH_MAX`] texts; the rest stays queued (and
+    /// counted) for the next one.
+    #[test]
+    fn a_batch_takes_at_most_one_batchs_worth() {
+        let q = TextQueue::default();
+        q.push((0..BATCH_MAX as i64 + 3).map(|d| text(d, 10)).collect());
+        let (batch, _) = q.next_batch().unwrap();
+        assert_eq!(batch.len(), BATCH_MAX);
+        q.batch_done();
+        assert_eq!(q.state.lock().unwrap().bytes, 3 * (10 + "subject hi".len()));
+        let (batch, _) = q.next_batch().unwrap();
+        assert_eq!(
+            batch.iter().map(|t| t.docid).collect::<Vec<_>>(),
+            [BATCH_MAX as i64, BATCH_MAX as i64 + 1, BATCH_MAX as i64 + 2]
+        );
+    }
+
+    /// `wait_room` returns at once while the queue is small, and waits while
+    /// more than [`QUEUE_MAX_BYTES`] is queued, until a batch is taken.
+    #[test]
+    fn writers_wait_while_the_queue_is_full() {
+        let q = Arc::new(TextQueue::default());
+        q.push(vec![text(1, 10)]);
+        q.wait_room();
+        q.push(vec![text(2, QUEUE_MAX_BYTES)]);
+        let waiter = {
+            let q = q.clone();
+            std::thread::spawn(move || q.wait_room())
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !waiter.is_finished(),
+            "wait_room returned with a full queue"
+        );
+        let _ = q.next_batch().unwrap();
+        q.batch_done();
+        waiter.join().unwrap();
     }
 
     /// `flush` asks the writer not to wait for more texts (the `flushing`
