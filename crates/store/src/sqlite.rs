@@ -209,7 +209,6 @@ impl SqliteStore {
             _text_writer: texts::TextWriter::spawn(
                 writer.clone(),
                 index,
-                path.to_path_buf(),
                 durable,
                 texts,
                 wal.clone(),

@@ -23,7 +23,7 @@
 //! - The texts wait in memory; a batch is taken after [`BATCH_DELAY`] (or
 //!   when [`BATCH_MAX`] texts or [`BATCH_MAX_BYTES`] are waiting) and
 //!   written in three steps: the docids recorded in `fts_deleted` are read
-//!   from the main database; one transaction of the index file adds the
+//!   from the main database (holding its write lock a moment); one transaction of the index file adds the
 //!   batch's texts, then removes those deleted documents, and is durable
 //!   when it commits; then one transaction of the main database removes the
 //!   batch's pending marks (same docid *and* blob) and those `fts_deleted`
@@ -370,11 +370,11 @@ type IndexJob = (
 impl TextWriter {
     /// `keep_alive` is held by the thread as long as it may use `writer`
     /// (the writer's WAL hook points into it). `index` is the index file's
-    /// write connection, `main_path` the main database (for reads).
+    /// write connection; `durable` makes the main database's commits so far
+    /// durable.
     pub(crate) fn spawn<K: Send + 'static>(
         writer: Arc<Mutex<Connection>>,
         index: Connection,
-        main_path: std::path::PathBuf,
         durable: impl Fn() -> Result<()> + Send + 'static,
         queue: Arc<TextQueue>,
         keep_alive: K,
@@ -394,12 +394,9 @@ impl TextWriter {
             .name("fts-writer".into())
             .spawn(move || {
                 let _keep_alive = keep_alive;
-                let mut reader: Option<Connection> = None;
                 while let Some((batch, deletes)) = q.next_batch() {
                     let main = Main {
                         writer: &writer,
-                        reader: &mut reader,
-                        path: &main_path,
                         durable: &durable,
                     };
                     if let Err(e) = write_batch(main, &jobs, batch, deletes, &q) {
@@ -423,9 +420,6 @@ impl TextWriter {
 /// What the text writer uses of the main database.
 struct Main<'a> {
     writer: &'a Mutex<Connection>,
-    /// Its own reader connection, opened when first needed.
-    reader: &'a mut Option<Connection>,
-    path: &'a std::path::Path,
     /// Makes every commit made so far durable.
     durable: &'a dyn Fn() -> Result<()>,
 }
@@ -438,14 +432,13 @@ fn write_batch(
     deletes: bool,
     q: &TextQueue,
 ) -> Result<()> {
+    // Read holding the write lock: the hook that set `deletes` ran inside
+    // a transaction, which has committed (or rolled back) once the lock is
+    // free (see `watch_deletions`). A read of a few rows: no inversion, this
+    // thread runs at normal priority.
     let (gone, more) = if deletes {
-        let conn = match main.reader.take() {
-            Some(c) => c,
-            None => super::open_connection(main.path, true)?,
-        };
-        let r = deleted_docids(&conn);
-        *main.reader = Some(conn);
-        r?
+        let conn = main.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        deleted_docids(&conn)?
     } else {
         (Vec::new(), false)
     };
