@@ -469,6 +469,36 @@ async fn server_indexes_unindexed_messages_in_the_background() {
         assert_eq!(store.unindexed_blobs(10).expect("q").len(), 5);
     })
     .await;
+    searches_stay_right_while_indexing(s).await;
+}
+
+/// The full-text tables live in a file of their own, `meta-search.sqlite3`
+/// (derived data). Deleted while the server was stopped, the index starts
+/// over: every message is unindexed, indexed again in the background, and
+/// searches are right before, during and after.
+#[tokio::test]
+async fn a_lost_index_file_is_rebuilt_in_the_background() {
+    let mut s = TestServer::start().await;
+    let mut c = s.login().await;
+    fixture(&mut c).await;
+    c.ok("LOGOUT").await;
+    s.restart(|dir| {
+        let index = dir.join("meta-search.sqlite3");
+        assert!(index.exists(), "no index file in the data directory");
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = index.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    })
+    .await;
+    searches_stay_right_while_indexing(s).await;
+}
+
+/// After a restart that left the fixture's messages unindexed: SEARCH is
+/// right at once, the server indexes all five in the background, and
+/// SEARCH is still right afterwards.
+async fn searches_stay_right_while_indexing(mut s: TestServer) {
     let mut c = s.login().await;
     c.ok("SELECT INBOX").await;
     let check = |r: &common::Response, want: &[u32]| assert_eq!(numbers(r, "SEARCH"), want);
