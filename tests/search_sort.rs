@@ -498,7 +498,7 @@ async fn a_lost_index_file_is_rebuilt_in_the_background() {
 /// After a restart that left the fixture's messages unindexed: SEARCH is
 /// right at once, the server indexes all five in the background, and
 /// SEARCH is still right afterwards.
-async fn searches_stay_right_while_indexing(mut s: TestServer) {
+async fn searches_stay_right_while_indexing(s: TestServer) {
     let mut c = s.login().await;
     c.ok("SELECT INBOX").await;
     let check = |r: &common::Response, want: &[u32]| assert_eq!(numbers(r, "SEARCH"), want);
