@@ -973,6 +973,78 @@ mod tests {
         assert!(seen >= 1, "no fts-index thread");
     }
 
+    /// Searches racing the text writer never miss a message: one thread
+    /// appends messages with a token of their own, another expunges the
+    /// even ones, and a third searches the odd ones' tokens meanwhile
+    /// (pending, being written, or written: each must stay a candidate).
+    /// At the end the expunged texts have left the index.
+    #[test]
+    fn searches_racing_the_text_writer_find_every_message() {
+        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+        const N: u32 = 300;
+        let (_dir, st, _, inbox) = store();
+        let token = |i: u32| format!("w{i:05}q");
+        let appended = AtomicU32::new(0);
+        let done = AtomicBool::new(false);
+        let misses = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for i in 1..=N {
+                    let (m, d) = msg(&format!("{} common", token(i)));
+                    st.append_indexed(inbox, &[m], &[d]).expect("append");
+                    appended.store(i, Ordering::SeqCst);
+                }
+                done.store(true, Ordering::SeqCst);
+            });
+            scope.spawn(|| {
+                let mut next = 2;
+                while next <= N {
+                    if appended.load(Ordering::SeqCst) >= next {
+                        st.expunge(inbox, &[next]).expect("expunge");
+                        next += 2;
+                    } else if done.load(Ordering::SeqCst) {
+                        break;
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            });
+            let searcher = scope.spawn(|| {
+                let mut misses = Vec::new();
+                let mut k = 1u32;
+                while !done.load(Ordering::SeqCst) {
+                    let top = appended.load(Ordering::SeqCst);
+                    if top == 0 {
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    // Odd UIDs (never expunged), cycling over those appended.
+                    k = (k * 7 + 3) % top + 1;
+                    let i = k | 1;
+                    if i > top {
+                        continue;
+                    }
+                    let found = st
+                        .text_candidates(inbox, TextPart::Body, &token(i))
+                        .expect("candidates")
+                        .expect("indexable needle");
+                    if !found.contains(&i) {
+                        misses.push(i);
+                    }
+                }
+                misses
+            });
+            searcher.join().expect("searcher")
+        });
+        assert!(misses.is_empty(), "searches missed messages {misses:?}");
+        st.flush_search_texts();
+        for i in 1..=N {
+            let want = i64::from(i % 2);
+            assert_eq!(body_hits(&st, &token(i)), want, "postings of {}", token(i));
+        }
+        assert_eq!(pending(&st), 0);
+        assert_eq!(rows(&st, "fts_deleted"), 0);
+    }
+
     /// The text writer may remove a docid that is not in the FTS tables
     /// (a requeued document whose text never went in, a deletion two
     /// processes both apply): that changes nothing, and the docid can take
