@@ -459,17 +459,12 @@ async fn thread_algorithms_follow_rfc_5256() {
 /// background; searches are right before, during and after.
 #[tokio::test]
 async fn server_indexes_unindexed_messages_in_the_background() {
-    let mut s = TestServer::start().await;
-    let mut c = s.login().await;
-    fixture(&mut c).await;
-    c.ok("LOGOUT").await;
-    s.restart(|dir| {
+    searches_stay_right_while_indexing(|dir| {
         let (store, _) = pillarbox_server::open_store(dir).expect("store");
         store.clear_search_index().expect("clear");
         assert_eq!(store.unindexed_blobs(10).expect("q").len(), 5);
     })
     .await;
-    searches_stay_right_while_indexing(s).await;
 }
 
 /// The full-text tables live in a file of their own, `meta-search.sqlite3`
@@ -478,11 +473,7 @@ async fn server_indexes_unindexed_messages_in_the_background() {
 /// searches are right before, during and after.
 #[tokio::test]
 async fn a_lost_index_file_is_rebuilt_in_the_background() {
-    let mut s = TestServer::start().await;
-    let mut c = s.login().await;
-    fixture(&mut c).await;
-    c.ok("LOGOUT").await;
-    s.restart(|dir| {
+    searches_stay_right_while_indexing(|dir| {
         let index = dir.join("meta-search.sqlite3");
         assert!(index.exists(), "no index file in the data directory");
         for suffix in ["", "-wal", "-shm"] {
@@ -492,13 +483,18 @@ async fn a_lost_index_file_is_rebuilt_in_the_background() {
         }
     })
     .await;
-    searches_stay_right_while_indexing(s).await;
 }
 
-/// After a restart that left the fixture's messages unindexed: SEARCH is
-/// right at once, the server indexes all five in the background, and
-/// SEARCH is still right afterwards.
-async fn searches_stay_right_while_indexing(s: TestServer) {
+/// Stores the fixture, then restarts the server with `unindex` run while it
+/// is stopped (it leaves the fixture's messages unindexed): SEARCH is right
+/// at once, the server indexes all five in the background, and SEARCH is
+/// still right afterwards.
+async fn searches_stay_right_while_indexing(unindex: impl FnOnce(&std::path::Path)) {
+    let mut s = TestServer::start().await;
+    let mut c = s.login().await;
+    fixture(&mut c).await;
+    c.ok("LOGOUT").await;
+    s.restart(unindex).await;
     let mut c = s.login().await;
     c.ok("SELECT INBOX").await;
     let check = |r: &common::Response, want: &[u32]| assert_eq!(numbers(r, "SEARCH"), want);

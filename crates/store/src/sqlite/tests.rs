@@ -214,9 +214,6 @@ fn mailbox_ids_are_never_reused() {
     );
 }
 
-/// Takes a database back to before schema V19: the summaries in the rows of
-/// a rowid `messages` table, with its two covering indexes. The triggers
-/// on `messages` are kept as they are.
 /// Puts the full-text tables back into the main database, where schemas
 /// before V21 had them (with the built-in tokenizer: a plain connection has
 /// no other; V20 makes them again anyway).
@@ -230,6 +227,9 @@ pub(crate) fn undo_v21(conn: &rusqlite::Connection) {
     .unwrap();
 }
 
+/// Takes a database back to before schema V19 (and V21: `undo_v21`): the
+/// summaries in the rows of a rowid `messages` table, with its two covering
+/// indexes. The triggers on `messages` are kept as they are.
 pub(crate) fn undo_v19(conn: &rusqlite::Connection) {
     undo_v21(conn);
     let triggers: Vec<String> = {

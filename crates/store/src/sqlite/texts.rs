@@ -395,11 +395,7 @@ impl TextWriter {
             .spawn(move || {
                 let _keep_alive = keep_alive;
                 while let Some((batch, deletes)) = q.next_batch() {
-                    let main = Main {
-                        writer: &writer,
-                        durable: &durable,
-                    };
-                    if let Err(e) = write_batch(main, &jobs, batch, deletes, &q) {
+                    if let Err(e) = write_batch(&writer, &durable, &jobs, batch, deletes, &q) {
                         // The marks stay: the next start indexes them again
                         // (and the deletions stay recorded).
                         tracing::warn!("cannot write search texts: {e}");
@@ -417,16 +413,12 @@ impl TextWriter {
     }
 }
 
-/// What the text writer uses of the main database.
-struct Main<'a> {
-    writer: &'a Mutex<Connection>,
-    /// Makes every commit made so far durable.
-    durable: &'a dyn Fn() -> Result<()>,
-}
-
-/// One batch's three steps (see the module docs).
+/// One batch's three steps (see the module docs), `writer` being the main
+/// database's write connection and `durable` making its commits so far
+/// durable.
 fn write_batch(
-    main: Main<'_>,
+    writer: &Mutex<Connection>,
+    durable: &dyn Fn() -> Result<()>,
     jobs: &std::sync::mpsc::Sender<IndexJob>,
     batch: Vec<PendingText>,
     deletes: bool,
@@ -437,7 +429,7 @@ fn write_batch(
     // free (see `watch_deletions`). A read of a few rows: no inversion, this
     // thread runs at normal priority.
     let (gone, more) = if deletes {
-        let conn = main.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
         deleted_docids(&conn)?
     } else {
         (Vec::new(), false)
@@ -452,7 +444,7 @@ fn write_batch(
     // its text in the index under a docid the main database hands out
     // again: so the texts go in only once their documents are durable.
     if !batch.is_empty() {
-        (main.durable)()?;
+        durable()?;
     }
     let marks: Vec<(i64, BlobId)> = batch.iter().map(|t| (t.docid, t.blob)).collect();
     let (reply, result) = std::sync::mpsc::channel();
@@ -461,7 +453,7 @@ fn write_batch(
     result
         .recv()
         .map_err(|_| StoreError::Other("the index writer stopped".into()))??;
-    super::write_on(main.writer, |tx| unmark(tx, &marks, &gone))
+    super::write_on(writer, |tx| unmark(tx, &marks, &gone))
 }
 
 impl Drop for TextWriter {
