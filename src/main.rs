@@ -26,9 +26,10 @@ fn tune_allocator() {
     }
 }
 
-/// Idle sessions free most of their memory when they hibernate (when IDLE
-/// starts), but glibc keeps freed memory that is not at the top of the heap. When sessions have hibernated since the last look, this returns
-/// the free pages to the system (`malloc_trim`), at most once a second.
+/// Idle sessions free most of their memory when they hibernate (a while into
+/// IDLE, `idle_hibernate_ms`), but glibc keeps freed memory that is not at the
+/// top of the heap. When sessions have hibernated since the last look, this
+/// returns the free pages to the system (`malloc_trim`), at most once a second.
 fn spawn_memory_trimmer() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -65,7 +65,11 @@ async fn uid_fetch_may_carry_expunge() {
 
 #[tokio::test]
 async fn idle_pushes_changes_immediately_and_keeps_alive() {
-    let s = TestServer::start_with(|c| c.idle_keepalive_secs = 1).await;
+    let s = TestServer::start_with(|c| {
+        c.idle_keepalive_secs = 1;
+        c.idle_hibernate_ms = HIBERNATE_AT_ONCE;
+    })
+    .await;
     let mut a = s.login().await;
     let mut b = s.login().await;
     a.ok("SELECT INBOX").await;
@@ -99,7 +103,7 @@ async fn idle_pushes_changes_immediately_and_keeps_alive() {
         .await
         .expect("keepalive");
     assert!(l.starts_with("* OK"), "{l}");
-    // The view hibernates (at once, by default) before DONE.
+    // The view hibernates (at once, as configured) before DONE.
     tokio::time::sleep(Duration::from_millis(20)).await;
     a.send_raw(b"DONE\r\n").await;
     let r = a.read_until_tagged("i1").await;
@@ -116,7 +120,7 @@ async fn idle_pushes_changes_immediately_and_keeps_alive() {
 
 #[tokio::test]
 async fn idle_ignores_other_mailboxes() {
-    let s = TestServer::start().await;
+    let s = TestServer::start_with(|c| c.idle_hibernate_ms = HIBERNATE_AT_ONCE).await;
     let mut a = s.login().await;
     let mut b = s.login().await;
     a.ok("SELECT INBOX").await;
@@ -124,7 +128,7 @@ async fn idle_ignores_other_mailboxes() {
     a.read_line_timeout(TIMEOUT).await.unwrap();
     b.append("Archive", "", &message("elsewhere", "x")).await;
     assert_eq!(a.read_line_timeout(Duration::from_millis(500)).await, None);
-    // The view hibernates (at once, by default) before DONE.
+    // The view hibernates (at once, as configured) before DONE.
     tokio::time::sleep(Duration::from_millis(20)).await;
     a.send_raw(b"DONE\r\n").await;
     let r = a.read_until_tagged("i1").await;
@@ -623,9 +627,11 @@ async fn fetched_bodies_are_served_from_memory_the_next_time() {
 }
 
 /// A server with `n` small messages in INBOX, and two sessions of its user
-/// that have INBOX selected (past \Recent: see `select_settled`).
+/// that have INBOX selected (past \Recent: see `select_settled`). Views
+/// hibernate as soon as IDLE starts, so that an IDLE in these tests always
+/// runs from (and leaves) the hibernated form.
 async fn two_on_inbox(n: usize) -> (TestServer, Client, Client) {
-    let s = TestServer::start().await;
+    let s = TestServer::start_with(|c| c.idle_hibernate_ms = HIBERNATE_AT_ONCE).await;
     let mut a = s.login().await;
     let mut b = s.login().await;
     for i in 0..n {
@@ -668,7 +674,7 @@ async fn new_keywords_are_announced_with_flags_and_permanentflags() {
         r.text()
     );
     assert_eq!(lines[2], "* 1 FETCH (UID 1 FLAGS ($Work))\r\n");
-    // In IDLE, hibernated (the default): from the view's flag sets.
+    // In IDLE, hibernated: from the view's flag sets.
     a.send_raw(b"i IDLE\r\n").await;
     a.read_line_timeout(TIMEOUT).await.unwrap();
     b.ok("STORE 2 +FLAGS (Junkish)").await;
@@ -899,7 +905,7 @@ async fn leaving_idle_never_expunges_a_message_the_store_has() {
             break;
         }
     }
-    // The view hibernates (at once, by default) before DONE.
+    // The view hibernates (at once, as configured) before DONE.
     tokio::time::sleep(Duration::from_millis(20)).await;
     a.send_raw(b"DONE\r\n").await;
     let r = a.read_until_tagged("i1").await;

@@ -25,7 +25,9 @@ pub struct Config {
     pub idle_keepalive_secs: u64,
     /// Milliseconds of IDLE after which a session drops all but what pushing
     /// changes needs (about 1 byte per message instead of a full view; it
-    /// costs a read of the mailbox when IDLE ends). 0 (the default): at once.
+    /// costs a merge with the mailbox's snapshot when IDLE ends). 0: at once.
+    /// Until then the view is usually the snapshot itself, shared, and costs
+    /// little; a change pushed meanwhile gives the session a copy of its own.
     /// Like Dovecot's `imap_hibernate_timeout`.
     pub idle_hibernate_ms: u64,
     /// Memory for decoded message summaries shared by all sessions (headers,
@@ -122,7 +124,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             idle_keepalive_secs: 120,
-            idle_hibernate_ms: 0,
+            idle_hibernate_ms: 1000,
             summary_cache_mib: 64,
             body_cache_mib: 32,
             worker_threads: 0,
@@ -217,7 +219,7 @@ mod tests {
         assert_eq!(c.listen_imap, "0.0.0.0:143");
         assert_eq!(c.limits.max_literal_size, 50 * 1024 * 1024);
         assert_eq!(c.idle_keepalive_secs, 120);
-        assert_eq!(c.idle_hibernate_ms, 0);
+        assert_eq!(c.idle_hibernate_ms, 1000);
         assert_eq!(c.summary_cache_mib, 64);
         assert_eq!(c.body_cache_mib, 32);
         assert_eq!(c.worker_threads, 0);

@@ -409,10 +409,7 @@ impl Session {
                     .await?;
                 if let Some(sel) = self.selected.as_mut() {
                     for (u, f, ms) in &res.updated {
-                        if let Some(seq) = sel.seq_of(*u) {
-                            let m = &mut sel.messages[seq as usize - 1];
-                            m.flags = f.clone().into();
-                            m.modseq = *ms;
+                        if sel.set_flags(*u, f, *ms) {
                             flags_changed.insert(*u);
                         }
                     }

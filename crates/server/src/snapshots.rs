@@ -29,7 +29,7 @@ const MAX_MESSAGES: usize = 200_000;
 
 struct Snapshot {
     info: MailboxInfo,
-    messages: Vec<MessageMeta>,
+    messages: Arc<Vec<MessageMeta>>,
     /// The mailbox's publish version taken before the last store read, and
     /// when that read was made (see `MailboxRead`): changes published after
     /// that version are not in the entry.
@@ -127,7 +127,7 @@ impl Snapshots {
         let (info, messages) = store.snapshot(id)?;
         Ok(self.keep(Snapshot {
             info,
-            messages,
+            messages: Arc::new(messages),
             version,
             read_at,
             foreign,
@@ -147,7 +147,7 @@ impl Snapshot {
     fn read(&self) -> MailboxRead {
         MailboxRead {
             info: self.info.clone(),
-            messages: self.messages.clone(),
+            messages: Arc::clone(&self.messages),
             version: self.version,
             at: self.read_at,
         }
@@ -170,7 +170,7 @@ impl Snapshot {
                 highest_modseq: ch.highest_modseq,
                 ..self.info.clone()
             },
-            messages: ch.apply_to(&self.messages),
+            messages: Arc::new(ch.apply_to(&self.messages)),
             version,
             read_at,
             foreign,
@@ -316,7 +316,7 @@ mod tests {
                     special_use: None,
                     recent_from: 1,
                 },
-                messages: msgs.clone(),
+                messages: Arc::new(msgs.clone()),
                 version: 0,
                 read_at: Instant::now(),
                 foreign: None,

@@ -2,13 +2,21 @@
 //! client. Sequence numbers are positions in `messages`; they change only when
 //! the session itself sends EXPUNGE (or VANISHED), never behind the client's back.
 //!
-//! A session in IDLE *hibernates* its view: only UIDs, modseqs and an index
-//! into a table of distinct flag sets are kept (12 bytes a message instead of
-//! a full `MessageMeta` with its heap strings), which is all that pushing
-//! EXISTS / EXPUNGE / FETCH FLAGS needs. Leaving IDLE rehydrates the rest from
-//! the store, keeping the flags and modseqs as announced.
+//! A session in IDLE *hibernates* its view (after `idle_hibernate_ms`): only
+//! UIDs, modseqs and an index into a table of distinct flag sets are kept (12
+//! bytes a message instead of a full `MessageMeta` with its heap strings),
+//! which is all that pushing EXISTS / EXPUNGE / FETCH FLAGS needs. Leaving IDLE
+//! rehydrates the rest from the mailbox's snapshot (`snapshots.rs`), keeping
+//! the flags and modseqs as announced; when they are the snapshot's, the view
+//! shares the snapshot again.
+//!
+//! The full view's message list is shared, copy-on-write, with the snapshot
+//! it was read from and the other views that took it unchanged: SELECT copies
+//! nothing, and a view that has not hibernated yet costs little memory until
+//! a change reaches it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use pillarbox_proto::types::SequenceSet;
 use pillarbox_store::{Flags, MailboxChanges, MailboxId, MailboxInfo, MessageMeta, ModSeq, Uid};
@@ -29,8 +37,12 @@ pub(crate) struct SelectedMailbox {
     pub uidvalidity: u32,
     pub read_only: bool,
     pub uidnext: Uid,
-    /// Messages in sequence order (ascending UID).
-    pub messages: Vec<MessageMeta>,
+    /// Messages in sequence order (ascending UID). Shared, until the view
+    /// changes, with the process's snapshot of the mailbox it was read from
+    /// (`snapshots.rs`) and the other views that took it: SELECT and the end
+    /// of a hibernated IDLE copy nothing, and a view costs memory of its own
+    /// only once it differs (`Arc::make_mut`).
+    pub messages: Arc<Vec<MessageMeta>>,
     /// The modseq up to which the store's changes have been merged into this view.
     pub known_modseq: ModSeq,
     /// UIDs expunged in the store but not yet announced (an EXPUNGE may not be
@@ -621,6 +633,19 @@ impl SelectedMailbox {
         }
     }
 
+    /// Records the flags and modseq this session's own change gave message
+    /// `uid` (the view is not hibernated while a command runs); false if the
+    /// view does not hold it.
+    pub fn set_flags(&mut self, uid: Uid, flags: &[String], modseq: ModSeq) -> bool {
+        let Ok(i) = self.messages.binary_search_by_key(&uid, |m| m.uid) else {
+            return false;
+        };
+        let m = &mut Arc::make_mut(&mut self.messages)[i];
+        m.flags = Arc::new(flags.to_vec());
+        m.modseq = modseq;
+        true
+    }
+
     /// Drops everything but what IDLE needs (see the module docs).
     /// `keep_modseqs`: the session uses CONDSTORE.
     pub fn hibernate(&mut self, keep_modseqs: bool) {
@@ -630,7 +655,7 @@ impl SelectedMailbox {
         HIBERNATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut h = Hibernated::new(keep_modseqs);
         let mut lookup = None;
-        for m in std::mem::take(&mut self.messages) {
+        for m in std::mem::take(&mut self.messages).iter() {
             h.push(m.uid, &m.flags, m.modseq, &mut lookup);
         }
         h.runs.shrink_to_fit();
@@ -646,11 +671,28 @@ impl SelectedMailbox {
     /// mailbox, ascending UID), keeping the flags and modseqs as announced so
     /// that the next sync still reports what changed. A message the store no
     /// longer has (expunged, not yet announced) keeps a placeholder.
-    pub fn rehydrate(&mut self, current: Vec<MessageMeta>) {
+    pub fn rehydrate(&mut self, current: Arc<Vec<MessageMeta>>) {
         let Some(h) = self.hibernated.take() else {
             return;
         };
-        let mut store = current.into_iter().peekable();
+        // Usually nothing changed while idle (or the changes were pushed and
+        // so are in both): the view takes the read as it is, shared.
+        let same = h.count == current.len()
+            && h.iter()
+                .zip(current.iter())
+                .enumerate()
+                .all(|(pos, ((uid, flags), m))| {
+                    uid == m.uid
+                        && flags.is_some_and(|f| Arc::ptr_eq(f, &m.flags) || **f == *m.flags)
+                        && h.modseqs
+                            .as_ref()
+                            .is_none_or(|_| h.modseq_at(pos) == m.modseq)
+                });
+        if same {
+            self.messages = current;
+            return;
+        }
+        let mut store = current.iter().cloned().peekable();
         let mut out = Vec::with_capacity(h.count);
         let mut gone = Vec::new();
         for (pos, (uid, flags)) in h.iter().enumerate() {
@@ -684,7 +726,7 @@ impl SelectedMailbox {
             };
             out.push(meta);
         }
-        self.messages = out;
+        self.messages = Arc::new(out);
         self.hold(gone);
     }
 
@@ -734,14 +776,16 @@ impl SelectedMailbox {
                 }
                 h.compact_sets();
             }
+            None if changed.is_empty() => {}
             None => {
+                let messages = Arc::make_mut(&mut self.messages);
                 for m in changed {
                     if m.uid > max {
                         self.recent_n += u32::from(self.recent.contains(m.uid));
-                        self.messages.push(m);
+                        messages.push(m);
                         added = true;
-                    } else if let Ok(i) = self.messages.binary_search_by_key(&m.uid, |x| x.uid) {
-                        let cur = &mut self.messages[i];
+                    } else if let Ok(i) = messages.binary_search_by_key(&m.uid, |x| x.uid) {
+                        let cur = &mut messages[i];
                         let show =
                             cur.flags != m.flags || (announce_modseq && cur.modseq != m.modseq);
                         *cur = m;
@@ -796,10 +840,11 @@ impl SelectedMailbox {
         self.recent_n -= recent_gone as u32;
         match self.hibernated.as_mut() {
             Some(h) => h.remove_located(&found),
+            None if found.is_empty() => {}
             None => {
                 let mut gone = found.iter().map(|&(p, _)| p).peekable();
                 let mut pos = 0usize;
-                self.messages.retain(|_| {
+                Arc::make_mut(&mut self.messages).retain(|_| {
                     let keep = gone.next_if_eq(&pos).is_none();
                     pos += 1;
                     keep
@@ -1008,7 +1053,7 @@ mod tests {
             uidvalidity: 1,
             read_only: false,
             uidnext: uids.last().copied().unwrap_or(0) + 1,
-            messages: uids.iter().map(|u| meta(*u, &[], 1)).collect(),
+            messages: Arc::new(uids.iter().map(|u| meta(*u, &[], 1)).collect()),
             known_modseq: 1,
             pending_expunge: vec![],
             pending_floor: 0,
@@ -1186,7 +1231,7 @@ mod tests {
             meta(2, &["\\Seen", "\\Flagged"], 9),
             meta(5, &["$x"], 6),
         ];
-        hib.rehydrate(store);
+        hib.rehydrate(Arc::new(store));
         assert!(hib.hibernated.is_none());
         let uids: Vec<u32> = hib.messages.iter().map(|m| m.uid).collect();
         assert_eq!(uids, vec![1, 2, 4, 5]);
@@ -1199,6 +1244,57 @@ mod tests {
             hib.messages[2].size, 0,
             "uid 4 is gone from the store: placeholder"
         );
+    }
+
+    /// Views taken from one read share its list until they change; a change
+    /// copies it for that view only. Rehydrating from a read that holds the
+    /// flags and modseqs the view announced shares that read again; one that
+    /// differs gives the view a list of its own, with the announced flags.
+    #[test]
+    fn views_share_their_read_until_they_change() {
+        let read = Arc::new(vec![
+            meta(1, &[], 1),
+            meta(2, &["\\Seen"], 2),
+            meta(3, &[], 3),
+        ]);
+        let mut a = view(&[]);
+        let mut b = view(&[]);
+        a.messages = Arc::clone(&read);
+        b.messages = Arc::clone(&read);
+        let out = a.apply(
+            changes(vec![meta(1, &["\\Flagged"], 4)], vec![], 4),
+            true,
+            false,
+        );
+        assert_eq!(out.flag_changes, vec![1]);
+        assert!(!Arc::ptr_eq(&a.messages, &read), "a has a copy");
+        assert!(Arc::ptr_eq(&b.messages, &read), "b still shares the read");
+        assert!(read[0].flags.is_empty(), "the read is unchanged");
+        assert_eq!(*a.messages[0].flags, vec!["\\Flagged".to_string()]);
+        // A session's own STORE, and nothing at all.
+        assert!(b.set_flags(3, &["$x".to_string()], 5));
+        assert!(!b.set_flags(9, &[], 5));
+        assert!(read[2].flags.is_empty());
+        let mut c = view(&[]);
+        c.messages = Arc::clone(&read);
+        c.apply(changes(vec![], vec![], 5), true, false);
+        c.remove_uids(&[7]);
+        assert!(Arc::ptr_eq(&c.messages, &read), "no change, no copy");
+        // Hibernated, then back: the same read is shared again.
+        for keep_modseqs in [false, true] {
+            c.hibernate(keep_modseqs);
+            c.rehydrate(Arc::clone(&read));
+            assert!(Arc::ptr_eq(&c.messages, &read));
+        }
+        // The store moved on (2 lost \Seen, unannounced): a list of c's own,
+        // with the flags c announced.
+        c.hibernate(true);
+        let later = Arc::new(vec![meta(1, &[], 1), meta(2, &[], 6), meta(3, &[], 3)]);
+        c.rehydrate(Arc::clone(&later));
+        assert!(!Arc::ptr_eq(&c.messages, &later));
+        assert_eq!(*c.messages[1].flags, vec!["\\Seen".to_string()]);
+        assert_eq!(c.messages[1].modseq, 2);
+        assert!(later[1].flags.is_empty());
     }
 
     #[test]
@@ -1255,7 +1351,7 @@ mod tests {
     fn hibernated_sets_widen_past_256() {
         let uids: Vec<u32> = (1..=300).collect();
         let mut v = view(&uids);
-        for m in v.messages.iter_mut() {
+        for m in Arc::make_mut(&mut v.messages).iter_mut() {
             m.flags = Flags::new(vec![format!("k{}", m.uid)]);
         }
         v.hibernate(false);

@@ -40,6 +40,10 @@ impl Session {
         // mailbox at DONE; a full one, memory while idle.
         let nap = tokio::time::sleep(Duration::from_millis(self.shared.config.idle_hibernate_ms));
         tokio::pin!(nap);
+        // The buffers go at once: an idle session writes only pushes, and
+        // reads only DONE.
+        self.out = Vec::new();
+        self.conn.set_read_capacity(IDLE_READ_CAPACITY);
         let mut asleep = false;
         // The tagged response that ends IDLE, once the client ended it.
         let ending = loop {
@@ -50,8 +54,6 @@ impl Session {
                     if let Some(sel) = self.selected.as_mut() {
                         sel.hibernate(self.condstore);
                     }
-                    self.out = Vec::new();
-                    self.conn.set_read_capacity(IDLE_READ_CAPACITY);
                 }
                 line = self.conn.read_line(max) => match line {
                     Ok(Line::Text(l)) if l.eq_ignore_ascii_case(b"DONE") => {

@@ -170,11 +170,8 @@ impl Session {
                 Default::default()
             };
             for (u, f, ms) in &res.updated {
-                if let Some(seq) = sel.seq_of(*u) {
-                    let m = &mut sel.messages[seq as usize - 1];
+                if sel.set_flags(*u, f, *ms) {
                     new_keywords |= f.iter().any(|k| is_keyword(k) && !known.contains(k));
-                    m.flags = f.clone().into();
-                    m.modseq = *ms;
                 }
             }
         }

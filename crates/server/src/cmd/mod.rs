@@ -156,7 +156,9 @@ fn if_exists<T>(r: pillarbox_store::Result<T>) -> pillarbox_store::Result<Option
 /// See [`Session::read_mailbox`].
 pub(crate) struct MailboxRead {
     pub info: pillarbox_store::MailboxInfo,
-    pub messages: Vec<pillarbox_store::MessageMeta>,
+    /// Shared with the process's snapshot of the mailbox (and with the
+    /// views that took it unchanged): see `SelectedMailbox::messages`.
+    pub messages: std::sync::Arc<Vec<pillarbox_store::MessageMeta>>,
     /// For `SelectedMailbox::seen_version`.
     pub version: u64,
     /// For `SelectedMailbox::checked_at`.
