@@ -38,7 +38,10 @@ MIX_REPEAT=${MIX_REPEAT:-1}
 # The multi-device mix: MIX_DEVICE_CLIENTS clients, MIX_DEVICES per account
 # (a user's laptop, phone and webmail), so that an IDLE ends when another
 # device's change is pushed. In the plain mix, 10 clients have an account
-# each and every IDLE waits its full 50 ms (0: skip the multi-device runs).
+# each and every IDLE waits its full 50 ms; 50 clients share the USERS
+# accounts (2 or 3 each), so they see each other's changes, and a FETCH of a
+# message another client expunged meanwhile is answered NO [EXPUNGEISSUED]
+# (RFC 5530), counted as an error (0: skip the multi-device runs).
 MIX_DEVICES=${MIX_DEVICES:-3}
 MIX_DEVICE_CLIENTS=${MIX_DEVICE_CLIENTS:-10}
 # How long an IDLE of the mix waits for a change before DONE (ms).

@@ -494,9 +494,17 @@ pub async fn mix(env: &Env, a: MixArgs) -> Result<()> {
     let (cpu_line, cpu_kv) = cpu_report(env, cpu0, rec.count());
     let s = rec.summaries();
     let all = s.last().cloned().context("no summary")?;
+    // Clients wrap around the accounts there are: with fewer accounts than
+    // clients / devices, more clients share one (and see its changes).
+    let accounts = a.clients.div_ceil(devices).min(env.users.len());
     println!(
-        "[{}] mix: {} clients ({} per account), {:.1} s, mix {}",
-        env.label, a.clients, devices, secs, a.mix
+        "[{}] mix: {} clients on {} accounts (up to {} per account), {:.1} s, mix {}",
+        env.label,
+        a.clients,
+        accounts,
+        a.clients.div_ceil(accounts.max(1)),
+        secs,
+        a.mix
     );
     print!("{}", stats_table(&s, secs));
     println!("  {cpu_line}");
