@@ -469,13 +469,26 @@ fn sorted_distinct(uids: &[Uid]) -> std::borrow::Cow<'_, [Uid]> {
     std::borrow::Cow::Owned(v)
 }
 
-/// The keywords among these flags, sorted, each once (as stored, keywords
+/// The keywords in these flag lists (of messages), sorted, each once (as stored, keywords
 /// are deduplicated case-insensitively keeping the first spelling).
-pub(crate) fn keywords<'a>(flags: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
-    let mut kws: Vec<&str> = flags
-        .filter(|f| !f.starts_with('\\'))
-        .map(String::as_str)
-        .collect();
+pub(crate) fn keywords<'a>(lists: impl Iterator<Item = &'a Flags>) -> Vec<&'a str> {
+    // Messages read together share their flag lists (the store decodes each
+    // distinct list once): a list seen a moment ago is not looked at again.
+    let mut recent: [Option<&Flags>; 4] = [None; 4];
+    let mut next = 0;
+    let mut kws: Vec<&str> = Vec::new();
+    for list in lists {
+        if recent.iter().flatten().any(|r| Arc::ptr_eq(r, list)) {
+            continue;
+        }
+        recent[next] = Some(list);
+        next = (next + 1) % recent.len();
+        kws.extend(
+            list.iter()
+                .filter(|f| !f.starts_with('\\'))
+                .map(String::as_str),
+        );
+    }
     kws.sort_unstable();
     kws.dedup();
     kws
@@ -562,7 +575,10 @@ impl SelectedMailbox {
 
     /// The keywords the view's messages use.
     pub fn keywords(&self) -> Vec<&str> {
-        keywords(self.all_flags())
+        match &self.hibernated {
+            Some(h) => keywords(h.sets.iter()),
+            None => keywords(self.messages.iter().map(|m| &m.flags)),
+        }
     }
 
     /// Whether any message of the view has keyword `k`.
@@ -1295,6 +1311,25 @@ mod tests {
         assert_eq!(*c.messages[1].flags, vec!["\\Seen".to_string()]);
         assert_eq!(c.messages[1].modseq, 2);
         assert!(later[1].flags.is_empty());
+    }
+
+    /// Keywords of many messages, most sharing a few lists: each keyword
+    /// once, sorted, system flags left out, whether a list is shared or an
+    /// equal copy, and however far apart its messages are.
+    #[test]
+    fn keywords_of_shared_and_copied_lists() {
+        let list = |f: &[&str]| Arc::new(f.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let seen = list(&["\\Seen"]);
+        let work = list(&["$Work", "\\Flagged"]);
+        let mut lists = vec![Arc::clone(&work), Arc::clone(&seen), Arc::clone(&seen)];
+        for i in 0..6 {
+            lists.push(list(&[&format!("k{i}")]));
+        }
+        lists.push(Arc::clone(&work));
+        lists.push(list(&["$Work", "Zed", "\\Answered"]));
+        let got = keywords(lists.iter());
+        assert_eq!(got, ["$Work", "Zed", "k0", "k1", "k2", "k3", "k4", "k5"]);
+        assert!(keywords([seen].iter()).is_empty());
     }
 
     #[test]

@@ -107,7 +107,7 @@ impl Session {
         };
         let recent = crate::view::RecentUids::from_range(from, to);
         let mut o = flags_responses(
-            crate::view::keywords(messages.iter().flat_map(|m| m.flags.iter())),
+            crate::view::keywords(messages.iter().map(|m| &m.flags)),
             read_only,
         );
         o.push_str(&format!("* {} EXISTS\r\n", messages.len()));

@@ -562,8 +562,7 @@ impl Session {
         // A few distinct keywords are each looked for in the view (a search
         // that stops at the first message with it); more, through one pass
         // collecting the view's keywords.
-        let changed_keywords =
-            crate::view::keywords(ch.changed.iter().flat_map(|m| m.flags.iter()));
+        let changed_keywords = crate::view::keywords(ch.changed.iter().map(|m| &m.flags));
         let new_keyword = if changed_keywords.len() <= 4 {
             changed_keywords.iter().any(|k| !sel.has_keyword(k))
         } else {
