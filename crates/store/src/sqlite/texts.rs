@@ -102,6 +102,9 @@ struct QueueState {
     /// A batch is taken by the writer thread and not written yet.
     in_flight: bool,
     closed: bool,
+    /// The writer thread has ended (closed and drained, or panicked): queued
+    /// texts are dropped, and nobody waits for room.
+    stopped: bool,
     #[cfg(test)]
     paused: bool,
 }
@@ -122,6 +125,11 @@ impl TextQueue {
             return;
         }
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if st.stopped {
+            // Nobody writes them: they stay marked pending, and the next
+            // start queues them again (`requeue`).
+            return;
+        }
         let idle = !st.has_work();
         st.bytes += texts
             .iter()
@@ -254,6 +262,31 @@ impl TextQueue {
         st.closed = true;
         self.wake.notify_all();
         self.written.notify_all();
+    }
+
+    /// The writer thread is gone (see [`StopOnExit`]): nothing will be
+    /// written any more.
+    fn stop(&self) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.closed = true;
+        st.stopped = true;
+        st.texts = Vec::new();
+        st.bytes = 0;
+        st.in_flight = false;
+        self.wake.notify_all();
+        self.written.notify_all();
+    }
+}
+
+/// Held by the writer thread: however it ends (also by a panic), the queue
+/// learns that nobody writes any more, so that APPENDs waiting for room
+/// (`wait_room`) and a `flush` go on, and new texts are not kept in memory
+/// for nobody.
+struct StopOnExit(Arc<TextQueue>);
+
+impl Drop for StopOnExit {
+    fn drop(&mut self) {
+        self.0.stop();
     }
 }
 
@@ -394,6 +427,7 @@ impl TextWriter {
             .name("fts-writer".into())
             .spawn(move || {
                 let _keep_alive = keep_alive;
+                let _stop = StopOnExit(q.clone());
                 while let Some((batch, deletes)) = q.next_batch() {
                     if let Err(e) = write_batch(&writer, &durable, &jobs, batch, deletes, &q) {
                         // The marks stay: the next start indexes them again
@@ -536,6 +570,38 @@ mod tests {
         let _ = q.next_batch().unwrap();
         q.batch_done();
         waiter.join().unwrap();
+    }
+
+    /// When the writer thread ends, however it ends (here a panic), writers
+    /// waiting for room go on, and texts pushed afterwards are not kept.
+    #[test]
+    fn a_writer_that_died_keeps_nobody_waiting() {
+        let q = Arc::new(TextQueue::default());
+        q.push(vec![text(1, QUEUE_MAX_BYTES + 1)]);
+        let waiter = {
+            let q = q.clone();
+            std::thread::spawn(move || q.wait_room())
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "the queue is full");
+        let writer = {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                let _stop = StopOnExit(q);
+                panic!("a writer thread that fails");
+            })
+        };
+        assert!(writer.join().is_err());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !waiter.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(waiter.is_finished(), "still waiting for a dead writer");
+        q.wait_room();
+        q.flush();
+        q.push(vec![text(2, 10)]);
+        let st = q.state.lock().unwrap();
+        assert!(st.texts.is_empty() && st.bytes == 0);
     }
 
     /// `flush` asks the writer not to wait for more texts (the `flushing`
