@@ -93,19 +93,36 @@ pub fn descendants(root: u32, parent: &HashMap<u32, u32>) -> Vec<u32> {
     out
 }
 
+fn stat_of(pid: u32) -> Option<StatTimes> {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| parse_stat(&s))
+}
+
 /// CPU seconds (user + system) of the tree, including reaped children of the
 /// root.
+///
+/// A child reaped while the tree is read would be counted in neither place
+/// if its own stat was read after it was gone and the root's `cutime` before
+/// it took the child's time in (Dovecot's `imap` process of a client that
+/// just logged out: all of a one-client run's CPU). So the root is read
+/// again after the others, and the whole reading is done again if its
+/// `cutime` moved meanwhile.
 pub fn cpu_seconds(root: u32) -> f64 {
+    let reaped = |st: &StatTimes| st.cutime + st.cstime;
     let mut ticks = 0u64;
-    for pid in tree(root) {
-        if let Some(st) = fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| parse_stat(&s))
-        {
-            ticks += st.utime + st.stime;
-            if pid == root {
-                ticks += st.cutime + st.cstime;
+    for _ in 0..20 {
+        let Some(first) = stat_of(root) else {
+            return 0.0;
+        };
+        ticks = first.utime + first.stime + reaped(&first);
+        for pid in tree(root).into_iter().filter(|&p| p != root) {
+            if let Some(st) = stat_of(pid) {
+                ticks += st.utime + st.stime;
             }
+        }
+        if stat_of(root).is_some_and(|last| reaped(&last) == reaped(&first)) {
+            break;
         }
     }
     ticks as f64 / clk_tck()
@@ -201,8 +218,35 @@ mod tests {
         assert!(parse_stat(&s).is_some());
         let status = fs::read_to_string("/proc/self/status").unwrap();
         assert!(parse_kb(&status, "VmRSS").unwrap() > 0);
-        assert!(cpu_seconds(std::process::id()) >= 0.0);
         assert!(memory(std::process::id()).procs >= 1);
+    }
+
+    /// A child that used CPU and was reaped is counted (in the root's
+    /// `cutime`) as much as the kernel says it used.
+    #[test]
+    fn reaped_children_count() {
+        let children = || {
+            // SAFETY: an all-zero rusage is valid; getrusage fills it.
+            let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: RUSAGE_CHILDREN of this process, into `u`.
+            assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) }, 0);
+            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            secs(u.ru_utime) + secs(u.ru_stime)
+        };
+        let (before, reaped) = (cpu_seconds(std::process::id()), children());
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let used = children() - reaped;
+        assert!(used > 0.05, "the child used {used} s");
+        let after = cpu_seconds(std::process::id());
+        // Clock ticks are coarser than rusage: one tick of slack.
+        assert!(
+            after - before >= used - 0.02,
+            "{before} -> {after}, child {used}"
+        );
     }
 
     #[test]

@@ -469,8 +469,16 @@ fn sorted_distinct(uids: &[Uid]) -> std::borrow::Cow<'_, [Uid]> {
     std::borrow::Cow::Owned(v)
 }
 
-/// The keywords in these flag lists (of messages), sorted, each once (as stored, keywords
-/// are deduplicated case-insensitively keeping the first spelling).
+/// An empty message list, shared by every view that holds none (a
+/// hibernated view): no allocation per idle session.
+fn no_messages() -> Arc<Vec<MessageMeta>> {
+    static EMPTY: std::sync::OnceLock<Arc<Vec<MessageMeta>>> = std::sync::OnceLock::new();
+    Arc::clone(EMPTY.get_or_init(|| Arc::new(Vec::new())))
+}
+
+/// The keywords in these flag lists (of messages), sorted, each once (as
+/// stored, keywords are deduplicated case-insensitively keeping the first
+/// spelling).
 pub(crate) fn keywords<'a>(lists: impl Iterator<Item = &'a Flags>) -> Vec<&'a str> {
     // Messages read together share their flag lists (the store decodes each
     // distinct list once): a list seen a moment ago is not looked at again.
@@ -671,7 +679,7 @@ impl SelectedMailbox {
         HIBERNATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut h = Hibernated::new(keep_modseqs);
         let mut lookup = None;
-        for m in std::mem::take(&mut self.messages).iter() {
+        for m in std::mem::replace(&mut self.messages, no_messages()).iter() {
             h.push(m.uid, &m.flags, m.modseq, &mut lookup);
         }
         h.runs.shrink_to_fit();
