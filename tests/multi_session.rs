@@ -193,7 +193,9 @@ async fn view_is_complete_after_idle_noop_idle() {
     idle_then_fetch(true, HIBERNATE_AT_ONCE).await;
 }
 
-/// The same with IDLEs too short to hibernate the view.
+/// The same with IDLEs too short to hibernate the view on time: a view that
+/// shares the mailbox's snapshot hibernates at the first change pushed to it
+/// (instead of copying the snapshot), and the rest goes as in a long IDLE.
 #[tokio::test]
 async fn view_is_complete_after_short_idles() {
     idle_then_fetch(false, NEVER_HIBERNATE).await;

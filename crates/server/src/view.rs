@@ -657,6 +657,12 @@ impl SelectedMailbox {
         }
     }
 
+    /// Whether the view's message list is shared (with the mailbox's snapshot
+    /// or another view): a change would copy it.
+    pub fn shares_messages(&self) -> bool {
+        self.hibernated.is_none() && Arc::strong_count(&self.messages) > 1
+    }
+
     /// Records the flags and modseq this session's own change gave message
     /// `uid` (the view is not hibernated while a command runs); false if the
     /// view does not hold it.

@@ -69,6 +69,17 @@ impl Session {
                     Err(_) => break None,
                 },
                 ev = rx.recv() => {
+                    // A change to the selected mailbox would give a view that
+                    // still shares the mailbox's snapshot a copy of its own
+                    // (every idle session of that mailbox at once): it
+                    // hibernates instead, which costs about as much and keeps
+                    // a few bytes a message.
+                    if let (false, Ok(e), Some(sel)) = (asleep, &ev, self.selected.as_mut()) {
+                        if e.mailbox == sel.id && sel.shares_messages() {
+                            asleep = true;
+                            sel.hibernate(self.condstore);
+                        }
+                    }
                     if self.notify_event(ev, true).await.is_err() || self.flush().await.is_err() {
                         break None;
                     }
