@@ -56,23 +56,37 @@ fn clk_tck() -> f64 {
     }
 }
 
-/// `root` and every live descendant of it.
-pub fn tree(root: u32) -> Vec<u32> {
-    let mut parent: HashMap<u32, u32> = HashMap::new();
+fn stat_of(pid: u32) -> Option<StatTimes> {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| parse_stat(&s))
+}
+
+/// The stat of every process there is.
+fn all_stats() -> HashMap<u32, StatTimes> {
+    let mut out = HashMap::new();
     if let Ok(rd) = fs::read_dir("/proc") {
         for e in rd.flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
-            if let Some(st) = fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| parse_stat(&s))
-            {
-                parent.insert(pid, st.ppid);
+            if let Some(st) = stat_of(pid) {
+                out.insert(pid, st);
             }
         }
     }
+    out
+}
+
+/// `root` and every live descendant of it, among `stats`.
+fn tree_in(root: u32, stats: &HashMap<u32, StatTimes>) -> Vec<u32> {
+    let parent: HashMap<u32, u32> = stats.iter().map(|(&pid, st)| (pid, st.ppid)).collect();
     descendants(root, &parent)
+}
+
+/// `root` and every live descendant of it.
+pub fn tree(root: u32) -> Vec<u32> {
+    tree_in(root, &all_stats())
 }
 
 /// Pure part of [`tree`]: the closure of `root` under the child relation.
@@ -93,20 +107,15 @@ pub fn descendants(root: u32, parent: &HashMap<u32, u32>) -> Vec<u32> {
     out
 }
 
-fn stat_of(pid: u32) -> Option<StatTimes> {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| parse_stat(&s))
-}
-
 /// CPU seconds (user + system) of the tree, including reaped children of the
 /// root.
 ///
 /// A child reaped while the tree is read would be counted in neither place
 /// if its own stat was read after it was gone and the root's `cutime` before
 /// it took the child's time in (Dovecot's `imap` process of a client that
-/// just logged out: all of a one-client run's CPU). So the root is read
-/// again after the others, and the whole reading is done again if its
+/// just logged out: all of a one-client run's CPU), or in both if it was
+/// read alive and the root after it was reaped. So the root is read before
+/// and after the others, and the whole reading is done again if its
 /// `cutime` moved meanwhile.
 pub fn cpu_seconds(root: u32) -> f64 {
     let reaped = |st: &StatTimes| st.cutime + st.cstime;
@@ -115,11 +124,10 @@ pub fn cpu_seconds(root: u32) -> f64 {
         let Some(first) = stat_of(root) else {
             return 0.0;
         };
+        let stats = all_stats();
         ticks = first.utime + first.stime + reaped(&first);
-        for pid in tree(root).into_iter().filter(|&p| p != root) {
-            if let Some(st) = stat_of(pid) {
-                ticks += st.utime + st.stime;
-            }
+        for pid in tree_in(root, &stats).into_iter().filter(|&p| p != root) {
+            ticks += stats[&pid].utime + stats[&pid].stime;
         }
         if stat_of(root).is_some_and(|last| reaped(&last) == reaped(&first)) {
             break;
