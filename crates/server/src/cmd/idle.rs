@@ -36,8 +36,9 @@ impl Session {
         let mut shutdown = self.shared.shutdown.clone();
         let max = self.shared.config.limits.max_line_length;
         // An IDLE that lasts `idle_hibernate_ms` hibernates the session (see
-        // the `view` module docs): a hibernated view costs a full read of the
-        // mailbox at DONE; a full one, memory while idle.
+        // the `view` module docs): a hibernated view is rebuilt from the
+        // mailbox's snapshot at DONE; a full one costs memory of its own once
+        // a change reaches it.
         let nap = tokio::time::sleep(Duration::from_millis(self.shared.config.idle_hibernate_ms));
         tokio::pin!(nap);
         // The buffers go at once: an idle session writes only pushes, and
@@ -51,9 +52,7 @@ impl Session {
                 () = &mut nap, if !asleep => {
                     // Idle sessions keep only what pushing changes needs.
                     asleep = true;
-                    if let Some(sel) = self.selected.as_mut() {
-                        sel.hibernate(self.condstore);
-                    }
+                    self.hibernate_view();
                 }
                 line = self.conn.read_line(max) => match line {
                     Ok(Line::Text(l)) if l.eq_ignore_ascii_case(b"DONE") => {
@@ -74,10 +73,10 @@ impl Session {
                     // (every idle session of that mailbox at once): it
                     // hibernates instead, which costs about as much and keeps
                     // a few bytes a message.
-                    if let (false, Ok(e), Some(sel)) = (asleep, &ev, self.selected.as_mut()) {
+                    if let (false, Ok(e), Some(sel)) = (asleep, &ev, self.selected.as_ref()) {
                         if e.mailbox == sel.id && sel.shares_messages() {
                             asleep = true;
-                            sel.hibernate(self.condstore);
+                            self.hibernate_view();
                         }
                     }
                     if self.notify_event(ev, true).await.is_err() || self.flush().await.is_err() {
@@ -129,6 +128,14 @@ impl Session {
     ) {
         if self.notify.is_some() {
             self.changes = Some(rx);
+        }
+    }
+
+    /// Hibernates the selected mailbox's view, if any (see the `view` module
+    /// docs).
+    pub(crate) fn hibernate_view(&mut self) {
+        if let Some(sel) = self.selected.as_mut() {
+            sel.hibernate(self.condstore);
         }
     }
 

@@ -573,9 +573,7 @@ impl Session {
                 self.rehydrate(allow_expunge).await?;
                 self.cmd_fetch(true, &set, &events.new_attrs, &[]).await?;
                 if hibernated {
-                    if let Some(sel) = self.selected.as_mut() {
-                        sel.hibernate(self.condstore);
-                    }
+                    self.hibernate_view();
                 }
             }
         }

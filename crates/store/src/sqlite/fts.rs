@@ -921,11 +921,14 @@ mod tests {
             assert_eq!(body_candidates(&st, inbox, "nowhere"), Some(vec![]));
             assert_eq!(body_candidates(&st, inbox, "xylophone"), Some(vec![1]));
         }
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = index.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
+        let remove = |suffixes: &[&str]| {
+            for suffix in suffixes {
+                let mut p = index.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+        };
+        remove(&["", "-wal", "-shm"]);
         reindex(&SqliteStore::open(&path).expect("reopen without index"));
         // Another database's index file, with a document under the same docid.
         let other = dir.path().join("o.sqlite");
@@ -937,11 +940,7 @@ mod tests {
             st.append_indexed(ib, &[m], &[d]).expect("append");
         }
         std::fs::copy(super::super::index_file::path_for(&other), &index).expect("copy");
-        for suffix in ["-wal", "-shm"] {
-            let mut p = index.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
+        remove(&["-wal", "-shm"]);
         reindex(&SqliteStore::open(&path).expect("reopen with another index"));
     }
 
