@@ -671,7 +671,7 @@ impl SelectedMailbox {
             return false;
         };
         let m = &mut Arc::make_mut(&mut self.messages)[i];
-        m.flags = Arc::new(flags.to_vec());
+        m.flags = pillarbox_store::share_flags(flags.to_vec());
         m.modseq = modseq;
         true
     }

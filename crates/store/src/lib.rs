@@ -85,8 +85,51 @@ pub struct MailboxInfo {
 
 /// A message's flags (see [`MessageMeta::flags`]). Shared: messages with the
 /// same flags read together point to one list, so a view of a large mailbox
-/// holds a handful of lists, not one per message.
+/// holds a handful of lists, not one per message; see also [`share_flags`].
 pub type Flags = std::sync::Arc<Vec<String>>;
+
+/// The system flags a message can have (`\Recent` is never stored), in
+/// canonical case and sorted.
+pub const SYSTEM_FLAGS: [&str; 5] = ["\\Answered", "\\Deleted", "\\Draft", "\\Flagged", "\\Seen"];
+
+/// `list` (canonical and sorted, as [`MessageMeta::flags`]) as [`Flags`]:
+/// a list of system flags only (most messages' flags; 32 possible lists) is
+/// one list shared by the whole process, whoever read or changed the
+/// message. Every view and snapshot then points the most of its messages at
+/// a few lists that stay in the CPU's cache, instead of one allocation per
+/// message changed since it was read (walking a view's flags, as SELECT
+/// does for its FLAGS and UNSEEN, was a cache miss per message). Lists with
+/// keywords get their own allocation.
+pub fn share_flags(list: Vec<String>) -> Flags {
+    static SYSTEM_SETS: std::sync::LazyLock<Vec<Flags>> = std::sync::LazyLock::new(|| {
+        (0..1usize << SYSTEM_FLAGS.len())
+            .map(|mask| {
+                let set = SYSTEM_FLAGS
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, f)| f.to_string())
+                    .collect();
+                std::sync::Arc::new(set)
+            })
+            .collect()
+    });
+    let mut mask = 0;
+    for f in &list {
+        match SYSTEM_FLAGS.iter().position(|s| s == f) {
+            Some(i) => mask |= 1 << i,
+            None => return std::sync::Arc::new(list),
+        }
+    }
+    let shared = &SYSTEM_SETS[mask];
+    // Equal only if in the canonical order without repeats; anything else
+    // is kept as it came.
+    if **shared == list {
+        shared.clone()
+    } else {
+        std::sync::Arc::new(list)
+    }
+}
 
 /// Per-message metadata as a session needs it for its view.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -605,5 +648,40 @@ pub trait MetaStore: Send + Sync {
     fn previews(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Option<String>)>> {
         let _ = mailbox;
         Ok(uids.iter().map(|&u| (u, None)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(f: &[&str]) -> Vec<String> {
+        f.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn system_flag_lists_are_shared_process_wide() {
+        for f in [
+            &[][..],
+            &["\\Seen"],
+            &["\\Flagged", "\\Seen"],
+            &SYSTEM_FLAGS,
+        ] {
+            let (a, b) = (share_flags(list(f)), share_flags(list(f)));
+            assert!(std::sync::Arc::ptr_eq(&a, &b), "{f:?}");
+            assert_eq!(*a, list(f));
+        }
+        // Keywords, or a list not in canonical form, keep their own list,
+        // exactly as given.
+        for f in [
+            &["$Junk"][..],
+            &["\\Seen", "work"],
+            &["\\Seen", "\\Flagged"],
+            &["\\Seen", "\\Seen"],
+        ] {
+            let (a, b) = (share_flags(list(f)), share_flags(list(f)));
+            assert!(!std::sync::Arc::ptr_eq(&a, &b), "{f:?}");
+            assert_eq!(*a, list(f));
+        }
     }
 }

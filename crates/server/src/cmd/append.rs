@@ -108,7 +108,7 @@ impl Session {
                         pillarbox_store::MessageMeta {
                             uid,
                             modseq: res.modseq,
-                            flags: flags.into(),
+                            flags: pillarbox_store::share_flags(flags),
                             internal_date,
                             date_offset_minutes,
                             size,

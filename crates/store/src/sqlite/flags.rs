@@ -6,7 +6,7 @@ use crate::{FlagOp, Result, StoreError};
 
 pub(crate) const SEEN: &str = "\\Seen";
 pub(crate) const DELETED: &str = "\\Deleted";
-const SYSTEM: [&str; 5] = ["\\Answered", "\\Deleted", "\\Draft", "\\Flagged", SEEN];
+use crate::SYSTEM_FLAGS as SYSTEM;
 
 /// The canonical spelling of a flag, `None` for flags that are never stored.
 fn canonical(flag: &str) -> Result<Option<String>> {

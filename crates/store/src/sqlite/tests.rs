@@ -1729,6 +1729,17 @@ fn snapshot_shares_one_flag_list_per_distinct_set() {
     assert!(Arc::ptr_eq(&snap[1].flags, &snap[3].flags));
     assert!(Arc::ptr_eq(&snap[0].flags, &snap[4].flags));
     assert!(!Arc::ptr_eq(&snap[0].flags, &snap[1].flags));
+    // System-only lists are the process's shared ones, read after read;
+    // a list with a keyword is shared within one read.
+    let (_, again) = f.store.snapshot(i.id).unwrap();
+    assert!(Arc::ptr_eq(&snap[1].flags, &again[1].flags));
+    f.store
+        .append(i.id, &[msg(7, &["work"]), msg(8, &["work"])])
+        .unwrap();
+    let (_, snap) = f.store.snapshot(i.id).unwrap();
+    assert!(Arc::ptr_eq(&snap[6].flags, &snap[7].flags));
+    let (_, again) = f.store.snapshot(i.id).unwrap();
+    assert!(!Arc::ptr_eq(&snap[6].flags, &again[6].flags));
 }
 
 #[test]
