@@ -188,6 +188,16 @@ mod tests {
             ]
         );
         assert_eq!(fields(block).len(), 4);
+        // No line ending at the end of the block, in a continuation line or
+        // in a field's own line.
+        assert_eq!(
+            split(b"A: 1\r\nB: 2\r\n x"),
+            vec![
+                field("A", "1", "A: 1\r\n", true),
+                field("B", "2\r\n x", "B: 2\r\n x", true),
+            ]
+        );
+        assert_eq!(split(b"A: 1"), vec![field("A", "1", "A: 1", true)]);
     }
 
     #[test]
