@@ -17,8 +17,8 @@ use crate::conn::{Connection, Line, Stream};
 use crate::view::SelectedMailbox;
 use crate::Shared;
 
-/// A STORE of at most this many messages may run on the session's thread
-/// (see `Session::store_flags`).
+/// A STORE or EXPUNGE of at most this many messages may run on the
+/// session's thread (see `Session::store_flags`, `Session::expunge_deleted`).
 const INLINE_STORE_UIDS: usize = 64;
 
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, implicit_tls: bool) {
@@ -558,6 +558,23 @@ impl Session {
         }
         self.db(move |s| s.store_flags(mailbox, &uids, op, &flags, unchanged_since))
             .await
+    }
+
+    /// `MetaStore::expunge_deleted`: a few messages on the session's thread
+    /// when the writer is free (as `store_flags`: the trip to the blocking
+    /// pool and back cost more than such a write), else on the blocking
+    /// pool.
+    pub(crate) async fn expunge_deleted(
+        &self,
+        mailbox: i64,
+        uids: Vec<u32>,
+    ) -> Result<pillarbox_store::Expunged, CmdError> {
+        if uids.len() <= INLINE_STORE_UIDS {
+            if let Some(r) = self.shared.store.try_expunge_deleted(mailbox, &uids) {
+                return r.map_err(CmdError::from_store);
+            }
+        }
+        self.db(move |s| s.expunge_deleted(mailbox, &uids)).await
     }
 
     /// A read that is small when `small` (e.g. the snapshot of a mailbox with

@@ -466,6 +466,13 @@ pub trait MetaStore: Send + Sync {
     /// UIDs from its view, which may be behind: a message another session
     /// (or process) undeleted meanwhile stays.
     fn expunge_deleted(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Expunged>;
+    /// Like [`MetaStore::expunge_deleted`], but returns None without doing
+    /// anything when it would have to wait for another writer (see
+    /// [`MetaStore::try_store_flags`]).
+    fn try_expunge_deleted(&self, mailbox: MailboxId, uids: &[Uid]) -> Option<Result<Expunged>> {
+        let _ = (mailbox, uids);
+        None
+    }
     /// Copies (or moves, when `remove_source`) messages, keeping flags and internal
     /// date, in one transaction. Works across accounts.
     fn copy(

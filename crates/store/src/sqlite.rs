@@ -1930,6 +1930,11 @@ impl MetaStore for SqliteStore {
         self.write_relaxed(|tx| expunge_in(tx, mailbox, uids, true, keep))
     }
 
+    fn try_expunge_deleted(&self, mailbox: MailboxId, uids: &[Uid]) -> Option<Result<Expunged>> {
+        let keep = self.expunge_history();
+        self.try_write_relaxed(|tx| expunge_in(tx, mailbox, uids, true, keep))
+    }
+
     fn copy(
         &self,
         src: MailboxId,

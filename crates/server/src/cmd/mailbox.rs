@@ -423,7 +423,7 @@ impl Session {
                 .map(|m| m.uid)
                 .collect();
             if !uids.is_empty() {
-                let done = self.db(move |s| s.expunge_deleted(id, &uids)).await?;
+                let done = self.expunge_deleted(id, uids).await?;
                 self.publish(id, done.modseq);
                 self.free_blobs(done.unreferenced_files).await;
             }

@@ -72,7 +72,7 @@ impl Session {
             uids: gone,
             modseq,
             unreferenced_files,
-        } = self.db(move |s| s.expunge_deleted(id, &uids)).await?;
+        } = self.expunge_deleted(id, uids).await?;
         self.announce_expunged(&gone);
         // Nothing removed (another session expunged these first): the store
         // did not move the modseq, and there is nothing to publish. A delta

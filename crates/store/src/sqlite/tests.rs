@@ -2098,3 +2098,33 @@ fn making_durable_what_already_is_needs_no_flush() {
     st.make_durable().unwrap();
     assert_eq!(flushes(), before + 1);
 }
+
+/// The inline EXPUNGE path expunges what `expunge_deleted` would (only
+/// `\Deleted` messages), and does nothing while another thread of this
+/// process holds the writer, or another process the write lock.
+#[test]
+fn try_expunge_deleted_does_not_wait() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    st.append(
+        i.id,
+        &[msg(1, &["\\Deleted"]), msg(2, &[]), msg(3, &["\\Deleted"])],
+    )
+    .unwrap();
+    {
+        let _held = st.writer.lock().unwrap();
+        assert!(st.try_expunge_deleted(i.id, &[1]).is_none());
+    }
+    let mut other = Connection::open(&f.path).unwrap();
+    let tx = other
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    assert!(st.try_expunge_deleted(i.id, &[1]).is_none());
+    tx.rollback().unwrap();
+    assert_eq!(uids(st, i.id), vec![1, 2, 3]);
+    let done = st.try_expunge_deleted(i.id, &[1, 2]).unwrap().unwrap();
+    assert_eq!(done.uids, vec![1]);
+    assert_eq!(uids(st, i.id), vec![2, 3]);
+}
