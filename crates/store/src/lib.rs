@@ -657,38 +657,3 @@ pub trait MetaStore: Send + Sync {
         Ok(uids.iter().map(|&u| (u, None)).collect())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn list(f: &[&str]) -> Vec<String> {
-        f.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn system_flag_lists_are_shared_process_wide() {
-        for f in [
-            &[][..],
-            &["\\Seen"],
-            &["\\Flagged", "\\Seen"],
-            &SYSTEM_FLAGS,
-        ] {
-            let (a, b) = (share_flags(list(f)), share_flags(list(f)));
-            assert!(std::sync::Arc::ptr_eq(&a, &b), "{f:?}");
-            assert_eq!(*a, list(f));
-        }
-        // Keywords, or a list not in canonical form, keep their own list,
-        // exactly as given.
-        for f in [
-            &["$Junk"][..],
-            &["\\Seen", "work"],
-            &["\\Seen", "\\Flagged"],
-            &["\\Seen", "\\Seen"],
-        ] {
-            let (a, b) = (share_flags(list(f)), share_flags(list(f)));
-            assert!(!std::sync::Arc::ptr_eq(&a, &b), "{f:?}");
-            assert_eq!(*a, list(f));
-        }
-    }
-}

@@ -134,4 +134,30 @@ mod tests {
         assert_eq!(decode(&encode(&f)), f);
         assert!(decode("").is_empty());
     }
+
+    #[test]
+    fn system_flag_lists_are_shared_process_wide() {
+        for f in [
+            &[][..],
+            &["\\Seen"],
+            &["\\Flagged", "\\Seen"],
+            &crate::SYSTEM_FLAGS,
+        ] {
+            let (a, b) = (crate::share_flags(v(f)), crate::share_flags(v(f)));
+            assert!(std::sync::Arc::ptr_eq(&a, &b), "{f:?}");
+            assert_eq!(*a, v(f));
+        }
+        // Keywords, or a list not in canonical form, keep their own list,
+        // exactly as given.
+        for f in [
+            &["$Junk"][..],
+            &["\\Seen", "work"],
+            &["\\Seen", "\\Flagged"],
+            &["\\Seen", "\\Seen"],
+        ] {
+            let (a, b) = (crate::share_flags(v(f)), crate::share_flags(v(f)));
+            assert!(!std::sync::Arc::ptr_eq(&a, &b), "{f:?}");
+            assert_eq!(*a, v(f));
+        }
+    }
 }
