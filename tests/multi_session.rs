@@ -852,6 +852,42 @@ async fn an_expunge_that_removes_nothing_hides_no_other_change() {
     s.stop().await;
 }
 
+/// Expunges held back during a FETCH by sequence number are announced by
+/// the next command from what the view learnt, without reading the store
+/// again within the recheck interval: shown with a change nobody published
+/// (made through the server's own store), which that command does not see.
+#[tokio::test]
+async fn held_expunges_are_announced_without_another_store_read() {
+    let (s, mut a, mut b) = two_on_inbox(3).await;
+    let (own, inbox) = s.own_store("INBOX");
+    b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)").await;
+    b.ok("EXPUNGE").await;
+    // Past the recheck interval: A's FETCH reads the store, and holds the
+    // expunge back.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let read_at = std::time::Instant::now();
+    let r = a.ok("FETCH 1 FLAGS").await;
+    assert!(!r.has("EXPUNGE"), "{}", r.text());
+    own.store_flags(
+        inbox,
+        &[3],
+        pillarbox_store::FlagOp::Add,
+        &["\\Flagged".to_string()],
+        None,
+    )
+    .unwrap();
+    let r = a.ok("NOOP").await;
+    assert!(r.has("* 2 EXPUNGE\r\n"), "{}", r.text());
+    if read_at.elapsed() < Duration::from_millis(80) {
+        assert!(!r.has("FETCH"), "the store was read again: {}", r.text());
+    }
+    // Past the interval, the store brings the unpublished change.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = a.ok("NOOP").await;
+    assert!(r.has("* 2 FETCH (UID 3 FLAGS (\\Flagged))"), "{}", r.text());
+    s.stop().await;
+}
+
 /// EXPUNGE removes what is `\Deleted` when it commits, not what the
 /// session last saw deleted: a message another writer undeleted a moment
 /// before (here another process, whose change this session cannot have

@@ -158,7 +158,11 @@ impl PublishLog {
     /// The contents of the changes published as versions `after + 1 ..=
     /// upto`, ordered so that each starts where the previous ends, starting
     /// at `from_modseq`; None if one is not known (not kept, or published
-    /// without content) or they do not chain up.
+    /// without content) or they do not chain up. Those that end at or below
+    /// `from_modseq` are left out: the caller has them already. (A commit
+    /// made on another thread, such as an APPEND's, may be published after
+    /// later ones: a session that read the store in between has it, and
+    /// needs only the others.)
     pub(crate) fn between(
         &self,
         mailbox: MailboxId,
@@ -178,6 +182,7 @@ impl PublishLog {
             .collect::<Option<_>>()?;
         drop(st);
         // Publication order is not commit order: chain them by modseq.
+        deltas.retain(|d| d.changes.highest_modseq > from_modseq);
         deltas.sort_by_key(|d| d.from_modseq);
         let mut at = from_modseq;
         for d in &deltas {
@@ -224,6 +229,10 @@ mod tests {
             got.iter().map(|d| d.from_modseq).collect::<Vec<_>>(),
             [10, 11]
         );
+        // Starting at the end of one: the other.
+        let got = log.between(7, 0, 2, 11).expect("the later one");
+        assert_eq!(got.iter().map(|d| d.from_modseq).collect::<Vec<_>>(), [11]);
+        assert_eq!(log.between(7, 0, 2, 12).map(|d| d.len()), Some(0));
         // Starting elsewhere, or a change published without content: None.
         assert!(log.between(7, 0, 2, 9).is_none());
         assert!(log.between(7, 0, 3, 10).is_none());

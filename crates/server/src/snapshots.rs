@@ -111,7 +111,7 @@ impl Snapshots {
             } else if let Some(deltas) =
                 published.between(id, c.version, version, c.info.highest_modseq)
             {
-                let ch = merge_deltas(&deltas);
+                let ch = merge_deltas(c.info.highest_modseq, &deltas);
                 if ch.highest_modseq >= at_least {
                     return Ok(self.keep(c.advanced(&ch, version, c.read_at, c.foreign)));
                 }
@@ -170,7 +170,13 @@ impl Snapshot {
                 highest_modseq: ch.highest_modseq,
                 ..self.info.clone()
             },
-            messages: Arc::new(ch.apply_to(&self.messages)),
+            // Nothing to merge (published changes the entry had already):
+            // still shared.
+            messages: if ch.changed.is_empty() && ch.expunged.is_empty() {
+                Arc::clone(&self.messages)
+            } else {
+                Arc::new(ch.apply_to(&self.messages))
+            },
             version,
             read_at,
             foreign,

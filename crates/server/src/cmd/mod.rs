@@ -104,17 +104,18 @@ impl Done {
 
 pub(crate) type CmdResult = Result<Done, CmdError>;
 
-/// Chained deltas as one change, as `changes_since` from the first one's
-/// start would report it: a message's last state, expunged ones only as
-/// expunged. (Applied one by one they would each announce, e.g. EXISTS
-/// twice.)
+/// Deltas chained from modseq `from` as one change, as `changes_since(from)`
+/// would report it: a message's last state, expunged ones only as expunged.
+/// (Applied one by one they would each announce, e.g. EXISTS twice.) None:
+/// no change, at `from`.
 pub(crate) fn merge_deltas(
+    from: pillarbox_store::ModSeq,
     deltas: &[std::sync::Arc<pillarbox_store::Delta>],
 ) -> pillarbox_store::MailboxChanges {
     let mut out = pillarbox_store::MailboxChanges {
         uidvalidity: 0,
         uidnext: 0,
-        highest_modseq: 0,
+        highest_modseq: from,
         changed: Vec::new(),
         expunged: Vec::new(),
     };
@@ -469,9 +470,13 @@ impl Session {
         // not published here, so the store is still read at least every
         // RECHECK: a change is delayed by at most that much, never lost.
         let version = self.shared.published.version(id);
-        let nothing_pending = sel.pending_expunge.is_empty() || !allow_expunge;
-        let recent = nothing_pending && sel.checked_at.is_some_and(|t| t.elapsed() < RECHECK);
+        let recent = sel.checked_at.is_some_and(|t| t.elapsed() < RECHECK);
         if recent && sel.seen_version == version {
+            // Expunges learnt before, held back from a command that could
+            // not announce them: this one may.
+            if allow_expunge && !sel.pending_expunge.is_empty() {
+                self.apply_changes(merge_deltas(since, &[]), true);
+            }
             return Ok(());
         }
         // Only changes published here since the last look, and their
@@ -484,7 +489,7 @@ impl Session {
                     .published
                     .between(id, sel.seen_version, version, since)
             {
-                self.apply_changes(merge_deltas(&deltas), allow_expunge);
+                self.apply_changes(merge_deltas(since, &deltas), allow_expunge);
                 if let Some(sel) = self.selected.as_mut() {
                     sel.seen_version = version;
                 }
@@ -766,8 +771,10 @@ mod merge_tests {
             // 5 expunged right after it was appended; 6 appended.
             delta(12, vec![meta(6, "x", 13)], vec![5], 7),
         ];
-        let m = super::merge_deltas(&ds);
+        let m = super::merge_deltas(10, &ds);
         assert_eq!(m.highest_modseq, 13);
+        let none = super::merge_deltas(10, &[]);
+        assert_eq!((none.highest_modseq, none.changed.len()), (10, 0));
         assert_eq!(m.uidnext, 7);
         assert_eq!(m.expunged, [3, 5]);
         let changed: Vec<(u32, String, u64)> = m
