@@ -74,9 +74,16 @@ impl Session {
             .as_ref()
             .filter(|s| s.id == id && !s.read_only && !self.rev2)
             .map(|s| s.max_uid() + 1);
+        // Published with the commit's content for the other sessions (and
+        // this one's view), by the thread that committed, right after the
+        // commit: other sessions keep committing meanwhile, and a change
+        // published after later ones is a gap in their chain of published
+        // changes until it arrives (they read the store instead).
+        let account = self.account.as_ref().map(|a| a.id);
+        let origin = self.id;
         // One trip to the blocking pool: store the blobs, flush them, then
         // commit the metadata (grouped with concurrent APPENDs).
-        let (res, described) = tokio::task::spawn_blocking(move || {
+        let (res, bytes, published) = tokio::task::spawn_blocking(move || {
             let _gate = files.then(|| shared.blobs.gate().shared());
             let (prepared, docs) = prepare(&*shared.blobs, messages, now).map_err(|e| {
                 tracing::error!("storing message failed: {e}");
@@ -87,57 +94,42 @@ impl Session {
                 .store
                 .append_indexed_recent(id, &prepared, &docs, recent_from)
                 .map_err(CmdError::from_store)?;
-            Ok::<_, CmdError>((res, described))
+            // Before the new mail is announced: the other sessions need not
+            // try to claim it as \Recent.
+            if let (Some(_), Some(&last)) = (recent_from, res.uids.iter().max()) {
+                shared.published.took_recent(id, last + 1);
+            }
+            let bytes: u64 = described.iter().map(|m| m.1).sum();
+            let delta = appended_delta(&res, described);
+            let published = account.map(|account| {
+                let version = shared.publish(
+                    account,
+                    id,
+                    res.modseq,
+                    pillarbox_store::ChangeKind::Messages,
+                    delta.clone().map(std::sync::Arc::new),
+                    origin,
+                );
+                (delta, version)
+            });
+            Ok::<_, CmdError>((res, bytes, published))
         })
         .await
         .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))??;
         if let (Some(_), Some(&last)) = (recent_from, res.uids.iter().max()) {
             self.took_recent(id, res.recent, last + 1);
         }
-        let bytes: u64 = described.iter().map(|m| m.1).sum();
-        let count = described.len() as u64;
         self.shared.metrics.appended_bytes.inc_by(bytes);
-        self.shared.metrics.appended_messages.inc_by(count);
-        if !res.uids.is_empty() && res.uids.len() == described.len() {
-            let changed = res
-                .uids
-                .iter()
-                .zip(described)
-                .map(
-                    |(&uid, (blob, size, internal_date, date_offset_minutes, flags))| {
-                        pillarbox_store::MessageMeta {
-                            uid,
-                            modseq: res.modseq,
-                            flags: pillarbox_store::share_flags(flags),
-                            internal_date,
-                            date_offset_minutes,
-                            size,
-                            blob,
-                        }
-                    },
-                )
-                .collect();
-            let delta = pillarbox_store::Delta {
-                from_modseq: res.modseq.saturating_sub(1),
-                changes: pillarbox_store::MailboxChanges {
-                    uidvalidity: res.uidvalidity,
-                    uidnext: res.uids.iter().max().map(|u| u + 1).unwrap_or(0),
-                    highest_modseq: res.modseq,
-                    changed,
-                    expunged: Vec::new(),
-                },
-            };
-            // Appended to the selected mailbox: the session's own view takes
-            // the new messages from the delta (EXISTS) instead of the store.
+        self.shared
+            .metrics
+            .appended_messages
+            .inc_by(res.uids.len() as u64);
+        // Appended to the selected mailbox: the session's own view takes
+        // the new messages from the delta (EXISTS) instead of the store.
+        if let Some((Some(delta), version)) = published {
             if self.selected.as_ref().is_some_and(|s| s.id == id) {
-                let mine = delta.clone();
-                let version = self.publish_delta(id, delta);
-                self.apply_own_delta(&mine, version);
-            } else {
-                self.publish_delta(id, delta);
+                self.apply_own_delta(&delta, version);
             }
-        } else {
-            self.publish(id, res.modseq);
         }
         let mut code = format!("APPENDUID {} ", res.uidvalidity).into_bytes();
         let mut uids = res.uids.clone();
@@ -153,6 +145,45 @@ impl Session {
 /// What a stored message will look like in the store, for the delta
 /// published to idle sessions: blob, size, internal date, zone, flags.
 type Described = (pillarbox_store::BlobId, u64, i64, i32, Vec<String>);
+
+/// The change an APPEND committed, as the other sessions apply it; None if
+/// the store's answer does not match the messages (then they read the store).
+fn appended_delta(
+    res: &pillarbox_store::AppendResult,
+    described: Vec<Described>,
+) -> Option<pillarbox_store::Delta> {
+    if res.uids.is_empty() || res.uids.len() != described.len() {
+        return None;
+    }
+    let changed = res
+        .uids
+        .iter()
+        .zip(described)
+        .map(
+            |(&uid, (blob, size, internal_date, date_offset_minutes, flags))| {
+                pillarbox_store::MessageMeta {
+                    uid,
+                    modseq: res.modseq,
+                    flags: pillarbox_store::share_flags(flags),
+                    internal_date,
+                    date_offset_minutes,
+                    size,
+                    blob,
+                }
+            },
+        )
+        .collect();
+    Some(pillarbox_store::Delta {
+        from_modseq: res.modseq.saturating_sub(1),
+        changes: pillarbox_store::MailboxChanges {
+            uidvalidity: res.uidvalidity,
+            uidnext: res.uids.iter().max().map(|u| u + 1).unwrap_or(0),
+            highest_modseq: res.modseq,
+            changed,
+            expunged: Vec::new(),
+        },
+    })
+}
 
 fn describe(prepared: &[NewMessage]) -> Vec<Described> {
     prepared
