@@ -397,15 +397,7 @@ async fn select_after_changes_shows_the_store_state() {
     {
         let (other, bx) = s.other_process("Box");
         other.expunge(bx, &[1]).unwrap();
-        other
-            .store_flags(
-                bx,
-                &[3],
-                pillarbox_store::FlagOp::Add,
-                &["$Other".to_string()],
-                None,
-            )
-            .unwrap();
+        set_flag(&other, bx, 3, pillarbox_store::FlagOp::Add, "$Other");
     }
     let r = a.ok("SELECT Box").await;
     assert!(r.has("* 4 EXISTS"), "{}", r.text());
@@ -868,14 +860,7 @@ async fn held_expunges_are_announced_without_another_store_read() {
     let read_at = std::time::Instant::now();
     let r = a.ok("FETCH 1 FLAGS").await;
     assert!(!r.has("EXPUNGE"), "{}", r.text());
-    own.store_flags(
-        inbox,
-        &[3],
-        pillarbox_store::FlagOp::Add,
-        &["\\Flagged".to_string()],
-        None,
-    )
-    .unwrap();
+    set_flag(&*own, inbox, 3, pillarbox_store::FlagOp::Add, "\\Flagged");
     let r = a.ok("NOOP").await;
     assert!(r.has("* 2 EXPUNGE\r\n"), "{}", r.text());
     if read_at.elapsed() < Duration::from_millis(80) {
@@ -895,21 +880,18 @@ async fn held_expunges_are_announced_without_another_store_read() {
 /// new flags.
 #[tokio::test]
 async fn expunge_keeps_a_message_undeleted_meanwhile() {
-    use pillarbox_store::MetaStore;
     let (s, mut a, _b) = two_on_inbox(3).await;
     a.ok("STORE 2 +FLAGS.SILENT (\\Deleted)").await;
     let (other, inbox) = s.other_process("INBOX");
     tokio::time::sleep(Duration::from_millis(300)).await;
     a.ok("NOOP").await;
-    other
-        .store_flags(
-            inbox,
-            &[2],
-            pillarbox_store::FlagOp::Remove,
-            &["\\Deleted".to_string()],
-            None,
-        )
-        .unwrap();
+    set_flag(
+        &other,
+        inbox,
+        2,
+        pillarbox_store::FlagOp::Remove,
+        "\\Deleted",
+    );
     let r = a.ok("UID EXPUNGE 2").await;
     assert!(!r.has("EXPUNGE\r\n"), "{}", r.text());
     assert_eq!(held_uids(&other, inbox), vec![1, 2, 3]);
@@ -1025,15 +1007,7 @@ async fn idle_learns_of_another_processs_changes() {
         Some("+ idling\r\n")
     );
     let (other, inbox) = s.other_process("INBOX");
-    other
-        .store_flags(
-            inbox,
-            &[1],
-            pillarbox_store::FlagOp::Add,
-            &["\\Flagged".to_string()],
-            None,
-        )
-        .unwrap();
+    set_flag(&other, inbox, 1, pillarbox_store::FlagOp::Add, "\\Flagged");
     other.expunge(inbox, &[3]).unwrap();
     let mut pushed = Vec::new();
     while pushed.len() < 2 {

@@ -119,6 +119,20 @@ impl TestServer {
     }
 }
 
+/// Changes one flag of message `uid` of `mailbox` directly in `store`
+/// (another process's store, or the server's own, which publishes nothing).
+pub fn set_flag(
+    store: &dyn pillarbox_store::MetaStore,
+    mailbox: i64,
+    uid: u32,
+    op: pillarbox_store::FlagOp,
+    flag: &str,
+) {
+    store
+        .store_flags(mailbox, &[uid], op, &[flag.to_string()], None)
+        .unwrap();
+}
+
 /// The UIDs `mailbox` holds in `store`, ascending.
 pub fn held_uids(store: &dyn pillarbox_store::MetaStore, mailbox: i64) -> Vec<u32> {
     store

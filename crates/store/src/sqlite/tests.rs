@@ -726,6 +726,24 @@ fn expunge_deleted_leaves_messages_undeleted_meanwhile() {
     assert_eq!(st.status(i.id).unwrap().highest_modseq, before);
     // `expunge` (MOVE's removal) does not look at the flag.
     assert_eq!(st.expunge(i.id, &[2]).unwrap().uids, vec![2]);
+    // The inline path does the same, and nothing while another thread of
+    // this process holds the writer, or another process the write lock.
+    st.store_flags(i.id, &[3], FlagOp::Add, &s(&["\\Deleted"]), None)
+        .unwrap();
+    {
+        let _held = st.writer.lock().unwrap();
+        assert!(st.try_expunge_deleted(i.id, &[3]).is_none());
+    }
+    let mut other = Connection::open(&f.path).unwrap();
+    let tx = other
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    assert!(st.try_expunge_deleted(i.id, &[3]).is_none());
+    tx.rollback().unwrap();
+    assert_eq!(uids(st, i.id), vec![3]);
+    let done = st.try_expunge_deleted(i.id, &[3]).unwrap().unwrap();
+    assert_eq!(done.uids, vec![3]);
+    assert!(uids(st, i.id).is_empty());
 }
 
 #[test]
@@ -2097,34 +2115,4 @@ fn making_durable_what_already_is_needs_no_flush() {
     assert_eq!(flushes(), before + 1);
     st.make_durable().unwrap();
     assert_eq!(flushes(), before + 1);
-}
-
-/// The inline EXPUNGE path expunges what `expunge_deleted` would (only
-/// `\Deleted` messages), and does nothing while another thread of this
-/// process holds the writer, or another process the write lock.
-#[test]
-fn try_expunge_deleted_does_not_wait() {
-    let f = fixture();
-    let st = &f.store;
-    let a = st.create_account("alice", "h").unwrap();
-    let i = inbox(st, a.id);
-    st.append(
-        i.id,
-        &[msg(1, &["\\Deleted"]), msg(2, &[]), msg(3, &["\\Deleted"])],
-    )
-    .unwrap();
-    {
-        let _held = st.writer.lock().unwrap();
-        assert!(st.try_expunge_deleted(i.id, &[1]).is_none());
-    }
-    let mut other = Connection::open(&f.path).unwrap();
-    let tx = other
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .unwrap();
-    assert!(st.try_expunge_deleted(i.id, &[1]).is_none());
-    tx.rollback().unwrap();
-    assert_eq!(uids(st, i.id), vec![1, 2, 3]);
-    let done = st.try_expunge_deleted(i.id, &[1, 2]).unwrap().unwrap();
-    assert_eq!(done.uids, vec![1]);
-    assert_eq!(uids(st, i.id), vec![2, 3]);
 }
