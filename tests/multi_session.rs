@@ -863,13 +863,17 @@ async fn held_expunges_are_announced_without_another_store_read() {
     set_flag(&*own, inbox, 3, pillarbox_store::FlagOp::Add, "\\Flagged");
     let r = a.ok("NOOP").await;
     assert!(r.has("* 2 EXPUNGE\r\n"), "{}", r.text());
+    let flagged = "* 2 FETCH (UID 3 FLAGS (\\Flagged))";
+    // On a machine slow enough to pass the interval already, the store was
+    // read, and brought the change.
+    let seen = r.has(flagged);
     if read_at.elapsed() < Duration::from_millis(80) {
         assert!(!r.has("FETCH"), "the store was read again: {}", r.text());
     }
     // Past the interval, the store brings the unpublished change.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let r = a.ok("NOOP").await;
-    assert!(r.has("* 2 FETCH (UID 3 FLAGS (\\Flagged))"), "{}", r.text());
+    assert!(seen || r.has(flagged), "{}", r.text());
     s.stop().await;
 }
 
