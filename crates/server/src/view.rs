@@ -480,8 +480,10 @@ fn no_messages() -> Arc<Vec<MessageMeta>> {
 /// stored, keywords are deduplicated case-insensitively keeping the first
 /// spelling).
 pub(crate) fn keywords<'a>(lists: impl Iterator<Item = &'a Flags>) -> Vec<&'a str> {
-    // Messages read together share their flag lists (the store decodes each
-    // distinct list once): a list seen a moment ago is not looked at again.
+    // Messages share their flag lists (the store decodes each distinct list
+    // of a read once, and lists of system flags only are shared by the whole
+    // process, `share_flags`): a list seen a moment ago is not looked at
+    // again.
     let mut recent: [Option<&Flags>; 4] = [None; 4];
     let mut next = 0;
     let mut kws: Vec<&str> = Vec::new();
@@ -671,7 +673,7 @@ impl SelectedMailbox {
             return false;
         };
         let m = &mut Arc::make_mut(&mut self.messages)[i];
-        m.flags = pillarbox_store::share_flags(flags.to_vec());
+        m.flags = pillarbox_store::share_flags(flags);
         m.modseq = modseq;
         true
     }

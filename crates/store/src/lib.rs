@@ -100,7 +100,7 @@ pub const SYSTEM_FLAGS: [&str; 5] = ["\\Answered", "\\Deleted", "\\Draft", "\\Fl
 /// message changed since it was read (walking a view's flags, as SELECT
 /// does for its FLAGS and UNSEEN, was a cache miss per message). Lists with
 /// keywords get their own allocation.
-pub fn share_flags(list: Vec<String>) -> Flags {
+pub fn share_flags(list: &[String]) -> Flags {
     static SYSTEM_SETS: std::sync::LazyLock<Vec<Flags>> = std::sync::LazyLock::new(|| {
         (0..1usize << SYSTEM_FLAGS.len())
             .map(|mask| {
@@ -115,19 +115,19 @@ pub fn share_flags(list: Vec<String>) -> Flags {
             .collect()
     });
     let mut mask = 0;
-    for f in &list {
+    for f in list {
         match SYSTEM_FLAGS.iter().position(|s| s == f) {
             Some(i) => mask |= 1 << i,
-            None => return std::sync::Arc::new(list),
+            None => return std::sync::Arc::new(list.to_vec()),
         }
     }
     let shared = &SYSTEM_SETS[mask];
     // Equal only if in the canonical order without repeats; anything else
     // is kept as it came.
-    if **shared == list {
+    if shared.as_slice() == list {
         shared.clone()
     } else {
-        std::sync::Arc::new(list)
+        std::sync::Arc::new(list.to_vec())
     }
 }
 

@@ -672,7 +672,7 @@ impl MessageRows {
         let flags = match self.sets.iter().find(|(t, _)| **t == *text) {
             Some((_, f)) => f.clone(),
             None => {
-                let f = crate::share_flags(flags::decode(text));
+                let f = crate::share_flags(&flags::decode(text));
                 if self.sets.len() < Self::MAX_SETS {
                     self.sets.push((text.into(), f.clone()));
                 }

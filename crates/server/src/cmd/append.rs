@@ -116,8 +116,8 @@ impl Session {
         })
         .await
         .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))??;
-        if let (Some(_), Some(&last)) = (recent_from, res.uids.iter().max()) {
-            self.took_recent(id, res.recent, last + 1);
+        if recent_from.is_some() {
+            self.view_took_recent(id, res.recent);
         }
         self.shared.metrics.appended_bytes.inc_by(bytes);
         self.shared
@@ -164,7 +164,7 @@ fn appended_delta(
                 pillarbox_store::MessageMeta {
                     uid,
                     modseq: res.modseq,
-                    flags: pillarbox_store::share_flags(flags),
+                    flags: pillarbox_store::share_flags(&flags),
                     internal_date,
                     date_offset_minutes,
                     size,

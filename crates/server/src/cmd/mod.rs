@@ -106,8 +106,8 @@ pub(crate) type CmdResult = Result<Done, CmdError>;
 
 /// Deltas chained from modseq `from` as one change, as `changes_since(from)`
 /// would report it: a message's last state, expunged ones only as expunged.
-/// (Applied one by one they would each announce, e.g. EXISTS twice.) None:
-/// no change, at `from`.
+/// (Applied one by one they would each announce, e.g. EXISTS twice.) No
+/// deltas: no change, at `from`.
 pub(crate) fn merge_deltas(
     from: pillarbox_store::ModSeq,
     deltas: &[std::sync::Arc<pillarbox_store::Delta>],
@@ -475,7 +475,10 @@ impl Session {
             // Expunges learnt before, held back from a command that could
             // not announce them: this one may.
             if allow_expunge && !sel.pending_expunge.is_empty() {
-                self.apply_changes(merge_deltas(since, &[]), true);
+                if let Some(sel) = self.selected.as_mut() {
+                    let (seqs, uids) = sel.take_pending();
+                    self.write_expunged(&seqs, &uids);
+                }
             }
             return Ok(());
         }
@@ -636,6 +639,12 @@ impl Session {
     /// and the view, if that mailbox is still selected.
     pub(crate) fn took_recent(&mut self, mailbox: i64, claimed: (Uid, Uid), to: Uid) {
         self.shared.published.took_recent(mailbox, to);
+        self.view_took_recent(mailbox, claimed);
+    }
+
+    /// The view's part of [`Session::took_recent`] (for APPEND, whose
+    /// committing thread tells the process).
+    pub(crate) fn view_took_recent(&mut self, mailbox: i64, claimed: (Uid, Uid)) {
         if let Some(sel) = self.selected.as_mut().filter(|s| s.id == mailbox) {
             sel.add_recent(claimed.0, claimed.1);
         }

@@ -143,7 +143,7 @@ mod tests {
             &["\\Flagged", "\\Seen"],
             &crate::SYSTEM_FLAGS,
         ] {
-            let (a, b) = (crate::share_flags(v(f)), crate::share_flags(v(f)));
+            let (a, b) = (crate::share_flags(&v(f)), crate::share_flags(&v(f)));
             assert!(std::sync::Arc::ptr_eq(&a, &b), "{f:?}");
             assert_eq!(*a, v(f));
         }
@@ -155,7 +155,7 @@ mod tests {
             &["\\Seen", "\\Flagged"],
             &["\\Seen", "\\Seen"],
         ] {
-            let (a, b) = (crate::share_flags(v(f)), crate::share_flags(v(f)));
+            let (a, b) = (crate::share_flags(&v(f)), crate::share_flags(&v(f)));
             assert!(!std::sync::Arc::ptr_eq(&a, &b), "{f:?}");
             assert_eq!(*a, v(f));
         }
