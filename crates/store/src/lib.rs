@@ -551,6 +551,21 @@ pub trait MetaStore: Send + Sync {
         }
         Ok(r)
     }
+    /// Like [`MetaStore::append_indexed_recent`], but returns None without
+    /// doing anything when it would have to wait (for another writer, see
+    /// [`MetaStore::try_store_flags`]), and returns once the commit is made,
+    /// not once it is durable: the caller calls [`MetaStore::make_durable`]
+    /// before it acknowledges the messages or tells anyone of them.
+    fn try_append_indexed_recent(
+        &self,
+        mailbox: MailboxId,
+        messages: &[NewMessage],
+        docs: &[SearchDoc],
+        recent_from: Option<Uid>,
+    ) -> Option<Result<AppendResult>> {
+        let _ = (mailbox, messages, docs, recent_from);
+        None
+    }
     /// Indexes message contents (idempotent per blob) and links every message
     /// with that blob to its document.
     fn index_docs(&self, docs: &[(BlobId, SearchDoc)]) -> Result<()> {

@@ -150,6 +150,29 @@ impl Default for WalCounters {
     }
 }
 
+/// Validates (and canonicalises) what an APPEND stores, before the write
+/// lock is taken: per message its encoded flags, `\Seen`, `\Deleted` and size.
+fn validate_appends(messages: &[NewMessage]) -> Result<Vec<(String, bool, bool, i64)>> {
+    messages
+        .iter()
+        .map(|m| {
+            if !m.blob.is_valid() {
+                return Err(StoreError::Other(format!(
+                    "invalid blob id {:?}",
+                    m.blob.as_str()
+                )));
+            }
+            let f = flags::normalize(&m.flags)?;
+            Ok((
+                flags::encode(&f),
+                flags::has(&f, flags::SEEN),
+                flags::has(&f, flags::DELETED),
+                to_i64(m.size)?,
+            ))
+        })
+        .collect()
+}
+
 /// One APPEND waiting to be committed with others.
 struct AppendJob {
     mailbox: MailboxId,
@@ -158,6 +181,36 @@ struct AppendJob {
     prepared: Vec<(String, bool, bool, i64)>,
     recent_from: Option<Uid>,
     reply: std::sync::mpsc::Sender<Result<AppendResult>>,
+}
+
+type AppendReply = std::sync::mpsc::Receiver<Result<AppendResult>>;
+
+impl AppendJob {
+    fn new(
+        mailbox: MailboxId,
+        messages: &[NewMessage],
+        docs: &[SearchDoc],
+        prepared: Vec<(String, bool, bool, i64)>,
+        recent_from: Option<Uid>,
+    ) -> (AppendJob, AppendReply) {
+        let (reply, result) = std::sync::mpsc::channel();
+        let job = AppendJob {
+            mailbox,
+            messages: messages.to_vec(),
+            docs: docs.to_vec(),
+            prepared,
+            recent_from,
+            reply,
+        };
+        (job, result)
+    }
+
+    /// What [`commit_appends`] sent the job.
+    fn outcome(reply: AppendReply) -> Result<AppendResult> {
+        reply
+            .recv()
+            .unwrap_or_else(|_| Err(StoreError::Other("append was not processed".into())))
+    }
 }
 
 impl SqliteStore {
@@ -262,38 +315,28 @@ impl SqliteStore {
     /// Like `write_relaxed`, but None (nothing done) if the write lock is
     /// held by another thread of this process, instead of waiting for it.
     fn try_write_relaxed<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Option<Result<T>> {
-        let conn = match self.writer.try_lock() {
-            Ok(c) => c,
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-        };
-        // Another process's write lock: do not wait for it either.
-        if let Err(e) = conn.busy_timeout(Duration::ZERO) {
-            return Some(Err(e.into()));
-        }
-        let begun = Tx::begin(&conn, Begin::Immediate).map(|tx| {
-            reserving(move || {
-                tx.busy_timeout(BUSY_TIMEOUT)?;
+        let conn = self.try_writer()?;
+        let done = match try_begin_immediate(&conn)? {
+            Ok(tx) => reserving(move || {
                 let out = f(&tx)?;
                 tx.commit()?;
                 Ok(out)
-            })
-        });
-        let done = match begun {
-            Ok(done) => done,
-            Err(e) => {
-                let busy = matches!(&e, rusqlite::Error::SqliteFailure(e, _)
-                    if e.code == rusqlite::ErrorCode::DatabaseBusy);
-                return match conn.busy_timeout(BUSY_TIMEOUT) {
-                    Err(e) => Some(Err(e.into())),
-                    Ok(()) if busy => None,
-                    Ok(()) => Some(Err(e.into())),
-                };
-            }
+            }),
+            Err(e) => return Some(Err(e)),
         };
         // Any fsync without the lock.
         drop(conn);
         Some(self.durable_if_reserved(done))
+    }
+
+    /// The writer connection, or None if another thread of this process
+    /// holds it.
+    fn try_writer(&self) -> Option<std::sync::MutexGuard<'_, Connection>> {
+        match self.writer.try_lock() {
+            Ok(c) => Some(c),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        }
     }
 
     /// Makes every commit made so far durable: fsync of the WAL file (opened
@@ -775,16 +818,21 @@ fn store_flags_in(
 /// Runs queued APPENDs in one transaction, each in a savepoint, and sends
 /// each its result after the commit (or the commit's error). The full text
 /// of the search documents created goes to `texts` once committed.
-fn commit_appends(conn: &Connection, mut jobs: Vec<AppendJob>, texts: &texts::TextQueue) {
-    let fail_all = |jobs: Vec<AppendJob>, what: String| {
-        for j in jobs {
-            let _ = j.reply.send(Err(StoreError::Other(what.clone())));
-        }
-    };
-    let tx = match Tx::begin(conn, Begin::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => return fail_all(jobs, format!("cannot begin: {e}")),
-    };
+fn commit_appends(conn: &Connection, jobs: Vec<AppendJob>, texts: &texts::TextQueue) {
+    match Tx::begin(conn, Begin::Immediate) {
+        Ok(tx) => commit_appends_in(tx, jobs, texts),
+        Err(e) => fail_appends(jobs, format!("cannot begin: {e}")),
+    }
+}
+
+fn fail_appends(jobs: Vec<AppendJob>, what: String) {
+    for j in jobs {
+        let _ = j.reply.send(Err(StoreError::Other(what.clone())));
+    }
+}
+
+/// [`commit_appends`] in a write transaction already begun.
+fn commit_appends_in(tx: Tx<'_>, mut jobs: Vec<AppendJob>, texts: &texts::TextQueue) {
     let mut results = Vec::with_capacity(jobs.len());
     // (job, document index, docid) of the documents created.
     let mut created: Vec<(usize, usize, i64)> = Vec::new();
@@ -842,7 +890,7 @@ fn commit_appends(conn: &Connection, mut jobs: Vec<AppendJob>, texts: &texts::Te
                 let _ = j.reply.send(r);
             }
         }
-        Err(e) => fail_all(jobs, format!("commit failed: {e}")),
+        Err(e) => fail_appends(jobs, format!("commit failed: {e}")),
     }
 }
 
@@ -1199,6 +1247,28 @@ const MODSEQ_RESERVE: i64 = 1000;
 thread_local! {
     /// Set by `bump` when this thread's transaction moved a reservation.
     static RESERVED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `BEGIN IMMEDIATE` on the writer, or None if another process holds the
+/// write lock: a caller that must not block does not wait for it (the
+/// connection's busy timeout is back in place either way).
+fn try_begin_immediate(conn: &Connection) -> Option<Result<Tx<'_>>> {
+    if let Err(e) = conn.busy_timeout(Duration::ZERO) {
+        return Some(Err(e.into()));
+    }
+    let begun = Tx::begin(conn, Begin::Immediate);
+    if let Err(e) = conn.busy_timeout(BUSY_TIMEOUT) {
+        return Some(Err(e.into()));
+    }
+    match begun {
+        Ok(tx) => Some(Ok(tx)),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            None
+        }
+        Err(e) => Some(Err(e.into())),
+    }
 }
 
 /// Runs `f`, returning with its result whether it moved a modseq
@@ -1772,42 +1842,17 @@ impl MetaStore for SqliteStore {
         docs: &[SearchDoc],
         recent_from: Option<Uid>,
     ) -> Result<AppendResult> {
-        // Validate (and canonicalise) everything before taking the write lock.
-        let prepared: Vec<(String, bool, bool, i64)> = messages
-            .iter()
-            .map(|m| {
-                if !m.blob.is_valid() {
-                    return Err(StoreError::Other(format!(
-                        "invalid blob id {:?}",
-                        m.blob.as_str()
-                    )));
-                }
-                let f = flags::normalize(&m.flags)?;
-                Ok((
-                    flags::encode(&f),
-                    flags::has(&f, flags::SEEN),
-                    flags::has(&f, flags::DELETED),
-                    to_i64(m.size)?,
-                ))
-            })
-            .collect::<Result<_>>()?;
+        let prepared = validate_appends(messages)?;
         // Group commit: concurrent APPENDs are queued, and whoever holds the
         // writer next commits all queued ones in one transaction (one fsync),
         // each (when there are several) inside its own savepoint so one
         // failing APPEND does not fail the others. Every caller still
         // returns only after its messages are durable.
-        let (reply, result) = std::sync::mpsc::channel();
+        let (job, result) = AppendJob::new(mailbox, messages, docs, prepared, recent_from);
         self.appends
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(AppendJob {
-                mailbox,
-                messages: messages.to_vec(),
-                docs: docs.to_vec(),
-                prepared,
-                recent_from,
-                reply,
-            });
+            .push(job);
         {
             let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
             let jobs =
@@ -1816,12 +1861,36 @@ impl MetaStore for SqliteStore {
                 commit_appends(&conn, jobs, &self.texts);
             }
         }
-        let out = result
-            .recv()
-            .unwrap_or_else(|_| Err(StoreError::Other("append was not processed".into())))?;
+        let out = AppendJob::outcome(result)?;
         self.sync_wal()?;
         self.texts.wait_room();
         Ok(out)
+    }
+
+    fn try_append_indexed_recent(
+        &self,
+        mailbox: MailboxId,
+        messages: &[NewMessage],
+        docs: &[SearchDoc],
+        recent_from: Option<Uid>,
+    ) -> Option<Result<AppendResult>> {
+        let prepared = match validate_appends(messages) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        // A full text queue is waited for (`append_indexed_recent`).
+        if !self.texts.has_room() {
+            return None;
+        }
+        let conn = self.try_writer()?;
+        let tx = match try_begin_immediate(&conn)? {
+            Ok(tx) => tx,
+            Err(e) => return Some(Err(e)),
+        };
+        let (job, result) = AppendJob::new(mailbox, messages, docs, prepared, recent_from);
+        commit_appends_in(tx, vec![job], &self.texts);
+        drop(conn);
+        Some(AppendJob::outcome(result))
     }
 
     fn snapshot(&self, mailbox: MailboxId) -> Result<(MailboxInfo, Vec<MessageMeta>)> {

@@ -1463,6 +1463,54 @@ fn append_takes_recent_for_its_session() {
     assert_eq!(f.store.recent_count(i.id).unwrap(), 0);
 }
 
+/// The inline APPEND (`try_append_indexed_recent`): nothing while another
+/// thread of this process holds the writer, another process the write lock,
+/// or when a message is invalid; else the same commit as
+/// `append_indexed_recent` (\Recent included), not yet durable: the
+/// caller's `make_durable` flushes it.
+#[test]
+fn try_append_commits_at_once_and_leaves_the_flush_to_the_caller() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    st.append(i.id, &[msg(1, &[])]).unwrap();
+    {
+        let _held = st.writer.lock().unwrap();
+        assert!(st
+            .try_append_indexed_recent(i.id, &[msg(2, &[])], &[], Some(1))
+            .is_none());
+    }
+    let mut other = Connection::open(&f.path).unwrap();
+    let tx = other
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    assert!(st
+        .try_append_indexed_recent(i.id, &[msg(2, &[])], &[], Some(1))
+        .is_none());
+    tx.rollback().unwrap();
+    let mut bad = msg(2, &[]);
+    bad.blob = BlobId::new("not an id");
+    assert!(st
+        .try_append_indexed_recent(i.id, &[bad], &[], Some(1))
+        .unwrap()
+        .is_err());
+    assert_eq!(uids(st, i.id), vec![1]);
+    let flushes = || st.wal_flush.snapshot().0;
+    st.make_durable().unwrap();
+    let before = flushes();
+    let r = st
+        .try_append_indexed_recent(i.id, &[msg(2, &[]), msg(3, &["\\Seen"])], &[], Some(1))
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.uids.clone(), r.recent), (vec![2, 3], (1, 4)));
+    assert_eq!(uids(st, i.id), vec![1, 2, 3]);
+    assert_eq!(st.status(i.id).unwrap().unseen, 2);
+    assert_eq!(flushes(), before, "committed, not flushed");
+    st.make_durable().unwrap();
+    assert_eq!(flushes(), before + 1);
+}
+
 /// `foreign_version` moves with another connection's commit (another
 /// process), not with this store's own writes.
 #[test]

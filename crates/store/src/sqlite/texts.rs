@@ -237,6 +237,13 @@ impl TextQueue {
 
     /// Waits while more than [`QUEUE_MAX_BYTES`] of text is queued. Never
     /// called holding the main write lock (the text writer needs it).
+    /// Whether a writer of new texts may go on without waiting
+    /// ([`TextQueue::wait_room`]).
+    pub(crate) fn has_room(&self) -> bool {
+        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.bytes <= QUEUE_MAX_BYTES || st.closed
+    }
+
     pub(crate) fn wait_room(&self) {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         while st.bytes > QUEUE_MAX_BYTES && !st.closed {
