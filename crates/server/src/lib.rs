@@ -78,6 +78,8 @@ pub(crate) struct Shared {
     pub bodies: blob_cache::BlobCache<[u8]>,
     /// The last full read of recently selected mailboxes.
     pub snapshots: snapshots::Snapshots,
+    /// APPENDs being stored (see `cmd::append`).
+    pub appending: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -104,6 +106,7 @@ impl Shared {
             summaries,
             bodies,
             snapshots: Default::default(),
+            appending: Default::default(),
         }
     }
 
