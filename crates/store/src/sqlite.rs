@@ -314,19 +314,24 @@ impl SqliteStore {
 
     /// Like `write_relaxed`, but None (nothing done) if the write lock is
     /// held by another thread of this process, instead of waiting for it.
+    /// A write that would move a modseq reservation is not made here (None):
+    /// it must be made durable before it is reported, and the caller's
+    /// thread must not wait for the disk.
     fn try_write_relaxed<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Option<Result<T>> {
         let conn = self.try_writer()?;
-        let done = match try_begin_immediate(&conn)? {
-            Ok(tx) => reserving(move || {
-                let out = f(&tx)?;
-                tx.commit()?;
-                Ok(out)
-            }),
+        let tx = match try_begin_immediate(&conn)? {
+            Ok(tx) => tx,
             Err(e) => return Some(Err(e)),
         };
-        // Any fsync without the lock.
-        drop(conn);
-        Some(self.durable_if_reserved(done))
+        let (out, reserved) = reserving(|| f(&tx));
+        if reserved {
+            // Dropping the transaction rolls it back.
+            return None;
+        }
+        Some(out.and_then(|out| {
+            tx.commit()?;
+            Ok(out)
+        }))
     }
 
     /// The writer connection, or None if another thread of this process

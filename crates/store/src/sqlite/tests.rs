@@ -2093,9 +2093,16 @@ fn modseqs_lost_in_a_crash_are_never_handed_out_again() {
     let now = inbox(st, a.id).highest_modseq;
     assert!(now > gone, "{now} > {gone}");
     // Nothing to skip any more; the next change needs a new reservation,
-    // which is made durable before the change is reported.
+    // which is made durable before the change is reported: not by an
+    // inline write (its thread must not wait for the disk), which leaves it
+    // to the plain one, on a thread that may.
     assert_eq!(st.skip_unsynced_modseqs().unwrap(), 0);
     let next = flushes();
+    assert!(st
+        .try_store_flags(i.id, &[1], FlagOp::Add, &s(&["\\Seen"]), None)
+        .is_none());
+    assert_eq!(inbox(st, a.id).highest_modseq, now, "nothing was changed");
+    assert_eq!(flushes(), next);
     assert!(flag(FlagOp::Add) > now);
     assert_eq!(flushes(), next + 1, "the new reservation was flushed");
     let reserved: i64 = st
