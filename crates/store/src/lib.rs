@@ -442,8 +442,9 @@ pub trait MetaStore: Send + Sync {
         unchanged_since: Option<ModSeq>,
     ) -> Result<StoreFlagsResult>;
     /// Like [`MetaStore::store_flags`], but returns None without doing
-    /// anything when it would have to wait for another writer, so that a
-    /// caller can run it on a thread that must not block and fall back to
+    /// anything when it would have to wait for another writer, or for the
+    /// disk (a change that must be durable before it is reported), so that
+    /// a caller can run it on a thread that must not block and fall back to
     /// `store_flags` elsewhere.
     fn try_store_flags(
         &self,
