@@ -554,7 +554,8 @@ pub trait MetaStore: Send + Sync {
     }
     /// Like [`MetaStore::append_indexed_recent`], but returns None without
     /// doing anything when it would have to wait (for another writer, see
-    /// [`MetaStore::try_store_flags`]), and returns once the commit is made,
+    /// [`MetaStore::try_store_flags`], or for the full-text queue to make
+    /// room), and returns once the commit is made,
     /// not once it is durable: the caller calls [`MetaStore::make_durable`]
     /// before it acknowledges the messages or tells anyone of them.
     fn try_append_indexed_recent(

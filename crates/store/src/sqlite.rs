@@ -318,30 +318,33 @@ impl SqliteStore {
     /// it must be made durable before it is reported, and the caller's
     /// thread must not wait for the disk.
     fn try_write_relaxed<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Option<Result<T>> {
-        let conn = self.try_writer()?;
-        let tx = match try_begin_immediate(&conn)? {
-            Ok(tx) => tx,
-            Err(e) => return Some(Err(e)),
-        };
-        let (out, reserved) = reserving(|| f(&tx));
-        if reserved {
-            // Dropping the transaction rolls it back.
-            return None;
-        }
-        Some(out.and_then(|out| {
-            tx.commit()?;
-            Ok(out)
-        }))
+        self.try_write_tx(|tx| {
+            let (out, reserved) = reserving(|| f(&tx));
+            if reserved {
+                // Dropping the transaction rolls it back.
+                return None;
+            }
+            Some(out.and_then(|out| {
+                tx.commit()?;
+                Ok(out)
+            }))
+        })
     }
 
-    /// The writer connection, or None if another thread of this process
-    /// holds it.
-    fn try_writer(&self) -> Option<std::sync::MutexGuard<'_, Connection>> {
-        match self.writer.try_lock() {
-            Ok(c) => Some(c),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-        }
+    /// Runs `f` in a write transaction (`BEGIN IMMEDIATE` on the writer)
+    /// that `f` commits, or returns None without waiting when another thread
+    /// of this process holds the writer or another process the write lock.
+    fn try_write_tx<T>(&self, f: impl FnOnce(Tx<'_>) -> Option<Result<T>>) -> Option<Result<T>> {
+        let conn = match self.writer.try_lock() {
+            Ok(c) => c,
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        let out = match try_begin_immediate(&conn)? {
+            Ok(tx) => f(tx),
+            Err(e) => Some(Err(e)),
+        };
+        out
     }
 
     /// Makes every commit made so far durable: fsync of the WAL file (opened
@@ -1887,15 +1890,11 @@ impl MetaStore for SqliteStore {
         if !self.texts.has_room() {
             return None;
         }
-        let conn = self.try_writer()?;
-        let tx = match try_begin_immediate(&conn)? {
-            Ok(tx) => tx,
-            Err(e) => return Some(Err(e)),
-        };
-        let (job, result) = AppendJob::new(mailbox, messages, docs, prepared, recent_from);
-        commit_appends_in(tx, vec![job], &self.texts);
-        drop(conn);
-        Some(AppendJob::outcome(result))
+        self.try_write_tx(|tx| {
+            let (job, result) = AppendJob::new(mailbox, messages, docs, prepared, recent_from);
+            commit_appends_in(tx, vec![job], &self.texts);
+            Some(AppendJob::outcome(result))
+        })
     }
 
     fn snapshot(&self, mailbox: MailboxId) -> Result<(MailboxInfo, Vec<MessageMeta>)> {

@@ -84,7 +84,7 @@ impl Session {
         let small = messages.iter().map(|m| m.data.len()).sum::<u64>() <= INLINE_APPEND_BYTES;
         let running = Running::start(&self.shared.appending);
         let (res, bytes, published) = if small && !files && running.alone {
-            self.append_here(&shared, to, messages, now).await?
+            self.append_here(to, messages, now).await?
         } else {
             // One trip to the blocking pool: store the blobs, flush them,
             // then commit the metadata (grouped with concurrent APPENDs).
@@ -246,19 +246,18 @@ impl Session {
     /// durable and announced on the pool.
     async fn append_here(
         &self,
-        shared: &std::sync::Arc<crate::Shared>,
         to: Target,
         messages: Vec<AppendMessage>,
         now: i64,
     ) -> Result<Appended, CmdError> {
-        let ready = Prepared::new(shared, messages, now)?;
+        let shared = self.shared.clone();
+        let ready = Prepared::new(&shared, messages, now)?;
         let committed = shared.store.try_append_indexed_recent(
             to.id,
             &ready.messages,
             &ready.docs,
             to.recent_from,
         );
-        let shared = shared.clone();
         tokio::task::spawn_blocking(move || {
             let res = match committed {
                 Some(r) => r.and_then(|res| shared.store.make_durable().map(|()| res)),
