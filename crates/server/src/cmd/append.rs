@@ -90,12 +90,7 @@ impl Session {
             // then commit the metadata (grouped with concurrent APPENDs).
             tokio::task::spawn_blocking(move || {
                 let _gate = files.then(|| shared.blobs.gate().shared());
-                let ready = Prepared::new(&shared, messages, now)?;
-                let res = shared
-                    .store
-                    .append_indexed_recent(id, &ready.messages, &ready.docs, recent_from)
-                    .map_err(CmdError::from_store)?;
-                Ok::<_, CmdError>(to.announce(&shared, res, ready))
+                to.store(&shared, Prepared::new(&shared, messages, now)?)
             })
             .await
             .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))??
@@ -207,6 +202,16 @@ type Appended = (
 );
 
 impl Target {
+    /// Commits (grouped with concurrent APPENDs, durable on return) and
+    /// announces: the whole store part on a thread that may block.
+    fn store(self, shared: &crate::Shared, ready: Prepared) -> Result<Appended, CmdError> {
+        let res = shared
+            .store
+            .append_indexed_recent(self.id, &ready.messages, &ready.docs, self.recent_from)
+            .map_err(CmdError::from_store)?;
+        Ok(self.announce(shared, res, ready))
+    }
+
     /// Publishes a durable APPEND's change with its content for the other
     /// sessions (and this one's view), right where it became durable: other
     /// sessions keep committing meanwhile, and a change published after
@@ -258,18 +263,14 @@ impl Session {
             &ready.docs,
             to.recent_from,
         );
-        tokio::task::spawn_blocking(move || {
-            let res = match committed {
-                Some(r) => r.and_then(|res| shared.store.make_durable().map(|()| res)),
-                None => shared.store.append_indexed_recent(
-                    to.id,
-                    &ready.messages,
-                    &ready.docs,
-                    to.recent_from,
-                ),
+        tokio::task::spawn_blocking(move || match committed {
+            Some(r) => {
+                let res = r
+                    .and_then(|res| shared.store.make_durable().map(|()| res))
+                    .map_err(CmdError::from_store)?;
+                Ok(to.announce(&shared, res, ready))
             }
-            .map_err(CmdError::from_store)?;
-            Ok::<_, CmdError>(to.announce(&shared, res, ready))
+            None => to.store(&shared, ready),
         })
         .await
         .map_err(|_| CmdError::no_code("SERVERBUG", "Internal error"))?
