@@ -56,6 +56,7 @@ mod tests;
 mod texts;
 mod tokenizer;
 mod txn;
+mod wal_vfs;
 
 use txn::{Begin, Tx};
 
@@ -483,11 +484,13 @@ fn switch_to_wal(conn: &Connection) -> Result<String> {
 /// Opens a connection with the pragmas every connection needs. Readers are
 /// additionally `query_only`, so a bug cannot write outside the writer's lock.
 fn open_connection(path: &Path, reader: bool) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
+    // Through the VFS that writes a commit's WAL frames at once (`wal_vfs`).
+    let conn = Connection::open_with_flags_and_vfs(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        wal_vfs::name()?,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     tokenizer::register(&conn)?;
