@@ -3,6 +3,8 @@
 //! at it; only the header field split uses our own scanner so that field
 //! names match exactly what FETCH shows.
 
+use std::borrow::Cow;
+
 use mail_parser::MessageParser;
 
 use crate::decode::{self, Cte};
@@ -63,11 +65,21 @@ fn headers_text_of(root: &Part, raw: &[u8]) -> String {
 /// parse of its structure (what ingest computes).
 pub(crate) fn texts(raw: &[u8]) -> (String, String, String) {
     let root = structure::parse(raw);
-    (
-        headers_text_of(&root, raw),
-        body_text_of(&root, raw),
-        preview_of(&root, raw),
-    )
+    // The preview's part is one of those the body text holds, decoded once.
+    let mut body = String::new();
+    let mut own = OwnText::default();
+    collect(&root, raw, &mut body, 0, Some(&mut own));
+    let preview = own.preview(&body);
+    (headers_text_of(&root, raw), body, preview)
+}
+
+/// Where [`collect`] put the text of the message's own first text/plain and
+/// first text/html part (not attachments, not inside an attached message):
+/// the parts [`preview`] is made of.
+#[derive(Default)]
+struct OwnText {
+    plain: Option<std::ops::Range<usize>>,
+    html: Option<std::ops::Range<usize>>,
 }
 
 fn push_fields(fields: &[header::Field<'_>], out: &mut String) {
@@ -123,28 +135,31 @@ pub(crate) fn body_text(raw: &[u8]) -> String {
 
 fn body_text_of(root: &Part, raw: &[u8]) -> String {
     let mut out = String::new();
-    collect(root, raw, &mut out, 0);
+    collect(root, raw, &mut out, 0, None);
     out
 }
 
-fn collect(part: &Part, raw: &[u8], out: &mut String, depth: usize) {
+/// Appends the searchable text of `part` to `out` (see [`body_text`]);
+/// with `own`, also where the preview's candidates went (see [`OwnText`]).
+fn collect(part: &Part, raw: &[u8], out: &mut String, depth: usize, mut own: Option<&mut OwnText>) {
     if depth > 64 {
         return;
     }
     match &part.kind {
         Kind::Multipart(kids) => {
             for k in kids {
-                collect(k, raw, out, depth + 1);
+                collect(k, raw, out, depth + 1, own.as_deref_mut());
             }
         }
-        Kind::Message(Some(k)) => collect(k, raw, out, depth + 1),
+        // An attached message is not the message's own text.
+        Kind::Message(Some(k)) => collect(k, raw, out, depth + 1, None),
         Kind::Message(None) => {
             // an encoded message/rfc822 (not allowed by RFC 2046, but sent):
             // decode it and search its parts like those of any message
             let body = raw.get(part.body..part.end).unwrap_or_default();
             let inner = lenient_decode(body, part.bcte.as_deref());
             let root = structure::parse(&inner);
-            collect(&root, &inner, out, depth + 1);
+            collect(&root, &inner, out, depth + 1, None);
         }
         _ => {
             let hdr = raw.get(part.hdr..part.body).unwrap_or_default();
@@ -158,7 +173,16 @@ fn collect(part: &Part, raw: &[u8], out: &mut String, depth: usize) {
             if !searchable {
                 return;
             }
-            out.push_str(&part_text(raw, part, &info));
+            let start = out.len();
+            push_part_text(out, raw, part, &info);
+            if let Some(own) = own.filter(|_| !info.is_attachment()) {
+                let (plain, html) = info.plain_or_html();
+                if plain && own.plain.is_none() {
+                    own.plain = Some(start..out.len());
+                } else if html && own.html.is_none() {
+                    own.html = Some(start..out.len());
+                }
+            }
             out.push('\n');
         }
     }
@@ -166,7 +190,7 @@ fn collect(part: &Part, raw: &[u8], out: &mut String, depth: usize) {
 
 /// Undo the transfer encoding as far as the data allows (a search should
 /// still find the readable part of a damaged body).
-fn lenient_decode(body: &[u8], cte: Option<&str>) -> Vec<u8> {
+fn lenient_decode<'a>(body: &'a [u8], cte: Option<&str>) -> Cow<'a, [u8]> {
     let mut out = Vec::new();
     match decode::classify(cte) {
         Ok(Cte::Base64) => {
@@ -186,15 +210,15 @@ fn lenient_decode(body: &[u8], cte: Option<&str>) -> Vec<u8> {
             // invalid escapes are kept as written
             let _ = decode::quoted_printable(body, &mut out);
         }
-        _ => out.extend_from_slice(body),
+        _ => return Cow::Borrowed(body),
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Convert to UTF-8 from the declared charset. US-ASCII, a missing or an
 /// unknown charset are read as UTF-8 (mislabelled UTF-8 is common; bytes
 /// that are not UTF-8 become U+FFFD and match nothing).
-fn to_utf8(data: &[u8], charset: Option<&[u8]>) -> String {
+fn push_utf8(out: &mut String, data: &[u8], charset: Option<&[u8]>) {
     let enc = charset
         .filter(|c| {
             let c = String::from_utf8_lossy(c).trim().to_ascii_lowercase();
@@ -203,8 +227,12 @@ fn to_utf8(data: &[u8], charset: Option<&[u8]>) -> String {
         .and_then(encoding_rs::Encoding::for_label)
         .filter(|e| *e != encoding_rs::UTF_8);
     match enc {
-        Some(e) => e.decode_without_bom_handling(data).0.into_owned(),
-        None => String::from_utf8_lossy(data).into_owned(),
+        Some(e) => out.push_str(&e.decode_without_bom_handling(data).0),
+        // Checked by the faster validator first: most text is valid.
+        None => match std::str::from_utf8(data) {
+            Ok(text) => out.push_str(text),
+            Err(_) => out.push_str(&String::from_utf8_lossy(data)),
+        },
     }
 }
 
@@ -216,77 +244,41 @@ pub(crate) fn preview(raw: &[u8]) -> String {
 }
 
 fn preview_of(root: &Part, raw: &[u8]) -> String {
-    let mut plain = None;
-    let mut html = None;
-    find_text(root, raw, &mut plain, &mut html, 0);
-    let text = match (plain, html) {
-        (Some(p), _) => p,
-        (None, Some(h)) => strip_html(&h),
-        (None, None) => return String::new(),
-    };
-    let mut out = String::new();
-    let mut n = 0;
-    for w in text.split_whitespace() {
-        let sep = (n > 0).then_some(' ');
-        for c in sep.into_iter().chain(w.chars()) {
-            if n == 256 {
-                return out;
-            }
-            if !c.is_control() {
-                out.push(c);
-                n += 1;
-            }
-        }
-    }
-    out
+    let mut text = String::new();
+    let mut own = OwnText::default();
+    collect(root, raw, &mut text, 0, Some(&mut own));
+    own.preview(&text)
 }
 
-fn find_text(
-    part: &Part,
-    raw: &[u8],
-    plain: &mut Option<String>,
-    html: &mut Option<String>,
-    depth: usize,
-) {
-    if depth > 64 || plain.is_some() {
-        return;
-    }
-    match &part.kind {
-        Kind::Multipart(kids) => {
-            for k in kids {
-                find_text(k, raw, plain, html, depth + 1);
+impl OwnText {
+    /// The preview of a message whose body text [`collect`] put in `text`:
+    /// its first text/plain part, else its first text/html one without the
+    /// markup, whitespace collapsed, at most 256 characters.
+    fn preview(&self, text: &str) -> String {
+        let html;
+        let text = match (&self.plain, &self.html) {
+            (Some(p), _) => &text[p.clone()],
+            (None, Some(h)) => {
+                html = strip_html(&text[h.clone()]);
+                html.as_str()
+            }
+            (None, None) => return String::new(),
+        };
+        let mut out = String::new();
+        let mut n = 0;
+        for w in text.split_whitespace() {
+            let sep = (n > 0).then_some(' ');
+            for c in sep.into_iter().chain(w.chars()) {
+                if n == 256 {
+                    return out;
+                }
+                if !c.is_control() {
+                    out.push(c);
+                    n += 1;
+                }
             }
         }
-        // An attached message is not the message's own text.
-        Kind::Message(_) => {}
-        _ => {
-            let hdr = raw.get(part.hdr..part.body).unwrap_or_default();
-            let info = Info::from_fields(&header::fields(hdr));
-            if info
-                .disp
-                .as_ref()
-                .is_some_and(|(d, _)| d.eq_ignore_ascii_case(b"attachment"))
-            {
-                return;
-            }
-            let (is_plain, is_html) = match &info.ctype {
-                None => (true, false),
-                Some((t, s)) if t.eq_ignore_ascii_case(b"text") => (
-                    s.eq_ignore_ascii_case(b"plain"),
-                    s.eq_ignore_ascii_case(b"html"),
-                ),
-                _ => (false, false),
-            };
-            if !(is_plain || (is_html && html.is_none())) {
-                return;
-            }
-            let text = part_text(raw, part, &info);
-            if is_plain {
-                *plain = Some(text);
-            } else {
-                *html = Some(text);
-            }
-        }
+        out
     }
 }
 
@@ -378,9 +370,9 @@ fn decode_entities(s: &str) -> String {
     out
 }
 
-/// A leaf part's body, transfer-decoded (leniently) and converted to UTF-8
-/// from its charset parameter.
-fn part_text(raw: &[u8], part: &Part, info: &Info) -> String {
+/// Appends a leaf part's body, transfer-decoded (leniently) and converted
+/// to UTF-8 from its charset parameter.
+fn push_part_text(out: &mut String, raw: &[u8], part: &Part, info: &Info) {
     let body = raw.get(part.body..part.end).unwrap_or_default();
     let decoded = lenient_decode(body, part.bcte.as_deref());
     let charset = info
@@ -388,5 +380,65 @@ fn part_text(raw: &[u8], part: &Part, info: &Info) -> String {
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(b"charset"))
         .map(|(_, v)| v.as_slice());
-    to_utf8(&decoded, charset)
+    push_utf8(out, &decoded, charset);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIXED: &[u8] = b"From: a@example.org\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\
+\r\n\
+--b\r\n\
+Content-Type: text/html; charset=utf-8\r\n\
+\r\n\
+<html><head><title>t</title></head><body><p>Own   html\r\n  words</p></body></html>\r\n\
+--b\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+Subject: inner\r\n\
+\r\n\
+attached message words\r\n\
+--b\r\n\
+Content-Type: text/plain\r\n\
+Content-Disposition: attachment; filename=notes.txt\r\n\
+\r\n\
+attachment words\r\n\
+--b--\r\n";
+
+    #[test]
+    fn the_preview_is_the_own_text_of_the_body_text_decoded_once() {
+        let (_, body, preview) = texts(MIXED);
+        // The body text holds every searchable part, the attached message's
+        // and the attachment's too...
+        for w in ["Own   html", "attached message words", "attachment words"] {
+            assert!(body.contains(w), "{w:?} in {body:?}");
+        }
+        // ...the preview only the message's own first text part: here the
+        // HTML one (the plain part is an attachment, the other plain text is
+        // in an attached message), without markup, whitespace collapsed.
+        assert_eq!(preview, "Own html words");
+        assert_eq!(super::preview(MIXED), preview);
+    }
+
+    #[test]
+    fn the_first_own_plain_part_wins_over_html() {
+        let raw = b"Content-Type: multipart/alternative; boundary=x\r\n\r\n\
+--x\r\nContent-Type: text/html\r\n\r\n<b>rich</b>\r\n\
+--x\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9 plain\r\n\
+--x--\r\n";
+        let (_, body, preview) = texts(raw);
+        assert_eq!(preview, "caf\u{e9} plain");
+        assert!(body.contains("<b>rich</b>") && body.contains("caf\u{e9} plain"));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_become_replacement_characters() {
+        let raw = b"Subject: x\r\n\r\nok \xff\xfe end\r\n";
+        let (_, body, preview) = texts(raw);
+        assert!(body.contains("ok \u{fffd}\u{fffd} end"), "{body:?}");
+        assert_eq!(preview, "ok \u{fffd}\u{fffd} end");
+    }
 }

@@ -96,6 +96,26 @@ fn hdr_str(v: &[u8]) -> Vec<u8> {
 }
 
 impl Info {
+    /// `Content-Disposition: attachment`.
+    pub(crate) fn is_attachment(&self) -> bool {
+        self.disp
+            .as_ref()
+            .is_some_and(|(d, _)| d.eq_ignore_ascii_case(b"attachment"))
+    }
+
+    /// Whether the part is text/plain (also when it has no Content-Type),
+    /// and whether it is text/html.
+    pub(crate) fn plain_or_html(&self) -> (bool, bool) {
+        match &self.ctype {
+            None => (true, false),
+            Some((t, s)) if t.eq_ignore_ascii_case(b"text") => (
+                s.eq_ignore_ascii_case(b"plain"),
+                s.eq_ignore_ascii_case(b"html"),
+            ),
+            _ => (false, false),
+        }
+    }
+
     pub fn from_fields(fields: &[Field<'_>]) -> Info {
         let mut info = Info::default();
         for f in fields {
