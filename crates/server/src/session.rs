@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use pillarbox_proto::framer::{parse_request, CommandBuffer};
 use pillarbox_proto::types::{LiteralData, Request};
-use pillarbox_store::{Account, ChangeEvent, ChangeKind, MetaStore, ModSeq, Uid};
+use pillarbox_store::bus::RecvError;
+use pillarbox_store::{Account, ChangeEvent, ChangeKind, ChangeReceiver, MetaStore, ModSeq, Uid};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::broadcast;
 
 use crate::cmd::CmdError;
 use crate::conn::{Connection, Line, Stream};
@@ -145,13 +145,11 @@ enum Wake {
     Line(std::io::Result<Line>),
     Timeout,
     Shutdown,
-    Event(Result<ChangeEvent, broadcast::error::RecvError>),
+    Event(Result<ChangeEvent, RecvError>),
 }
 
 /// Receives from the bus if subscribed; otherwise never completes.
-async fn recv_opt(
-    rx: Option<&mut broadcast::Receiver<ChangeEvent>>,
-) -> Result<ChangeEvent, broadcast::error::RecvError> {
+async fn recv_opt(rx: Option<&mut ChangeReceiver>) -> Result<ChangeEvent, RecvError> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -188,7 +186,7 @@ pub(crate) struct Session {
     pub out: Vec<u8>,
     /// The change bus, subscribed to while NOTIFY is in effect (IDLE
     /// subscribes for its own duration otherwise).
-    pub changes: Option<broadcast::Receiver<ChangeEvent>>,
+    pub changes: Option<ChangeReceiver>,
     counted_user: Option<String>,
     /// Unique per connection (the origin of the changes it publishes).
     pub id: u64,

@@ -19,7 +19,7 @@ pub mod gate;
 pub mod sqlite;
 
 pub use blob::{BlobId, BlobStore, FsBlobStore, InlineBlobs, TieredBlobStore};
-pub use bus::{ChangeBus, ChangeEvent, ChangeKind, Delta};
+pub use bus::{ChangeBus, ChangeEvent, ChangeKind, ChangeReceiver, Delta};
 pub use gate::BlobGate;
 pub use sqlite::SqliteStore;
 

@@ -17,7 +17,13 @@ impl Session {
         // earlier ones), subscribed to before that sync so none is missed.
         let mut rx = match self.changes.take() {
             Some(rx) if self.notify.is_some() => rx,
-            _ => self.shared.bus.subscribe(),
+            _ => {
+                // IDLE is only accepted once authenticated.
+                let Ok(account) = self.account_id() else {
+                    return false;
+                };
+                self.shared.bus.subscribe(account)
+            }
         };
         self.out.extend_from_slice(b"+ idling\r\n");
         // RFC 5465 4: with NOTIFY, IDLE sends exactly the events asked for
@@ -122,10 +128,7 @@ impl Session {
     /// After IDLE: NOTIFY's receiver goes back to the session (its events
     /// are still wanted between commands); IDLE's own is dropped, as nothing
     /// reads it until the next IDLE, which subscribes anew.
-    fn keep_notify_events(
-        &mut self,
-        rx: tokio::sync::broadcast::Receiver<pillarbox_store::ChangeEvent>,
-    ) {
+    fn keep_notify_events(&mut self, rx: pillarbox_store::ChangeReceiver) {
         if self.notify.is_some() {
             self.changes = Some(rx);
         }

@@ -318,7 +318,7 @@ impl Session {
         // Events from now on only: earlier ones (before this command, or
         // while NOTIFY NONE was in effect) are not reported. Subscribed before
         // the reads below, so that no change after them is missed.
-        let changes = self.shared.bus.subscribe();
+        let changes = self.shared.bus.subscribe(self.account_id()?);
         let counted = state.others.iter().any(|(_, e)| e.messages());
         let named = state.others.iter().any(|(_, e)| e.mailbox_name);
         let mut lines = Vec::new();
