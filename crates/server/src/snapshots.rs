@@ -150,6 +150,7 @@ impl Snapshot {
             messages: Arc::clone(&self.messages),
             version: self.version,
             at: self.read_at,
+            foreign: self.foreign,
         }
     }
 

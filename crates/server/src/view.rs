@@ -72,6 +72,10 @@ pub(crate) struct SelectedMailbox {
     /// The mailbox's publish counter when the store was last read, and when.
     pub seen_version: u64,
     pub checked_at: Option<std::time::Instant>,
+    /// `MetaStore::foreign_version` before the last store read the view
+    /// took in (None: unknown): while it stays the same, no other process
+    /// has committed since, and what this one published is all there is.
+    pub foreign: Option<u64>,
 }
 
 /// The UIDs \Recent in one session: sorted, disjoint ranges `[from, to)`.
@@ -1096,6 +1100,7 @@ mod tests {
             hibernated: None,
             seen_version: 0,
             checked_at: None,
+            foreign: None,
         }
     }
 

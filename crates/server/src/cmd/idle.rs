@@ -109,13 +109,11 @@ impl Session {
         };
         // Still inside IDLE, so expunges may be announced too: bring the view
         // up to date (rebuilding it, if it hibernated, from one read of the
-        // store). The store is read even if nothing was published: other
-        // processes publish nothing here.
-        let synced = match self.selected.as_mut() {
-            Some(sel) if sel.hibernated.is_none() => {
-                sel.checked_at = None;
-                self.sync(true).await
-            }
+        // store), with what other processes committed meanwhile (they
+        // publish nothing here): the store is read unless the view's last
+        // read is recent and the store says none has committed since.
+        let synced = match self.selected.as_ref() {
+            Some(sel) if sel.hibernated.is_none() => self.sync_view(true, true).await,
             _ => self.rehydrate(true).await,
         };
         if synced.is_err() {
@@ -170,6 +168,7 @@ impl Session {
         if let Some(sel) = self.selected.as_mut() {
             sel.seen_version = read.version;
             sel.checked_at = Some(read.at);
+            sel.foreign = read.foreign;
             sel.rehydrate(read.messages);
         }
         Ok(())

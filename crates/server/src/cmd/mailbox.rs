@@ -165,6 +165,7 @@ impl Session {
             // not read the store again.
             seen_version: read.version,
             checked_at: Some(read.at),
+            foreign: read.foreign,
         });
         self.state = State::Selected;
         if let Some(q) = &params.qresync {

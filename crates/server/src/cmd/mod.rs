@@ -164,6 +164,8 @@ pub(crate) struct MailboxRead {
     pub version: u64,
     /// For `SelectedMailbox::checked_at`.
     pub at: std::time::Instant,
+    /// For `SelectedMailbox::foreign`.
+    pub foreign: Option<u64>,
 }
 
 /// How long a session trusts "no change was published" before reading the
@@ -461,6 +463,17 @@ impl Session {
     /// Brings the selected mailbox view up to date with the store and writes
     /// the untagged EXPUNGE / EXISTS / FETCH responses.
     pub(crate) async fn sync(&mut self, allow_expunge: bool) -> Result<(), CmdError> {
+        self.sync_view(allow_expunge, false).await
+    }
+
+    /// [`Session::sync`], and with `exact` it also takes in what other
+    /// processes committed, however recently the view was checked (the end
+    /// of IDLE, which may announce what happened during it).
+    pub(crate) async fn sync_view(
+        &mut self,
+        allow_expunge: bool,
+        exact: bool,
+    ) -> Result<(), CmdError> {
         let Some(sel) = &self.selected else {
             return Ok(());
         };
@@ -468,9 +481,15 @@ impl Session {
         // Skip the store when nothing was published for this mailbox since the
         // last look, and that look is recent. Changes from other processes are
         // not published here, so the store is still read at least every
-        // RECHECK: a change is delayed by at most that much, never lost.
+        // RECHECK: a change is delayed by at most that much, never lost; and
+        // at once when `exact` and the store says another process has
+        // committed since the view's last read.
         let version = self.shared.published.version(id);
-        let recent = sel.checked_at.is_some_and(|t| t.elapsed() < RECHECK);
+        let recent = sel.checked_at.is_some_and(|t| t.elapsed() < RECHECK)
+            && (!exact || {
+                let foreign = self.shared.store.foreign_version();
+                foreign.is_some() && foreign == sel.foreign
+            });
         if recent && sel.seen_version == version {
             // Expunges learnt before, held back from a command that could
             // not announce them: this one may.
@@ -499,11 +518,15 @@ impl Session {
                 return Ok(());
             }
         }
+        // Taken before the read: a commit by another process after it
+        // changes it again.
+        let foreign = self.shared.store.foreign_version();
         let ch = self.db_quick(|s| if_exists(s.changes_since(id, since)))?;
         let ch = self.of_selected(ch, |c| c.uidvalidity)?;
         if let Some(sel) = self.selected.as_mut() {
             sel.seen_version = version;
             sel.checked_at = Some(std::time::Instant::now());
+            sel.foreign = foreign;
         }
         self.apply_changes(ch, allow_expunge);
         Ok(())
