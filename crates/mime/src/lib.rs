@@ -49,6 +49,11 @@ pub struct Summary {
     /// HEADER.FIELDS(.NOT) are answered from it without reading the message.
     #[serde(default, with = "serde_bytes")]
     head: Vec<u8>,
+    /// Where the fields of the top-level header are in `head`, so that
+    /// HEADER.FIELDS does not scan it again at every FETCH (computed, not
+    /// stored).
+    #[serde(skip)]
+    fields: Vec<section::FieldSpan>,
 }
 
 /// First byte of the binary (postcard) serialisation; older summaries are JSON
@@ -78,7 +83,15 @@ impl Summary {
             root,
             sent_date,
             head,
+            fields: Vec::new(),
         }
+        .indexed()
+    }
+
+    /// With [`Summary::fields`] filled in.
+    fn indexed(mut self) -> Summary {
+        self.fields = section::field_spans(section::root_block(&self.root, &self.head));
+        self
     }
     /// Compact serialisation for storage.
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -107,6 +120,7 @@ impl Summary {
             + self.bodystructure.len()
             + self.body.len()
             + self.head.len()
+            + self.fields.len() * std::mem::size_of::<section::FieldSpan>()
             + part(&self.root)
     }
 
@@ -115,6 +129,7 @@ impl Summary {
             Some((&FORMAT_POSTCARD, rest)) => postcard::from_bytes(rest).ok(),
             _ => serde_json::from_slice(bytes).ok(),
         }
+        .map(Summary::indexed)
     }
     /// Whether `section` can be answered by [`Summary::section_from_head`],
     /// i.e. without the message bytes.
@@ -132,7 +147,7 @@ impl Summary {
     /// `BODY[HEADER]`, `BODY[HEADER.FIELDS (...)]` or `BODY[HEADER.FIELDS.NOT
     /// (...)]` of the whole message, from the header kept at ingest.
     pub fn section_from_head(&self, section: &Section) -> Cow<'_, [u8]> {
-        section::section(&self.root, &self.head, section)
+        section::head_section(&self.root, &self.head, &self.fields, section)
     }
     /// The ENVELOPE value, e.g. `("date" "subject" ((...)) ...)`, as wire bytes
     /// (strings quoted or as literals exactly as they must be sent).

@@ -18,15 +18,65 @@ fn slice(raw: &[u8], a: usize, b: usize) -> &[u8] {
 /// `HEADER.FIELDS` / `HEADER.FIELDS.NOT`: the matching fields as they are
 /// written, followed by the empty line.
 fn header_fields(block: &[u8], names: &[String], not: bool) -> Vec<u8> {
+    let fields = header::iter_fields(block).map(|f| (f.name, f.raw, f.has_colon));
+    select_fields(block, fields, names, not)
+}
+
+/// Where one field of a header block is (see [`header::Field`]): its name
+/// and its whole text, as byte ranges of the block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FieldSpan {
+    name: (u32, u32),
+    raw: (u32, u32),
+    has_colon: bool,
+}
+
+/// The fields of `block`, as [`header::iter_fields`] finds them. Empty when
+/// the block is too large for the offsets (it is then scanned each time).
+pub(crate) fn field_spans(block: &[u8]) -> Vec<FieldSpan> {
+    if u32::try_from(block.len()).is_err() {
+        return Vec::new();
+    }
+    let range = |s: &[u8]| {
+        let at = s.as_ptr() as usize - block.as_ptr() as usize;
+        (at as u32, (at + s.len()) as u32)
+    };
+    header::iter_fields(block)
+        .map(|f| FieldSpan {
+            name: range(f.name),
+            raw: range(f.raw),
+            has_colon: f.has_colon,
+        })
+        .collect()
+}
+
+/// [`header_fields`] from the block's [`field_spans`], without scanning it.
+pub(crate) fn header_fields_of(
+    block: &[u8],
+    spans: &[FieldSpan],
+    names: &[String],
+    not: bool,
+) -> Vec<u8> {
+    let at = |(a, b): (u32, u32)| &block[a as usize..b as usize];
+    let fields = spans.iter().map(|f| (at(f.name), at(f.raw), f.has_colon));
+    select_fields(block, fields, names, not)
+}
+
+fn select_fields<'a>(
+    block: &[u8],
+    fields: impl Iterator<Item = (&'a [u8], &'a [u8], bool)>,
+    names: &[String],
+    not: bool,
+) -> Vec<u8> {
     // At most the whole block and an empty line: one allocation.
     let mut out = Vec::with_capacity(block.len() + 2);
-    for f in header::iter_fields(block) {
-        let matched = f.has_colon
+    for (name, raw, has_colon) in fields {
+        let matched = has_colon
             && names
                 .iter()
-                .any(|n| f.name.eq_ignore_ascii_case(n.as_bytes()));
+                .any(|n| name.eq_ignore_ascii_case(n.as_bytes()));
         if matched != not {
-            out.extend_from_slice(f.raw);
+            out.extend_from_slice(raw);
         }
     }
     // HEADER.FIELDS always ends with the empty line; HEADER.FIELDS.NOT
@@ -120,6 +170,33 @@ pub(crate) fn section<'a>(root: &Part, raw: &'a [u8], section: &Section) -> Cow<
             not,
         } => Cow::Owned(header_fields(slice(raw, hdr, body), names, not)),
     }
+}
+
+/// [`section`] of a message's header block `head` (what
+/// [`crate::Summary::section_from_head`] answers), with the top-level
+/// HEADER.FIELDS(.NOT) taken from the block's [`field_spans`].
+pub(crate) fn head_section<'a>(
+    root: &Part,
+    head: &'a [u8],
+    spans: &[FieldSpan],
+    section: &Section,
+) -> Cow<'a, [u8]> {
+    match locate(root, head.len(), section) {
+        Located::Fields {
+            hdr,
+            body,
+            names,
+            not,
+        } if (hdr, body) == (root.hdr, root.body) && !spans.is_empty() => {
+            Cow::Owned(header_fields_of(slice(head, hdr, body), spans, names, not))
+        }
+        _ => self::section(root, head, section),
+    }
+}
+
+/// The top-level header block of a message whose header is `head`.
+pub(crate) fn root_block<'a>(root: &Part, head: &'a [u8]) -> &'a [u8] {
+    slice(head, root.hdr, root.body)
 }
 
 /// `BINARY[part]` (RFC 3516 4.2): the part with its Content-Transfer-Encoding

@@ -460,3 +460,45 @@ fn summary_encoding_is_unchanged_by_serde_bytes() {
     let json = serde_json::to_vec(&old).unwrap();
     assert_eq!(Summary::from_bytes(&json), Some(new));
 }
+
+/// HEADER.FIELDS(.NOT) from the header kept at ingest, through the field
+/// index built from it, answers exactly what scanning the message does, also
+/// after the summary went through storage (the index is rebuilt, not
+/// stored).
+#[test]
+fn header_fields_from_the_index_match_a_scan() {
+    let messages: [&[u8]; 6] = [
+        MULTI,
+        b"Subject: folded\r\n  on two lines\r\nX-Odd\r\nTo:  spaced\r\nsubject : again\r\n\r\nbody\r\n",
+        b"from: lower@case\nTo: bare-lf\n\nbody\n",
+        b"No-Body: at all\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n",
+        b"\r\nbody without a header\r\n",
+        b"",
+    ];
+    let lists: [Vec<String>; 4] = [
+        vec!["subject".into(), "TO".into()],
+        vec!["From".into(), "date".into(), "x-odd".into()],
+        vec!["absent".into()],
+        vec![],
+    ];
+    for raw in messages {
+        let stored = Summary::parse(raw);
+        let loaded = Summary::from_bytes(&stored.to_bytes()).unwrap();
+        for names in &lists {
+            for text in [
+                SectionText::HeaderFields(names.clone()),
+                SectionText::HeaderFieldsNot(names.clone()),
+            ] {
+                let section = sec(&[], Some(text));
+                let scanned = stored.section(raw, &section);
+                assert_eq!(
+                    stored.section_from_head(&section),
+                    scanned,
+                    "{:?} {names:?}",
+                    s(raw)
+                );
+                assert_eq!(loaded.section_from_head(&section), scanned);
+            }
+        }
+    }
+}
