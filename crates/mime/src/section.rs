@@ -161,15 +161,7 @@ pub(crate) fn locate<'s>(root: &Part, len: usize, section: &'s Section) -> Locat
 }
 
 pub(crate) fn section<'a>(root: &Part, raw: &'a [u8], section: &Section) -> Cow<'a, [u8]> {
-    match locate(root, raw.len(), section) {
-        Located::Slice(a, b) => Cow::Borrowed(slice(raw, a, b)),
-        Located::Fields {
-            hdr,
-            body,
-            names,
-            not,
-        } => Cow::Owned(header_fields(slice(raw, hdr, body), names, not)),
-    }
+    answer(raw, locate(root, raw.len(), section), None)
 }
 
 /// [`section`] of a message's header block `head` (what
@@ -181,16 +173,28 @@ pub(crate) fn head_section<'a>(
     spans: &[FieldSpan],
     section: &Section,
 ) -> Cow<'a, [u8]> {
-    match locate(root, head.len(), section) {
+    let located = locate(root, head.len(), section);
+    let top = matches!(located, Located::Fields { hdr, body, .. } if (hdr, body) == (root.hdr, root.body));
+    answer(head, located, top.then_some(spans))
+}
+
+/// The bytes of a located section of `raw`; HEADER.FIELDS(.NOT) from
+/// `spans` (the block's [`field_spans`]) when given and not empty.
+fn answer<'a>(raw: &'a [u8], located: Located<'_>, spans: Option<&[FieldSpan]>) -> Cow<'a, [u8]> {
+    match located {
+        Located::Slice(a, b) => Cow::Borrowed(slice(raw, a, b)),
         Located::Fields {
             hdr,
             body,
             names,
             not,
-        } if (hdr, body) == (root.hdr, root.body) && !spans.is_empty() => {
-            Cow::Owned(header_fields_of(slice(head, hdr, body), spans, names, not))
+        } => {
+            let block = slice(raw, hdr, body);
+            Cow::Owned(match spans.filter(|s| !s.is_empty()) {
+                Some(spans) => header_fields_of(block, spans, names, not),
+                None => header_fields(block, names, not),
+            })
         }
-        _ => self::section(root, head, section),
     }
 }
 

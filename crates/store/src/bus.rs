@@ -174,9 +174,9 @@ impl ChangeReceiver {
     /// The next event, waiting for one; `Lagged(n)` when `n` events were
     /// dropped before this receiver took them (it goes on after them).
     pub async fn recv(&mut self) -> Result<ChangeEvent, RecvError> {
+        let notify = Arc::clone(&self.notify);
         loop {
             // Registered before looking, so a publish after the look wakes it.
-            let notify = self.notify.clone();
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();

@@ -341,6 +341,7 @@ impl SqliteStore {
             Err(std::sync::TryLockError::WouldBlock) => return None,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
         };
+        // Bound, so that the transaction ends before the writer's guard.
         let out = match try_begin_immediate(&conn)? {
             Ok(tx) => f(tx),
             Err(e) => Some(Err(e)),

@@ -485,11 +485,11 @@ impl Session {
         // at once when `exact` and the store says another process has
         // committed since the view's last read.
         let version = self.shared.published.version(id);
+        // Taken before any read: a commit by another process after it
+        // changes it again.
+        let foreign = exact.then(|| self.shared.store.foreign_version());
         let recent = sel.checked_at.is_some_and(|t| t.elapsed() < RECHECK)
-            && (!exact || {
-                let foreign = self.shared.store.foreign_version();
-                foreign.is_some() && foreign == sel.foreign
-            });
+            && foreign.is_none_or(|f| f.is_some() && f == sel.foreign);
         if recent && sel.seen_version == version {
             // Expunges learnt before, held back from a command that could
             // not announce them: this one may.
@@ -518,9 +518,7 @@ impl Session {
                 return Ok(());
             }
         }
-        // Taken before the read: a commit by another process after it
-        // changes it again.
-        let foreign = self.shared.store.foreign_version();
+        let foreign = foreign.unwrap_or_else(|| self.shared.store.foreign_version());
         let ch = self.db_quick(|s| if_exists(s.changes_since(id, since)))?;
         let ch = self.of_selected(ch, |c| c.uidvalidity)?;
         if let Some(sel) = self.selected.as_mut() {

@@ -14,8 +14,8 @@ use pillarbox_proto::respond;
 use pillarbox_proto::types::{
     FetchAttr, NotifyEvent, NotifyFilter, NotifySet, SeqNum, SequenceSet,
 };
+use pillarbox_store::bus::RecvError;
 use pillarbox_store::{ChangeEvent, ChangeKind, MailboxId, MailboxStatus};
-use tokio::sync::broadcast::error::RecvError;
 
 use super::{if_exists, CmdError, CmdResult, Done};
 use crate::names;

@@ -235,8 +235,6 @@ impl TextQueue {
         self.written.notify_all();
     }
 
-    /// Waits while more than [`QUEUE_MAX_BYTES`] of text is queued. Never
-    /// called holding the main write lock (the text writer needs it).
     /// Whether a writer of new texts may go on without waiting
     /// ([`TextQueue::wait_room`]).
     pub(crate) fn has_room(&self) -> bool {
@@ -244,6 +242,8 @@ impl TextQueue {
         st.bytes <= QUEUE_MAX_BYTES || st.closed
     }
 
+    /// Waits while more than [`QUEUE_MAX_BYTES`] of text is queued. Never
+    /// called holding the main write lock (the text writer needs it).
     pub(crate) fn wait_room(&self) {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         while st.bytes > QUEUE_MAX_BYTES && !st.closed {

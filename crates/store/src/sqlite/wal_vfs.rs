@@ -30,7 +30,7 @@ use std::sync::OnceLock;
 use rusqlite::ffi;
 
 /// The name connections pass to open through this VFS.
-pub(crate) const NAME: &str = "pillarbox";
+const NAME: &str = "pillarbox";
 const NAME_C: &std::ffi::CStr = c"pillarbox";
 
 /// Bytes of a WAL frame header.
