@@ -27,9 +27,10 @@ fn tune_allocator() {
 }
 
 /// Idle sessions free most of their memory when they hibernate (a while into
-/// IDLE, `idle_hibernate_ms`), but glibc keeps freed memory that is not at the
-/// top of the heap. When sessions have hibernated since the last look, this
-/// returns the free pages to the system (`malloc_trim`), at most once a second.
+/// IDLE, `idle_hibernate_ms`), and all of it when they end, but glibc keeps
+/// freed memory that is not at the top of the heap. When sessions have
+/// hibernated or ended since the last look, this returns the free pages to
+/// the system (`malloc_trim`), at most once a second.
 fn spawn_memory_trimmer() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -40,7 +41,7 @@ fn spawn_memory_trimmer() {
                 let mut seen = 0;
                 loop {
                     std::thread::sleep(std::time::Duration::from_secs(1));
-                    let now = pillarbox_server::HIBERNATIONS.load(Ordering::Relaxed);
+                    let now = pillarbox_server::MEMORY_RELEASES.load(Ordering::Relaxed);
                     if now != seen {
                         seen = now;
                         // SAFETY: malloc_trim only releases free memory; it

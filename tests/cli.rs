@@ -283,3 +283,88 @@ fn config_file_is_read_and_checked() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus_key"));
 }
+
+/// The server's resident memory (KiB), from `/proc`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Sessions that end free their memory in the middle of the heap, which glibc
+/// keeps unless asked (`malloc_trim`): the server asks within about a second
+/// of sessions ending, so a burst of connections does not leave it large.
+/// Without that, all of the growth stayed (5,000 sessions: 46 MB of RSS
+/// after they ended, 12 MB before they started).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn memory_of_ended_sessions_goes_back_to_the_system() {
+    const SESSIONS: usize = 600;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pillarbox.toml"),
+        "[limits]\nmax_connections_per_ip = 1000\nmax_sessions_per_user = 1000\n",
+    )
+    .unwrap();
+    run(
+        dir.path(),
+        &["user", "add", "gina", "--password-stdin"],
+        Some("pw\n"),
+    );
+    // Not `serve`: nothing reads its stderr here, and the log of 600 logins
+    // would fill the pipe.
+    let port = free_port();
+    let srv = Serve {
+        child: spawn_serve(dir.path(), port, Stdio::null()),
+        port,
+    };
+    let pid = srv.child.id();
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = rss_kib(pid);
+    let mut open = Vec::new();
+    for _ in 0..SESSIONS {
+        let s = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        (&s).write_all(b"a LOGIN gina pw\r\nb SELECT INBOX\r\n")
+            .unwrap();
+        loop {
+            line.clear();
+            assert!(
+                r.read_line(&mut line)
+                    .unwrap_or_else(|e| panic!("session {}: {e}", open.len()))
+                    > 0,
+                "connection closed"
+            );
+            if line.starts_with("b ") {
+                assert!(line.starts_with("b OK"), "{line}");
+                break;
+            }
+        }
+        open.push(s);
+    }
+    let during = rss_kib(pid);
+    assert!(
+        during > before + 1024,
+        "{SESSIONS} sessions should take over a MiB: {before} -> {during} KiB"
+    );
+    for s in &open {
+        let _ = (&*s).write_all(b"c LOGOUT\r\n");
+    }
+    drop(open);
+    // Trimmed at most a second after the last session ended.
+    let limit = before + (during - before) / 2;
+    let start = Instant::now();
+    let mut after = rss_kib(pid);
+    while after > limit && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(200));
+        after = rss_kib(pid);
+    }
+    assert!(
+        after <= limit,
+        "RSS before {before}, with {SESSIONS} sessions {during}, after they ended {after} KiB"
+    );
+}

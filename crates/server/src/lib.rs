@@ -56,7 +56,7 @@ use tokio::task::JoinSet;
 
 pub use config::Config;
 pub use search::reindex;
-pub use view::HIBERNATIONS;
+pub use view::MEMORY_RELEASES;
 
 /// Everything sessions share.
 pub(crate) struct Shared {

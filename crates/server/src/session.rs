@@ -130,6 +130,8 @@ async fn run_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, i
     let reason = session.run().await;
     session.release_user();
     metrics.session_ended(reason, started.elapsed());
+    drop(session);
+    crate::view::MEMORY_RELEASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
