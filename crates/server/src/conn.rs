@@ -85,6 +85,13 @@ pub(crate) const TOO_LONG_KEPT: usize = 64;
 /// Read buffer of a connection (lines longer than this are read in pieces).
 pub(crate) const READ_CAPACITY: usize = 1024;
 
+/// What holds `Connection::io`'s place while its stream moves to a new
+/// reader: a one-byte buffer (tokio refuses none; `BufReader::new` would
+/// allocate 8 KiB for nothing).
+fn placeholder() -> BufReader<Stream> {
+    BufReader::with_capacity(1, Stream::Closed)
+}
+
 pub(crate) struct Connection {
     io: BufReader<Stream>,
     partial: Vec<u8>,
@@ -185,7 +192,7 @@ impl Connection {
         if !self.io.buffer().is_empty() || self.read_capacity == capacity {
             return;
         }
-        let stream = std::mem::replace(&mut self.io, BufReader::new(Stream::Closed)).into_inner();
+        let stream = std::mem::replace(&mut self.io, placeholder()).into_inner();
         self.io = BufReader::with_capacity(capacity, stream);
         self.read_capacity = capacity;
     }
@@ -193,7 +200,7 @@ impl Connection {
     /// STARTTLS: anything the client pipelined after the command is discarded
     /// together with the plaintext read buffer (RFC 9051 6.2.1, CVE-2011-0411 class).
     pub(crate) async fn upgrade(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> io::Result<()> {
-        let old = std::mem::replace(&mut self.io, BufReader::new(Stream::Closed));
+        let old = std::mem::replace(&mut self.io, placeholder());
         self.partial.clear();
         let tcp = match old.into_inner() {
             Stream::Plain(t) => t,
