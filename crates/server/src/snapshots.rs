@@ -86,9 +86,7 @@ impl Snapshots {
     /// server passes `RECHECK`) may be brought up to date from what was
     /// published, if that reaches `at_least`: a caller whose view has taken
     /// in a commit not published yet (read from the store) passes its
-    /// modseq, and an entry behind it means a store read. `foreign`: the
-    /// store's foreign version if the caller took it (see
-    /// `MetaStore::mailbox_and_foreign_version`), else it is taken here.
+    /// modseq, and an entry behind it means a store read.
     pub(crate) fn current(
         &self,
         store: &dyn MetaStore,
@@ -96,12 +94,11 @@ impl Snapshots {
         id: MailboxId,
         trust: Duration,
         at_least: pillarbox_store::ModSeq,
-        foreign: Option<Option<u64>>,
     ) -> pillarbox_store::Result<MailboxRead> {
         // Taken before any read: a change published after it is seen by the
         // session's next sync.
         let version = published.version(id);
-        let foreign = foreign.unwrap_or_else(|| store.foreign_version());
+        let foreign = store.foreign_version();
         let cached = self.get(id);
         let trusted = |c: &&Arc<Snapshot>| {
             c.read_at.elapsed() < trust && foreign.is_some() && c.foreign == foreign
@@ -248,7 +245,7 @@ mod tests {
         };
         store.append(inbox.id, &[msg(1), msg(2)]).unwrap();
         let (snaps, log) = (&shared.snapshots, &shared.published);
-        let first = snaps.current(store, log, inbox.id, HOUR, 0, None).unwrap();
+        let first = snaps.current(store, log, inbox.id, HOUR, 0).unwrap();
         assert_eq!(first.messages.len(), 2);
         let hms = first.info.highest_modseq;
         let flagged = |uid: u32| pillarbox_store::Delta {
@@ -262,7 +259,7 @@ mod tests {
             },
         };
         log.bump(inbox.id, Some(Arc::new(flagged(2))));
-        let merged = snaps.current(store, log, inbox.id, HOUR, 0, None).unwrap();
+        let merged = snaps.current(store, log, inbox.id, HOUR, 0).unwrap();
         assert_eq!(merged.at, first.at, "no store read");
         assert_eq!(merged.version, 1);
         assert_eq!(merged.info.highest_modseq, hms + 1);
@@ -271,32 +268,24 @@ mod tests {
         assert_eq!(uids, [2]);
         assert_eq!(merged.messages[0].flags[0], "\\Flagged");
         // Nothing published since: the same, still without a read.
-        let again = snaps.current(store, log, inbox.id, HOUR, 0, None).unwrap();
+        let again = snaps.current(store, log, inbox.id, HOUR, 0).unwrap();
         assert_eq!((again.at, again.messages.len()), (first.at, 1));
         // Another process commits (anything): the store is read.
         let other = rusqlite::Connection::open(dir.path().join("meta.sqlite3")).unwrap();
         other
             .execute_batch("CREATE TABLE other_process (x); DROP TABLE other_process;")
             .unwrap();
-        // A foreign version the caller took before that commit is the
-        // entry's: trusted, no read.
-        let stale = snaps
-            .current(store, log, inbox.id, HOUR, 0, Some(first.foreign))
-            .unwrap();
-        assert_eq!(stale.at, first.at);
-        let foreign = snaps
-            .current(store, log, inbox.id, HOUR, 0, Some(store.foreign_version()))
-            .unwrap();
+        let foreign = snaps.current(store, log, inbox.id, HOUR, 0).unwrap();
         assert!(foreign.at > first.at);
         assert_eq!(foreign.messages.len(), 2, "the store's truth");
         let first = foreign;
         log.bump(inbox.id, Some(Arc::new(flagged(2))));
-        let merged = snaps.current(store, log, inbox.id, HOUR, 0, None).unwrap();
+        let merged = snaps.current(store, log, inbox.id, HOUR, 0).unwrap();
         assert_eq!((merged.at, merged.messages.len()), (first.at, 1));
         // A change published without content: the store, which has both
         // messages, unflagged (the published change was made up).
         log.bump(inbox.id, None);
-        let read = snaps.current(store, log, inbox.id, HOUR, 0, None).unwrap();
+        let read = snaps.current(store, log, inbox.id, HOUR, 0).unwrap();
         assert!(read.at > first.at);
         assert_eq!(read.version, 3);
         // The entry's modseq is ahead of the store's: read whole.
@@ -304,21 +293,14 @@ mod tests {
         assert!(read.messages.iter().all(|m| m.flags.is_empty()));
         // A caller whose view is ahead of the entry: the store is read.
         let ahead = snaps
-            .current(
-                store,
-                log,
-                inbox.id,
-                HOUR,
-                read.info.highest_modseq + 1,
-                None,
-            )
+            .current(store, log, inbox.id, HOUR, read.info.highest_modseq + 1)
             .unwrap();
         assert!(ahead.at > read.at);
         let read = ahead;
         // Past the trusted time the store is read even with nothing
         // published.
         let late = snaps
-            .current(store, log, inbox.id, Duration::ZERO, 0, None)
+            .current(store, log, inbox.id, Duration::ZERO, 0)
             .unwrap();
         assert!(late.at > read.at);
     }

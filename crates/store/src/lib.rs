@@ -427,17 +427,6 @@ pub trait MetaStore: Send + Sync {
     fn foreign_version(&self) -> Option<u64> {
         None
     }
-    /// [`MetaStore::mailbox`] and [`MetaStore::foreign_version`] taken no
-    /// later than the mailbox's row was read (so a change by another process
-    /// after the version may be in the row, never the other way round).
-    fn mailbox_and_foreign_version(
-        &self,
-        account: AccountId,
-        name: &str,
-    ) -> Result<(Option<MailboxInfo>, Option<u64>)> {
-        let version = self.foreign_version();
-        Ok((self.mailbox(account, name)?, version))
-    }
     /// (account, mailbox, highest modseq) of every mailbox: what a process
     /// compares with what it published to find another process's changes.
     fn mailbox_modseqs(&self) -> Result<Vec<(AccountId, MailboxId, ModSeq)>>;

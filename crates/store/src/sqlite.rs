@@ -689,20 +689,15 @@ macro_rules! mailbox_cols {
 }
 
 fn mailbox_row(row: &Row<'_>) -> rusqlite::Result<MailboxInfo> {
-    mailbox_row_at(row, 0)
-}
-
-/// A row of [`mailbox_cols`] starting at column `at`.
-fn mailbox_row_at(row: &Row<'_>, at: usize) -> rusqlite::Result<MailboxInfo> {
     Ok(MailboxInfo {
-        id: row.get(at)?,
-        account: row.get(at + 1)?,
-        name: row.get(at + 2)?,
-        uidvalidity: col_u32(row, at + 3)?,
-        uidnext: col_u32(row, at + 4)?,
-        highest_modseq: col_u64(row, at + 5)?,
-        special_use: row.get(at + 6)?,
-        recent_from: col_u32(row, at + 7)?,
+        id: row.get(0)?,
+        account: row.get(1)?,
+        name: row.get(2)?,
+        uidvalidity: col_u32(row, 3)?,
+        uidnext: col_u32(row, 4)?,
+        highest_modseq: col_u64(row, 5)?,
+        special_use: row.get(6)?,
+        recent_from: col_u32(row, 7)?,
     })
 }
 
@@ -1756,34 +1751,6 @@ impl MetaStore for SqliteStore {
 
     fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxInfo>> {
         self.read_one(|tx| mailbox_by_name(tx, account, name))
-    }
-
-    /// One statement on the writer, when it is free: the row and the
-    /// writer's `data_version` (see `foreign_version`) come from the same
-    /// read, one transaction instead of two.
-    fn mailbox_and_foreign_version(
-        &self,
-        account: AccountId,
-        name: &str,
-    ) -> Result<(Option<MailboxInfo>, Option<u64>)> {
-        let Ok(conn) = self.writer.try_lock() else {
-            return Ok((self.on_reader(|c| mailbox_by_name(c, account, name))?, None));
-        };
-        let found = conn
-            .prepare_cached(concat!(
-                "SELECT ",
-                mailbox_cols!(),
-                ", (SELECT data_version FROM pragma_data_version)
-                 FROM mailboxes WHERE account = ?1 AND name = ?2"
-            ))?
-            .query_row(params![account, name], |r| {
-                Ok((mailbox_row(r)?, r.get::<_, i64>(8)? as u64))
-            })
-            .optional()?;
-        Ok(match found {
-            Some((info, version)) => (Some(info), Some(version)),
-            None => (None, None),
-        })
     }
 
     fn create_mailbox(

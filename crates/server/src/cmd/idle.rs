@@ -158,7 +158,7 @@ impl Session {
         // Not older than the view: a sync during IDLE may have read the
         // store, which had a commit its session has not published yet, and
         // every message a read lacks would look expunged.
-        let read = self.read_mailbox(id, small, known, None).await?;
+        let read = self.read_mailbox(id, small, known).await?;
         let read = self.of_selected(read, |r| r.info.uidvalidity)?;
         let changes = match self.selected.as_ref() {
             Some(sel) if sel.id == id => sel.changes_in(&read.info, &read.messages),

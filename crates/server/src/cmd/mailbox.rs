@@ -34,7 +34,8 @@ impl Session {
     /// Looks a mailbox up by name; NO [NONEXISTENT] if missing.
     pub(crate) async fn find_mailbox(&self, name: &str) -> Result<MailboxInfo, CmdError> {
         let acc = self.account_id()?;
-        self.db_quick(|s| s.mailbox(acc, name))?
+        let n = name.to_string();
+        self.db_quick(|s| s.mailbox(acc, &n))?
             .ok_or_else(|| CmdError::no_code("NONEXISTENT", "Mailbox doesn't exist"))
     }
 
@@ -74,11 +75,7 @@ impl Session {
                 "QRESYNC parameter requires ENABLE QRESYNC first",
             ));
         }
-        // The store's foreign version comes with the row (one read instead
-        // of two): the snapshot below is checked against it.
-        let acc = self.account_id()?;
-        let (info, foreign) = self.db_quick(|s| s.mailbox_and_foreign_version(acc, &name))?;
-        let info = info.ok_or_else(|| CmdError::no_code("NONEXISTENT", "Mailbox doesn't exist"))?;
+        let info = self.find_mailbox(&name).await?;
         let id = info.id;
         let found = (info.recent_from, info.uidnext);
         // The shared snapshot keeps the name and special-use of its first
@@ -87,7 +84,7 @@ impl Session {
         // UIDNEXT bounds the message count from above.
         let small = info.uidnext <= crate::view::SMALL_SNAPSHOT;
         let read = self
-            .read_mailbox(id, small, 0, Some(foreign))
+            .read_mailbox(id, small, 0)
             .await?
             .ok_or_else(|| CmdError::from_store(StoreError::NoSuchMailbox))?;
         let (mut info, messages) = (read.info, read.messages);

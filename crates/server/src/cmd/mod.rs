@@ -448,18 +448,14 @@ impl Session {
         id: pillarbox_store::MailboxId,
         small: bool,
         at_least: pillarbox_store::ModSeq,
-        foreign: Option<Option<u64>>,
     ) -> Result<Option<MailboxRead>, CmdError> {
         let shared = self.shared.clone();
         self.db_read(small, move |s| {
-            if_exists(shared.snapshots.current(
-                s,
-                &shared.published,
-                id,
-                RECHECK,
-                at_least,
-                foreign,
-            ))
+            if_exists(
+                shared
+                    .snapshots
+                    .current(s, &shared.published, id, RECHECK, at_least),
+            )
         })
         .await
     }

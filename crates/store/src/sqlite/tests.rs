@@ -1539,41 +1539,6 @@ fn foreign_version_moves_only_with_other_connections() {
     assert_eq!(f.store.foreign_version(), None);
 }
 
-/// The mailbox row and the foreign version read together equal what the two
-/// separate calls answer, and the version still moves with another
-/// connection's commit; with the writer busy the row is still read.
-#[test]
-fn mailbox_and_foreign_version_in_one_read() {
-    let f = fixture();
-    let a = f.store.create_account("alice", "h").unwrap();
-    let i = inbox(&f.store, a.id);
-    f.store.append(i.id, &[msg(1, &[])]).unwrap();
-    let (info, version) = f.store.mailbox_and_foreign_version(a.id, "INBOX").unwrap();
-    let info = info.expect("INBOX");
-    assert_eq!(info.id, i.id);
-    assert_eq!(Some(info), f.store.mailbox(a.id, "INBOX").unwrap());
-    assert_eq!(version, f.store.foreign_version());
-    assert!(version.is_some());
-    assert_eq!(
-        f.store.mailbox_and_foreign_version(a.id, "nope").unwrap(),
-        (None, None)
-    );
-    let other = Connection::open(&f.path).unwrap();
-    other
-        .execute(
-            "INSERT INTO meta(key, value) VALUES ('another process', 1)",
-            [],
-        )
-        .unwrap();
-    let (_, moved) = f.store.mailbox_and_foreign_version(a.id, "INBOX").unwrap();
-    assert_ne!(moved, version);
-    assert_eq!(moved, f.store.foreign_version());
-    let _held = f.store.writer.lock().unwrap();
-    let (info, version) = f.store.mailbox_and_foreign_version(a.id, "INBOX").unwrap();
-    assert_eq!(info.map(|m| m.id), Some(i.id));
-    assert_eq!(version, None);
-}
-
 #[test]
 fn readers_do_not_wait_for_a_writer() {
     let f = fixture();
