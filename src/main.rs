@@ -257,11 +257,16 @@ async fn wait_for_signal() {
 
 fn main() {
     tune_allocator();
+    // Log lines reach stderr from a thread of their own: when whatever reads
+    // stderr stops reading (a full pipe), sessions would otherwise stop at
+    // their next log line. That thread takes up to 128,000 lines behind;
+    // beyond, lines are dropped rather than waited for.
+    let (log_writer, log_guard) = tracing_appender::non_blocking(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
         .init();
     let cli = Cli::parse();
     let result = load_config(&cli).and_then(|config| match cli.command {
@@ -279,6 +284,8 @@ fn main() {
             .context("starting the runtime")
             .and_then(|rt| rt.block_on(serve(config, args))),
     });
+    // What was logged is written out before the process ends.
+    drop(log_guard);
     if let Err(e) = result {
         eprintln!("pillarbox: error: {e:#}");
         std::process::exit(1);

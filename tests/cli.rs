@@ -368,3 +368,42 @@ fn memory_of_ended_sessions_goes_back_to_the_system() {
         "RSS before {before}, with {SESSIONS} sessions {during}, after they ended {after} KiB"
     );
 }
+
+/// Whatever reads the server's stderr may stop reading (a full pipe): the
+/// server goes on serving, its log lines dropped beyond what it buffers.
+/// Logging straight to stderr, the 600 logins below stopped at about the
+/// 365th, every session waiting to write its log line.
+#[test]
+fn a_stalled_log_reader_does_not_stop_the_server() {
+    const LOGINS: usize = 600;
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        dir.path(),
+        &["user", "add", "hank", "--password-stdin"],
+        Some("pw\n"),
+    );
+    // `serve` pipes stderr, and nothing here reads it.
+    let srv = serve(dir.path());
+    for n in 0..LOGINS {
+        let s = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        r.read_line(&mut line)
+            .unwrap_or_else(|e| panic!("greeting of connection {n}: {e}"));
+        (&s).write_all(b"a LOGIN hank pw\r\nb LOGOUT\r\n").unwrap();
+        loop {
+            line.clear();
+            let got = r
+                .read_line(&mut line)
+                .unwrap_or_else(|e| panic!("connection {n}: {e}"));
+            assert!(got > 0, "connection {n} closed early");
+            if line.starts_with("a ") {
+                assert!(line.starts_with("a OK"), "{line}");
+            }
+            if line.starts_with("b ") {
+                break;
+            }
+        }
+    }
+}
