@@ -259,8 +259,8 @@ fn main() {
     tune_allocator();
     // Log lines reach stderr from a thread of their own: when whatever reads
     // stderr stops reading (a full pipe), sessions would otherwise stop at
-    // their next log line. That thread takes up to 128,000 lines behind;
-    // beyond, lines are dropped rather than waited for.
+    // their next log line. Up to 128,000 lines wait for that thread; later
+    // ones are dropped rather than waited for.
     let (log_writer, log_guard) = tracing_appender::non_blocking(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
