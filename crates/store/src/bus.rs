@@ -77,7 +77,7 @@ struct AccountQueue {
     /// Events not yet taken by every receiver, oldest first, each with the
     /// number of receivers yet to take it; the first is at position
     /// `next - events.len()`.
-    events: VecDeque<(Arc<ChangeEvent>, usize)>,
+    events: VecDeque<(ChangeEvent, usize)>,
     /// Position of the next event published.
     next: u64,
     receivers: usize,
@@ -122,7 +122,7 @@ impl ChangeBus {
         let Some(q) = accounts.get_mut(&ev.account) else {
             return;
         };
-        q.events.push_back((Arc::new(ev), q.receivers));
+        q.events.push_back((ev, q.receivers));
         q.next += 1;
         if q.events.len() > self.inner.capacity {
             q.events.pop_front();
@@ -197,7 +197,7 @@ impl ChangeReceiver {
             self.pos = first;
             return Some(Err(RecvError::Lagged(lost)));
         }
-        let ev = ChangeEvent::clone(&q.events.get((self.pos - first) as usize)?.0);
+        let ev = q.events.get((self.pos - first) as usize)?.0.clone();
         q.done_with(self.pos);
         self.pos += 1;
         Some(Ok(ev))
