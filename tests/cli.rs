@@ -53,21 +53,50 @@ fn serve(data: &Path) -> Serve {
     Serve { child, port }
 }
 
-fn login_ok(port: u16, user: &str, pass: &str) -> bool {
+/// A data directory with user `name` (password `pw`).
+fn data_with_user(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        dir.path(),
+        &["user", "add", name, "--password-stdin"],
+        Some("pw\n"),
+    );
+    dir
+}
+
+/// Connects, reads the greeting, sends `request` and reads up to the
+/// response tagged `last`: the connection and the lines read after the
+/// greeting. `what` names the connection when a read fails or it closes.
+fn converse(port: u16, request: &[u8], last: &str, what: &str) -> (TcpStream, Vec<String>) {
     let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    (&s).write_all(format!("a LOGIN {user} {pass}\r\n").as_bytes())
-        .unwrap();
+    let mut read = || {
+        let mut line = String::new();
+        let got = r
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(got > 0, "{what}: connection closed");
+        line
+    };
+    read();
+    (&s).write_all(request).unwrap();
+    let tagged = format!("{last} ");
+    let mut lines = Vec::new();
     loop {
-        line.clear();
-        r.read_line(&mut line).unwrap();
-        if line.starts_with("a ") {
-            return line.starts_with("a OK");
+        let line = read();
+        let done = line.starts_with(&tagged);
+        lines.push(line);
+        if done {
+            return (s, lines);
         }
     }
+}
+
+fn login_ok(port: u16, user: &str, pass: &str) -> bool {
+    let request = format!("a LOGIN {user} {pass}\r\n");
+    let (_, lines) = converse(port, request.as_bytes(), "a", "login");
+    lines.last().is_some_and(|l| l.starts_with("a OK"))
 }
 
 #[test]
@@ -121,12 +150,7 @@ fn user_lifecycle() {
 
 #[test]
 fn deleting_a_user_removes_their_mail() {
-    let dir = tempfile::tempdir().unwrap();
-    run(
-        dir.path(),
-        &["user", "add", "erin", "--password-stdin"],
-        Some("pw\n"),
-    );
+    let dir = data_with_user("erin");
     let srv = serve(dir.path());
     let s = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -215,12 +239,7 @@ fn port_in_use_names_the_flag() {
 
 #[test]
 fn sigterm_shuts_down_gracefully_with_bye() {
-    let dir = tempfile::tempdir().unwrap();
-    run(
-        dir.path(),
-        &["user", "add", "frank", "--password-stdin"],
-        Some("pw\n"),
-    );
+    let dir = data_with_user("frank");
     let mut srv = serve(dir.path());
     assert!(
         dir.path().join("tls/cert.pem").exists(),
@@ -301,17 +320,12 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 fn memory_of_ended_sessions_goes_back_to_the_system() {
     const SESSIONS: usize = 600;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = data_with_user("gina");
     std::fs::write(
         dir.path().join("pillarbox.toml"),
         "[limits]\nmax_connections_per_ip = 1000\nmax_sessions_per_user = 1000\n",
     )
     .unwrap();
-    run(
-        dir.path(),
-        &["user", "add", "gina", "--password-stdin"],
-        Some("pw\n"),
-    );
     // Not `serve`: nothing reads its stderr here, and the log of 600 logins
     // would fill the pipe.
     let port = free_port();
@@ -323,27 +337,15 @@ fn memory_of_ended_sessions_goes_back_to_the_system() {
     std::thread::sleep(Duration::from_millis(1500));
     let before = rss_kib(pid);
     let mut open = Vec::new();
-    for _ in 0..SESSIONS {
-        let s = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut r = BufReader::new(s.try_clone().unwrap());
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        (&s).write_all(b"a LOGIN gina pw\r\nb SELECT INBOX\r\n")
-            .unwrap();
-        loop {
-            line.clear();
-            assert!(
-                r.read_line(&mut line)
-                    .unwrap_or_else(|e| panic!("session {}: {e}", open.len()))
-                    > 0,
-                "connection closed"
-            );
-            if line.starts_with("b ") {
-                assert!(line.starts_with("b OK"), "{line}");
-                break;
-            }
-        }
+    for n in 0..SESSIONS {
+        let (s, lines) = converse(
+            srv.port,
+            b"a LOGIN gina pw\r\nb SELECT INBOX\r\n",
+            "b",
+            &format!("session {n}"),
+        );
+        let line = lines.last().unwrap();
+        assert!(line.starts_with("b OK"), "{line}");
         open.push(s);
     }
     let during = rss_kib(pid);
@@ -376,34 +378,18 @@ fn memory_of_ended_sessions_goes_back_to_the_system() {
 #[test]
 fn a_stalled_log_reader_does_not_stop_the_server() {
     const LOGINS: usize = 600;
-    let dir = tempfile::tempdir().unwrap();
-    run(
-        dir.path(),
-        &["user", "add", "hank", "--password-stdin"],
-        Some("pw\n"),
-    );
+    let dir = data_with_user("hank");
     // `serve` pipes stderr, and nothing here reads it.
     let srv = serve(dir.path());
     for n in 0..LOGINS {
-        let s = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut r = BufReader::new(s.try_clone().unwrap());
-        let mut line = String::new();
-        r.read_line(&mut line)
-            .unwrap_or_else(|e| panic!("greeting of connection {n}: {e}"));
-        (&s).write_all(b"a LOGIN hank pw\r\nb LOGOUT\r\n").unwrap();
-        loop {
-            line.clear();
-            let got = r
-                .read_line(&mut line)
-                .unwrap_or_else(|e| panic!("connection {n}: {e}"));
-            assert!(got > 0, "connection {n} closed early");
-            if line.starts_with("a ") {
-                assert!(line.starts_with("a OK"), "{line}");
-            }
-            if line.starts_with("b ") {
-                break;
-            }
+        let (_, lines) = converse(
+            srv.port,
+            b"a LOGIN hank pw\r\nb LOGOUT\r\n",
+            "b",
+            &format!("connection {n}"),
+        );
+        for line in lines.iter().filter(|l| l.starts_with("a ")) {
+            assert!(line.starts_with("a OK"), "{line}");
         }
     }
 }
