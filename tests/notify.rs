@@ -544,6 +544,64 @@ async fn metrics_endpoint_reports_push_latency_sessions_and_commands() {
     s.stop().await;
 }
 
+/// The summary and body caches count their lookups: a message's first
+/// FETCH of each kind misses, the next one (from another session too) hits.
+#[tokio::test]
+async fn metrics_count_cache_hits_and_misses() {
+    let s = TestServer::start_with(|c| c.listen_metrics = "127.0.0.1:0".into()).await;
+    let metrics = s.server.as_ref().unwrap().metrics_addr.unwrap();
+    let count = |text: &str, cache: &str, result: &str| -> u64 {
+        let key =
+            format!("pillarbox_cache_lookups_total{{cache=\"{cache}\",result=\"{result}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    };
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    a.append("INBOX", "", &message("cached", "body")).await;
+    a.ok("SELECT INBOX").await;
+    b.ok("SELECT INBOX").await;
+    let before = scrape(metrics).await;
+    a.ok("FETCH 1 (ENVELOPE)").await;
+    a.ok("FETCH 1 (BODY.PEEK[])").await;
+    let first = scrape(metrics).await;
+    assert_eq!(
+        count(&first, "summary", "miss"),
+        count(&before, "summary", "miss") + 1,
+        "{first}"
+    );
+    assert_eq!(
+        count(&first, "body", "miss"),
+        count(&before, "body", "miss") + 1,
+        "{first}"
+    );
+    b.ok("FETCH 1 (ENVELOPE)").await;
+    b.ok("FETCH 1 (BODY.PEEK[])").await;
+    let second = scrape(metrics).await;
+    // (BODY[] takes the summary too: its sections are found through it.)
+    assert!(
+        count(&second, "summary", "hit") > count(&first, "summary", "hit"),
+        "{second}"
+    );
+    assert_eq!(
+        count(&second, "summary", "miss"),
+        count(&first, "summary", "miss"),
+        "{second}"
+    );
+    assert_eq!(
+        count(&second, "body", "hit"),
+        count(&first, "body", "hit") + 1,
+        "{second}"
+    );
+    assert_eq!(
+        count(&second, "body", "miss"),
+        count(&first, "body", "miss"),
+        "{second}"
+    );
+    s.stop().await;
+}
+
 /// A session's own change to a watched mailbox is not reported, but it
 /// must not swallow another session's: when the store shows more than the
 /// own change (here a message added through the server's own store, which

@@ -17,6 +17,9 @@ use std::sync::Arc;
 
 use pillarbox_mime::Summary;
 use pillarbox_store::BlobId;
+use prometheus_client::metrics::counter::Counter;
+
+use crate::metrics::{CacheLookup, Metrics};
 
 /// Heap bytes of a cached value, for the budget.
 pub(crate) trait HeapSize {
@@ -47,12 +50,31 @@ impl<V: HeapSize + ?Sized> quick_cache::Weighter<BlobId, Arc<V>> for Weight {
 
 pub(crate) struct BlobCache<V: ?Sized> {
     cache: Option<quick_cache::sync::Cache<BlobId, Arc<V>, Weight>>,
+    /// Lookups that found their entry, and those that did not (counted
+    /// only when there is a cache).
+    hits: Counter,
+    misses: Counter,
 }
 
 impl<V: HeapSize + ?Sized> BlobCache<V> {
     /// A cache of about `bytes` (0: none), for values of about `typical`
-    /// bytes (quick_cache sizes its table from the expected item count).
-    pub(crate) fn new(bytes: u64, typical: u64) -> BlobCache<V> {
+    /// bytes (quick_cache sizes its table from the expected item count),
+    /// counting its lookups as `name` in `metrics`.
+    pub(crate) fn new(
+        bytes: u64,
+        typical: u64,
+        name: &'static str,
+        metrics: &Metrics,
+    ) -> BlobCache<V> {
+        let counter = |result| {
+            metrics
+                .cache_lookups
+                .get_or_create(&CacheLookup {
+                    cache: name,
+                    result,
+                })
+                .clone()
+        };
         BlobCache {
             cache: (bytes > 0).then(|| {
                 let items = usize::try_from(bytes / typical.max(1))
@@ -60,11 +82,19 @@ impl<V: HeapSize + ?Sized> BlobCache<V> {
                     .max(16);
                 quick_cache::sync::Cache::with_weighter(items, bytes, Weight)
             }),
+            hits: counter("hit"),
+            misses: counter("miss"),
         }
     }
 
     pub(crate) fn get(&self, blob: &BlobId) -> Option<Arc<V>> {
-        self.cache.as_ref()?.get(blob)
+        let found = self.cache.as_ref()?.get(blob);
+        if found.is_some() {
+            self.hits.inc();
+        } else {
+            self.misses.inc();
+        }
+        found
     }
 
     pub(crate) fn insert(&self, blob: BlobId, value: Arc<V>) {
@@ -86,12 +116,12 @@ mod tests {
 
     #[test]
     fn keeps_what_fits_and_nothing_when_disabled() {
-        let c = BlobCache::new(1 << 20, 2048);
+        let c = BlobCache::new(1 << 20, 2048, "summary", &Metrics::new());
         let (a, b) = (BlobId::of(b"a"), BlobId::of(b"b"));
         c.insert(a, summary("a"));
         assert!(c.get(&a).is_some());
         assert!(c.get(&b).is_none());
-        let off = BlobCache::new(0, 2048);
+        let off = BlobCache::new(0, 2048, "summary", &Metrics::new());
         off.insert(a, summary("a"));
         assert!(off.get(&a).is_none());
     }
@@ -99,7 +129,7 @@ mod tests {
     #[test]
     fn stays_within_its_budget() {
         let budget = 64 << 10;
-        let c = BlobCache::new(budget, 2048);
+        let c = BlobCache::new(budget, 2048, "summary", &Metrics::new());
         let big = "x".repeat(4000);
         let ids: Vec<BlobId> = (0..100u32).map(|i| BlobId::of(&i.to_le_bytes())).collect();
         for id in &ids {
@@ -117,7 +147,7 @@ mod tests {
     #[test]
     fn bodies_are_weighed_by_their_length() {
         let budget = 64 << 10;
-        let c: BlobCache<[u8]> = BlobCache::new(budget, 8192);
+        let c: BlobCache<[u8]> = BlobCache::new(budget, 8192, "body", &Metrics::new());
         let ids: Vec<BlobId> = (0..100u32).map(|i| BlobId::of(&i.to_le_bytes())).collect();
         for id in &ids {
             c.insert(*id, vec![b'x'; 8000].into());

@@ -90,8 +90,10 @@ impl Shared {
         shutdown: watch::Receiver<bool>,
     ) -> Shared {
         let mib = |n: u64| n.saturating_mul(1 << 20);
-        let summaries = blob_cache::BlobCache::new(mib(config.summary_cache_mib), 2048);
-        let bodies = blob_cache::BlobCache::new(mib(config.body_cache_mib), 8192);
+        let metrics = metrics::Metrics::new();
+        let summaries =
+            blob_cache::BlobCache::new(mib(config.summary_cache_mib), 2048, "summary", &metrics);
+        let bodies = blob_cache::BlobCache::new(mib(config.body_cache_mib), 8192, "body", &metrics);
         Shared {
             config,
             store,
@@ -100,7 +102,7 @@ impl Shared {
             tls,
             shutdown,
             conns: Mutex::new(ConnCounts::default()),
-            metrics: metrics::Metrics::new(),
+            metrics,
             verifier: auth::Verifier::new(),
             published: Default::default(),
             summaries,

@@ -29,6 +29,12 @@ pub(crate) struct CommandName {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CacheLookup {
+    pub cache: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct Reason {
     pub reason: String,
 }
@@ -51,6 +57,7 @@ pub(crate) struct Metrics {
     pub fetch_bytes: Counter,
     pub appended_bytes: Counter,
     pub appended_messages: Counter,
+    pub cache_lookups: Family<CacheLookup, Counter>,
 }
 
 impl Metrics {
@@ -121,6 +128,12 @@ impl Metrics {
             "Messages stored",
             appended_messages.clone(),
         );
+        let cache_lookups = Family::<CacheLookup, Counter>::default();
+        registry.register(
+            "cache_lookups",
+            "Lookups in the shared caches of what FETCH derives from stored messages (summary: ENVELOPE, BODYSTRUCTURE, headers; body: decompressed bodies), by result",
+            cache_lookups.clone(),
+        );
         Arc::new(Metrics {
             registry,
             push_delay,
@@ -134,6 +147,7 @@ impl Metrics {
             fetch_bytes,
             appended_bytes,
             appended_messages,
+            cache_lookups,
         })
     }
 
