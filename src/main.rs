@@ -7,6 +7,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use pillarbox_server::{auth, open_store_for, Config, Server};
 
+mod log_writer;
+
 /// Memory per idle session is dominated by the allocator, not by our data:
 /// glibc's malloc keeps one arena per thread (and the blocking pool has many
 /// threads), and after a large block such as argon2's 19 MiB working memory is
@@ -257,11 +259,16 @@ async fn wait_for_signal() {
 
 fn main() {
     tune_allocator();
-    // Log lines reach stderr from a thread of their own: when whatever reads
-    // stderr stops reading (a full pipe), sessions would otherwise stop at
-    // their next log line. Up to 128,000 lines wait for that thread; later
-    // ones are dropped rather than waited for.
-    let (log_writer, log_guard) = tracing_appender::non_blocking(std::io::stderr());
+    // Log lines reach stderr from a thread of their own (see `log_writer`):
+    // when whatever reads stderr stops reading (a full pipe), sessions
+    // would otherwise stop at their next log line.
+    let (log_writer, log_guard) = match log_writer::spawn(std::io::stderr()) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("pillarbox: error: cannot start the log writer: {e}");
+            std::process::exit(1);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
