@@ -433,6 +433,39 @@ async fn preauth_inactivity_timeout() {
     s.stop().await;
 }
 
+/// The inactivity limit counts from the last command, not from the start
+/// of the session: a client that keeps sending commands stays past it; one
+/// that goes quiet is told BYE. After login the (here shorter) limit of
+/// authenticated sessions applies at once.
+#[tokio::test]
+async fn inactivity_counts_from_the_last_command() {
+    let s = TestServer::start_with(|c| {
+        c.limits.preauth_timeout_secs = 30;
+        c.limits.auth_timeout_secs = 2;
+    })
+    .await;
+    let mut c = s.login().await;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        c.ok("NOOP").await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    c.ok("NOOP").await;
+    let quiet = std::time::Instant::now();
+    let l = c
+        .read_line_timeout(Duration::from_secs(10))
+        .await
+        .expect("BYE");
+    assert!(l.starts_with("* BYE"), "{l}");
+    let waited = quiet.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(8),
+        "BYE after {waited:?} of silence"
+    );
+    assert!(c.is_closed().await);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn graceful_shutdown_sends_bye() {
     let s = TestServer::start().await;

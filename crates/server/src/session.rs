@@ -240,25 +240,47 @@ impl Session {
             return "error";
         }
         let mut shutdown = self.shared.shutdown.clone();
+        if *shutdown.borrow_and_update() {
+            self.bye("Server shutting down").await;
+            return "shutdown";
+        }
+        // The shutdown signal and the inactivity timer are waited for by
+        // futures that live as long as the loop: registering a waker and a
+        // timer anew for every command, and removing them when the next
+        // line came, cost more than the rest of a NOOP's wait. The timer is
+        // armed for the inactivity limit counted from the last wait that
+        // started; when it fires earlier than the limit from the current
+        // wait, it is armed again.
+        let shutdown_signalled = shutdown.changed();
+        tokio::pin!(shutdown_signalled);
+        let mut armed_for = self.inactivity_limit();
+        let inactive = tokio::time::sleep(armed_for);
+        tokio::pin!(inactive);
         while self.state != State::Logout {
             let max_line = self.line_limit();
-            if *shutdown.borrow() {
-                self.bye("Server shutting down").await;
-                return "shutdown";
+            let timeout = self.inactivity_limit();
+            let waiting_since = tokio::time::Instant::now();
+            if timeout != armed_for {
+                // Logged in: the limit changed (a shorter one must not wait
+                // for the timer armed with the longer).
+                armed_for = timeout;
+                inactive.as_mut().reset(waiting_since + timeout);
             }
-            let timeout = if self.state == State::NotAuthenticated {
-                self.shared.config.preauth_timeout()
-            } else {
-                self.shared.config.auth_timeout()
-            };
             let notify_on = self.notify.is_some();
-            let wake = tokio::select! {
-                r = tokio::time::timeout(timeout, self.conn.read_line(max_line)) => match r {
-                    Ok(line) => Wake::Line(line),
-                    Err(_) => Wake::Timeout,
-                },
-                _ = shutdown.changed() => Wake::Shutdown,
-                ev = recv_opt(self.changes.as_mut()), if notify_on => Wake::Event(ev),
+            let wake = loop {
+                break tokio::select! {
+                    line = self.conn.read_line(max_line) => Wake::Line(line),
+                    () = &mut inactive => {
+                        let due = waiting_since + timeout;
+                        if tokio::time::Instant::now() < due {
+                            inactive.as_mut().reset(due);
+                            continue;
+                        }
+                        Wake::Timeout
+                    }
+                    _ = &mut shutdown_signalled => Wake::Shutdown,
+                    ev = recv_opt(self.changes.as_mut()), if notify_on => Wake::Event(ev),
+                };
             };
             let outcome = match wake {
                 Wake::Timeout => {
@@ -324,6 +346,16 @@ impl Session {
         }
         self.conn.shutdown().await;
         "logout"
+    }
+
+    /// How long the client may keep the server waiting for a command:
+    /// shorter before login.
+    fn inactivity_limit(&self) -> std::time::Duration {
+        if self.state == State::NotAuthenticated {
+            self.shared.config.preauth_timeout()
+        } else {
+            self.shared.config.auth_timeout()
+        }
     }
 
     /// The longest command line read now.
