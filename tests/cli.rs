@@ -326,8 +326,8 @@ fn memory_of_ended_sessions_goes_back_to_the_system() {
         "[limits]\nmax_connections_per_ip = 1000\nmax_sessions_per_user = 1000\n",
     )
     .unwrap();
-    // Not `serve`: nothing reads its stderr here, and the log of 600 logins
-    // would fill the pipe.
+    // Not `serve`: its stderr is a pipe nobody reads here, and the log
+    // lines waiting for a reader would count in the memory measured.
     let port = free_port();
     let srv = Serve {
         child: spawn_serve(dir.path(), port, Stdio::null()),

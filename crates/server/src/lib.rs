@@ -56,7 +56,16 @@ use tokio::task::JoinSet;
 
 pub use config::Config;
 pub use search::reindex;
-pub use view::MEMORY_RELEASES;
+
+/// Views hibernated and sessions ended so far (process-wide): each frees
+/// memory in the middle of the heap. The binary watches it to hand that
+/// memory back to the operating system (see `src/main.rs`).
+pub static MEMORY_RELEASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts a release of memory in [`MEMORY_RELEASES`].
+pub(crate) fn memory_released() {
+    MEMORY_RELEASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// Everything sessions share.
 pub(crate) struct Shared {

@@ -131,7 +131,7 @@ async fn run_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, i
     session.release_user();
     metrics.session_ended(reason, started.elapsed());
     drop(session);
-    crate::view::MEMORY_RELEASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::memory_released();
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

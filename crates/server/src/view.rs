@@ -26,11 +26,6 @@ use pillarbox_store::{Flags, MailboxChanges, MailboxId, MailboxInfo, MessageMeta
 /// than the hand-off to the blocking pool. Larger ones go to the pool.
 pub(crate) const SMALL_SNAPSHOT: u32 = 2000;
 
-/// Views hibernated and sessions ended so far (process-wide): each frees
-/// memory in the middle of the heap. The binary watches it to hand that
-/// memory back to the operating system (see `src/main.rs`).
-pub static MEMORY_RELEASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 pub(crate) struct SelectedMailbox {
     pub id: MailboxId,
     /// The mailbox's UIDVALIDITY when selected: a store read that shows
@@ -689,7 +684,7 @@ impl SelectedMailbox {
         if self.hibernated.is_some() {
             return;
         }
-        MEMORY_RELEASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::memory_released();
         let mut h = Hibernated::new(keep_modseqs);
         let mut lookup = None;
         for m in std::mem::replace(&mut self.messages, no_messages()).iter() {
