@@ -154,7 +154,10 @@ fn run(inner: &Inner, mut out: impl Write) {
         }
         let _ = out.flush();
         st = inner.lock();
-        if closing && st.buf.is_empty() {
+        // Lines dropped while the batch was written are reported before the
+        // thread ends (a line longer than the whole buffer is dropped even
+        // when nothing waits).
+        if closing && st.buf.is_empty() && st.dropped == 0 {
             st.done = true;
             inner.finished.notify_all();
             return;
@@ -247,5 +250,55 @@ mod tests {
         assert!(t.starts_with("first\n"), "{}", &t[..20]);
         assert!(t.contains(" log lines dropped"), "no drop reported");
         assert!(t.len() <= MAX_BUFFERED + 200, "{} bytes", t.len());
+    }
+
+    /// An output whose every write waits for a permit from the test.
+    #[derive(Clone)]
+    struct Stepped {
+        written: Arc<Mutex<Vec<u8>>>,
+        permits: Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
+    }
+
+    impl Write for Stepped {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let _ = self.permits.lock().unwrap().recv();
+            self.written.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_dropped_during_the_last_write_is_reported_at_exit() {
+        let (permit, permits) = std::sync::mpsc::channel();
+        let out = Stepped {
+            written: Default::default(),
+            permits: Arc::new(Mutex::new(permits)),
+        };
+        let (mut writer, guard) = spawn(out.clone()).unwrap();
+        // The writer thread takes this line and waits to write it...
+        writer.write_all(b"first\n").unwrap();
+        std::thread::sleep(GATHER * 3);
+        // ...while the guard closes the writer and another line waits.
+        let closer = std::thread::spawn(move || drop(guard));
+        std::thread::sleep(GATHER);
+        writer.write_all(b"second\n").unwrap();
+        // The first is written; the second, taken as the last batch, waits.
+        permit.send(()).unwrap();
+        std::thread::sleep(GATHER * 3);
+        // A line too long for the buffer is dropped, leaving it empty.
+        writer.write_all(&vec![b'x'; MAX_BUFFERED + 1]).unwrap();
+        for _ in 0..100 {
+            permit.send(()).unwrap();
+        }
+        closer.join().unwrap();
+        let t = String::from_utf8(out.written.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            t,
+            "first\nsecond\npillarbox: 1 log lines dropped (stderr was not read fast enough)\n"
+        );
     }
 }
