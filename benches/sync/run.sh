@@ -328,6 +328,11 @@ mix_rows() { # clients devices idle_ms name
     mix_row "$name: commands/s" "$sel" cmds_per_s "ratio >= 3"
     mix_row "$name: server CPU s / 1000 cmds" "$sel" cpu_s_per_1k "ratio <= 0.15"
     mix_row "$name: p99 ms" "$sel" p99_ms ""
+    # CPU time the hypervisor gave other guests during the runs (steal): it
+    # slows whichever server runs meanwhile, and explains a row that moves
+    # from one benchmark run to the next.
+    line "$name: machine CPU stolen %" "$(all pillarbox mix "$sel" steal_pct | median)" \
+        "$(all dovecot mix "$sel" steal_pct | median)" "" ""
 }
 for n in $MIX_CLIENTS; do
     mix_rows "$n" 1 "$MIX_IDLE_MS" "mix $n clients"

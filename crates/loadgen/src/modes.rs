@@ -166,12 +166,29 @@ pub fn choose(table: &[(Op, u32)], r: u32) -> Op {
         .unwrap_or(table[table.len() - 1].0)
 }
 
-fn cpu(env: &Env) -> Option<f64> {
-    env.server_pid.map(procfs::cpu_seconds)
+/// What a run's CPU figures are taken against: the server's CPU seconds
+/// and the machine's CPU time at its start.
+struct CpuMark {
+    server: Option<f64>,
+    machine: Option<procfs::MachineTimes>,
 }
 
-fn cpu_report(env: &Env, before: Option<f64>, commands: u64) -> (String, String) {
-    match (before, cpu(env)) {
+fn cpu(env: &Env) -> CpuMark {
+    CpuMark {
+        server: env.server_pid.map(procfs::cpu_seconds),
+        machine: procfs::machine_times(),
+    }
+}
+
+fn cpu_report(env: &Env, before: CpuMark, commands: u64) -> (String, String) {
+    let now = cpu(env);
+    let steal = before
+        .machine
+        .zip(now.machine)
+        .and_then(|(a, b)| procfs::steal_pct(a, b));
+    let steal_line = steal.map_or(String::new(), |p| format!(" (machine: {p:.1}% stolen)"));
+    let steal_kv = steal.map_or(String::new(), |p| format!(" steal_pct={p:.1}"));
+    match (before.server, now.server) {
         (Some(a), Some(b)) => {
             let used = b - a;
             let per_k = if commands > 0 {
@@ -180,13 +197,13 @@ fn cpu_report(env: &Env, before: Option<f64>, commands: u64) -> (String, String)
                 0.0
             };
             (
-                format!("server CPU: {used:.2} s, {per_k:.4} s per 1000 commands"),
-                format!(" server_cpu_s={used:.3} cpu_s_per_1k={per_k:.5}"),
+                format!("server CPU: {used:.2} s, {per_k:.4} s per 1000 commands{steal_line}"),
+                format!(" server_cpu_s={used:.3} cpu_s_per_1k={per_k:.5}{steal_kv}"),
             )
         }
         _ => (
-            "server CPU: not measured (no --server-pid)".into(),
-            String::new(),
+            format!("server CPU: not measured (no --server-pid){steal_line}"),
+            steal_kv,
         ),
     }
 }

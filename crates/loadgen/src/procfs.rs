@@ -136,6 +136,48 @@ pub fn cpu_seconds(root: u32) -> f64 {
     ticks as f64 / clk_tck()
 }
 
+/// The machine's CPU time from the `cpu` line of `/proc/stat`, in ticks:
+/// all of it, and the part stolen by the hypervisor (time the virtual CPUs
+/// were ready to run but another guest ran). Stolen time slows whatever
+/// runs meanwhile, so a run with much of it measures the host, not the
+/// server: the RESULT lines give it (`steal_pct`) so that runs can be
+/// compared knowing that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineTimes {
+    pub total: u64,
+    pub steal: u64,
+}
+
+/// Parses the aggregate `cpu` line of `/proc/stat` (user nice system idle
+/// iowait irq softirq steal guest guest_nice; guest time is already counted
+/// in user and nice, so it is left out of the total).
+pub fn parse_machine(stat: &str) -> Option<MachineTimes> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    if v.len() < 8 {
+        return None;
+    }
+    Some(MachineTimes {
+        total: v[..8].iter().sum(),
+        steal: v[7],
+    })
+}
+
+pub fn machine_times() -> Option<MachineTimes> {
+    parse_machine(&fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// Percent of the machine's CPU time stolen between two readings.
+pub fn steal_pct(before: MachineTimes, after: MachineTimes) -> Option<f64> {
+    let total = after.total.checked_sub(before.total)?;
+    let steal = after.steal.checked_sub(before.steal)?;
+    (total > 0).then(|| steal as f64 * 100.0 / total as f64)
+}
+
 /// Memory of the tree in KiB: summed VmRSS (counts shared pages once per
 /// process) and summed Pss (shares them out; needs `smaps_rollup`, 0 if
 /// unreadable), and the number of processes.
@@ -218,6 +260,34 @@ mod tests {
         );
         assert!(parse_stat("garbage").is_none());
         assert!(parse_stat("1 (x) S 1 2").is_none());
+    }
+
+    #[test]
+    fn machine_steal() {
+        let a = "cpu  100 5 50 800 10 0 5 30 0 0\ncpu0 50 2 25 400 5 0 2 15 0 0\n";
+        let b = "cpu  200 5 100 1500 10 0 5 180 7 0\n";
+        let (a, b) = (parse_machine(a).unwrap(), parse_machine(b).unwrap());
+        assert_eq!(
+            a,
+            MachineTimes {
+                total: 1000,
+                steal: 30
+            }
+        );
+        assert_eq!(
+            b,
+            MachineTimes {
+                total: 2000,
+                steal: 180
+            }
+        );
+        assert_eq!(steal_pct(a, b), Some(15.0));
+        assert_eq!(steal_pct(b, a), None);
+        assert_eq!(steal_pct(a, a), None);
+        assert!(parse_machine("cpu0 1 2 3\n").is_none());
+        assert!(parse_machine("cpu  1 2 x 4 5 6 7 8\n").is_none());
+        let now = machine_times().unwrap();
+        assert!(now.total > 0 && now.steal <= now.total);
     }
 
     #[test]
