@@ -504,11 +504,14 @@ impl Session {
             // copied once, from the stored bytes to the socket buffer.
             let mut line = std::mem::take(&mut self.out);
             let line_start = line.len();
-            let _ = write!(line, "* {seq} FETCH (");
+            line.extend_from_slice(b"* ");
+            respond::number(&mut line, u64::from(seq));
+            line.extend_from_slice(b" FETCH (");
             let mut first = true;
             if uid {
                 sep(&mut line, &mut first);
-                let _ = write!(line, "UID {}", meta.uid);
+                line.extend_from_slice(b"UID ");
+                respond::number(&mut line, u64::from(meta.uid));
             }
             let mut flags_sent = false;
             for (a, name) in attrs.iter().zip(&names) {
@@ -516,7 +519,8 @@ impl Session {
                     FetchAttr::Uid => {
                         if !uid {
                             sep(&mut line, &mut first);
-                            let _ = write!(line, "UID {}", meta.uid);
+                            line.extend_from_slice(b"UID ");
+                            respond::number(&mut line, u64::from(meta.uid));
                         }
                     }
                     FetchAttr::Flags => {
@@ -532,11 +536,14 @@ impl Session {
                     }
                     FetchAttr::Rfc822Size => {
                         sep(&mut line, &mut first);
-                        let _ = write!(line, "RFC822.SIZE {}", meta.size);
+                        line.extend_from_slice(b"RFC822.SIZE ");
+                        respond::number(&mut line, meta.size);
                     }
                     FetchAttr::ModSeq => {
                         sep(&mut line, &mut first);
-                        let _ = write!(line, "MODSEQ ({})", meta.modseq);
+                        line.extend_from_slice(b"MODSEQ (");
+                        respond::number(&mut line, meta.modseq);
+                        line.push(b')');
                     }
                     FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure => {
                         let Some(s) = &loaded.summary else { continue };
@@ -700,11 +707,14 @@ impl Session {
                 }
                 if self.condstore && !attrs.contains(&FetchAttr::ModSeq) {
                     sep(&mut line, &mut first);
-                    let _ = write!(line, "MODSEQ ({})", meta.modseq);
+                    line.extend_from_slice(b"MODSEQ (");
+                    respond::number(&mut line, meta.modseq);
+                    line.push(b')');
                 }
                 if self.condstore && !uid && !attrs.contains(&FetchAttr::Uid) {
                     sep(&mut line, &mut first);
-                    let _ = write!(line, "UID {}", meta.uid);
+                    line.extend_from_slice(b"UID ");
+                    respond::number(&mut line, u64::from(meta.uid));
                 }
             }
             if first {

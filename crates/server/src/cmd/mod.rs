@@ -751,22 +751,29 @@ impl Session {
         let Some((flags, modseq)) = sel.flags_modseq(seq) else {
             return;
         };
-        let mut line = format!("* {seq} FETCH (").into_bytes();
-        let mut sep = "";
+        let line = &mut self.out;
+        line.extend_from_slice(b"* ");
+        respond::number(line, u64::from(seq));
+        line.extend_from_slice(b" FETCH (");
+        let mut sep: &[u8] = b"";
         if with_uid || self.condstore {
-            line.extend_from_slice(format!("UID {uid}").as_bytes());
-            sep = " ";
+            line.extend_from_slice(b"UID ");
+            respond::number(line, u64::from(uid));
+            sep = b" ";
         }
         if with_flags {
-            line.extend_from_slice(format!("{sep}FLAGS ").as_bytes());
-            flag_list(&mut line, flags, sel.is_recent(uid));
-            sep = " ";
+            line.extend_from_slice(sep);
+            line.extend_from_slice(b"FLAGS ");
+            flag_list(line, flags, sel.is_recent(uid));
+            sep = b" ";
         }
         if self.condstore {
-            line.extend_from_slice(format!("{sep}MODSEQ ({modseq})").as_bytes());
+            line.extend_from_slice(sep);
+            line.extend_from_slice(b"MODSEQ (");
+            respond::number(line, modseq);
+            line.push(b')');
         }
         line.extend_from_slice(b")\r\n");
-        self.out.extend_from_slice(&line);
     }
 }
 
