@@ -49,7 +49,14 @@ async fn greeting_and_capabilities() {
         assert!(caps.contains(cap), "missing {cap} in {caps}");
     }
     assert!(!caps.contains("STARTTLS"));
-    c.ok("NOOP").await;
+    // The tagged texts: the command's own, or "<command> completed", after
+    // the response code.
+    assert_eq!(c.ok("NOOP").await.tagged.trim_end(), "OK NOOP completed");
+    assert_eq!(
+        c.ok("SELECT INBOX").await.tagged.trim_end(),
+        "OK [READ-WRITE] Select completed"
+    );
+    assert_eq!(c.ok("CHECK").await.tagged.trim_end(), "OK CHECK completed");
     let r = c.ok("LOGOUT").await;
     assert!(r.has("* BYE"));
     assert!(c.is_closed().await);

@@ -294,7 +294,8 @@ impl Session {
         // matters for thousands of idle sessions.
         let result = match command {
             Command::Capability => self.cmd_capability(),
-            Command::Noop | Command::Check => Ok(Done::ok(format!("{name} completed"))),
+            // "NOOP completed" (an empty text says "<command> completed").
+            Command::Noop | Command::Check => Ok(Done::ok(String::new())),
             Command::Logout => {
                 self.out.extend_from_slice(b"* BYE Logging out\r\n");
                 self.tagged(&tag, "OK", None, "Logout completed");
@@ -398,14 +399,11 @@ impl Session {
                         .as_ref()
                         .map(|s| format!("HIGHESTMODSEQ {}", s.announced_modseq()));
                 }
-                let text = format!("{} completed", name);
-                let text = if done.text.is_empty() {
-                    &text
+                if done.text.is_empty() {
+                    self.tagged_parts(&tag, "OK", done.code.as_deref(), &[name, " completed"]);
                 } else {
-                    &done.text
-                };
-                let text = text.to_string();
-                self.tagged(&tag, "OK", done.code.as_deref(), &text);
+                    self.tagged(&tag, "OK", done.code.as_deref(), &done.text);
+                }
             }
             Err(e) => {
                 let word = if e.bad { "BAD" } else { "NO" };
@@ -416,6 +414,18 @@ impl Session {
     }
 
     pub(crate) fn tagged(&mut self, tag: &str, word: &str, code: Option<&str>, text: &str) {
+        self.tagged_parts(tag, word, code, &[text]);
+    }
+
+    /// [`Session::tagged`] with a text made of `parts`, written one after
+    /// the other (no string is put together first).
+    pub(crate) fn tagged_parts(
+        &mut self,
+        tag: &str,
+        word: &str,
+        code: Option<&str>,
+        parts: &[&str],
+    ) {
         self.last_status = match word {
             "OK" => "OK",
             "NO" => "NO",
@@ -433,7 +443,9 @@ impl Session {
             self.out.extend_from_slice(c.as_bytes());
             self.out.extend_from_slice(b"] ");
         }
-        self.out.extend_from_slice(text.as_bytes());
+        for p in parts {
+            self.out.extend_from_slice(p.as_bytes());
+        }
         self.out.extend_from_slice(b"\r\n");
     }
 
