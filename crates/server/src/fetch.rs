@@ -152,7 +152,7 @@ fn io_error(e: pillarbox_store::StoreError) -> std::io::Error {
 
 /// BINARY data: a literal, or a literal8 when it holds NUL (RFC 3516 4.2).
 fn binary_literal(out: &mut Vec<u8>, data: &[u8]) {
-    if data.contains(&0) {
+    if crate::has_nul(data) {
         let _ = write!(out, "~{{{}}}\r\n", data.len());
         out.extend_from_slice(data);
     } else {
@@ -168,7 +168,7 @@ const NUL_STANDIN: u8 = 0x80;
 /// BODY[...] / RFC822 data: a literal, with any NUL sent as [`NUL_STANDIN`].
 fn data_literal(out: &mut Vec<u8>, data: &[u8]) {
     respond::literal(out, data);
-    if data.contains(&0) {
+    if crate::has_nul(data) {
         let start = out.len() - data.len();
         replace_nul(&mut out[start..]);
     }

@@ -67,6 +67,14 @@ pub(crate) fn memory_released() {
     MEMORY_RELEASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Whether `bytes` hold a NUL: APPEND looks for one in every message that
+/// is not a literal8, FETCH in every literal it sends. `memchr` compares 32
+/// bytes at a time; `<[u8]>::contains` one word (FETCH of 10 KB bodies:
+/// 3.5% of the CPU per command with the latter).
+pub(crate) fn has_nul(bytes: &[u8]) -> bool {
+    memchr::memchr(0, bytes).is_some()
+}
+
 /// Everything sessions share.
 pub(crate) struct Shared {
     pub config: Config,
@@ -357,4 +365,19 @@ async fn bind(addr: SocketAddr, flag: &str) -> Result<TcpListener, String> {
         };
         format!("cannot listen on {addr}: {why}; choose another address with {flag} ADDR:PORT")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn has_nul_finds_one_anywhere() {
+        assert!(!super::has_nul(b""));
+        assert!(!super::has_nul(&[b'x'; 100]));
+        assert!(super::has_nul(b"\0"));
+        for at in [0, 1, 31, 32, 33, 63, 64, 99] {
+            let mut v = vec![0xffu8; 100];
+            v[at] = 0;
+            assert!(super::has_nul(&v), "NUL at {at}");
+        }
+    }
 }

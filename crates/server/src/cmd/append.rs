@@ -40,7 +40,7 @@ impl Session {
             }
             if !msg.binary {
                 if let LiteralData::Memory(v) = &msg.data {
-                    if v.contains(&0) {
+                    if crate::has_nul(v) {
                         return Err(CmdError::no(
                             "NUL bytes are only allowed in a literal8 (~{n}) APPEND",
                         ));
