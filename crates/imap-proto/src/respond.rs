@@ -43,10 +43,24 @@ pub fn string(out: &mut Vec<u8>, s: &[u8]) {
 /// Always a literal `{n}\r\n` + bytes.
 pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 24);
-    out.push(b'{');
-    number(out, s.len() as u64);
-    out.extend_from_slice(b"}\r\n");
+    literal_header(out, s.len() as u64, false);
     out.extend_from_slice(s);
+}
+/// A literal8 `~{n}\r\n` + bytes (RFC 3516: may hold NUL).
+pub fn literal8(out: &mut Vec<u8>, s: &[u8]) {
+    out.reserve(s.len() + 24);
+    literal_header(out, s.len() as u64, true);
+    out.extend_from_slice(s);
+}
+/// The header of a literal of `len` bytes, `{len}\r\n`, or of a literal8,
+/// `~{len}\r\n`: for data sent after it (streamed).
+pub fn literal_header(out: &mut Vec<u8>, len: u64, literal8: bool) {
+    if literal8 {
+        out.push(b'~');
+    }
+    out.push(b'{');
+    number(out, len);
+    out.extend_from_slice(b"}\r\n");
 }
 /// A number in decimal. Responses carry several per message (sequence
 /// number, UID, size, literal length, modseq): `write!` through
@@ -189,6 +203,8 @@ mod tests {
         assert!(w(|o| string(o, &ok)).starts_with('"'));
         assert_eq!(w(|o| literal(o, b"abc")), "{3}\r\nabc");
         assert_eq!(w(|o| literal(o, b"")), "{0}\r\n");
+        assert_eq!(w(|o| literal8(o, b"a\0")), "~{2}\r\na\0");
+        assert_eq!(w(|o| literal_header(o, 70000, false)), "{70000}\r\n");
         assert_eq!(w(|o| number(o, 0)), "0");
         assert_eq!(w(|o| number(o, 4_294_967_295)), "4294967295");
         assert_eq!(w(|o| number(o, u64::MAX)), "18446744073709551615");

@@ -4,7 +4,6 @@
 //! the new FLAGS go out with the data.
 
 use std::borrow::Cow;
-use std::io::Write as _;
 use std::sync::Arc;
 
 use pillarbox_mime::{BinaryError, Summary};
@@ -113,7 +112,9 @@ fn item_name(line: &mut Vec<u8>, kind: &str, name: &str, partial: Option<(u32, u
     line.extend_from_slice(name.as_bytes());
     line.push(b']');
     if let Some((off, _)) = partial {
-        let _ = write!(line, "<{off}>");
+        line.push(b'<');
+        respond::number(line, u64::from(off));
+        line.push(b'>');
     }
     line.push(b' ');
 }
@@ -153,8 +154,7 @@ fn io_error(e: pillarbox_store::StoreError) -> std::io::Error {
 /// BINARY data: a literal, or a literal8 when it holds NUL (RFC 3516 4.2).
 fn binary_literal(out: &mut Vec<u8>, data: &[u8]) {
     if crate::has_nul(data) {
-        let _ = write!(out, "~{{{}}}\r\n", data.len());
-        out.extend_from_slice(data);
+        respond::literal8(out, data);
     } else {
         respond::literal(out, data);
     }
@@ -504,14 +504,11 @@ impl Session {
             // copied once, from the stored bytes to the socket buffer.
             let mut line = std::mem::take(&mut self.out);
             let line_start = line.len();
-            line.extend_from_slice(b"* ");
-            respond::number(&mut line, u64::from(seq));
-            line.extend_from_slice(b" FETCH (");
+            crate::cmd::fetch_start(&mut line, seq);
             let mut first = true;
             if uid {
                 sep(&mut line, &mut first);
-                line.extend_from_slice(b"UID ");
-                respond::number(&mut line, u64::from(meta.uid));
+                crate::cmd::uid_item(&mut line, meta.uid);
             }
             let mut flags_sent = false;
             for (a, name) in attrs.iter().zip(&names) {
@@ -519,8 +516,7 @@ impl Session {
                     FetchAttr::Uid => {
                         if !uid {
                             sep(&mut line, &mut first);
-                            line.extend_from_slice(b"UID ");
-                            respond::number(&mut line, u64::from(meta.uid));
+                            crate::cmd::uid_item(&mut line, meta.uid);
                         }
                     }
                     FetchAttr::Flags => {
@@ -541,9 +537,7 @@ impl Session {
                     }
                     FetchAttr::ModSeq => {
                         sep(&mut line, &mut first);
-                        line.extend_from_slice(b"MODSEQ (");
-                        respond::number(&mut line, meta.modseq);
-                        line.push(b')');
+                        crate::cmd::modseq_item(&mut line, meta.modseq);
                     }
                     FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure => {
                         let Some(s) = &loaded.summary else { continue };
@@ -707,14 +701,11 @@ impl Session {
                 }
                 if self.condstore && !attrs.contains(&FetchAttr::ModSeq) {
                     sep(&mut line, &mut first);
-                    line.extend_from_slice(b"MODSEQ (");
-                    respond::number(&mut line, meta.modseq);
-                    line.push(b')');
+                    crate::cmd::modseq_item(&mut line, meta.modseq);
                 }
                 if self.condstore && !uid && !attrs.contains(&FetchAttr::Uid) {
                     sep(&mut line, &mut first);
-                    line.extend_from_slice(b"UID ");
-                    respond::number(&mut line, u64::from(meta.uid));
+                    crate::cmd::uid_item(&mut line, meta.uid);
                 }
             }
             if first {
@@ -802,14 +793,14 @@ impl Session {
     }
 
     /// Opens the message's stored bytes at `start`, then sends `line` ending
-    /// in a literal header (`prefix` "~" for a literal8) of `total` bytes.
+    /// in the header of a literal (or a literal8) of `total` bytes.
     /// None, with nothing sent, if the bytes are gone (the message was
     /// expunged meanwhile); an error after the header was sent ends the
     /// connection (the caller's `lost`).
     async fn start_stream(
         &mut self,
         line: &mut Vec<u8>,
-        prefix: &str,
+        literal8: bool,
         total: u64,
         meta: &MessageMeta,
         start: usize,
@@ -822,7 +813,7 @@ impl Session {
                 return Err(e);
             }
         };
-        let _ = write!(line, "{prefix}{{{total}}}\r\n");
+        respond::literal_header(line, total, literal8);
         self.shared.metrics.fetch_bytes.inc_by(total);
         self.conn.write_all(line).await?;
         line.clear();
@@ -870,7 +861,7 @@ impl Session {
             }
         };
         let Some(mut reader) = self
-            .start_stream(&mut line, "~", total, meta, start)
+            .start_stream(&mut line, true, total, meta, start)
             .await
             .map_err(|_| lost())?
         else {
@@ -955,7 +946,7 @@ impl Session {
         };
         let total = end - start;
         let Some(mut reader) = self
-            .start_stream(&mut line, "", total as u64, meta, start)
+            .start_stream(&mut line, false, total as u64, meta, start)
             .await
             .map_err(|_| lost())?
         else {

@@ -145,6 +145,26 @@ pub(crate) fn flag_list(out: &mut Vec<u8>, flags: &[String], recent: bool) {
     }
 }
 
+/// The start of an untagged FETCH response: `* seq FETCH (`.
+pub(crate) fn fetch_start(out: &mut Vec<u8>, seq: u32) {
+    out.extend_from_slice(b"* ");
+    respond::number(out, u64::from(seq));
+    out.extend_from_slice(b" FETCH (");
+}
+
+/// The FETCH response item `UID n`.
+pub(crate) fn uid_item(out: &mut Vec<u8>, uid: u32) {
+    out.extend_from_slice(b"UID ");
+    respond::number(out, u64::from(uid));
+}
+
+/// The FETCH response item `MODSEQ (n)` (RFC 7162 3.1.4.1).
+pub(crate) fn modseq_item(out: &mut Vec<u8>, modseq: u64) {
+    out.extend_from_slice(b"MODSEQ (");
+    respond::number(out, modseq);
+    out.push(b')');
+}
+
 /// A store read of one mailbox, None if the mailbox does not exist (any
 /// more).
 fn if_exists<T>(r: pillarbox_store::Result<T>) -> pillarbox_store::Result<Option<T>> {
@@ -764,13 +784,10 @@ impl Session {
             return;
         };
         let line = &mut self.out;
-        line.extend_from_slice(b"* ");
-        respond::number(line, u64::from(seq));
-        line.extend_from_slice(b" FETCH (");
+        fetch_start(line, seq);
         let mut sep: &[u8] = b"";
         if with_uid || self.condstore {
-            line.extend_from_slice(b"UID ");
-            respond::number(line, u64::from(uid));
+            uid_item(line, uid);
             sep = b" ";
         }
         if with_flags {
@@ -781,9 +798,7 @@ impl Session {
         }
         if self.condstore {
             line.extend_from_slice(sep);
-            line.extend_from_slice(b"MODSEQ (");
-            respond::number(line, modseq);
-            line.push(b')');
+            modseq_item(line, modseq);
         }
         line.extend_from_slice(b")\r\n");
     }
