@@ -175,17 +175,33 @@ fn run(inner: &Inner, mut out: impl Write) {
 mod tests {
     use super::*;
 
-    /// An output that keeps what it is given, and can be made to block.
+    /// An output that keeps what it is given. One made by [`Out::stepped`]
+    /// writes only when the test sends it a permit, until the test drops
+    /// the sender; one made by `default` writes at once.
     #[derive(Clone, Default)]
     struct Out {
         written: Arc<Mutex<Vec<u8>>>,
         writes: Arc<Mutex<usize>>,
-        gate: Arc<Mutex<()>>,
+        permits: Option<Arc<Mutex<std::sync::mpsc::Receiver<()>>>>,
+    }
+
+    impl Out {
+        fn stepped() -> (Out, std::sync::mpsc::Sender<()>) {
+            let (permit, permits) = std::sync::mpsc::channel();
+            let out = Out {
+                permits: Some(Arc::new(Mutex::new(permits))),
+                ..Out::default()
+            };
+            (out, permit)
+        }
     }
 
     impl Write for Out {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let _open = self.gate.lock().unwrap();
+            if let Some(p) = &self.permits {
+                // An error: the sender is gone, the output is open.
+                let _ = p.lock().unwrap().recv();
+            }
             self.written.lock().unwrap().extend_from_slice(buf);
             *self.writes.lock().unwrap() += 1;
             Ok(buf.len())
@@ -231,8 +247,7 @@ mod tests {
 
     #[test]
     fn a_stalled_output_drops_lines_and_says_so_without_blocking_anyone() {
-        let out = Out::default();
-        let gate = out.gate.lock().unwrap();
+        let (out, gate) = Out::stepped();
         let (mut writer, guard) = spawn(out.clone()).unwrap();
         // The first line is taken by the writer thread, which then blocks
         // in the output; the rest fill the buffer, and then some.
@@ -252,32 +267,9 @@ mod tests {
         assert!(t.len() <= MAX_BUFFERED + 200, "{} bytes", t.len());
     }
 
-    /// An output whose every write waits for a permit from the test.
-    #[derive(Clone)]
-    struct Stepped {
-        written: Arc<Mutex<Vec<u8>>>,
-        permits: Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
-    }
-
-    impl Write for Stepped {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let _ = self.permits.lock().unwrap().recv();
-            self.written.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn a_line_dropped_during_the_last_write_is_reported_at_exit() {
-        let (permit, permits) = std::sync::mpsc::channel();
-        let out = Stepped {
-            written: Default::default(),
-            permits: Arc::new(Mutex::new(permits)),
-        };
+        let (out, permit) = Out::stepped();
         let (mut writer, guard) = spawn(out.clone()).unwrap();
         // The writer thread takes this line and waits to write it...
         writer.write_all(b"first\n").unwrap();
@@ -291,13 +283,10 @@ mod tests {
         std::thread::sleep(GATHER * 3);
         // A line too long for the buffer is dropped, leaving it empty.
         writer.write_all(&vec![b'x'; MAX_BUFFERED + 1]).unwrap();
-        for _ in 0..100 {
-            permit.send(()).unwrap();
-        }
+        drop(permit);
         closer.join().unwrap();
-        let t = String::from_utf8(out.written.lock().unwrap().clone()).unwrap();
         assert_eq!(
-            t,
+            text(&out),
             "first\nsecond\npillarbox: 1 log lines dropped (stderr was not read fast enough)\n"
         );
     }
