@@ -35,6 +35,12 @@ pub struct MixArgs {
     /// Seconds of measured load (after all clients logged in).
     #[arg(long, default_value_t = 30)]
     duration: u64,
+    /// Seconds of the same load before the measured `--duration`, on the
+    /// same connections, counted in nothing: the server's caches fill as in
+    /// one that has been running (a server just started pays for filling
+    /// them in the first seconds).
+    #[arg(long, default_value_t = 0)]
+    warmup: u64,
     /// Weights per operation.
     #[arg(long, default_value = DEFAULT_MIX)]
     mix: String,
@@ -310,7 +316,9 @@ pub async fn populate(env: &Env, a: PopulateArgs) -> Result<()> {
     Ok(())
 }
 
-/// One mix client: runs until `deadline`, reconnecting after wire errors.
+/// One mix client: runs until `deadline`, reconnecting after wire errors;
+/// records only the operations started at or after `measure_from`.
+#[allow(clippy::too_many_arguments)]
 async fn mix_client(
     t: Target,
     user: (String, String),
@@ -318,22 +326,29 @@ async fn mix_client(
     table: Arc<Vec<(Op, u32)>>,
     seed: u64,
     idle_ms: u64,
+    measure_from: Instant,
     deadline: Instant,
 ) -> Recorder {
     let mut rec = Recorder::default();
+    let mut warmup = Recorder::default();
     let mut rng = StdRng::seed_from_u64(seed);
     let total = table.last().map(|x| x.1).unwrap_or(1);
     let floor = c.exists / 2;
     let mut appended = 0u64;
     while Instant::now() < deadline {
         let op = choose(&table, rng.gen_range(0..total));
+        let into = if Instant::now() < measure_from {
+            &mut warmup
+        } else {
+            &mut rec
+        };
         let r = mix_op(
             &t,
             &user,
             &mut c,
             op,
             &mut rng,
-            &mut rec,
+            into,
             idle_ms,
             floor,
             seed,
@@ -341,7 +356,7 @@ async fn mix_client(
         )
         .await;
         if let Err(e) = r {
-            rec.error("wire");
+            into.error("wire");
             eprintln!("client {}: {op:?}: {e:#}; reconnecting", user.0);
             tokio::time::sleep(Duration::from_millis(100)).await;
             match Client::login(&t, &user.0, &user.1, Some("INBOX")).await {
@@ -487,8 +502,7 @@ pub async fn mix(env: &Env, a: MixArgs) -> Result<()> {
             err.unwrap_or_default()
         );
     }
-    let cpu0 = cpu(env);
-    let t0 = Instant::now();
+    let t0 = Instant::now() + Duration::from_secs(a.warmup);
     let deadline = t0 + Duration::from_secs(a.duration);
     let mut set = JoinSet::new();
     for (i, c, _) in sessions {
@@ -500,9 +514,13 @@ pub async fn mix(env: &Env, a: MixArgs) -> Result<()> {
             table.clone(),
             env.seed.wrapping_mul(1000) + i as u64,
             a.idle_ms,
+            t0,
             deadline,
         ));
     }
+    // The measurement starts when the warm-up ends (at once without one).
+    tokio::time::sleep_until(t0.into()).await;
+    let cpu0 = cpu(env);
     let mut rec = Recorder::default();
     while let Some(r) = set.join_next().await {
         rec.merge(r?);
@@ -515,12 +533,13 @@ pub async fn mix(env: &Env, a: MixArgs) -> Result<()> {
     // clients / devices, more clients share one (and see its changes).
     let accounts = a.clients.div_ceil(devices).min(env.users.len());
     println!(
-        "[{}] mix: {} clients on {} accounts (up to {} per account), {:.1} s, mix {}",
+        "[{}] mix: {} clients on {} accounts (up to {} per account), {:.1} s after {} s of warm-up, mix {}",
         env.label,
         a.clients,
         accounts,
         a.clients.div_ceil(accounts.max(1)),
         secs,
+        a.warmup,
         a.mix
     );
     print!("{}", stats_table(&s, secs));

@@ -2171,3 +2171,52 @@ fn making_durable_what_already_is_needs_no_flush() {
     st.make_durable().unwrap();
     assert_eq!(flushes(), before + 1);
 }
+
+/// The last UIDs: an APPEND that would take a UID past the 32-bit space
+/// fails and leaves the mailbox as it was; changes that take no UID go on.
+#[test]
+fn uid_space_exhausted_fails_and_changes_nothing() {
+    let f = fixture();
+    let st = &f.store;
+    let a = st.create_account("alice", "h").unwrap();
+    let i = inbox(st, a.id);
+    let last = u32::MAX - 1;
+    st.writer
+        .lock()
+        .unwrap()
+        .execute(
+            "UPDATE mailboxes SET uidnext = ?2 WHERE id = ?1",
+            params![i.id, i64::from(last)],
+        )
+        .unwrap();
+    assert_eq!(st.append(i.id, &[msg(1, &[])]).unwrap().uids, vec![last]);
+    let count = || -> i64 {
+        st.writer
+            .lock()
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM messages WHERE mailbox = ?1",
+                [i.id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let before = inbox(st, a.id);
+    let err = st.append(i.id, &[msg(2, &[])]).unwrap_err();
+    assert!(err.to_string().contains("UID space exhausted"), "{err}");
+    let after = inbox(st, a.id);
+    assert_eq!(after.uidnext, u32::MAX);
+    assert_eq!(
+        (after.uidnext, after.highest_modseq),
+        (before.uidnext, before.highest_modseq)
+    );
+    assert_eq!(count(), 1);
+    // Flag changes and expunges take no UID and still work.
+    let m = st
+        .store_flags(i.id, &[last], FlagOp::Add, &s(&["\\Seen"]), None)
+        .unwrap()
+        .highest_modseq;
+    assert_eq!(m, before.highest_modseq + 1);
+    assert_eq!(st.expunge(i.id, &[last]).unwrap().uids, vec![last]);
+    assert_eq!(count(), 0);
+}
