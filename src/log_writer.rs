@@ -245,14 +245,21 @@ mod tests {
         assert_eq!(text(&out), "alone\n");
     }
 
-    #[test]
-    fn a_stalled_output_drops_lines_and_says_so_without_blocking_anyone() {
-        let (out, gate) = Out::stepped();
+    /// A writer over a stepped output whose thread has taken the line
+    /// "first" and waits for a permit to write it.
+    fn blocked_on_first_line() -> (Out, std::sync::mpsc::Sender<()>, LogWriter, LogGuard) {
+        let (out, permit) = Out::stepped();
         let (mut writer, guard) = spawn(out.clone()).unwrap();
-        // The first line is taken by the writer thread, which then blocks
-        // in the output; the rest fill the buffer, and then some.
         writer.write_all(b"first\n").unwrap();
         std::thread::sleep(GATHER * 3);
+        (out, permit, writer, guard)
+    }
+
+    #[test]
+    fn a_stalled_output_drops_lines_and_says_so_without_blocking_anyone() {
+        // The writer thread blocks in the output with the first line; the
+        // rest fill the buffer, and then some.
+        let (out, gate, mut writer, guard) = blocked_on_first_line();
         let line = vec![b'x'; 1023];
         let lines = MAX_BUFFERED / 1024 + 100;
         for _ in 0..lines {
@@ -269,11 +276,8 @@ mod tests {
 
     #[test]
     fn a_line_dropped_during_the_last_write_is_reported_at_exit() {
-        let (out, permit) = Out::stepped();
-        let (mut writer, guard) = spawn(out.clone()).unwrap();
-        // The writer thread takes this line and waits to write it...
-        writer.write_all(b"first\n").unwrap();
-        std::thread::sleep(GATHER * 3);
+        // The writer thread waits to write the first line...
+        let (out, permit, mut writer, guard) = blocked_on_first_line();
         // ...while the guard closes the writer and another line waits.
         let closer = std::thread::spawn(move || drop(guard));
         std::thread::sleep(GATHER);

@@ -42,14 +42,15 @@ pub fn string(out: &mut Vec<u8>, s: &[u8]) {
 }
 /// Always a literal `{n}\r\n` + bytes.
 pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
-    out.reserve(s.len() + 24);
-    literal_header(out, s.len() as u64, false);
-    out.extend_from_slice(s);
+    literal_with_header(out, s, false);
 }
 /// A literal8 `~{n}\r\n` + bytes (RFC 3516: may hold NUL).
 pub fn literal8(out: &mut Vec<u8>, s: &[u8]) {
+    literal_with_header(out, s, true);
+}
+fn literal_with_header(out: &mut Vec<u8>, s: &[u8], literal8: bool) {
     out.reserve(s.len() + 24);
-    literal_header(out, s.len() as u64, true);
+    literal_header(out, s.len() as u64, literal8);
     out.extend_from_slice(s);
 }
 /// The header of a literal of `len` bytes, `{len}\r\n`, or of a literal8,

@@ -2190,17 +2190,7 @@ fn uid_space_exhausted_fails_and_changes_nothing() {
         )
         .unwrap();
     assert_eq!(st.append(i.id, &[msg(1, &[])]).unwrap().uids, vec![last]);
-    let count = || -> i64 {
-        st.writer
-            .lock()
-            .unwrap()
-            .query_row(
-                "SELECT count(*) FROM messages WHERE mailbox = ?1",
-                [i.id],
-                |r| r.get(0),
-            )
-            .unwrap()
-    };
+    let count = || st.status(i.id).unwrap().messages;
     let before = inbox(st, a.id);
     let err = st.append(i.id, &[msg(2, &[])]).unwrap_err();
     assert!(err.to_string().contains("UID space exhausted"), "{err}");

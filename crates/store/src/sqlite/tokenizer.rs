@@ -232,6 +232,36 @@ impl Seen {
     }
 }
 
+/// Takes the ALPHABET characters of `text` from `at` on, while the last
+/// three characters all have one (`window` holds them): only the window and
+/// the exact bitmap matter there, so nothing else is kept. Emits each
+/// trigram seen for the first time; returns where the run ends, or the
+/// first non-OK code `emit` returns.
+#[inline]
+fn alphabet_run(
+    text: &[u8],
+    mut at: usize,
+    window: &mut usize,
+    seen: &mut Seen,
+    emit: &mut impl FnMut(usize, usize) -> c_int,
+) -> std::result::Result<usize, c_int> {
+    while at < text.len() {
+        let code = CODE[usize::from(text[at])];
+        if code == NOT_CODED {
+            break;
+        }
+        *window = ((*window << 6) | usize::from(code)) & CODED_TRIGRAMS_MASK;
+        at += 1;
+        if seen.first_coded(*window) {
+            let rc = emit(at - 3, at);
+            if rc != ffi::SQLITE_OK {
+                return Err(rc);
+            }
+        }
+    }
+    Ok(at)
+}
+
 /// Calls `emit(start, end)` with the byte range of every trigram of `text`
 /// (repeats mostly dropped if `distinct`), stopping at (and returning) the
 /// first non-OK code `emit` returns.
@@ -254,37 +284,24 @@ fn for_each_trigram(
         let mut count = 0usize;
         let mut at = 0usize;
         while at < text.len() {
-            // Runs of ALPHABET characters (most of a document): only the
-            // window and the exact bitmap matter, so the loop below keeps
-            // nothing else; on leaving it, the last three characters are
-            // single bytes, from which `starts` and `keys` are restored.
-            if coded == 3 {
-                if let Some(seen) = seen.as_deref_mut() {
-                    let run_start = at;
-                    while at < text.len() {
-                        let code = CODE[usize::from(text[at])];
-                        if code == NOT_CODED {
-                            break;
-                        }
-                        window = ((window << 6) | usize::from(code)) & CODED_TRIGRAMS_MASK;
-                        at += 1;
-                        if seen.first_coded(window) {
-                            let rc = emit(at - 3, at);
-                            if rc != ffi::SQLITE_OK {
-                                return rc;
-                            }
-                        }
-                    }
-                    if at > run_start {
-                        count += at - run_start;
-                        starts = [at - 3, at - 2, at - 1];
-                        keys = [
-                            u32::from(text[at - 3]),
-                            u32::from(text[at - 2]),
-                            u32::from(text[at - 1]),
-                        ];
-                        continue;
-                    }
+            // A run of ALPHABET characters (most of a document) goes through
+            // `alphabet_run`; after it, the last three characters are single
+            // bytes, from which `starts` and `keys` are restored.
+            if let (3, Some(seen)) = (coded, seen.as_deref_mut()) {
+                let end = match alphabet_run(text, at, &mut window, seen, &mut emit) {
+                    Ok(end) => end,
+                    Err(rc) => return rc,
+                };
+                if end > at {
+                    count += end - at;
+                    at = end;
+                    starts = [at - 3, at - 2, at - 1];
+                    keys = [
+                        u32::from(text[at - 3]),
+                        u32::from(text[at - 2]),
+                        u32::from(text[at - 1]),
+                    ];
+                    continue;
                 }
             }
             let b = text[at];
